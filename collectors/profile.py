@@ -1,0 +1,196 @@
+"""Device profiles: a meter model is one YAML file under ``collectors/profiles/``.
+
+A profile lists registers (wire address, 0-based; function; type; word order; scale; unit;
+quantity). Adding a meter touches no Python. The decoder turns raw registers into values in the
+quantity's canonical unit (see :mod:`collectors.quantities`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pymodbus.client import ModbusBaseClient
+
+from collectors.quantities import QUANTITIES, unit_factor
+from greengauge.yamlfile import ConfigError, load_model
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+MAX_READ_REGISTERS = 125  # Modbus limit for one read of holding/input registers
+
+DataType = Literal["uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
+Function = Literal["holding", "input"]
+WordOrder = Literal["big", "little"]
+
+REGISTER_COUNT: dict[str, int] = {
+    "uint16": 1, "int16": 1, "uint32": 2, "int32": 2,
+    "uint64": 4, "int64": 4, "float32": 2, "float64": 4,
+}
+_DATATYPE = {t: getattr(ModbusBaseClient.DATATYPE, t.upper()) for t in REGISTER_COUNT}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegisterSpec(_Strict):
+    quantity: str = Field(description="canonical quantity, see collectors/quantities.py")
+    address: int = Field(ge=0, le=65535, description="wire address, 0-based")
+    function: Function = "holding"
+    type: DataType
+    word_order: WordOrder = "big"
+    scale: Decimal = Decimal(1)
+    unit: str
+    vendor_name: str | None = Field(default=None, description="the register's name in the maker's manual")
+    min: float | None = Field(default=None, description="plausible minimum, canonical unit")
+    max: float | None = Field(default=None, description="plausible maximum, canonical unit")
+
+    @model_validator(mode="after")
+    def _check(self) -> RegisterSpec:
+        if self.quantity not in QUANTITIES:
+            raise ValueError(
+                f"unknown quantity {self.quantity!r} (known: {', '.join(sorted(QUANTITIES))})"
+            )
+        unit_factor(self.unit, self.quantity)  # raises with a clear message
+        if self.address + self.count - 1 > 65535:
+            raise ValueError(f"register at {self.address} of type {self.type} runs past address 65535")
+        return self
+
+    @property
+    def count(self) -> int:
+        return REGISTER_COUNT[self.type]
+
+    @property
+    def factor(self) -> Decimal:
+        """raw value × factor = value in the canonical unit."""
+        return self.scale * unit_factor(self.unit, self.quantity)
+
+
+class ClockSpec(_Strict):
+    """A device clock register: seconds since 1970-01-01 UTC."""
+
+    address: int = Field(ge=0, le=65535)
+    function: Function = "holding"
+    type: Literal["uint32", "uint64"] = "uint32"
+    word_order: WordOrder = "big"
+
+    @property
+    def count(self) -> int:
+        return REGISTER_COUNT[self.type]
+
+
+class Profile(_Strict):
+    name: str
+    title: str
+    manufacturer: str
+    source: str = Field(description="manual or document the map comes from, and where it was unsure")
+    counter_rollover_bits: int | None = Field(
+        default=None, description="width of the energy counters in raw units (16, 32 or 64)"
+    )
+    clock: ClockSpec | None = None
+    registers: list[RegisterSpec] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data):
+        """``defaults: {function: input, word_order: little}`` applies to every register."""
+        if isinstance(data, dict) and "defaults" in data:
+            data = dict(data)
+            defaults = dict(data.pop("defaults") or {})
+            data["registers"] = [
+                {**defaults, **reg} if isinstance(reg, dict) else reg for reg in data.get("registers", [])
+            ]
+        return data
+
+    @model_validator(mode="after")
+    def _unique_quantities(self) -> Profile:
+        seen: set[str] = set()
+        for reg in self.registers:
+            if reg.quantity in seen:
+                raise ValueError(f"quantity {reg.quantity!r} is mapped twice")
+            seen.add(reg.quantity)
+        return self
+
+    def register(self, quantity: str) -> RegisterSpec:
+        for reg in self.registers:
+            if reg.quantity == quantity:
+                return reg
+        raise KeyError(quantity)
+
+
+def known_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+@lru_cache(maxsize=None)
+def load_profile(name: str) -> Profile:
+    path = PROFILE_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"profile {name!r} does not exist (known: {', '.join(known_profiles())})")
+    profile = load_model(path, Profile)
+    if profile.name != name:
+        raise ConfigError(f"{path.name}: name {profile.name!r} differs from the file name {name!r}")
+    return profile
+
+
+# --- read planning and decoding -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadBlock:
+    function: Function
+    address: int
+    count: int
+
+
+def plan_reads(specs: list[RegisterSpec | ClockSpec], max_gap: int = 0) -> list[ReadBlock]:
+    """Merge registers into as few reads as the 125-register limit allows.
+
+    Registers further apart than ``max_gap`` unmapped registers are read separately, because many
+    meters answer a read that touches an unmapped address with an illegal-address exception.
+    """
+    blocks: list[ReadBlock] = []
+    for function in ("holding", "input"):
+        spans = sorted((s.address, s.address + s.count) for s in specs if s.function == function)
+        start = end = None
+        for lo, hi in spans:
+            if start is not None and lo - end <= max_gap and max(hi, end) - start <= MAX_READ_REGISTERS:
+                end = max(end, hi)
+                continue
+            if start is not None:
+                blocks.append(ReadBlock(function, start, end - start))
+            start, end = lo, hi
+        if start is not None:
+            blocks.append(ReadBlock(function, start, end - start))
+    return blocks
+
+
+def registers_for(
+    spec: RegisterSpec | ClockSpec, blocks: dict[ReadBlock, list[int]]
+) -> list[int] | None:
+    """The raw registers of ``spec`` out of the blocks read, or None if its block failed."""
+    for block, regs in blocks.items():
+        if block.function == spec.function and block.address <= spec.address < block.address + block.count:
+            offset = spec.address - block.address
+            return regs[offset : offset + spec.count] if regs is not None else None
+    return None
+
+
+def decode_raw(spec: RegisterSpec | ClockSpec, registers: list[int]) -> int | float:
+    return ModbusBaseClient.convert_from_registers(
+        registers, data_type=_DATATYPE[spec.type], word_order=spec.word_order
+    )
+
+
+def to_canonical(spec: RegisterSpec, raw: int | float) -> float | None:
+    """Raw register value to the canonical unit; None for NaN or infinity (not a number to store)."""
+    if isinstance(raw, float):
+        if math.isnan(raw) or math.isinf(raw):
+            return None
+        return float(Decimal(repr(raw)) * spec.factor)
+    return float(Decimal(raw) * spec.factor)

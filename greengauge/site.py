@@ -1,0 +1,175 @@
+"""The site configuration: one YAML file describes an enterprise, its site, devices and points.
+
+Validated with pydantic; errors name the file, the line and the field (see
+:mod:`greengauge.yamlfile`). ``greengauge site apply FILE`` upserts it into the database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from collectors.profile import Profile, load_profile
+from collectors.quantities import QUANTITIES
+from greengauge.yamlfile import ConfigError, load_model
+
+Role = Literal["grid_import", "grid_export", "pv_generation", "storage_charge", "storage_discharge", "subproject"]
+CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ParkConfig(_Strict):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str
+
+
+class EnterpriseConfig(_Strict):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str
+    timezone: str = "Asia/Shanghai"
+    industry: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+        return value
+
+
+class SiteInfo(_Strict):
+    code: str = Field(pattern=CODE_PATTERN)
+    name: str
+
+
+class PointConfig(_Strict):
+    quantity: str
+    name: str | None = Field(default=None, description="defaults to enterprise.site.device.quantity")
+    role: Role | None = None
+    subproject: str | None = Field(default=None, description="name of the sub-metered project, with role subproject")
+    rated_power_w: int | None = Field(default=None, gt=0, description="the most power this point can carry [W]")
+
+    @model_validator(mode="after")
+    def _check(self) -> PointConfig:
+        if self.quantity not in QUANTITIES:
+            raise ValueError(f"unknown quantity {self.quantity!r} (known: {', '.join(sorted(QUANTITIES))})")
+        if self.role is not None and QUANTITIES[self.quantity].kind != "counter":
+            raise ValueError(
+                f"role {self.role!r} needs an energy counter, but {self.quantity!r} is a "
+                f"{QUANTITIES[self.quantity].kind}"
+            )
+        if (self.role == "subproject") != (self.subproject is not None):
+            raise ValueError("role 'subproject' and a 'subproject' name go together")
+        return self
+
+
+class DeviceConfig(_Strict):
+    name: str = Field(pattern=CODE_PATTERN)
+    profile: str
+    transport: Literal["tcp"] = "tcp"
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=247)
+    timeout_s: float = Field(default=3.0, gt=0)
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    points: list[PointConfig] | None = Field(
+        default=None, description="the quantities to store; all of the profile's when omitted"
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_exists(cls, value: str) -> str:
+        load_profile(value)  # ConfigError names the known profiles
+        return value
+
+    @model_validator(mode="after")
+    def _points_in_profile(self) -> DeviceConfig:
+        profile = load_profile(self.profile)
+        mapped = {r.quantity for r in profile.registers}
+        seen: set[str] = set()
+        for p in self.points or []:
+            if p.quantity not in mapped:
+                raise ValueError(
+                    f"profile {self.profile!r} has no register for {p.quantity!r} (it has: {', '.join(sorted(mapped))})"
+                )
+            if p.quantity in seen:
+                raise ValueError(f"quantity {p.quantity!r} is listed twice")
+            seen.add(p.quantity)
+        return self
+
+    @property
+    def profile_model(self) -> Profile:
+        return load_profile(self.profile)
+
+    def point_configs(self) -> list[PointConfig]:
+        if self.points is not None:
+            return list(self.points)
+        return [PointConfig(quantity=r.quantity) for r in self.profile_model.registers]
+
+
+class SimulationConfig(_Strict):
+    """Parameters of the simulated plant served by ``greengauge simulate`` (and the demo)."""
+
+    pv_peak_w: int = Field(default=900_000, gt=0)
+    sunrise_h: float = Field(default=5.5, ge=0, lt=24)
+    sunset_h: float = Field(default=19.0, gt=0, le=24)
+    load_base_w: int = Field(default=250_000, ge=0, description="night and weekend load")
+    load_shift_w: int = Field(default=450_000, ge=0, description="extra load while a shift runs")
+    shifts: list[tuple[float, float]] = Field(default=[(8.0, 12.0), (13.0, 17.5), (18.5, 22.0)])
+    battery_capacity_wh: int = Field(default=1_000_000, ge=0)
+    battery_power_w: int = Field(default=250_000, ge=0)
+    battery_efficiency: float = Field(default=0.92, gt=0, le=1, description="round trip")
+    battery_reserve: float = Field(default=0.10, ge=0, lt=1, description="state of charge never discharged")
+    evening_peak: tuple[float, float] = Field(default=(17.0, 22.0), description="hours the battery discharges")
+    step_s: int = Field(default=300, gt=0, description="simulation step; counters update once a step")
+
+
+class SiteConfig(_Strict):
+    park: ParkConfig | None = None
+    enterprise: EnterpriseConfig
+    site: SiteInfo
+    devices: list[DeviceConfig] = Field(min_length=1)
+    simulation: SimulationConfig = SimulationConfig()
+
+    @model_validator(mode="after")
+    def _unique(self) -> SiteConfig:
+        names: set[str] = set()
+        endpoints: set[tuple[str, int, int]] = set()
+        for d in self.devices:
+            if d.name in names:
+                raise ValueError(f"device name {d.name!r} is used twice")
+            names.add(d.name)
+            endpoint = (d.host, d.port, d.unit_id)
+            if endpoint in endpoints:
+                raise ValueError(f"device {d.name!r}: {d.host}:{d.port} unit {d.unit_id} is already used by another device")
+            endpoints.add(endpoint)
+        point_names = [n for n, _, _ in self.points()]
+        dupes = {n for n in point_names if point_names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"point names used twice: {', '.join(sorted(dupes))}")
+        return self
+
+    def point_name(self, device: DeviceConfig, point: PointConfig) -> str:
+        return point.name or f"{self.enterprise.code}.{self.site.code}.{device.name}.{point.quantity}"
+
+    def points(self) -> list[tuple[str, DeviceConfig, PointConfig]]:
+        return [(self.point_name(d, p), d, p) for d in self.devices for p in d.point_configs()]
+
+    def devices_with_role(self, role: Role) -> list[tuple[DeviceConfig, PointConfig]]:
+        return [(d, p) for _, d, p in self.points() if p.role == role]
+
+
+def load_site(path: Path | str) -> SiteConfig:
+    """Load and validate a site file; :class:`ConfigError` names file, line and field."""
+    return load_model(path, SiteConfig)
+
+
+__all__ = ["ConfigError", "SiteConfig", "DeviceConfig", "PointConfig", "load_site"]

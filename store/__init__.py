@@ -1,0 +1,1 @@
+"""Storage: schema migrations (ordered SQL files), connections, ingest and queries."""

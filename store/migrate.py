@@ -1,0 +1,83 @@
+"""Apply the ordered SQL migrations in ``store/migrations``.
+
+Each file ``NNNN_name.sql`` is applied once, in its own transaction, and recorded with its
+checksum in ``schema_migration``; running the upgrade twice changes nothing. A file changed after
+it was applied is an error, not a silent skip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_LOCK_KEY = 0x6772_6565_6E67  # "greeng": one upgrade at a time per database
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def migrations() -> list[Migration]:
+    out = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        version, _, name = path.stem.partition("_")
+        if not version.isdigit():
+            raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
+        out.append(Migration(version, name, path))
+    versions = [m.version for m in out]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"two migration files share a version number: {versions}")
+    return out
+
+
+def upgrade(conn: psycopg.Connection) -> list[Migration]:
+    """Apply every pending migration; return the ones applied (empty when up to date)."""
+    conn.autocommit = True
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migration (
+               version    text PRIMARY KEY,
+               name       text NOT NULL,
+               checksum   text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+    conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    try:
+        applied = dict(conn.execute("SELECT version, checksum FROM schema_migration").fetchall())
+        done: list[Migration] = []
+        for m in migrations():
+            if m.version in applied:
+                if applied[m.version] != m.checksum:
+                    raise MigrationError(
+                        f"migration {m.path.name} was changed after it was applied; "
+                        "add a new migration instead of editing an applied one"
+                    )
+                continue
+            with conn.transaction():
+                conn.execute(m.sql)
+                conn.execute(
+                    "INSERT INTO schema_migration (version, name, checksum) VALUES (%s, %s, %s)",
+                    (m.version, m.name, m.checksum),
+                )
+            done.append(m)
+        return done
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
