@@ -1,0 +1,51 @@
+"""Shared fixtures: every test that needs PostgreSQL gets a database of its own, dropped after.
+
+The server is the machine's PostgreSQL at 127.0.0.1:5432 (``GREENGAUGE_TEST_ADMIN_URL`` to use
+another); Mosquitto is at 127.0.0.1:1883 (``GREENGAUGE_TEST_MQTT``). Nothing here mocks them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import psycopg
+import pytest
+
+from store.db import create_database, drop_database, with_database
+from store.migrate import upgrade
+
+ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def empty_db_url():
+    """URL of a fresh, empty database, dropped after the test."""
+    name = f"gg_test_{uuid.uuid4().hex[:12]}"
+    create_database(ADMIN_URL, name)
+    try:
+        yield with_database(ADMIN_URL, name)
+    finally:
+        drop_database(ADMIN_URL, name)
+
+
+@pytest.fixture
+def db_url(empty_db_url):
+    """URL of a fresh database with every migration applied."""
+    with psycopg.connect(empty_db_url) as conn:
+        upgrade(conn)
+    return empty_db_url
+
+
+@pytest.fixture
+def conn(db_url):
+    with psycopg.connect(db_url) as c:
+        yield c
