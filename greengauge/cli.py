@@ -29,8 +29,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(site_app, name="site")
 app.add_typer(report_app, name="report")
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -57,6 +57,11 @@ class PrivateCluster:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._as:
             shutil.chown(self.directory, "postgres", "postgres")
+            for parent in self.directory.parents:
+                if not os.stat(parent).st_mode & 0o001:
+                    raise ClusterError(
+                        f"PostgreSQL runs as user 'postgres', who cannot enter {parent}; "
+                        "use a directory every user can reach (chmod o+x) or set GREENGAUGE_DATABASE_URL")
         if not (self.data / "PG_VERSION").exists():
             self._run(self.initdb, "-D", str(self.data), "-A", "trust", "-U", self.user or getpass.getuser(),
                       "--no-sync", "-E", "UTF8")
