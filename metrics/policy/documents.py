@@ -13,6 +13,7 @@ Rule R4 of shared/policies/README.md.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -170,6 +171,7 @@ class PolicyDocument(_Strict):
     overlap: Overlap | None = None
     notes: list[str] = []
     rules: list[Rule]
+    digest: str | None = None  #: sha256 of the data file, set by :func:`load_document`
 
     @model_validator(mode="after")
     def _consistent(self) -> PolicyDocument:
@@ -257,7 +259,8 @@ def load_document(path: Path | str) -> PolicyDocument:
         naming the file, the line and the field, e.g.
         ``jinjiang_2024_2.yaml line 40: rules[1].cap: write 500000.0 as a quoted string``.
     """
-    return load_model(path, PolicyDocument)
+    doc = load_model(path, PolicyDocument)
+    return doc.model_copy(update={"digest": hashlib.sha256(Path(path).read_bytes()).hexdigest()})
 
 
 @lru_cache(maxsize=4)
