@@ -20,6 +20,7 @@ from metrics.policy.pv_storage import (
     check_storage_power_ratio,
     discharge_episodes,
     pv_storage_award,
+    telemetry_checks,
 )
 from metrics.policy.recycling import recycling_award
 
@@ -28,4 +29,5 @@ __all__ = [
     "PolicyDocument", "ProductYear", "PvProject", "Reach", "Rule", "Storage", "check_pv_produced_after",
     "check_storage_duration", "check_storage_power_ratio", "choose", "discharge_episodes", "evaluate",
     "evaluate_pv_project", "load_document", "load_documents", "pv_storage_award", "recycling_award",
+    "telemetry_checks",
 ]

@@ -366,3 +366,45 @@ def check_storage_power_ratio(
         return Check(name, "pass", f"discharge reached {float(peak):.0f} W, {float(peak / pv_w):.1%} of PV", data)
     return Check(name, "fail", f"discharge peaked at {float(peak):.0f} W, {float(peak / pv_w):.1%} of PV, "
                  f"below {min_ratio:%}", data)
+
+
+def telemetry_checks(
+    pv_w: int,
+    commissioned: date,
+    *,
+    pv_intervals: Sequence[Any] | None = None,
+    discharge_intervals: Sequence[Any] | None = None,
+    storage_power_w: int | None = None,
+    tz: str = "Asia/Shanghai",
+    min_hours: Decimal = Decimal("2"),
+    min_ratio: Decimal = Decimal("0.1"),
+    tolerance: Decimal = Decimal("0.05"),
+) -> tuple[Check, ...]:
+    """Run every R3 telemetry check that the data allows, for :attr:`PvProject.checks`.
+
+    Parameters
+    ----------
+    pv_w : PV nameplate capacity [W]
+    commissioned : the PV's stated commissioning date (local)
+    pv_intervals : interval energy of the PV generation point(s), or None when not metered [Wh]
+    discharge_intervals : interval energy of the storage discharge point, or None [Wh]
+    storage_power_w : storage nameplate power, or None when the project has no storage [W]
+    tz, min_hours, min_ratio, tolerance : as in the single checks
+
+    Returns
+    -------
+    the checks; a check without its data comes out ``unknown`` with the detail saying so.
+    """
+    out = []
+    if pv_intervals is None:
+        out.append(Check("pv_produced_after_commissioning", "unknown", "no PV generation point metered"))
+    else:
+        out.append(check_pv_produced_after(pv_intervals, commissioned, tz))
+    if storage_power_w is not None:
+        if discharge_intervals is None:
+            out.append(Check("storage_discharge_duration", "unknown", "no storage discharge point metered"))
+            out.append(Check("storage_power_ratio", "unknown", "no storage discharge point metered"))
+        else:
+            out.append(check_storage_duration(discharge_intervals, storage_power_w, min_hours, tolerance))
+            out.append(check_storage_power_ratio(discharge_intervals, pv_w, min_ratio, tolerance))
+    return tuple(out)

@@ -179,3 +179,16 @@ def test_power_ratio():
     c = check_storage_power_ratio(series([10_000, 20_000]), MW)  # 80 kW = 8 %
     assert c.status == "fail" and c.data["max_mean_power_w"] == 80_000
     assert check_storage_power_ratio([], MW).status == "unknown"
+
+
+def test_telemetry_checks_feed_the_engine():
+    from metrics.policy import telemetry_checks
+
+    checks = telemetry_checks(800_000, date(2024, 6, 1), pv_intervals=series([0, 300]),
+                              discharge_intervals=series([25_000] * 6), storage_power_w=100_000)
+    assert [(c.name, c.status) for c in checks] == [
+        ("pv_produced_after_commissioning", "pass"),
+        ("storage_discharge_duration", "fail"),  # 1.5 h × rated only
+        ("storage_power_ratio", "pass"),  # 100 kW = 12.5 % of 0.8 MW
+    ]
+    assert [c.status for c in telemetry_checks(800_000, date(2024, 6, 1))] == ["unknown"]
