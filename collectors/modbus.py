@@ -27,6 +27,9 @@ from greengauge.site import DeviceConfig
 
 log = logging.getLogger(__name__)
 
+#: a device clock before this has not been set; the collector's clock is used instead
+CLOCK_NOT_SET_BEFORE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
 Sink = Callable[[list[Reading]], Awaitable[None] | None]
 
 
@@ -39,15 +42,14 @@ class ModbusDevice:
         self.point_ids = point_ids
         clock_spec = [self.profile.clock] if self.profile.clock else []
         self.blocks = plan_reads([*self.specs, *clock_spec])
-        self.client = AsyncModbusTcpClient(
-            device.host, port=device.port, timeout=device.timeout_s, retries=0, reconnect_delay=0
-        )
+        self.client: AsyncModbusTcpClient | None = None  # made in the event loop, at the first poll
         self.away = False
         self.last_device_time: datetime | None = None
         self.last_latency_s: float | None = None
 
     async def close(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
 
     async def _read_block(self, block: ReadBlock) -> list[int] | None:
         read = (self.client.read_holding_registers if block.function == "holding"
@@ -61,6 +63,9 @@ class ModbusDevice:
 
     async def poll(self, clock: Clock) -> list[Reading]:
         """Read the device once. Raises ``ModbusException`` or ``OSError`` when the link is down."""
+        if self.client is None:
+            d = self.device
+            self.client = AsyncModbusTcpClient(d.host, port=d.port, timeout=d.timeout_s, retries=0, reconnect_delay=0)
         if not self.client.connected:
             if not await self.client.connect():
                 raise ConnectionError(f"cannot connect to {self.device.host}:{self.device.port}")
@@ -70,8 +75,9 @@ class ModbusDevice:
         self.last_latency_s = time.monotonic() - t0
         if self.profile.clock is not None:
             regs = registers_for(self.profile.clock, raw_blocks)
-            if regs is not None:
-                ts = datetime.fromtimestamp(decode_raw(self.profile.clock, regs), timezone.utc)
+            device_ts = regs and datetime.fromtimestamp(decode_raw(self.profile.clock, regs), timezone.utc)
+            if device_ts and device_ts >= CLOCK_NOT_SET_BEFORE:  # an unset device clock reads 0
+                ts = device_ts
                 if ts == self.last_device_time:
                     return []  # the device has not measured anew since the last poll
                 self.last_device_time = ts
@@ -102,7 +108,7 @@ class ModbusDevice:
                     log.error("device %s (%s:%d unit %d) is away: %s", self.device.name, self.device.host,
                               self.device.port, self.device.unit_id, exc)
                     self.away = True
-                self.client.close()
+                await self.close()
             else:
                 if self.away:
                     log.info("device %s is back", self.device.name)
