@@ -130,6 +130,8 @@ def _cand(doc: PolicyDocument, rule: Rule, subject: str, status: Status, amount:
           reasons: Iterable[str], reach: Reach | None, **evidence: Any) -> Candidate:
     ev = _doc_evidence(doc, rule, reach)
     ev.update(evidence)
+    if amount is not None:
+        amount = amount.quantize(FEN)  # every amount in yuan to the fen, for a uniform display
     return Candidate(doc.number, rule.id, rule.kind, rule.clause, rule.group, subject, status, amount,
                      tuple(reasons), ev)
 
