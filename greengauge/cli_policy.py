@@ -172,7 +172,7 @@ def report_awards(
         fail(str(exc))
     if format == "json":
         out = result.to_dict()
-        out["inputs"] = inputs
+        out["metering"] = inputs  # how the energy inputs were obtained (points, intervals, findings)
         console.print_json(json.dumps(out, ensure_ascii=False, default=str))
     else:
         _print_table(result)

@@ -24,13 +24,16 @@ Rule R4 of shared/policies/README.md.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from decimal import ROUND_DOWN, Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
+from greengauge import __version__
 from metrics.green_share import green_share
 from metrics.intensity import grade_unit_energy, meets_level
 from metrics.policy.documents import PolicyDocument, Reach, Rule, load_documents
@@ -80,6 +83,7 @@ class Evaluation:
     enterprise: str
     year: int
     candidates: tuple[Candidate, ...]
+    inputs: dict[str, Any] = field(default_factory=dict)  #: the EnterpriseYear, as plain data
 
     @property
     def chosen(self) -> tuple[Candidate, ...]:
@@ -94,8 +98,17 @@ class Evaluation:
         return tuple(c for c in self.candidates if c.group == group)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"enterprise": self.enterprise, "year": self.year, "total": str(self.total),
+        """JSON-ready: every candidate with its evidence, the inputs, the code version and a digest.
+
+        ``digest`` is the sha256 of the canonical JSON of everything else, so a bureau that
+        re-runs the engine on the same inputs and documents can compare one string.
+        """
+        body = {"enterprise": self.enterprise, "year": self.year, "total": str(self.total),
+                "code_version": __version__, "inputs": _jsonable(self.inputs),
                 "candidates": [c.to_dict() for c in self.candidates]}
+        canonical = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        body["digest"] = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return body
 
 
 def _jsonable(v: Any) -> Any:
@@ -414,4 +427,4 @@ def evaluate(ey: EnterpriseYear, documents: Sequence[PolicyDocument] | None = No
     for doc in sorted(docs, key=lambda d: (d.issued or date.min, d.number)):
         for rule in doc.rules:
             cands.extend(_evaluate_rule(doc, rule, ey))
-    return Evaluation(ey.enterprise, ey.year, tuple(choose(cands, docs)))
+    return Evaluation(ey.enterprise, ey.year, tuple(choose(cands, docs)), asdict(ey))

@@ -43,7 +43,7 @@ def test_report_awards_json(db_url, conn, monkeypatch, tmp_path):
     r = runner.invoke(app, ["report", "awards", "--enterprise", "jj-shoes", "--year", "2025", "--format", "json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    assert out["inputs"]["recycling"]["energy_wh"] == 4_200_000_000
+    assert out["metering"]["recycling"]["energy_wh"] == 4_200_000_000
     chosen = {c["group"]: c for c in out["candidates"] if c["chosen"]}
     # 2024-2 §二(二) 420,000 beats 2025-5 §三(一) 200,000 (就高不重复)
     assert chosen["miit-norm"]["document"] == "晋政规〔2024〕2号" and chosen["miit-norm"]["amount"] == "420000.00"

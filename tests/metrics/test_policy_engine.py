@@ -308,3 +308,28 @@ def test_one_chosen_per_group():
 def test_bad_year():
     with pytest.raises(ValueError, match="year"):
         evaluate(EnterpriseYear("E1", 25))
+
+
+def test_digest_is_reproducible():
+    # DESIGN: every published figure carries its evidence and a hash a bureau can recompute
+    ey = EnterpriseYear("E1", 2025, recycling_wh=GWH, facts=(RECYCLING,))
+    a, b = evaluate(ey).to_dict(), evaluate(ey).to_dict()
+    assert a["digest"] == b["digest"] and len(a["digest"]) == 64
+    assert a["inputs"]["recycling_wh"] == GWH and a["code_version"]
+    assert evaluate(EnterpriseYear("E1", 2025, recycling_wh=GWH + 1, facts=(RECYCLING,))).to_dict()["digest"] != a["digest"]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10 * GWH))
+def test_2025_recycling_choice_is_the_higher(wh):
+    # 2025 with a new listing: paid = max(min(kWh × 0.1, 500,000), 200,000); never above the cap
+    listing = Fact("miit_norm", date(2025, 3, 10), scope="再生资源综合利用")
+    r = evaluate(EnterpriseYear("E1", 2025, recycling_wh=wh, facts=(listing,)))
+    [c] = chosen_in(r, "miit-norm")
+    expected = max(min((Decimal(wh) / 10_000).quantize(Decimal("0.01"), rounding="ROUND_DOWN"), Decimal(500000)),
+                   Decimal(200000))
+    assert c.amount == expected <= Decimal("500000")
