@@ -231,6 +231,12 @@ class ModelBlock:
 class SunSpecDevice:
     base: int
     blocks: list[ModelBlock] = field(default_factory=list)
+    end: int | None = None  # register after the end marker, when the walk reached it
+
+    @property
+    def span(self) -> int | None:
+        """Registers from 'SunS' through the end marker: one bulk read covers the whole device."""
+        return None if self.end is None else self.end - self.base
 
     @property
     def model_ids(self) -> list[int]:
@@ -288,6 +294,7 @@ async def walk(read: Reader, base: int, *, read_data: bool = True, max_models: i
             break
         mid, length = await read(address, 2)
         if mid == END_ID or mid == 0:
+            dev.end = address + 2
             break
         block = ModelBlock(id=mid, address=address, length=length)
         if read_data and length and address + 2 + length <= 0x10000:
@@ -306,6 +313,29 @@ async def scan(read: Reader, base: int | None = None) -> SunSpecDevice | None:
     elif tuple(await read(base, 2)) != SUNS:
         return None
     return await walk(read, base)
+
+
+async def read_span(read: Reader, base: int, span: int) -> SunSpecDevice | None:
+    """Re-read a device whose layout is known in as few reads as the 125-register limit allows.
+
+    Returns None when the image no longer parses as the chain (firmware changed, wrong device):
+    the caller walks the chain again.
+    """
+    image = await _read(read, base, span)
+
+    async def from_image(address: int, count: int) -> list[int]:
+        lo = address - base
+        if lo < 0 or lo + count > len(image):
+            raise IndexError(address)
+        return image[lo : lo + count]
+
+    if tuple(image[:2]) != SUNS:
+        return None
+    try:
+        dev = await walk(from_image, base)
+    except IndexError:
+        return None
+    return dev if dev.end == base + span else None
 
 
 def role_of(model_id: int) -> str | None:
