@@ -65,7 +65,8 @@ class ModbusDevice:
 
     def _connection(self) -> Connection:
         if self.conn is None:
-            self._pool = self._pool or default_pool()
+            if self._pool is None:
+                self._pool = default_pool()
             self.conn = self._pool.acquire(self.endpoint)
         return self.conn
 
