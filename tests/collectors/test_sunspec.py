@@ -238,3 +238,46 @@ def test_the_model_file_maps_only_known_quantities_and_units():
     assert required <= set(ms)
     assert {"energy_import", "energy_export", "active_power", "capacity_w", "storage_capacity_wh"} <= (
         sunspec.sunspec_quantities())
+
+
+# --- greengauge devices scan -------------------------------------------------------------------
+
+def test_devices_scan_reports_the_devices_and_prints_pasteable_entries():
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from ruamel.yaml import YAML
+    from typer.testing import CliRunner
+
+    from greengauge.cli_devices import app
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "collectors.sunspec_sim", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the SunSpec simulator did not start"
+                time.sleep(0.1)
+        result = CliRunner().invoke(app, ["scan", f"127.0.0.1:{port}", "--unit-ids", "1-3", "--timeout", "1"])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "SIM-HYB-50K" in out and "GG-INV-0001" in out and "SIM-METER-3P" in out
+    assert "rated active power" in out and "50,000 W" in out   # nameplate from 120/702
+    assert "battery energy rating" in out                       # from 802
+    entries = YAML(typ="safe").load(out[out.index("\ndevices:\n"):])["devices"]
+    assert [(e["name"], e["unit_id"], e["sunspec_base"]) for e in entries] == [
+        ("inverter-1", 1, 40000), ("meter-2", 2, 40000)]
+    for e in entries:
+        DeviceConfig(**e)  # pasteable: the site model accepts it as it is
+    meter_points = {p["quantity"] for p in entries[1]["points"]}
+    assert {"energy_import", "energy_export", "active_power", "voltage_l1"} <= meter_points
