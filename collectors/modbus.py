@@ -30,6 +30,9 @@ from greengauge.site import SUNSPEC_PROFILE, DeviceConfig
 
 log = logging.getLogger(__name__)
 
+#: a device clock before this has not been set; the collector's clock is used instead
+CLOCK_NOT_SET_BEFORE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
 Sink = Callable[[list[Reading]], Awaitable[None] | None]
 
 
@@ -93,8 +96,9 @@ class ModbusDevice:
         self.last_latency_s = time.monotonic() - t0
         if self.profile.clock is not None:
             regs = registers_for(self.profile.clock, raw_blocks)
-            if regs is not None:
-                ts = datetime.fromtimestamp(decode_raw(self.profile.clock, regs), timezone.utc)
+            device_ts = regs and datetime.fromtimestamp(decode_raw(self.profile.clock, regs), timezone.utc)
+            if device_ts and device_ts >= CLOCK_NOT_SET_BEFORE:  # an unset device clock reads 0
+                ts = device_ts
                 if ts == self.last_device_time:
                     return []  # the device has not measured anew since the last poll
                 self.last_device_time = ts

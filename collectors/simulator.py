@@ -80,6 +80,10 @@ class Plant:
         self.state.soc_pct = 100.0 * cfg.battery_reserve
         self.steps: list[Step] = []
         self._cloud = 1.0
+        # power shown before the first step ends: the plant as it runs at the start
+        pv, load = self.pv_w(self.start), self.load_w(self.start)
+        self.state.power_w = {"grid": load - pv, "pv": pv, "battery": 0.0, "load": load,
+                              "subproject": self.shift_w(self.start) * subproject_share}
 
     # -- profiles of the day ------------------------------------------------------------------
     def _hour(self, t: datetime) -> float:

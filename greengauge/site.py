@@ -163,7 +163,7 @@ class DeviceConfig(_Strict):
 class SimulationConfig(_Strict):
     """Parameters of the simulated plant served by ``greengauge simulate`` (and the demo)."""
 
-    pv_peak_w: int = Field(default=900_000, gt=0)
+    pv_peak_w: int = Field(default=1_200_000, gt=0)
     sunrise_h: float = Field(default=5.5, ge=0, lt=24)
     sunset_h: float = Field(default=19.0, gt=0, le=24)
     load_base_w: int = Field(default=250_000, ge=0, description="night and weekend load")

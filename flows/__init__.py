@@ -1,0 +1,1 @@
+"""Flows: read from store/, call metrics/, write results. Prefect scheduling arrives with the flows issue."""

@@ -1,0 +1,3 @@
+from greengauge.cli import app
+
+app()

@@ -1,0 +1,209 @@
+"""The ``greengauge`` command line.
+
+Each concern adds its commands as a typer sub-app, registered below with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Optional
+
+import psycopg
+import typer
+from rich.console import Console
+
+from greengauge.settings import get_settings
+from greengauge.yamlfile import ConfigError
+
+app = typer.Typer(help="GreenGauge: energy data to green-manufacturing figures.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+site_app = typer.Typer(help="Site configuration files.", no_args_is_help=True)
+report_app = typer.Typer(help="Figures from stored readings.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(site_app, name="site")
+app.add_typer(report_app, name="report")
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def connect() -> psycopg.Connection:
+    url = get_settings().database_url
+    try:
+        return psycopg.connect(url)
+    except psycopg.OperationalError as exc:
+        fail(f"cannot reach the database at {url}: {str(exc).strip()}\n"
+             "Set GREENGAUGE_DATABASE_URL to a PostgreSQL you can reach.")
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at DEBUG")) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, get_settings().log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations (running it twice changes nothing)."""
+    from store.db import storage_mode
+    from store.migrate import MigrationError, upgrade
+
+    with connect() as conn:
+        try:
+            done = upgrade(conn)
+        except MigrationError as exc:
+            fail(str(exc))
+        for m in done:
+            console.print(f"applied {m.path.name}")
+        console.print(f"schema up to date ({len(done)} applied now); storage mode: {storage_mode(conn)}")
+
+
+def _load_site(path: Path):
+    from greengauge.site import load_site
+
+    try:
+        return load_site(path)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+@site_app.command("check")
+def site_check(file: Path) -> None:
+    """Validate a site file without touching the database."""
+    site = _load_site(file)
+    console.print(f"{file}: valid — {len(site.devices)} devices, {len(site.points())} points")
+
+
+@site_app.command("apply")
+def site_apply(file: Path) -> None:
+    """Create or update the enterprise, site, devices and points a site file describes."""
+    from store.sites import apply_site
+
+    site = _load_site(file)
+    with connect() as conn:
+        ids = apply_site(conn, site)
+    console.print(f"{file}: applied {site.enterprise.code}/{site.site.code} — {len(site.devices)} devices, {len(ids)} points")
+
+
+@app.command()
+def simulate(
+    file: Path,
+    speed: float = typer.Option(1.0, help="simulated seconds per real second"),
+    start: Optional[datetime] = typer.Option(None, help="simulated start (ISO 8601 with offset); default now"),
+) -> None:
+    """Serve the site's devices from the plant simulator on their hosts and ports until Ctrl-C."""
+    from datetime import timezone
+
+    from collectors.clock import AcceleratedClock
+    from collectors.simulator import SimulatedSite
+
+    site = _load_site(file)
+    begin = start or datetime.now(timezone.utc)
+    if begin.tzinfo is None:
+        fail("--start needs a UTC offset, e.g. 2025-06-21T00:00:00+08:00")
+
+    async def serve() -> None:
+        sim = SimulatedSite(site, AcceleratedClock(begin, speed), begin)
+        await sim.start()
+        for d in site.devices:
+            console.print(f"serving {d.name} ({d.profile}) on {d.host}:{d.port} unit {d.unit_id}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await sim.stop()
+
+    asyncio.run(serve())
+
+
+@app.command("collect")
+def collect_cmd(file: Path) -> None:
+    """Poll the site's devices on the wall clock and store readings until SIGINT/SIGTERM."""
+    from collectors.clock import WallClock
+    from collectors.run import collect
+    from store.sites import apply_site
+
+    site = _load_site(file)
+    with connect() as conn:
+        ids = apply_site(conn, site)
+    url = get_settings().database_url
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        writer = await collect(site, ids, url, WallClock(), stop)
+        console.print(f"stopped; {writer.written} readings stored")
+
+    asyncio.run(run())
+
+
+@report_app.command("balance")
+def report_balance(
+    enterprise: str = typer.Option(..., help="enterprise code"),
+    day: Optional[str] = typer.Option(None, help="local day YYYY-MM-DD"),
+    month: Optional[str] = typer.Option(None, help="local month YYYY-MM"),
+    year: Optional[int] = typer.Option(None, help="local calendar year"),
+) -> None:
+    """The energy balance and green share of an enterprise for a local day, month or year."""
+    from flows.site_energy import site_energy
+    from greengauge.demo import print_report
+    from metrics.periods import local_bounds
+    from store.sites import enterprise_timezone
+
+    chosen = [x for x in (day, month, year) if x is not None]
+    if len(chosen) != 1:
+        fail("give exactly one of --day, --month, --year")
+    try:
+        if day:
+            kind, ref, label = "day", date.fromisoformat(day), day
+        elif month:
+            kind, ref, label = "month", date.fromisoformat(month + "-01"), month
+        else:
+            kind, ref, label = "year", date(year, 1, 1), str(year)
+    except ValueError as exc:
+        fail(f"period: {exc}")
+    with connect() as conn:
+        try:
+            tz = enterprise_timezone(conn, enterprise)
+        except LookupError as exc:
+            fail(str(exc))
+        start, end = local_bounds(kind, ref, tz)
+        result = site_energy(conn, enterprise, start, end)
+    print_report(console, result, f"{enterprise}: {label} ({tz})")
+
+
+@app.command()
+def demo(
+    site: Optional[Path] = typer.Option(None, help="site file (default: the bundled example)"),
+    day: str = typer.Option("2025-06-21", help="local day to simulate"),
+    seconds: float = typer.Option(30.0, help="real seconds the simulated day takes"),
+) -> None:
+    """Simulate a plant, collect a day over Modbus into PostgreSQL, report its balance and green share."""
+    from greengauge.demo import NoDatabase, run_demo
+
+    try:
+        run_demo(site, date.fromisoformat(day), seconds, console)
+    except NoDatabase as exc:
+        fail(str(exc))
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,229 @@
+"""`make demo`: a simulated plant polled over Modbus into PostgreSQL, to its balance and green share.
+
+1. find PostgreSQL (127.0.0.1:5432 or GREENGAUGE_DATABASE_URL); where no server answers but
+   PostgreSQL's programs are installed, start a private throwaway cluster under .greengauge/;
+2. create the demo's own database, apply the migrations and the bundled site file;
+3. serve the site's grid, PV, battery and recycling meters from the simulator on loopback, and
+   poll them with the collector, on an accelerated clock (a day in about 30 seconds);
+4. compute the day's balance and green share from the stored readings, print them, and draw the
+   day's chart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from importlib.resources import files
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from collectors.clock import AcceleratedClock
+from collectors.run import collect
+from collectors.simulator import SimulatedSite
+from flows.site_energy import SiteEnergy, site_energy
+from greengauge.settings import DEFAULT_DATABASE_URL, get_settings
+from greengauge.site import SiteConfig, load_site
+from metrics.periods import local_bounds
+from store.cluster import ClusterError, PrivateCluster
+from store.db import create_database, with_database
+from store.migrate import upgrade
+from store.queries import gauge_series
+from store.sites import apply_site
+
+DEMO_DATABASE = "greengauge_demo"
+PRIVATE_PORT = 54329
+DEMO_SITE = files("greengauge") / "examples" / "demo-site.yaml"
+
+
+class NoDatabase(RuntimeError):
+    pass
+
+
+def _answers(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def demo_database(workdir: Path, console: Console) -> str:
+    """URL of a fresh demo database: on the configured server, or on a private cluster."""
+    settings = get_settings()
+    explicit = "GREENGAUGE_DATABASE_URL" in os.environ
+    admin = settings.database_url if explicit else with_database(DEFAULT_DATABASE_URL, "postgres")
+    if not _answers(admin):
+        if explicit:
+            raise NoDatabase(f"no PostgreSQL answers at GREENGAUGE_DATABASE_URL={settings.database_url}")
+        try:
+            cluster = PrivateCluster(workdir / "pg", PRIVATE_PORT)
+        except ClusterError:
+            raise NoDatabase(
+                "no PostgreSQL answers at 127.0.0.1:5432 and PostgreSQL is not installed: "
+                "install PostgreSQL 15 (e.g. apt-get install postgresql) or set GREENGAUGE_DATABASE_URL"
+            ) from None
+        console.print(f"No PostgreSQL at 127.0.0.1:5432; starting a private cluster in {cluster.directory}")
+        admin = cluster.url if cluster.running() and _answers(cluster.url) else cluster.start()
+    create_database(admin, DEMO_DATABASE, drop_first=True)
+    return with_database(admin, DEMO_DATABASE)
+
+
+@dataclass
+class SimulatedRun:
+    site: SiteConfig
+    sim: SimulatedSite
+    point_ids: dict[str, int]
+    start: datetime
+    end: datetime
+    readings_written: int
+
+
+async def run_simulated(site: SiteConfig, database_url: str, start: datetime, end: datetime, *,
+                        speed: float, on_progress=None) -> SimulatedRun:
+    """Serve the site from the simulator and collect it over Modbus from ``start`` until ``end``."""
+    with psycopg.connect(database_url) as conn:
+        upgrade(conn)
+        point_ids = apply_site(conn, site)
+    clock = AcceleratedClock(start, speed)
+    sim = SimulatedSite(site, clock, start)
+    await sim.start()
+    stop = asyncio.Event()
+    # poll until every device has shown the end of the period: one step and two polls past it
+    finish = end + timedelta(seconds=site.simulation.step_s + 2 * max(d.poll_interval_s for d in site.devices))
+    try:
+        task = asyncio.create_task(collect(site, point_ids, database_url, clock, stop, flush_interval_s=0.5))
+        while clock.now() < finish:
+            if task.done():
+                break
+            if on_progress:
+                on_progress(min(clock.now(), end))
+            await asyncio.sleep(0.1)
+        stop.set()
+        writer = await task
+    finally:
+        await sim.stop()
+    return SimulatedRun(site, sim, point_ids, start, end, writer.written)
+
+
+def _kwh(wh: int) -> str:
+    return f"{wh / 1000:,.1f}"
+
+
+def print_report(console: Console, result: SiteEnergy, title: str) -> None:
+    t = result.totals
+    table = Table(title=title, show_header=True)
+    table.add_column("quantity")
+    table.add_column("kWh", justify="right")
+    for label, wh in [
+        ("grid import", t.import_wh), ("grid export", t.export_wh), ("PV generation", t.pv_wh),
+        ("PV self-consumed", t.pv_self_consumed_wh), ("battery charge", t.charge_wh),
+        ("battery discharge", t.discharge_wh), ("consumption", t.consumption_wh),
+        ("green electricity consumed", t.green_wh),
+    ]:
+        table.add_row(label, _kwh(wh))
+    console.print(table)
+    console.print(f"intervals: {t.intervals} × 15 min, estimated: {t.estimated_intervals}")
+    if result.share is None:
+        console.print("green share: no consumption in the period")
+        return
+    s = result.share
+    flag = "[green]reaches[/green]" if s.qualifies else "[red]does not reach[/red]"
+    console.print(
+        f"green share: {s.green_wh} Wh / {s.consumption_wh} Wh = {s.percent:.3f} % — {flag} the 30 % "
+        "threshold (2024-2 §三(一), 2025-5 §三(三); 30 % inclusive, Civil Code Art. 1259)"
+    )
+
+
+def draw_day_chart(conn: psycopg.Connection, run: SimulatedRun, path: Path) -> Path:
+    """PNG of the day: grid, PV, battery and load power, and the battery's state of charge."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    site = run.site
+    def point_of(role: str, quantity: str) -> int | None:
+        for d, _ in site.devices_with_role(role):
+            for p in d.point_configs():
+                if p.quantity == quantity:
+                    return run.point_ids[site.point_name(d, p)]
+        return None
+
+    ids = {
+        "grid": point_of("grid_import", "active_power"),
+        "pv": point_of("pv_generation", "active_power"),
+        "battery": point_of("storage_charge", "active_power"),
+        "soc": point_of("storage_charge", "state_of_charge"),
+    }
+    series = gauge_series(conn, [i for i in ids.values() if i], run.start, run.end + timedelta(seconds=1))
+    tz = ZoneInfo(site.enterprise.timezone)
+    def get(key):
+        ts, vs = series.get(ids[key], ([], [])) if ids[key] else ([], [])
+        return [t.astimezone(tz) for t in ts], vs
+
+    fig, ax = plt.subplots(figsize=(11, 5))
+    g_t, g_v = get("grid")
+    p_t, p_v = get("pv")
+    b_t, b_v = get("battery")
+    ax.plot(g_t, [v / 1000 for v in g_v], label="grid (import +)", color="tab:gray")
+    ax.plot(p_t, [v / 1000 for v in p_v], label="PV", color="tab:orange")
+    ax.plot(b_t, [v / 1000 for v in b_v], label="battery (charge +)", color="tab:blue")
+    if g_t and len(g_t) == len(p_t) == len(b_t):
+        load = [(g + p - b) / 1000 for g, p, b in zip(g_v, p_v, b_v)]
+        ax.plot(g_t, load, label="load", color="black", linewidth=1.5)
+    ax.set_ylabel("power [kW]")
+    ax.axhline(0, color="lightgray", linewidth=0.8)
+    ax2 = ax.twinx()
+    s_t, s_v = get("soc")
+    ax2.plot(s_t, s_v, label="battery state of charge", color="tab:green", linestyle="--")
+    ax2.set_ylabel("state of charge [%]")
+    ax2.set_ylim(0, 100)
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left", fontsize=8)
+    local_day = run.start.astimezone(tz).date()
+    ax.set_title(f"{site.enterprise.code} {site.site.code} — {local_day} ({site.enterprise.timezone})")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=tz))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_demo(site_path: Path | None = None, day: date | None = None, day_seconds: float = 30.0,
+             console: Console | None = None) -> SiteEnergy:
+    console = console or Console()
+    settings = get_settings()
+    workdir = Path(settings.workdir)
+    site = load_site(site_path or Path(str(DEMO_SITE)))
+    day = day or date(2025, 6, 21)
+    start, end = local_bounds("day", day, site.enterprise.timezone)
+    url = demo_database(workdir, console)
+    console.print(f"database: {url}")
+    console.print(f"site: {site.enterprise.name} / {site.site.name}, {len(site.devices)} devices simulated on loopback")
+    speed = (end - start).total_seconds() / day_seconds
+    tz = ZoneInfo(site.enterprise.timezone)
+    with Progress(TextColumn("simulated {task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task(str(day), total=(end - start).total_seconds())
+        def on_progress(now: datetime) -> None:
+            local = now.astimezone(tz)
+            progress.update(task, completed=(now - start).total_seconds(), description=local.strftime("%Y-%m-%d %H:%M"))
+        run = asyncio.run(run_simulated(site, url, start, end, speed=speed, on_progress=on_progress))
+        progress.update(task, completed=(end - start).total_seconds())
+    console.print(f"readings stored: {run.readings_written}")
+    with psycopg.connect(url) as conn:
+        result = site_energy(conn, site.enterprise.code, start, end)
+        print_report(console, result, f"{site.enterprise.code}: {day} ({site.enterprise.timezone})")
+        chart = draw_day_chart(conn, run, workdir / f"demo-{day}.png")
+    console.print(f"chart of the day: {chart.resolve()}")
+    return result

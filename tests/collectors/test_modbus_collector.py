@@ -1,0 +1,132 @@
+"""The collector against a real pymodbus server on loopback, writing into a real PostgreSQL."""
+
+import asyncio
+from datetime import datetime, timezone
+
+import psycopg
+from pymodbus.client import ModbusBaseClient as C
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from collectors.modbus import ModbusDevice
+from collectors.readings import Quality
+from collectors.run import build_devices
+from collectors.writer import BatchingWriter
+from greengauge.site import SiteConfig
+from store.sites import apply_site
+from tests.conftest import free_port
+
+DEVICE_TIME = datetime(2025, 6, 21, 4, 15, tzinfo=timezone.utc)
+
+
+class FixedClock:
+    """A clock standing still, for devices without a clock register."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+def _regs(value, kind, word_order="big"):
+    return C.convert_to_registers(value, getattr(C.DATATYPE, kind.upper()), word_order=word_order)
+
+
+def meter_image() -> list[int]:
+    """Registers 0..17 of the generic three-phase meter with known values."""
+    regs = [0] * 18
+    def put(addr, value, kind):
+        r = _regs(value, kind)
+        regs[addr:addr + len(r)] = r
+    put(0, int(DEVICE_TIME.timestamp()), "uint32")
+    put(2, 123_456_789, "uint32")   # energy_import [Wh]
+    put(4, 4_000_000_001, "uint32")  # energy_export [Wh], above 2**31: unsigned decoding
+    put(6, -4321, "int32")           # active_power [W], exporting
+    put(8, 2314, "uint16")           # voltage_l1 231.4 V
+    put(9, 2299, "uint16")           # voltage_l2 229.9 V
+    put(10, 6000, "uint16")          # voltage_l3 600.0 V: above the profile's plausible 500 V
+    put(11, 12_345, "uint32")        # current_l1 12.345 A
+    put(13, 0, "uint32")
+    put(15, 1, "uint32")             # 0.001 A
+    return regs
+
+
+def site_for(port: int) -> SiteConfig:
+    return SiteConfig.model_validate({
+        "enterprise": {"code": "acme", "name": "Acme"},
+        "site": {"code": "main", "name": "Main"},
+        "devices": [
+            {"name": "grid", "profile": "generic-3ph-meter", "host": "127.0.0.1", "port": port, "unit_id": 1},
+            {"name": "broken", "profile": "generic-3ph-meter", "host": "127.0.0.1", "port": port, "unit_id": 2,
+             "points": [{"quantity": "energy_import"}, {"quantity": "active_power"}]},
+        ],
+    })
+
+
+async def _serve_and_collect(site: SiteConfig, ids: dict[str, int], url: str, port: int):
+    devices = [
+        SimDevice(id=1, simdata=[SimData(0, values=meter_image(), datatype=DataType.REGISTERS)]),
+        # unit 2 only has registers 0..1: the collector's reads of 0..3 and 6..7 are refused (illegal address)
+        SimDevice(id=2, simdata=[SimData(0, count=2, values=0, datatype=DataType.REGISTERS)]),
+    ]
+    server = ModbusTcpServer(devices, address=("127.0.0.1", port))
+    await server.serve_forever(background=True)
+    try:
+        writer = BatchingWriter(lambda: psycopg.connect(url))
+        clock = FixedClock(datetime(2025, 6, 21, 4, 16, 30, tzinfo=timezone.utc))
+        for dev in build_devices(site, ids):
+            writer.submit(await dev.poll(clock))
+            await dev.close()
+        await writer.flush()
+        writer.close_connection()
+        return writer
+    finally:
+        await server.shutdown()
+
+
+def test_collector_stores_exactly_the_values_served(db_url, conn):
+    port = free_port()
+    site = site_for(port)
+    ids = apply_site(conn, site)
+    writer = asyncio.run(_serve_and_collect(site, ids, db_url, port))
+    assert writer.written == 9 + 2
+    rows = {
+        name: (ts, value, quality)
+        for name, ts, value, quality in conn.execute(
+            "SELECT p.name, r.ts, r.value, r.quality FROM reading r JOIN point p USING (point_id)")
+    }
+    good = Quality.GOOD
+    assert rows["acme.main.grid.energy_import"] == (DEVICE_TIME, 123_456_789.0, good)
+    assert rows["acme.main.grid.energy_export"] == (DEVICE_TIME, 4_000_000_001.0, good)
+    assert rows["acme.main.grid.active_power"] == (DEVICE_TIME, -4321.0, good)
+    assert rows["acme.main.grid.voltage_l1"] == (DEVICE_TIME, 231.4, good)
+    assert rows["acme.main.grid.voltage_l2"] == (DEVICE_TIME, 229.9, good)
+    assert rows["acme.main.grid.voltage_l3"] == (DEVICE_TIME, 600.0, Quality.SUSPECT)
+    assert rows["acme.main.grid.current_l1"] == (DEVICE_TIME, 12.345, good)
+    assert rows["acme.main.grid.current_l3"] == (DEVICE_TIME, 0.001, good)
+    # the refused device: its points are stored BAD, without a value, at the collector's time
+    collector_time = datetime(2025, 6, 21, 4, 16, 30, tzinfo=timezone.utc)
+    assert rows["acme.main.broken.energy_import"] == (collector_time, None, Quality.BAD)
+    assert rows["acme.main.broken.active_power"] == (collector_time, None, Quality.BAD)
+
+
+def test_a_device_that_is_not_there_raises_at_the_boundary():
+    site = site_for(free_port())
+    dev = ModbusDevice(site.devices[0], {"energy_import": 1})
+
+    async def poll():
+        try:
+            await dev.poll(FixedClock(DEVICE_TIME))
+        finally:
+            await dev.close()
+
+    try:
+        asyncio.run(poll())
+    except (OSError, Exception) as exc:  # ConnectionError from our provider
+        assert "cannot connect" in str(exc)
+    else:
+        raise AssertionError("polling a port nobody listens on must fail")

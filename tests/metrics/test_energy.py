@@ -1,0 +1,110 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metrics.energy import continuous_counter, floor_interval, interval_energy, sum_by_interval
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def minutes(*ms):
+    return [T0 + timedelta(minutes=m) for m in ms]
+
+
+def test_steady_load_gives_equal_intervals():
+    # 400 kW steady, read every minute for an hour: 100 kWh per quarter hour
+    ts = minutes(*range(0, 61))
+    values = [1_000_000 + 400_000 * m / 60 for m in range(0, 61)]
+    ivs = interval_energy(ts, values)
+    assert [iv.start for iv in ivs] == minutes(0, 15, 30, 45)
+    assert [iv.energy_wh for iv in ivs] == [100_000] * 4
+    assert not any(iv.estimated for iv in ivs)
+
+
+def test_gap_spanning_several_intervals_conserves_energy_and_is_estimated():
+    # readings at 00:00, 00:10, then nothing until 01:20 (a 70-minute gap), then 01:30
+    ts = minutes(0, 10, 80, 90)
+    values = [0, 1_000, 8_000, 9_000]
+    ivs = interval_energy(ts, values)
+    assert sum(iv.energy_wh for iv in ivs) == 9_000  # total conserved
+    by_start = {iv.start: iv for iv in ivs}
+    # 00:00-00:15 contains the start of the gap, 00:15..01:15 lie inside it, 01:15-01:30 its end
+    assert [by_start[t].estimated for t in minutes(0, 15, 30, 45, 60, 75)] == [True] * 6
+    # the gap's energy is spread linearly: 100 Wh/min
+    assert by_start[minutes(30)[0]].energy_wh == 1_500
+
+
+def test_partial_first_and_last_intervals_are_estimated():
+    ts = minutes(5, 15, 30, 40)
+    ivs = interval_energy(ts, [0, 100, 250, 350])
+    assert [(iv.energy_wh, iv.estimated) for iv in ivs] == [(100, True), (150, False), (100, True)]
+
+
+def test_interval_alignment_is_local_quarter_hours_in_shanghai():
+    # 2024-12-31T16:30Z is 2025-01-01 00:30 in Shanghai: its interval starts 00:30 local
+    ts = datetime(2024, 12, 31, 16, 37, tzinfo=timezone.utc)
+    assert floor_interval(ts) == datetime(2024, 12, 31, 16, 30, tzinfo=timezone.utc)
+
+
+def test_counter_reset_never_gives_negative_energy():
+    ts = minutes(0, 15, 30, 45)
+    cont, findings = continuous_counter([500.0, 900.0, 20.0, 120.0], ts)
+    assert cont == [500.0, 900.0, 900.0, 1000.0]
+    assert [f.kind for f in findings] == ["counter_reset"]
+    assert [iv.energy_wh for iv in interval_energy(ts, cont)] == [400, 0, 100]
+
+
+@pytest.mark.parametrize("ts, values, match", [
+    (minutes(0, 1), [0], "2 timestamps but 1 values"),
+    (minutes(1, 0), [0, 1], "not increasing"),
+    (minutes(0, 1), [5, 4], "counter falls"),
+    ([datetime(2025, 1, 1), datetime(2025, 1, 2)], [0, 1], "no time zone"),
+])
+def test_bad_input_raises_naming_the_value(ts, values, match):
+    with pytest.raises(ValueError, match=match):
+        interval_energy(ts, values)
+
+
+def test_sum_by_interval_adds_points_and_keeps_estimated():
+    a = interval_energy(minutes(0, 15, 30), [0, 10, 20])
+    b = interval_energy(minutes(0, 15, 50), [0, 5, 15])
+    total = sum_by_interval([a, b])
+    # b has a 35-minute gap (15 -> 50): its 15:00, 30:00 and partial 45:00 intervals are estimated
+    assert [(iv.energy_wh, iv.estimated) for iv in total.values()] == [(15, False), (14, True), (5, True), (1, True)]
+
+
+@st.composite
+def counter_series(draw):
+    n = draw(st.integers(min_value=2, max_value=60))
+    gaps = draw(st.lists(st.integers(min_value=1, max_value=7200), min_size=n - 1, max_size=n - 1))
+    steps = draw(st.lists(st.integers(min_value=0, max_value=2_000_000), min_size=n - 1, max_size=n - 1))
+    start = T0 + timedelta(seconds=draw(st.integers(min_value=0, max_value=86_400)))
+    ts, values = [start], [draw(st.integers(min_value=0, max_value=2**32))]
+    for g, s in zip(gaps, steps):
+        ts.append(ts[-1] + timedelta(seconds=g))
+        values.append(values[-1] + s)
+    return ts, values
+
+
+@settings(max_examples=300, deadline=None)
+@given(counter_series())
+def test_energy_is_conserved_across_gaps(series):
+    ts, values = series
+    ivs = interval_energy(ts, values)
+    assert sum(iv.energy_wh for iv in ivs) == values[-1] - values[0]
+    assert all(iv.energy_wh >= 0 for iv in ivs)
+    starts = [iv.start for iv in ivs]
+    assert starts == sorted(set(starts))
+
+
+@settings(max_examples=100, deadline=None)
+@given(counter_series(), st.integers(min_value=1, max_value=58))
+def test_splitting_the_readings_and_summing_gives_the_whole(series, cut):
+    ts, values = series
+    k = 1 + cut % (len(ts) - 1) if len(ts) > 2 else 1
+    whole = sum(iv.energy_wh for iv in interval_energy(ts, values))
+    parts = sum(iv.energy_wh for iv in interval_energy(ts[: k + 1], values[: k + 1]))
+    parts += sum(iv.energy_wh for iv in interval_energy(ts[k:], values[k:]))
+    assert parts == whole
