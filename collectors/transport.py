@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException
+from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerType
 
 Function = Literal["holding", "input"]
@@ -115,7 +115,9 @@ class Connection:
             self.requests += 1
             try:
                 rr = await read(address, count=count, device_id=unit_id)
-            except ConnectionException:
+            except (ModbusException, OSError, asyncio.TimeoutError):
+                # a late answer must not be taken for the next request's (RTU frames carry no
+                # transaction id): drop the link, the next request reconnects
                 self.client.close()
                 raise
         if rr.isError():

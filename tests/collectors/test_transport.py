@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 from pymodbus.client import ModbusBaseClient as C
+from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -146,3 +147,34 @@ def test_serial_and_tcp_settings_are_validated():
                      baudrate=2400, parity="E")
     assert d.endpoint == "serial:/dev/ttyUSB0"
     assert Endpoint.of(d).key == ("serial", "/dev/ttyUSB0")
+
+
+def test_a_silent_unit_id_does_not_break_its_neighbours_on_the_line():
+    port = free_port()
+
+    async def go():
+        server = ModbusTcpServer([meter(1, 10.0, 230.0)], address=("127.0.0.1", port), framer=FramerType.RTU)
+        await server.serve_forever(background=True)
+        pool = ConnectionPool()
+        present = device(1, port, "rtu-over-tcp").model_copy(update={"timeout_s": 0.5})
+        silent = device(9, port, "rtu-over-tcp").model_copy(update={"timeout_s": 0.5})
+        good = ModbusDevice(present, {"energy_import": 1, "voltage_l1": 2}, pool=pool)
+        bad = ModbusDevice(silent, {"energy_import": 1, "voltage_l1": 2}, pool=pool)
+        try:
+            before = await good.poll(FixedClock())
+            # unit 9 is not on the line: the simulated gateway answers with an exception (a real one
+            # may stay silent and time out, which is raised at the boundary); either way no value
+            try:
+                assert {r.quality for r in await bad.poll(FixedClock())} == {Quality.BAD}
+            except (ModbusException, OSError, asyncio.TimeoutError):
+                pass
+            after = await good.poll(FixedClock())
+            return before, after, len(pool)
+        finally:
+            await good.close()
+            await bad.close()
+            await server.shutdown()
+
+    before, after, pool_size = asyncio.run(go())
+    assert pool_size == 1
+    assert [r.value for r in before] == [r.value for r in after] == [10_000.0, 230.0]
