@@ -178,3 +178,52 @@ def test_a_silent_unit_id_does_not_break_its_neighbours_on_the_line():
     before, after, pool_size = asyncio.run(go())
     assert pool_size == 1
     assert [r.value for r in before] == [r.value for r in after] == [10_000.0, 230.0]
+
+
+def test_a_unit_id_that_never_answers_times_out_and_the_line_recovers():
+    """An RS-485 gateway forwards to a unit that is not there: silence, then a timeout. The late
+    or missing answer must not be taken for the next request's."""
+    up_port, gw_port = free_port(), free_port()
+
+    async def gateway(reader, writer):
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", up_port)
+
+        async def down():
+            while data := await up_r.read(256):
+                writer.write(data)
+                await writer.drain()
+
+        task = asyncio.create_task(down())
+        try:
+            while data := await reader.read(256):
+                if data[0] != 9:  # RTU frame: the first byte is the unit id; unit 9 stays silent
+                    up_w.write(data)
+                    await up_w.drain()
+        finally:
+            task.cancel()
+            up_w.close()
+            writer.close()
+
+    async def go():
+        server = ModbusTcpServer([meter(1, 10.0, 230.0)], address=("127.0.0.1", up_port), framer=FramerType.RTU)
+        await server.serve_forever(background=True)
+        gw = await asyncio.start_server(gateway, "127.0.0.1", gw_port)
+        pool = ConnectionPool()
+        good = ModbusDevice(device(1, gw_port, "rtu-over-tcp").model_copy(update={"timeout_s": 0.5}),
+                            {"energy_import": 1, "voltage_l1": 2}, pool=pool)
+        bad = ModbusDevice(device(9, gw_port, "rtu-over-tcp").model_copy(update={"timeout_s": 0.5}),
+                           {"energy_import": 1, "voltage_l1": 2}, pool=pool)
+        try:
+            before = await good.poll(FixedClock())
+            with pytest.raises((ModbusException, OSError, asyncio.TimeoutError)):
+                await bad.poll(FixedClock())
+            after = await good.poll(FixedClock())
+            return before, after
+        finally:
+            await good.close()
+            await bad.close()
+            gw.close()
+            await server.shutdown()
+
+    before, after = asyncio.run(go())
+    assert [r.value for r in before] == [r.value for r in after] == [10_000.0, 230.0]
