@@ -2,7 +2,13 @@
 
 One :class:`ModbusDevice` per configured device: it plans its reads from the profile (adjacent
 registers merged up to the 125-register limit), reads them, decodes each value with the profile's
-type, word order and scale into its canonical unit, and hands :class:`Reading` objects on.
+type, word order and scale into its canonical unit (times the device's CT/PT ratio for registers
+the profile marks ``ct_pt``), and hands :class:`Reading` objects on. A device with profile
+``sunspec`` is read by walking its SunSpec model chain (:mod:`collectors.sunspec`); once the chain
+is known it is re-read in bulk.
+
+Devices behind one endpoint (a gateway's host and port, a serial line) share one connection from
+:mod:`collectors.transport`, one request at a time.
 
 Faults are handled at the connection boundary: a dead link raises ``ConnectionException`` (the
 device is marked away, logged once at ERROR, and once at INFO when it returns); a device's refusal
