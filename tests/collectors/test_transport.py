@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -227,3 +230,43 @@ def test_a_unit_id_that_never_answers_times_out_and_the_line_recovers():
 
     before, after = asyncio.run(go())
     assert [r.value for r in before] == [r.value for r in after] == [10_000.0, 230.0]
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat for a linked pseudo-terminal pair")
+def test_serial_rtu_over_a_pseudo_terminal_pair(tmp_path):
+    pytest.importorskip("serial", reason="serial RTU needs pyserial")
+    from pymodbus.server import ModbusSerialServer
+
+    line_a, line_b = tmp_path / "ttyA", tmp_path / "ttyB"
+    socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={line_a}", f"pty,raw,echo=0,link={line_b}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not (line_a.exists() and line_b.exists()):
+            assert time.monotonic() < deadline, "socat did not create the terminals"
+            time.sleep(0.05)
+
+        async def go():
+            server = ModbusSerialServer([meter(1, 42.0, 231.0), meter(2, 43.0, 232.0)], framer=FramerType.RTU,
+                                        port=str(line_a), baudrate=9600)
+            await server.serve_forever(background=True)
+            pool = ConnectionPool()
+            devs = [ModbusDevice(DeviceConfig(name=f"s{u}", profile="eastron-sdm630", transport="serial",
+                                              serial_port=str(line_b), baudrate=9600, unit_id=u, timeout_s=2,
+                                              points=[{"quantity": "energy_import"}, {"quantity": "voltage_l1"}]),
+                                 {"energy_import": 1, "voltage_l1": 2}, pool=pool) for u in (1, 2)]
+            try:
+                got = await asyncio.gather(*(d.poll(FixedClock()) for d in devs))
+                return got, len(pool)
+            finally:
+                for d in devs:
+                    await d.close()
+                await server.shutdown()
+
+        (r1, r2), pool_size = asyncio.run(go())
+    finally:
+        socat.terminate()
+        socat.wait(10)
+    assert pool_size == 1  # both unit ids on the one serial line
+    assert [r.value for r in r1] == [42_000.0, 231.0]
+    assert [r.value for r in r2] == [43_000.0, 232.0]
