@@ -166,7 +166,8 @@ class ModbusDevice:
             return self._readings(ts, {}, {})
         self.sunspec_base = dev.base
         self._sunspec_span = dev.span
-        return self._readings(ts, dev.quantities(), {})
+        wanted = set(self.device.sunspec_models) if self.device.sunspec_models is not None else None
+        return self._readings(ts, dev.quantities(wanted), {})
 
     async def run(self, clock: Clock, sink: Sink, stop: asyncio.Event) -> None:
         """Poll at every whole multiple of the poll interval until ``stop`` is set."""

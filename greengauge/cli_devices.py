@@ -164,7 +164,15 @@ def device_entry(f: Found, endpoint: Endpoint) -> str:
     if endpoint.transport != "tcp":
         lines.append(f"    transport: {endpoint.transport}")
     lines += [f"    host: {endpoint.host}", f"    port: {endpoint.port}", f"    unit_id: {f.unit_id}",
-              f"    sunspec_base: {f.device.base}", "    points:"]
+              f"    sunspec_base: {f.device.base}"]
+    roles = {i: sunspec.role_of(i) for i in f.device.model_ids}
+    only = None
+    if kind != "meter" and "meter" in roles.values():
+        # a meter answers on the same unit id: take this entry's values from the device's own models
+        only = [i for i, r in roles.items() if r not in ("meter", None)]
+        q = f.device.quantities(set(only))
+        lines.append(f"    sunspec_models: [{', '.join(map(str, only))}]")
+    lines.append("    points:")
     points = []
     for quantity in sorted(k for k, v in q.items() if v is not None):
         item = f"{{quantity: {quantity}"
@@ -176,12 +184,13 @@ def device_entry(f: Found, endpoint: Endpoint) -> str:
             hint = None  # a hybrid inverter's AC counters mix PV and battery: the user decides
         points.append({"quantity": quantity, **({"rated_power_w": int(rated)} if "rated_power_w" in item else {})})
         lines.append(f"      - {item}" + (f"   # role: {hint}?" if hint else ""))
-    roles = {sunspec.role_of(i) for i in f.device.model_ids}
-    if "meter" in roles and kind != "meter":
-        lines.append("    # note: this unit also carries meter models; where two models feed one quantity the "
-                     "first in the chain is used")
+    if only is not None:
+        meters = [i for i, r in roles.items() if r == "meter"]
+        lines.append(f"    # meter model(s) {meters} answer on this unit id too; a site file holds one device per "
+                     "unit id, so they are left out")
     DeviceConfig(name=name, profile="sunspec", transport=endpoint.transport, host=endpoint.host,
-                 port=endpoint.port, unit_id=f.unit_id, sunspec_base=f.device.base, points=points)
+                 port=endpoint.port, unit_id=f.unit_id, sunspec_base=f.device.base, sunspec_models=only,
+                 points=points)
     return "\n".join(lines)
 
 

@@ -96,6 +96,10 @@ class DeviceConfig(_Strict):
     sunspec_base: int | None = Field(
         default=None, description="register of 'SunS' (0, 40000 or 50000); found by scanning when omitted"
     )
+    sunspec_models: list[int] | None = Field(
+        default=None, description="SunSpec models to take values from (all when omitted), e.g. only the "
+        "inverter's when a meter answers on the same unit id"
+    )
     points: list[PointConfig] | None = Field(
         default=None, description="the quantities to store; all of the profile's when omitted"
     )
@@ -122,6 +126,15 @@ class DeviceConfig(_Strict):
                 raise ValueError("a sunspec device lists its points (greengauge devices scan prints them)")
             if self.ct_ratio != 1 or self.pt_ratio != 1:
                 raise ValueError("ct_ratio/pt_ratio do not apply to SunSpec devices (they report primary values)")
+            if self.sunspec_models is not None:
+                from collectors.sunspec import models
+
+                unknown = sorted(set(self.sunspec_models) - set(models()))
+                if unknown:
+                    raise ValueError(f"sunspec_models: no definition for model(s) {unknown} "
+                                     f"(known: {', '.join(map(str, sorted(models())))})")
+        elif self.sunspec_models is not None or self.sunspec_base is not None:
+            raise ValueError("sunspec_models and sunspec_base go with profile 'sunspec'")
         else:
             profile = load_profile(self.profile)
             mapped = {r.quantity for r in profile.registers}

@@ -281,3 +281,49 @@ def test_devices_scan_reports_the_devices_and_prints_pasteable_entries():
         DeviceConfig(**e)  # pasteable: the site model accepts it as it is
     meter_points = {p["quantity"] for p in entries[1]["points"]}
     assert {"energy_import", "energy_export", "active_power", "voltage_l1"} <= meter_points
+
+
+def test_sunspec_models_picks_the_inverter_when_a_meter_shares_the_unit_id():
+    port = free_port()
+    chain = [(1, {"Mn": "X"}),
+             (203, {"W_SF": 0, "W": 30_500, "TotWh_SF": 0, "TotWhImp": 1_000, "TotWhExp": 2_000}),
+             (103, {"W_SF": 0, "W": 12_300, "WH_SF": 0, "WH": 5_000})]
+    points = ("active_power", "energy_export")
+    (both,) = poll(sunspec_device(port, points=points), lambda: _serve([SimulatedSunSpec(1, chain=chain)], port))
+    assert both["active_power"].value == 30_500.0      # the first model in the chain: the meter
+    port = free_port()
+    inverter_only = sunspec_device(port, points=points).model_copy(update={"sunspec_models": [1, 103]})
+    (inv,) = poll(inverter_only, lambda: _serve([SimulatedSunSpec(1, chain=chain)], port))
+    assert (inv["active_power"].value, inv["energy_export"].value) == (-12_300.0, 5_000.0)
+
+
+def test_sunspec_fields_are_validated():
+    with pytest.raises(ValueError, match="lists its points"):
+        DeviceConfig(name="x", profile="sunspec", host="127.0.0.1")
+    with pytest.raises(ValueError, match="no definition for model"):
+        DeviceConfig(name="x", profile="sunspec", host="127.0.0.1", sunspec_models=[64001],
+                     points=[{"quantity": "active_power"}])
+    with pytest.raises(ValueError, match="go with profile 'sunspec'"):
+        DeviceConfig(name="x", profile="eastron-sdm630", host="127.0.0.1", sunspec_base=40000)
+    with pytest.raises(ValueError, match="unknown quantity 'nonsense'"):
+        DeviceConfig(name="x", profile="sunspec", host="127.0.0.1", points=[{"quantity": "state_of_charge"},
+                                                                           {"quantity": "nonsense"}])
+
+
+def test_scan_entry_for_an_inverter_with_a_meter_on_the_same_unit_id():
+    from ruamel.yaml import YAML
+
+    from greengauge.cli_devices import Found, device_entry
+
+    image = build_image([(1, {"Mn": "X", "Md": "Y", "SN": "7"}), (103, {"W_SF": 0, "W": 5, "WH_SF": 0, "WH": 9}),
+                         (203, {"W_SF": 0, "W": 7, "TotWh_SF": 0, "TotWhImp": 3})])
+
+    async def read(address, count):
+        return image[address - 40000 : address - 40000 + count]
+
+    dev = asyncio.run(sunspec.scan(read))
+    text = device_entry(Found(4, dev), Endpoint("rtu-over-tcp", "10.0.0.9", 8899))
+    (entry,) = YAML(typ="safe").load(text)
+    assert entry["sunspec_models"] == [1, 103] and entry["transport"] == "rtu-over-tcp"
+    assert {p["quantity"] for p in entry["points"]} == {"active_power", "energy_export"}  # not the meter's import
+    assert "meter model(s) [203]" in text
