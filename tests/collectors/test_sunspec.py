@@ -327,3 +327,26 @@ def test_scan_entry_for_an_inverter_with_a_meter_on_the_same_unit_id():
     assert entry["sunspec_models"] == [1, 103] and entry["transport"] == "rtu-over-tcp"
     assert {p["quantity"] for p in entry["points"]} == {"active_power", "energy_export"}  # not the meter's import
     assert "meter model(s) [203]" in text
+
+
+def test_the_simulator_serves_changed_values_and_the_bulk_reread_sees_them():
+    port = free_port()
+    sim = demo_inverter()
+    device = sunspec_device(port, points=("active_power", "energy_export"))
+
+    async def go():
+        server = await serve([sim], port=port)
+        dev = ModbusDevice(device, {"active_power": 1, "energy_export": 2})
+        try:
+            first = await dev.poll(FixedClock())
+            sim.set(103, W=15_000, WH=123_457_000)
+            sim.set(701, W=15_000)
+            second = await dev.poll(FixedClock())  # the known span, re-read in bulk
+            return first, second
+        finally:
+            await dev.close()
+            await server.shutdown()
+
+    first, second = run(go())
+    assert [r.value for r in first] == [-12_300.0, 123_456_789.0]
+    assert [r.value for r in second] == [-15_000.0, 123_457_000.0]
