@@ -205,5 +205,7 @@ def demo(
         fail(str(exc))
 
 
+import greengauge.cli_policy  # noqa: E402,F401  registers facts, policies and report awards
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
