@@ -40,6 +40,10 @@ QUANTITIES: dict[str, Quantity] = {
         Quantity("frequency", "Hz", "gauge", "grid frequency"),
         Quantity("power_factor", "1", "gauge", "total power factor"),
         Quantity("state_of_charge", "%", "gauge", "battery state of charge"),
+        Quantity("state_of_health", "%", "gauge", "battery state of health"),
+        # nameplate ratings read from devices (SunSpec models 120, 702, 713, 802)
+        Quantity("capacity_w", "W", "gauge", "rated (nameplate) active power of the device"),
+        Quantity("storage_capacity_wh", "Wh", "gauge", "rated (nameplate) energy capacity of a storage device"),
     ]
 }
 
@@ -58,6 +62,7 @@ UNIT_FACTORS: dict[tuple[str, str], Decimal] = {
     ("Hz", "Hz"): Decimal(1),
     ("1", "1"): Decimal(1),
     ("%", "%"): Decimal(1),
+    ("%", "1"): Decimal("0.01"),  # power factor given in percent (SunSpec PF, units Pct)
 }
 
 

@@ -6,6 +6,7 @@ Validated with pydantic; errors name the file, the line and the field (see
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -71,15 +72,34 @@ class PointConfig(_Strict):
         return self
 
 
+SUNSPEC_PROFILE = "sunspec"  # not a file: the device is read by walking its SunSpec model chain
+
+
 class DeviceConfig(_Strict):
     name: str = Field(pattern=CODE_PATTERN)
-    profile: str
-    transport: Literal["tcp"] = "tcp"
-    host: str
+    profile: str = Field(description="a profile under collectors/profiles/, or 'sunspec'")
+    transport: Literal["tcp", "rtu-over-tcp", "serial"] = Field(
+        default="tcp", description="Modbus TCP; RTU frames over TCP (serial gateways); serial RTU"
+    )
+    host: str | None = Field(default=None, description="required for tcp and rtu-over-tcp")
     port: int = Field(default=502, ge=1, le=65535)
+    serial_port: str | None = Field(default=None, description="e.g. /dev/ttyUSB0; required for serial")
+    baudrate: int = Field(default=9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
     unit_id: int = Field(default=1, ge=0, le=247)
     timeout_s: float = Field(default=3.0, gt=0)
     poll_interval_s: float = Field(default=60.0, gt=0)
+    ct_ratio: Decimal = Field(default=Decimal(1), gt=0, description="current transformer ratio, e.g. 200/5 = 40")
+    pt_ratio: Decimal = Field(default=Decimal(1), gt=0, description="voltage transformer ratio, e.g. 10000/100 = 100")
+    sunspec_base: int | None = Field(
+        default=None, description="register of 'SunS' (0, 40000 or 50000); found by scanning when omitted"
+    )
+    sunspec_models: list[int] | None = Field(
+        default=None, description="SunSpec models to take values from (all when omitted), e.g. only the "
+        "inverter's when a meter answers on the same unit id"
+    )
     points: list[PointConfig] | None = Field(
         default=None, description="the quantities to store; all of the profile's when omitted"
     )
@@ -87,13 +107,42 @@ class DeviceConfig(_Strict):
     @field_validator("profile")
     @classmethod
     def _profile_exists(cls, value: str) -> str:
-        load_profile(value)  # ConfigError names the known profiles
+        if value != SUNSPEC_PROFILE:
+            load_profile(value)  # ConfigError names the known profiles
         return value
 
     @model_validator(mode="after")
     def _points_in_profile(self) -> DeviceConfig:
-        profile = load_profile(self.profile)
-        mapped = {r.quantity for r in profile.registers}
+        if self.transport == "serial":
+            if not self.serial_port:
+                raise ValueError("transport 'serial' needs serial_port (e.g. /dev/ttyUSB0)")
+        elif not self.host:
+            raise ValueError(f"transport {self.transport!r} needs host")
+        if self.profile == SUNSPEC_PROFILE:
+            from collectors.sunspec import sunspec_quantities
+
+            mapped = sunspec_quantities()
+            if not self.points:
+                raise ValueError("a sunspec device lists its points (greengauge devices scan prints them)")
+            if self.ct_ratio != 1 or self.pt_ratio != 1:
+                raise ValueError("ct_ratio/pt_ratio do not apply to SunSpec devices (they report primary values)")
+            if self.sunspec_models is not None:
+                from collectors.sunspec import models
+
+                unknown = sorted(set(self.sunspec_models) - set(models()))
+                if unknown:
+                    raise ValueError(f"sunspec_models: no definition for model(s) {unknown} "
+                                     f"(known: {', '.join(map(str, sorted(models())))})")
+        elif self.sunspec_models is not None or self.sunspec_base is not None:
+            raise ValueError("sunspec_models and sunspec_base go with profile 'sunspec'")
+        else:
+            profile = load_profile(self.profile)
+            mapped = {r.quantity for r in profile.registers}
+            if (self.ct_ratio != 1 or self.pt_ratio != 1) and not profile.uses_ct_pt:
+                raise ValueError(
+                    f"profile {self.profile!r} reports primary-side values (no register is marked ct_pt), "
+                    "so ct_ratio/pt_ratio would change nothing; remove them"
+                )
         seen: set[str] = set()
         for p in self.points or []:
             if p.quantity not in mapped:
@@ -106,7 +155,16 @@ class DeviceConfig(_Strict):
         return self
 
     @property
+    def endpoint(self) -> str:
+        """Where the device is reached; devices with the same endpoint share one connection."""
+        if self.transport == "serial":
+            return f"serial:{self.serial_port}"
+        return f"{self.transport}:{self.host}:{self.port}"
+
+    @property
     def profile_model(self) -> Profile:
+        if self.profile == SUNSPEC_PROFILE:
+            raise ValueError(f"device {self.name!r} is a SunSpec device and has no register profile")
         return load_profile(self.profile)
 
     def point_configs(self) -> list[PointConfig]:
