@@ -200,14 +200,14 @@ class SiteConfig(_Strict):
     @model_validator(mode="after")
     def _unique(self) -> SiteConfig:
         names: set[str] = set()
-        endpoints: set[tuple[str, int, int]] = set()
+        endpoints: set[tuple[str, int]] = set()
         for d in self.devices:
             if d.name in names:
                 raise ValueError(f"device name {d.name!r} is used twice")
             names.add(d.name)
-            endpoint = (d.host, d.port, d.unit_id)
+            endpoint = (d.endpoint, d.unit_id)
             if endpoint in endpoints:
-                raise ValueError(f"device {d.name!r}: {d.host}:{d.port} unit {d.unit_id} is already used by another device")
+                raise ValueError(f"device {d.name!r}: {d.endpoint} unit {d.unit_id} is already used by another device")
             endpoints.add(endpoint)
         point_names = [n for n, _, _ in self.points()]
         dupes = {n for n in point_names if point_names.count(n) > 1}

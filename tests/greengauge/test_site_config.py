@@ -28,7 +28,7 @@ def test_the_bundled_site_is_valid():
 
 @pytest.mark.parametrize("old, new, needle, message", [
     ("profile: generic-bess-meter", "profile: sunspec-inv", "profile: sunspec-inv",
-     "devices[2].profile: profile 'sunspec-inv' does not exist (known: generic-3ph-meter"),
+     "devices[2].profile: profile 'sunspec-inv' does not exist (known: "),
     ("timezone: Asia/Shanghai", "timezone: Mars/Olympus", "timezone: Mars", "enterprise.timezone: unknown time zone"),
     ("poll_interval_s: 60\n    points:\n      - {quantity: energy_export, role: pv_generation",
      "poll_interval_s: -5\n    points:\n      - {quantity: energy_export, role: pv_generation",
