@@ -6,12 +6,13 @@ Validated with pydantic; errors name the file, the line and the field (see
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from collectors.profile import Profile, load_profile
 from collectors.quantities import QUANTITIES
@@ -190,12 +191,113 @@ class SimulationConfig(_Strict):
     step_s: int = Field(default=300, gt=0, description="simulation step; counters update once a step")
 
 
+# ---- PV / storage projects (rule R3, 晋政规〔2024〕2号 §三(一)) -----------------------------------
+# A project names the points that meter it as "device" (the device's point with the matching
+# role) or "device.quantity". Nameplates left out are read from the devices' SunSpec nameplate
+# gauges (capacity_w: models 120/702; storage_capacity_wh: models 713/802) when reports run.
+
+PROJECT_LINK_ROLES: dict[str, str] = {"generation": "pv_generation", "charge": "storage_charge",
+                                      "discharge": "storage_discharge"}
+
+
+class ProjectPvConfig(_Strict):
+    capacity_w: int | None = Field(default=None, gt=0, description="installed capacity [W]; when omitted, the "
+                                   "sum of the nameplate devices' latest SunSpec capacity_w readings")
+    commissioned: date = Field(description="local commissioning day (并网投产)")
+    generation: list[str] = Field(min_length=1, description="points metering the PV generation")
+    nameplate_devices: list[str] | None = Field(
+        default=None, description="devices whose SunSpec nameplate gives the capacity (default: the generation points' devices)")
+
+
+class ProjectStorageConfig(_Strict):
+    power_w: int | None = Field(default=None, gt=0, description="rated power [W]; default: SunSpec capacity_w")
+    energy_wh: int | None = Field(default=None, gt=0, description="rated energy [Wh]; default: SunSpec storage_capacity_wh")
+    commissioned: date | None = Field(default=None, description="default: the PV's commissioning day")
+    electrochemical: bool = True
+    charge: list[str] = Field(default_factory=list, description="points metering the storage charge")
+    discharge: list[str] = Field(default_factory=list, description="points metering the storage discharge")
+    nameplate_devices: list[str] | None = Field(
+        default=None, description="devices whose SunSpec nameplate gives power/energy (default: the charge and "
+        "discharge points' devices)")
+
+
+class ProjectConfig(_Strict):
+    code: str = Field(pattern=CODE_PATTERN)
+    pv: ProjectPvConfig
+    storage: ProjectStorageConfig | None = None
+
+    def links(self) -> list[tuple[str, str]]:
+        """(link, point reference) pairs; link is generation, charge or discharge."""
+        out = [("generation", r) for r in self.pv.generation]
+        if self.storage:
+            out += [("charge", r) for r in self.storage.charge] + [("discharge", r) for r in self.storage.discharge]
+        return out
+
+
+def resolve_point(devices: list[DeviceConfig], ref: str, role: str) -> tuple[DeviceConfig, PointConfig]:
+    """The point a project reference names: ``device`` (its point with ``role``) or ``device.quantity``.
+
+    Raises ``ValueError`` naming the reference and what exists.
+    """
+    dev_name, _, quantity = ref.partition(".")
+    dev = next((d for d in devices if d.name == dev_name), None)
+    if dev is None:
+        raise ValueError(f"{ref!r}: no device {dev_name!r} (devices: {', '.join(d.name for d in devices)})")
+    pts = dev.point_configs()
+    if quantity:
+        p = next((p for p in pts if p.quantity == quantity), None)
+        if p is None:
+            raise ValueError(f"{ref!r}: device {dev_name!r} has no point {quantity!r} "
+                             f"(it has: {', '.join(p.quantity for p in pts)})")
+    else:
+        found = [p for p in pts if p.role == role]
+        if len(found) != 1:
+            raise ValueError(f"{ref!r}: device {dev_name!r} has {len(found)} points with role {role!r}; "
+                             f"name the point as '{dev_name}.QUANTITY'")
+        p = found[0]
+    q = QUANTITIES[p.quantity]
+    if q.kind != "counter" or q.unit != "Wh":
+        raise ValueError(f"{ref!r}: {p.quantity!r} is not an energy counter (a project is metered by Wh counters)")
+    return dev, p
+
+
+def _check_projects(projects: list[ProjectConfig], info: ValidationInfo) -> list[ProjectConfig]:
+    devices: list[DeviceConfig] | None = info.data.get("devices")
+    codes: set[str] = set()
+    used: dict[tuple[str, str], str] = {}
+    for pr in projects:
+        if pr.code in codes:
+            raise ValueError(f"project code {pr.code!r} is used twice")
+        codes.add(pr.code)
+        if devices is None:  # the devices are wrong already; that error is reported
+            continue
+        names = {d.name for d in devices}
+        for link, ref in pr.links():
+            try:
+                dev, p = resolve_point(devices, ref, PROJECT_LINK_ROLES[link])
+            except ValueError as exc:
+                raise ValueError(f"project {pr.code!r} {link}: {exc}") from None
+            key = (f"{dev.name}.{p.quantity}", link)
+            if key in used:
+                raise ValueError(f"project {pr.code!r} {link}: point {key[0]} already meters project {used[key]!r}")
+            used[key] = pr.code
+        for part in (pr.pv, pr.storage):
+            for d in (part.nameplate_devices or []) if part else []:
+                if d not in names:
+                    raise ValueError(f"project {pr.code!r}: nameplate device {d!r} does not exist")
+    return projects
+
+
+Projects = Annotated[list[ProjectConfig], AfterValidator(_check_projects)]
+
+
 class SiteConfig(_Strict):
     park: ParkConfig | None = None
     enterprise: EnterpriseConfig
     site: SiteInfo
     devices: list[DeviceConfig] = Field(min_length=1)
     simulation: SimulationConfig = SimulationConfig()
+    projects: Projects = Field(default_factory=list, description="PV/storage projects and the points metering them")
 
     @model_validator(mode="after")
     def _unique(self) -> SiteConfig:

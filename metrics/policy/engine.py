@@ -305,6 +305,13 @@ def evaluate_pv_project(doc: PolicyDocument, rule: Rule, p: PvProject) -> Candid
         elif s_reach.reached is not True:
             reasons.append(f"storage commissioned {storage.commissioned}: {s_reach.reason}")
             storage = None
+    if p.pv_w is None:
+        reasons.append("PV capacity not known: no nameplate in the site file and no SunSpec capacity_w reading")
+        return _cand(doc, rule, subject, "unknown", None, reasons, reach, **ev)
+    if storage is not None and (storage.power_w is None or storage.energy_wh is None):
+        reasons.append(f"storage nameplate not known (power {storage.power_w} W, energy {storage.energy_wh} Wh): "
+                       "the storage part is not decided")
+        storage = None
     checks = {c.name: c for c in p.checks}
     produced = checks.get("pv_produced_after_commissioning")
     if produced is not None and produced.status == "fail":
@@ -343,6 +350,10 @@ def _unit_energy(doc: PolicyDocument, rule: Rule, ey: EnterpriseYear, reach: Rea
     verdicts: list[bool | None] = []
     reasons: list[str] = []
     for pr in ey.products:
+        if pr.energy_kgce is None:
+            verdicts.append(None)
+            reasons.append(f"{pr.product}: its share of the enterprise's energy is not known")
+            continue
         if pr.reference is None or pr.quantity <= 0:
             verdicts.append(None)
             reasons.append(f"{pr.product}: no reference values or no output recorded")

@@ -45,8 +45,8 @@ class Fact:
 class Storage:
     """Electrochemical storage built with a PV project (nameplate)."""
 
-    power_w: int  #: rated power [W]
-    energy_wh: int  #: rated energy [Wh]
+    power_w: int | None  #: rated power [W]; None = not known (the storage part is not decided)
+    energy_wh: int | None  #: rated energy [Wh]; None = not known
     commissioned: date
     electrochemical: bool = True
 
@@ -61,7 +61,7 @@ class PvProject:
     """
 
     id: str
-    pv_w: int  #: installed capacity [W]
+    pv_w: int | None  #: installed capacity [W]; None = not known (the candidate is unknown)
     commissioned: date
     storage: Storage | None = None
     checks: tuple[Check, ...] = ()
@@ -72,7 +72,7 @@ class ProductYear:
     """One product's production and energy in the year, with its standard's reference values."""
 
     product: str
-    energy_kgce: Decimal  #: comprehensive energy of its production [kgce]
+    energy_kgce: Decimal | None  #: comprehensive energy of its production [kgce]; None = not allocated
     quantity: Decimal  #: output [unit of product]
     reference: ReferenceValues | None = None
 
