@@ -39,6 +39,7 @@ def meter_two_projects(conn, ids, *, roof_b_nameplate: bool = True) -> None:
         write_counter(conn, p("pv2.capacity_w"), [(T0, 600_000.0)])
         write_counter(conn, p("bat2.capacity_w"), [(T0, 100_000.0)])
         write_counter(conn, p("bat2.storage_capacity_wh"), [(T0, 250_000.0)])
+    conn.commit()  # other connections (the CLI's) see the readings
 
 
 def test_two_projects_each_checked_from_their_own_points(conn, tmp_path):
@@ -102,9 +103,10 @@ def test_capacity_unknown_without_sunspec_reading(conn, tmp_path):
     assert c.status == "unknown" and c.amount is None
 
 
-def _grid_year(conn, ids, year: int, wh: int, code: str = "e1") -> None:
+def grid_year(conn, ids, year: int, wh: int, code: str = "e1") -> None:
     pid = ids[f"{code}.main.grid.energy_import"]
     write_counter(conn, pid, [(datetime(year, 1, 1, tzinfo=CST), 0.0), (datetime(year + 1, 1, 1, tzinfo=CST), float(wh))])
+    conn.commit()
 
 
 def _fujian_in_force(tmp_path):
@@ -118,7 +120,7 @@ def _fujian_in_force(tmp_path):
 
 def test_products_feed_the_unit_energy_rule(conn, tmp_path):
     ids = apply(conn, tmp_path)
-    _grid_year(conn, ids, 2024, 1_000_000_000)  # 1 GWh × 0.1229 kgce/kWh = 122,900 kgce
+    grid_year(conn, ids, 2024, 1_000_000_000)  # 1 GWh × 0.1229 kgce/kWh = 122,900 kgce
     rows = parse_production_csv(
         "record,enterprise,product,period_start,period_end,quantity,unit,output_value_yuan,advanced,limit,standard\n"
         "reference,,运动鞋,,,,万双,,1300,1500,GB 0000-2024 表1\n"
@@ -145,7 +147,7 @@ def test_products_feed_the_unit_energy_rule(conn, tmp_path):
 
 def test_two_products_energy_not_split(conn, tmp_path):
     ids = apply(conn, tmp_path)
-    _grid_year(conn, ids, 2024, 1_000_000_000)
+    grid_year(conn, ids, 2024, 1_000_000_000)
     import_production(conn, parse_production_csv(
         "record,enterprise,product,period_start,period_end,quantity,unit\n"
         "production,e1,运动鞋,2024-01-01,2024-12-31,60,万双\n"
@@ -198,7 +200,7 @@ def test_green_instruments(conn, tmp_path):
 
 def test_energy_year_with_gas(conn, tmp_path):
     ids = apply(conn, tmp_path)
-    _grid_year(conn, ids, 2023, 1_000_000_000)
+    grid_year(conn, ids, 2023, 1_000_000_000)
     gas = add_gas_point(conn)
     write_counter(conn, gas, [(datetime(2023, 1, 1, tzinfo=CST), 500.0), (datetime(2024, 1, 1, tzinfo=CST), 10_500.0)])
     e = energy_year(conn, "e1", 2023)

@@ -72,3 +72,37 @@ def test_errors(db_url, monkeypatch, tmp_path):
     bad.write_text("enterprise,record,kind,date\nnobody,fact,green_factory,2025-01-01\n", encoding="utf-8")
     r = runner.invoke(app, ["facts", "import", str(bad)])
     assert r.exit_code == 2 and "facts.csv line 2: enterprise: no enterprise 'nobody'" in r.output
+
+
+# ---- PV/storage projects from the site file (rule R3, 晋政规〔2024〕2号 §三(一)) ------------------
+
+def test_report_awards_battery_short_of_two_hours(db_url, conn, monkeypatch, tmp_path):
+    """End to end: `site apply` with a `projects:` section, readings stored, `report awards`."""
+    from tests.flows.test_policy_inputs import meter_two_projects
+    from tests.store.test_projects import TWO_PROJECTS
+
+    monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
+    site = tmp_path / "site.yaml"
+    site.write_text(TWO_PROJECTS, encoding="utf-8")
+    r = runner.invoke(app, ["site", "apply", str(site)])
+    assert r.exit_code == 0, r.output
+    ids = dict(conn.execute("SELECT name, point_id FROM point").fetchall())
+    meter_two_projects(conn, ids)
+    r = runner.invoke(app, ["report", "awards", "--enterprise", "e1", "--year", "2024", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    pv = {c["subject"]: c for c in out["candidates"] if c["kind"] == "pv_storage" and c["document"] == "晋政规〔2024〕2号"}
+    a = pv["project roof-a"]
+    checks = {c["name"]: c for c in a["evidence"]["checks"]}
+    # 时长不低于2小时: one observed discharge of 150 kWh < 2 h × 100 kW × 0.95 -> fail, storage not paid
+    assert checks["storage_discharge_duration"]["status"] == "fail"
+    assert a["status"] == "qualifies" and a["amount"] == "32000.00" and a["evidence"]["storage_amount"] == "0.00"
+    # roof-b, checked from its own battery: passes and is paid for its storage (0.1 MW × 100,000)
+    assert pv["project roof-b"]["amount"] == "34000.00"
+    assert out["metering"]["projects"]["roof-b"]["pv_w"]["source"] == "sunspec capacity_w"
+    # a looser tolerance is the caller's choice and is stated: 150 kWh ≥ 200 kWh × (1 − 0.3) = 140 kWh
+    r = runner.invoke(app, ["report", "awards", "--enterprise", "e1", "--year", "2024", "--format", "json",
+                            "--storage-tolerance", "0.3"])
+    out = json.loads(r.output)
+    a = next(c for c in out["candidates"] if c["subject"] == "project roof-a" and c["document"] == "晋政规〔2024〕2号")
+    assert a["amount"] == "42000.00"
