@@ -252,7 +252,8 @@ def import_facts(conn: psycopg.Connection, rows: list[FactRow | ProjectRow], nam
                            commissioned = EXCLUDED.commissioned, storage_power_w = EXCLUDED.storage_power_w,
                            storage_energy_wh = EXCLUDED.storage_energy_wh,
                            storage_commissioned = EXCLUDED.storage_commissioned,
-                           storage_electrochemical = EXCLUDED.storage_electrochemical, recorded_at = now()""",
+                           storage_electrochemical = EXCLUDED.storage_electrochemical, origin = 'facts',
+                           recorded_at = now()""",
                     (eid, p.id, p.pv_w, p.commissioned, s.power_w if s else None, s.energy_wh if s else None,
                      s.commissioned if s else None, s.electrochemical if s else True),
                 )
@@ -283,6 +284,8 @@ def enterprise_facts(conn: psycopg.Connection, enterprise: str) -> tuple[Fact, .
 
 
 def enterprise_projects(conn: psycopg.Connection, enterprise: str) -> tuple[PvProject, ...]:
+    """The projects as recorded, nameplates unresolved and without checks; the engine's input comes
+    from :func:`flows.policy_inputs.project_inputs` (SunSpec nameplates, per-project telemetry)."""
     rows = conn.execute(
         """SELECT p.code, p.pv_w, p.commissioned, p.storage_power_w, p.storage_energy_wh,
                   p.storage_commissioned, p.storage_electrochemical
@@ -292,6 +295,7 @@ def enterprise_projects(conn: psycopg.Connection, enterprise: str) -> tuple[PvPr
     ).fetchall()
     out = []
     for code, pv_w, comm, sp, se, sd, electro in rows:
-        storage = Storage(sp, se, sd or comm, electro) if sp is not None else None
+        # storage is present when it has a date (0301: a site-file project may leave its nameplate to SunSpec)
+        storage = Storage(sp, se, sd or comm, electro) if sp is not None or sd is not None else None
         out.append(PvProject(code, pv_w, comm, storage))
     return tuple(out)
