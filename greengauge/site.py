@@ -206,12 +206,14 @@ class ProjectPvConfig(_Strict):
     commissioned: date = Field(description="local commissioning day (并网投产)")
     generation: list[str] = Field(min_length=1, description="points metering the PV generation")
     nameplate_devices: list[str] | None = Field(
-        default=None, description="devices whose SunSpec nameplate gives the capacity (default: the generation points' devices)")
+        default=None,
+        description="devices whose SunSpec nameplate gives the capacity (default: the generation points' devices)")
 
 
 class ProjectStorageConfig(_Strict):
     power_w: int | None = Field(default=None, gt=0, description="rated power [W]; default: SunSpec capacity_w")
-    energy_wh: int | None = Field(default=None, gt=0, description="rated energy [Wh]; default: SunSpec storage_capacity_wh")
+    energy_wh: int | None = Field(default=None, gt=0,
+                                  description="rated energy [Wh]; default: SunSpec storage_capacity_wh")
     commissioned: date | None = Field(default=None, description="default: the PV's commissioning day")
     electrochemical: bool = True
     charge: list[str] = Field(default_factory=list, description="points metering the storage charge")
@@ -332,4 +334,4 @@ def load_site(path: Path | str) -> SiteConfig:
     return load_model(path, SiteConfig)
 
 
-__all__ = ["ConfigError", "SiteConfig", "DeviceConfig", "PointConfig", "load_site"]
+__all__ = ["ConfigError", "SiteConfig", "DeviceConfig", "PointConfig", "ProjectConfig", "load_site", "resolve_point"]

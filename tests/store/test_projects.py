@@ -159,3 +159,18 @@ def test_site_without_projects_is_unchanged(conn, tmp_path):
     # the section is optional: a site file without it applies as before and writes no project
     apply(conn, tmp_path, TWO_PROJECTS.split("projects:")[0])
     assert conn.execute("SELECT count(*) FROM pv_project").fetchone()[0] == 0
+
+
+def test_storage_power_from_file_energy_from_sunspec(conn, tmp_path):
+    # one nameplate value in the file, the other left to SunSpec 713/802 WHRtg: 0301 allows the mix
+    ids = apply(conn, tmp_path, TWO_PROJECTS.replace("storage: {charge: [bat2]", "storage: {power_w: 120000, charge: [bat2]"))
+    b = {r.code: r for r in project_records(conn, "e1")}["roof-b"]
+    assert (b.storage_power_w, b.storage_energy_wh) == (120_000, None)
+    write_readings(conn, [Reading(ids["e1.main.bat2.storage_capacity_wh"], datetime(2024, 6, 1, tzinfo=CST), 300_000.0)])
+    from flows.policy_inputs import project_inputs
+
+    projects, ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai")
+    s = {p.id: p for p in projects}["roof-b"].storage
+    assert (s.power_w, s.energy_wh) == (120_000, 300_000)
+    assert ev["roof-b"]["storage_power_w"]["source"] == "site file"
+    assert ev["roof-b"]["storage_energy_wh"]["source"] == "sunspec storage_capacity_wh"
