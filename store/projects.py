@@ -19,13 +19,10 @@ from datetime import date, datetime
 import psycopg
 
 from greengauge.site import PROJECT_LINK_ROLES, SiteConfig, resolve_point
+from store.sites import PointRow
 
-
-@dataclass(frozen=True)
-class LinkedPoint:
-    point_id: int
-    name: str
-    device: str
+#: a linked point is a full :class:`store.sites.PointRow`, so the energy code reads it like any other
+LinkedPoint = PointRow
 
 
 @dataclass(frozen=True)
@@ -110,11 +107,12 @@ def project_records(conn: psycopg.Connection, enterprise: str) -> list[ProjectRe
     out = []
     for pid, code, pv_w, comm, sp, se, sd, electro, origin in rows:
         points: dict[str, list[LinkedPoint]] = {"generation": [], "charge": [], "discharge": []}
-        for link, point_id, name, dev in conn.execute(
-            """SELECT l.link, pt.point_id, pt.name, d.name FROM pv_project_point l
-               JOIN point pt USING (point_id) JOIN device d USING (device_id)
+        for link, *row in conn.execute(
+            """SELECT l.link, pt.point_id, pt.name, d.name, pt.quantity, pt.kind, pt.unit, pt.role, pt.subproject,
+                      pt.rated_power_w
+               FROM pv_project_point l JOIN point pt USING (point_id) JOIN device d USING (device_id)
                WHERE l.project_id = %s ORDER BY pt.point_id""", (pid,)):
-            points[link].append(LinkedPoint(point_id, name, dev))
+            points[link].append(PointRow(*row))
         devices: dict[str, list[tuple[int, str]]] = {"pv": [], "storage": []}
         for part, device_id, name in conn.execute(
             """SELECT l.part, d.device_id, d.name FROM pv_project_device l JOIN device d USING (device_id)
