@@ -63,10 +63,11 @@ class PointConfig(_Strict):
     def _check(self) -> PointConfig:
         if self.quantity not in QUANTITIES:
             raise ValueError(f"unknown quantity {self.quantity!r} (known: {', '.join(sorted(QUANTITIES))})")
-        if self.role is not None and QUANTITIES[self.quantity].kind != "counter":
+        q = QUANTITIES[self.quantity]
+        if self.role is not None and (q.kind != "counter" or q.unit != "Wh"):
+            what = q.kind if q.kind != "counter" else f"counter in {q.unit}"
             raise ValueError(
-                f"role {self.role!r} needs an energy counter, but {self.quantity!r} is a "
-                f"{QUANTITIES[self.quantity].kind}"
+                f"role {self.role!r} needs an electrical energy counter (Wh), but {self.quantity!r} is a {what}"
             )
         if (self.role == "subproject") != (self.subproject is not None):
             raise ValueError("role 'subproject' and a 'subproject' name go together")

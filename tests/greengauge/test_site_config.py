@@ -35,7 +35,7 @@ def test_the_bundled_site_is_valid():
      "poll_interval_s: -5", "devices[1].poll_interval_s: Input should be greater than 0"),
     ("{quantity: active_power}\n      - {quantity: state_of_charge}",
      "{quantity: active_power, role: grid_import}\n      - {quantity: state_of_charge}",
-     "{quantity: active_power, role: grid_import}", "needs an energy counter"),
+     "{quantity: active_power, role: grid_import}", "needs an electrical energy counter"),
 ])
 def test_errors_name_file_line_and_field(tmp_path, old, new, needle, message):
     assert old in GOOD
