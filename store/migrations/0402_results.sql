@@ -15,6 +15,7 @@ CREATE TABLE daily_balance (
     green_wh             bigint NOT NULL,
     intervals            int NOT NULL,
     estimated_intervals  int NOT NULL,
+    source_changed_at    timestamptz,                  -- newest interval_energy.computed_at it was built from
     computed_at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (enterprise_id, day)
 );
