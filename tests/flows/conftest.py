@@ -74,3 +74,12 @@ def sim_day(conn) -> SimDay:
 
 def suspect(r: Reading) -> Reading:
     return Reading(r.point_id, r.ts, r.value, Quality.SUSPECT)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A throwaway Prefect server and database for the session (about 20 s to start: use sparingly)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield

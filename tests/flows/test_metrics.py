@@ -74,3 +74,19 @@ def test_projection_extends_the_recent_rate():
     assert p.gap_year_end_wh == 240 and p.gap_now_wh == 200
     with pytest.raises(ValueError, match="recent_s"):
         project_year_end(0, 0, 0, 0, recent_s=0, remaining_s=1)
+
+
+def test_a_failed_write_leaves_no_partial_result(conn, db_url, sim_day, monkeypatch):
+    import flows.metrics
+
+    rollup(db_url)
+    (e,) = enterprises(conn)
+
+    def boom(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(flows.metrics, "write_projection", boom)  # after the daily and YTD rows
+    with pytest.raises(RuntimeError, match="disk full"):
+        enterprise_metrics(db_url, e, sim_day.end)
+    assert conn.execute("SELECT count(*) FROM daily_balance").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM green_share_ytd").fetchone()[0] == 0

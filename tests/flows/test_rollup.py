@@ -124,3 +124,17 @@ def test_suspect_readings_mark_intervals(flags, marked):
     assert [row[1] for row in rows] == [10, 10, 10, 10]
     assert {i for i, row in enumerate(rows) if row[3]} == marked
     assert findings == []
+
+
+def test_a_failed_run_leaves_no_partial_result(conn, db_url, sim_day, monkeypatch):
+    import store.rollups
+
+    def boom(self):
+        self.flush()  # intervals are merged into the table, then the run fails before commit
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(store.rollups.IntervalWriter, "finish", boom)
+    with pytest.raises(RuntimeError, match="went away"):
+        rollup(db_url)
+    assert conn.execute("SELECT count(*) FROM interval_energy").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM rollup_watermark").fetchone()[0] == 0
