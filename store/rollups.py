@@ -104,14 +104,22 @@ def stream_readings(
     try:
         cur.execute(sql)
         current: PointReadings | None = None
-        for pid, ts, value, suspect in cur:
-            if current is None or pid != current.point_id:
-                if current is not None:
-                    yield current
-                current = PointReadings(pid, [], [], [])
-            current.ts.append(ts)
-            current.values.append(value)
-            current.suspect.append(suspect)
+        while rows := cur.fetchmany(itersize):
+            i, n = 0, len(rows)
+            while i < n:
+                pid = rows[i][0]
+                j = i
+                while j < n and rows[j][0] == pid:
+                    j += 1
+                if current is None or pid != current.point_id:
+                    if current is not None:
+                        yield current
+                    current = PointReadings(pid, [], [], [])
+                part = rows[i:j]
+                current.ts.extend(r[1] for r in part)
+                current.values.extend(r[2] for r in part)
+                current.suspect.extend(r[3] for r in part)
+                i = j
         if current is not None:
             yield current
     finally:
