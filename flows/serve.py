@@ -66,7 +66,8 @@ def serve(overrides: dict[str, int | None] | None = None, limit: int | None = No
     """Serve every deployment from this process until interrupted."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(overrides), limit=limit)
+    # schedules stay active while the process restarts (the default would pause them on shutdown)
+    prefect_serve(*deployments(overrides), limit=limit, pause_on_shutdown=False)
 
 
 def deploy(work_pool: str, overrides: dict[str, int | None] | None = None) -> list:
