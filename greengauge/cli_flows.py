@@ -17,6 +17,13 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+def _quiet_http() -> None:
+    """Prefect's client logs every HTTP request at INFO; keep the flows' own logs readable."""
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def _fail(message: str) -> None:
     err.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(2)
@@ -72,10 +79,18 @@ def serve(every: list[str] = typer.Option([], "--every", help="NAME=SECONDS: cha
           limit: Optional[int] = typer.Option(None, help="most flow runs at once")) -> None:
     """Register every flow as a deployment with its schedule and run them here until Ctrl-C.
 
-    Uses the Prefect server at PREFECT_API_URL (a temporary local one when unset)."""
+    Needs the Prefect server at PREFECT_API_URL: the temporary server Prefect starts when it is
+    unset runs no scheduler, so nothing would ever run."""
+    from prefect.settings import PREFECT_API_URL
+
     from flows.serve import schedules
     from flows.serve import serve as run_serve
 
+    _quiet_http()
+    if not PREFECT_API_URL.value():
+        _fail("PREFECT_API_URL is not set: start a Prefect server (`prefect server start`) and "
+              "export PREFECT_API_URL=http://127.0.0.1:4200/api (docs/flows.md). Prefect's temporary "
+              "server runs no scheduler, so served flows would never run.")
     try:
         overrides = parse_every(every)
         for name, s in schedules(overrides).items():
@@ -91,6 +106,7 @@ def deploy(work_pool: str = typer.Option(..., help="Prefect work pool (type proc
     """Register the deployments with a work pool instead of serving them here (docs/flows.md)."""
     from flows.serve import deploy as run_deploy
 
+    _quiet_http()
     try:
         ids = run_deploy(work_pool, parse_every(every))
     except ValueError as exc:
@@ -105,6 +121,7 @@ def run(name: str = typer.Argument(..., help="rollup, metrics, eligibility, data
     """Run one flow now (tracked by Prefect, like a scheduled run)."""
     from flows.serve import FLOWS
 
+    _quiet_http()
     if name not in FLOWS:
         _fail(f"no flow {name!r} (known: {', '.join(FLOWS)})")
     try:
