@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger
 from flows.projection import Projection, project_year_end
 from flows.site_energy import BALANCE_ROLES
 from flows.tasks import io_task, metric_task, resolve_url
-from metrics.balance import BalanceTotals, IntervalBalance, site_balance, totals
+from metrics.balance import BalanceTotals, site_balance, totals
 from metrics.energy import INTERVAL_S, IntervalEnergy, sum_by_interval
 from metrics.green_share import GreenShare, green_share
 from metrics.periods import local_bounds

@@ -13,7 +13,6 @@ from flows.quality import quality_flow
 from flows.rollup import rollup_flow, rollup_points
 from flows.serve import deployments, schedules
 from flows.site_energy import site_energy
-from store.results import enterprises
 
 
 @pytest.mark.slow

@@ -138,3 +138,17 @@ def test_a_failed_run_leaves_no_partial_result(conn, db_url, sim_day, monkeypatc
         rollup(db_url)
     assert conn.execute("SELECT count(*) FROM interval_energy").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM rollup_watermark").fetchone()[0] == 0
+
+
+def test_suspect_reading_marks_stored_intervals(conn, db_url):
+    sd = make_sim_day(conn, write_until=None)
+    pid = sd.role_points["grid_import"]
+    t = sd.data_to
+    write_readings(conn, [suspect(r) for r in sim_readings(sd, t, t + timedelta(minutes=1)) if r.point_id == pid])
+    write_readings(conn, [r for r in sim_readings(sd, t + timedelta(minutes=1), t + timedelta(minutes=30))])
+    conn.commit()
+    rollup(db_url)
+    marked = conn.execute("SELECT bucket_start FROM interval_energy WHERE suspect ORDER BY 1").fetchall()
+    assert [m[0] for m in marked] == [t - timedelta(minutes=15), t]  # the readings around it span both
+    assert conn.execute("SELECT suspect_intervals FROM energy_hourly WHERE point_id = %s AND bucket_start = %s",
+                        (pid, t)).fetchone() == (1,)
