@@ -3,10 +3,11 @@
 Every candidate source returns a list of candidate dicts, one per rule of a document in force::
 
     {"document": "晋政规〔2024〕2号", "clause": "§三(一)", "rule": "R1",
-     "status": "qualifies", "amount": None | Decimal | str, "evidence": {...}}
+     "status": "qualifies", "amount": None | Decimal | str, "evidence": {...},
+     "subject": "project pv1"}   # optional, default "": when one rule applies to several things
 
 :func:`record_candidates` compares each candidate with the current version of the same
-(enterprise, year, document, clause, rule). Unchanged (same status, amount and evidence hash):
+(enterprise, year, document, clause, rule, subject). Unchanged (same status, amount and evidence hash):
 nothing is written. Changed: a new version row is inserted, pointing at the one it supersedes,
 with the reason, read from the evidence:
 
@@ -115,6 +116,7 @@ class Recorded:
     document: str
     clause: str
     rule: str
+    subject: str
     version: int
     reason: str
     status: str
@@ -141,7 +143,7 @@ def record_candidates(conn: psycopg.Connection, enterprise_id: int, year: int, c
         missing = {"document", "clause", "rule", "status", "evidence"} - set(c)
         if missing:
             raise ValueError(f"candidate {c!r} lacks {sorted(missing)}")
-        key = (c["document"], c["clause"], c["rule"])
+        key = (c["document"], c["clause"], c["rule"], c.get("subject") or "")
         amount = _amount(c.get("amount"))
         old = current.get(key)
         if old is not None and (old.status, old.amount, old.evidence_hash) == (c["status"], amount, evidence_hash(c["evidence"])):
@@ -193,7 +195,7 @@ def eligibility_flow(database_url: str | None = None, enterprise: str | None = N
         for y in years or [this_year - 1, this_year]:
             recorded = evaluate_task(url, e, y, now)
             for r in recorded:
-                log.info("%s %d %s %s %s: version %d (%s) %s", e.code, y, r.document, r.clause, r.rule,
-                         r.version, r.reason, r.status)
+                log.info("%s %d %s %s %s %s: version %d (%s) %s", e.code, y, r.document, r.clause, r.rule,
+                         r.subject, r.version, r.reason, r.status)
             out.extend(recorded)
     return out

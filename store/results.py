@@ -150,6 +150,7 @@ class Decision:
     document: str
     clause: str
     rule: str
+    subject: str
     version: int
     status: str
     amount: Decimal | None
@@ -160,28 +161,28 @@ class Decision:
     decided_at: datetime
 
 
-_DECISION_COLS = ("decision_id, enterprise_id, year, document, clause, rule, version, status, amount, evidence, "
+_DECISION_COLS = ("decision_id, enterprise_id, year, document, clause, rule, subject, version, status, amount, evidence, "
                   "evidence_hash, reason, supersedes, decided_at")
 
 
-def current_decisions(conn: psycopg.Connection, enterprise_id: int, year: int) -> dict[tuple[str, str, str], Decision]:
+def current_decisions(conn: psycopg.Connection, enterprise_id: int, year: int) -> dict[tuple[str, str, str, str], Decision]:
     rows = conn.execute(
         f"SELECT {_DECISION_COLS} FROM eligibility_current WHERE enterprise_id = %s AND year = %s",
         (enterprise_id, year),
     ).fetchall()
-    return {(r[3], r[4], r[5]): Decision(*r) for r in rows}
+    return {(r[3], r[4], r[5], r[6]): Decision(*r) for r in rows}
 
 
 def insert_decision(conn: psycopg.Connection, enterprise_id: int, year: int, document: str, clause: str, rule: str,
-                    version: int, status: str, amount: Decimal | None, evidence: dict, reason: str,
+                    subject: str, version: int, status: str, amount: Decimal | None, evidence: dict, reason: str,
                     supersedes: int | None) -> int:
     if reason not in REASONS:
         raise ValueError(f"reason {reason!r} is not one of {', '.join(REASONS)}")
     return conn.execute(
-        """INSERT INTO eligibility_decision (enterprise_id, year, document, clause, rule, version, status, amount,
-               evidence, evidence_hash, reason, supersedes)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING decision_id""",
-        (enterprise_id, year, document, clause, rule, version, status, amount, Jsonb(evidence),
+        """INSERT INTO eligibility_decision (enterprise_id, year, document, clause, rule, subject, version, status,
+               amount, evidence, evidence_hash, reason, supersedes)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING decision_id""",
+        (enterprise_id, year, document, clause, rule, subject, version, status, amount, Jsonb(evidence),
          evidence_hash(evidence), reason, supersedes),
     ).fetchone()[0]
 

@@ -60,6 +60,8 @@ CREATE TABLE eligibility_decision (
     document       text NOT NULL,
     clause         text NOT NULL,
     rule           text NOT NULL,
+    subject        text NOT NULL DEFAULT '',           -- what the rule was applied to when a rule has
+                                                       -- several (a PV project, a listing); '' for the year
     version        int NOT NULL CHECK (version >= 1),
     status         text NOT NULL,
     amount         numeric,                            -- yuan, where the rule pays money
@@ -68,7 +70,7 @@ CREATE TABLE eligibility_decision (
     reason         text NOT NULL CHECK (reason IN ('first', 'new_data', 'late_data', 'ledger_change', 'rule_change')),
     supersedes     bigint REFERENCES eligibility_decision,
     decided_at     timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (enterprise_id, year, document, clause, rule, version)
+    UNIQUE (enterprise_id, year, document, clause, rule, subject, version)
 );
 
 CREATE FUNCTION eligibility_decision_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -80,13 +82,13 @@ CREATE TRIGGER eligibility_decision_no_update BEFORE UPDATE ON eligibility_decis
     FOR EACH ROW EXECUTE FUNCTION eligibility_decision_immutable();
 
 CREATE VIEW eligibility_current AS
-SELECT DISTINCT ON (enterprise_id, year, document, clause, rule) *
+SELECT DISTINCT ON (enterprise_id, year, document, clause, rule, subject) *
 FROM eligibility_decision
-ORDER BY enterprise_id, year, document, clause, rule, version DESC;
+ORDER BY enterprise_id, year, document, clause, rule, subject, version DESC;
 
 -- Each version beside the one it replaced.
 CREATE VIEW eligibility_change AS
-SELECT n.decision_id, n.enterprise_id, n.year, n.document, n.clause, n.rule, n.version, n.reason,
+SELECT n.decision_id, n.enterprise_id, n.year, n.document, n.clause, n.rule, n.subject, n.version, n.reason,
        o.status AS old_status, n.status AS new_status, o.amount AS old_amount, n.amount AS new_amount,
        o.evidence AS old_evidence, n.evidence AS new_evidence, n.decided_at
 FROM eligibility_decision n LEFT JOIN eligibility_decision o ON o.decision_id = n.supersedes;

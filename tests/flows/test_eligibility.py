@@ -96,3 +96,13 @@ def test_r1_documents_in_force(conn, sim_day):
     assert docs(2025) == ["晋政规〔2024〕2号", "晋政規〔2025〕5號"]
     assert docs(2026) == ["晋政規〔2025〕5號"]
     assert docs(2027) == []
+
+
+def test_subjects_of_one_rule_are_versioned_apart(conn, eid):
+    pv1 = dict(cand("qualifies", "40000.00"), subject="project pv1")
+    pv2 = dict(cand("does_not_qualify"), subject="project pv2")
+    assert [(r.subject, r.version, r.reason) for r in record_candidates(conn, eid, 2025, [pv1, pv2])] == [
+        ("project pv1", 1, "first"), ("project pv2", 1, "first")]
+    pv2b = dict(cand("qualifies", "12000.00"), subject="project pv2")
+    assert [(r.subject, r.version, r.reason) for r in record_candidates(conn, eid, 2025, [pv1, pv2b])] == [
+        ("project pv2", 2, "late_data")]
