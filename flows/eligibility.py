@@ -43,7 +43,8 @@ from flows.site_energy import site_energy
 from flows.tasks import io_task, resolve_url
 from metrics.green_share import THRESHOLD
 from metrics.periods import local_bounds
-from store.results import Enterprise, current_decisions, evidence_hash, insert_decision, lock
+from store.results import (Enterprise, current_decisions, evidence_hash, input_fingerprint, insert_decision,
+                           last_fingerprint, lock, save_fingerprint)
 
 Candidate = dict
 CandidateSource = Callable[[psycopg.Connection, Enterprise, int, datetime, datetime], list[Candidate]]
@@ -96,8 +97,14 @@ def r1_candidates(conn: psycopg.Connection, e: Enterprise, year: int, start: dat
              "evidence": evidence} for doc, clause, _, _ in docs]
 
 
+r1_candidates.version = R1_RULE_VERSION  # part of the input fingerprint: a new version re-evaluates
+
 #: where candidates come from; the policy engine is added here (see the module docstring)
 CANDIDATE_SOURCES: list[CandidateSource] = [r1_candidates]
+
+#: more inputs an evaluation depends on, beyond rolled-up energy: ``(conn, enterprise, year) ->
+#: JSON-able value`` (e.g. the newest change to certificates, trades, facts). A change re-evaluates.
+FINGERPRINT_INPUTS: dict[str, Callable[[psycopg.Connection, Enterprise, int], object]] = {}
 
 
 def classify_reason(old_evidence: dict, new_evidence: dict) -> str:
@@ -168,15 +175,25 @@ def period_of(e: Enterprise, year: int, as_of: datetime) -> tuple[datetime, date
 
 
 def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: list[CandidateSource] | None = None,
-             reason: str | None = None) -> list[Recorded]:
-    """Evaluate every candidate source for one enterprise and year and record what changed, in one transaction."""
+             reason: str | None = None, force: bool = False) -> list[Recorded]:
+    """Evaluate every candidate source for one enterprise and year and record what changed, in one
+    transaction. Skipped when the inputs' fingerprint (rolled-up energy of the period, code and
+    source versions, :data:`FINGERPRINT_INPUTS`) equals the last evaluation's, unless ``force``."""
     period = period_of(e, year, as_of)
     if period is None:
         return []
+    srcs = sources or CANDIDATE_SOURCES
     with psycopg.connect(url) as conn, conn.transaction():
         lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
-        candidates = [c for src in (sources or CANDIDATE_SOURCES) for c in src(conn, e, year, *period)]
-        return record_candidates(conn, e.enterprise_id, year, candidates, reason=reason)
+        extra = {"code": code_version(), "sources": [getattr(s, "version", s.__qualname__) for s in srcs],
+                 **{k: f(conn, e, year) for k, f in FINGERPRINT_INPUTS.items()}}
+        fingerprint = input_fingerprint(conn, e.enterprise_id, *period, extra)
+        if not force and fingerprint == last_fingerprint(conn, e.enterprise_id, year):
+            return []
+        candidates = [c for src in srcs for c in src(conn, e, year, *period)]
+        recorded = record_candidates(conn, e.enterprise_id, year, candidates, reason=reason)
+        save_fingerprint(conn, e.enterprise_id, year, fingerprint)
+        return recorded
 
 
 evaluate_task = io_task(evaluate, task_run_name="evaluate-{e.code}-{year}")

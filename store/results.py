@@ -187,6 +187,32 @@ def insert_decision(conn: psycopg.Connection, enterprise_id: int, year: int, doc
     ).fetchone()[0]
 
 
+def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datetime, end: datetime,
+                      extra: dict[str, Any]) -> str:
+    """sha256 over what an evaluation of [start, end) reads: the enterprise's rolled-up intervals
+    (count and newest ``computed_at``: a rollup that changed anything moves it) and ``extra``
+    (code and rule versions, ledger digests)."""
+    n, newest = conn.execute(
+        """SELECT count(*), max(i.computed_at) FROM interval_energy i
+           JOIN point p USING (point_id) JOIN device d USING (device_id) JOIN site s USING (site_id)
+           WHERE s.enterprise_id = %s AND i.bucket_start >= %s AND i.bucket_start < %s""",
+        (enterprise_id, start, end),
+    ).fetchone()
+    return evidence_hash({"start": start, "end": end, "intervals": n, "newest": newest, **extra})
+
+
+def last_fingerprint(conn: psycopg.Connection, enterprise_id: int, year: int) -> str | None:
+    row = conn.execute("SELECT fingerprint FROM eligibility_input WHERE enterprise_id = %s AND year = %s",
+                       (enterprise_id, year)).fetchone()
+    return row[0] if row else None
+
+
+def save_fingerprint(conn: psycopg.Connection, enterprise_id: int, year: int, fingerprint: str) -> None:
+    conn.execute("""INSERT INTO eligibility_input (enterprise_id, year, fingerprint) VALUES (%s, %s, %s)
+                    ON CONFLICT (enterprise_id, year) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+                        evaluated_at = now()""", (enterprise_id, year, fingerprint))
+
+
 def decisions_since(conn: psycopg.Connection, decision_id: int, enterprise_id: int | None = None) -> list[dict]:
     """What changed since the caller last pulled: every version newer than ``decision_id``, each
     with the status, amount and evidence it replaced (from the ``eligibility_change`` view)."""

@@ -73,6 +73,16 @@ CREATE TABLE eligibility_decision (
     UNIQUE (enterprise_id, year, document, clause, rule, subject, version)
 );
 
+-- What the last evaluation of an enterprise and year saw; an hourly run whose inputs have the same
+-- fingerprint skips the (expensive) evaluation.
+CREATE TABLE eligibility_input (
+    enterprise_id  bigint NOT NULL REFERENCES enterprise ON DELETE CASCADE,
+    year           int NOT NULL,
+    fingerprint    text NOT NULL,
+    evaluated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (enterprise_id, year)
+);
+
 CREATE FUNCTION eligibility_decision_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'eligibility decisions are never changed in place; insert a new version';

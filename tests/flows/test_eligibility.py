@@ -8,6 +8,7 @@ import pytest
 
 from collectors.readings import Reading
 from flows.eligibility import evaluate, period_of, r1_candidates, record_candidates
+from flows.rollup import rollup
 from flows.site_energy import site_energy
 from store.ingest import write_readings
 from store.results import decisions_since, enterprises
@@ -68,12 +69,16 @@ def test_r1_from_real_readings_new_version_on_late_data(conn, db_url, sim_day):
     conn.commit()
     as_of = sim_day.end + timedelta(hours=3)  # the next local day has begun: the period ends at the day's end
     assert period_of(e, 2025, as_of)[1] == sim_day.end
+    rollup(db_url)
     first = evaluate(db_url, e, 2025, as_of)
     assert {(r.document, r.clause, r.reason) for r in first} == {
         ("晋政规〔2024〕2号", "§三(一)", "first"), ("晋政規〔2025〕5號", "§三(三)", "first")}
     assert evaluate(db_url, e, 2025, as_of) == []  # nothing changed
     write_readings(conn, [Reading(*r) for r in held])
     conn.commit()
+    # evaluation reads the inputs' fingerprint from the rollup: until it has run, nothing to do
+    assert evaluate(db_url, e, 2025, as_of) == []
+    rollup(db_url)
     second = evaluate(db_url, e, 2025, as_of)
     assert [r.reason for r in second] == ["late_data", "late_data"] and {r.version for r in second} == {2}
     ystart = period_of(e, 2025, as_of)[0]
@@ -84,6 +89,7 @@ def test_r1_from_real_readings_new_version_on_late_data(conn, db_url, sim_day):
     assert rows[1][1:] == ("qualifies" if direct.share.qualifies else "does_not_qualify",
                            str(direct.totals.green_wh), str(direct.totals.consumption_wh))
     assert rows[0][3] != rows[1][3]
+    assert evaluate(db_url, e, 2025, as_of, force=True) == []  # forced, but the figures are the same
     # a day later the period grows: new_data
     third = evaluate(db_url, e, 2025, as_of + timedelta(days=1))
     assert [r.reason for r in third] == ["new_data", "new_data"]
