@@ -31,6 +31,8 @@ from store.sites import site_points
 RoleEnergy = dict[str, dict[datetime, IntervalEnergy]]
 _STEP = timedelta(seconds=INTERVAL_S)
 BASIS_DAYS = 30
+#: how long after New Year the metrics flow still rebalances the year before
+LATE_YEAR_GRACE = timedelta(days=3)
 
 
 @dataclass
@@ -171,10 +173,12 @@ def metrics_flow(database_url: str | None = None, enterprise: str | None = None,
     log = get_run_logger()
     out = []
     for e in list_enterprises(url, enterprise):
-        data = load_year(url, e, year_of(e, now), now)
-        m = compute(data, basis_days)
-        write_metrics(url, m)
-        pct = f"{m.share.percent:.2f} %" if m.share else "n/a"
-        log.info("%s %d: %d days rebalanced, year-to-date green share %s", e.code, m.year, len(m.daily), pct)
-        out.append(m)
+        # early in January, late readings can still change the last days of the year before
+        for year in sorted({year_of(e, now - LATE_YEAR_GRACE), year_of(e, now)}):
+            data = load_year(url, e, year, now)
+            m = compute(data, basis_days)
+            write_metrics(url, m)
+            pct = f"{m.share.percent:.2f} %" if m.share else "n/a"
+            log.info("%s %d: %d days rebalanced, year-to-date green share %s", e.code, m.year, len(m.daily), pct)
+            out.append(m)
     return out
