@@ -28,7 +28,6 @@ report_app = typer.Typer(help="Figures from stored readings.", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(site_app, name="site")
 app.add_typer(report_app, name="report")
-app.add_typer(__import__("greengauge.cli_flows").cli_flows.app, name="flows")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -211,8 +210,10 @@ def demo(
 
 import greengauge.cli_policy  # noqa: E402,F401  registers facts, policies and report awards
 from greengauge.cli_devices import app as devices_app  # noqa: E402
+from greengauge.cli_flows import app as flows_app  # noqa: E402
 
 app.add_typer(devices_app, name="devices")
+app.add_typer(flows_app, name="flows")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
