@@ -17,6 +17,7 @@ import psycopg
 import typer
 from rich.console import Console
 
+from greengauge import cli_collectors
 from greengauge.settings import get_settings
 from greengauge.yamlfile import ConfigError
 
@@ -28,6 +29,7 @@ report_app = typer.Typer(help="Figures from stored readings.", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(site_app, name="site")
 app.add_typer(report_app, name="report")
+app.command("status")(cli_collectors.status)
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -131,24 +133,35 @@ def simulate(
 
 
 @app.command("collect")
-def collect_cmd(file: Path) -> None:
-    """Poll the site's devices on the wall clock and store readings until SIGINT/SIGTERM."""
+def collect_cmd(
+    file: Path,
+    spool_dir: Optional[Path] = typer.Option(
+        None, help="where batches wait while the database is away [default: WORKDIR/spool/ENTERPRISE-SITE]"),
+    flush_interval: float = typer.Option(1.0, help="seconds between writes to the database"),
+) -> None:
+    """Poll the site's devices and subscribe to its MQTT topics; store readings until SIGINT/SIGTERM."""
     from collectors.clock import WallClock
     from collectors.run import collect
+    from store.health import device_ids
+    from store.mqtt_sources import apply_mqtt_sources
     from store.sites import apply_site
 
     site = _load_site(file)
     with connect() as conn:
         ids = apply_site(conn, site)
-    url = get_settings().database_url
+        ids.update(apply_mqtt_sources(conn, site))
+        dev_ids = device_ids(conn, site.enterprise.code, site.site.code)
+    settings = get_settings()
+    spool = spool_dir or Path(settings.workdir) / "spool" / f"{site.enterprise.code}-{site.site.code}"
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        writer = await collect(site, ids, url, WallClock(), stop)
-        console.print(f"stopped; {writer.written} readings stored")
+        writer = await collect(site, ids, settings.database_url, WallClock(), stop, spool_dir=spool,
+                               flush_interval_s=flush_interval, device_ids=dev_ids)
+        console.print(f"stopped; {writer.written} readings stored, {writer.spooled_now} spool segments waiting")
 
     asyncio.run(run())
 
