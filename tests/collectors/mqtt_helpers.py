@@ -29,6 +29,8 @@ class Publisher:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:10]}",
                                   clean_session=False)
         self.client.reconnect_delay_set(1, 1)
+        self.acked: set[int] = set()
+        self.client.on_publish = lambda c, u, mid, rc, props: self.acked.add(mid)
         self.client.connect_async(host, port)
         self.client.loop_start()
         deadline = time.monotonic() + 10
@@ -42,6 +44,15 @@ class Publisher:
         if wait:
             info.wait_for_publish(timeout=30)
         return info
+
+    def wait_all(self, infos: list[mqtt.MQTTMessageInfo], timeout: float = 30) -> None:
+        """Wait for the broker's PUBACK of each (also of those queued while the broker was away)."""
+        deadline = time.monotonic() + timeout
+        while any(i.mid not in self.acked for i in infos):
+            if time.monotonic() > deadline:
+                missing = sum(1 for i in infos if i.mid not in self.acked)
+                raise TimeoutError(f"{missing} of {len(infos)} messages not acknowledged by the broker")
+            time.sleep(0.02)
 
     def close(self) -> None:
         self.client.disconnect()
