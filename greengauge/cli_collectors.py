@@ -35,7 +35,8 @@ def status(
         rows = device_status(conn, enterprise)
         found = latest_findings(conn, enterprise, findings) if findings else []
     table = Table(title="devices", title_justify="left")
-    for col in ("device", "via", "status", "last success", "failures", "latency", "last reading", "error"):
+    table.add_column("device", no_wrap=True)
+    for col in ("via", "status", "last success", "failures", "latency", "last reading", "error"):
         table.add_column(col)
     for r in rows:
         state = {"ok": "[green]ok[/green]", "away": "[red]away[/red]", None: "[dim]not seen[/dim]"}[r.status]
