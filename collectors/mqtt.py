@@ -146,31 +146,50 @@ class Router:
         # (device name, quantity) -> point id
         self.points = {(d.name, p.quantity): point_ids[site.point_name(d, p)]
                        for d in self.cfg.devices for p in d.points}
+        self._devices = {d.name for d in self.cfg.devices}
+        self._cache: dict[str, tuple] = {}
 
     @property
     def filters(self) -> list[str]:
         return list(dict.fromkeys(r.filter for r in self.routes))
 
-    def parse(self, topic: str, payload: bytes, received: datetime) -> Parsed:
+    def _resolve(self, topic: str):
+        """(route, device, targets, findings) for a topic; cached, topics repeat."""
+        hit = self._cache.get(topic)
+        if hit is not None:
+            return hit
         for route in self.routes:
             if mqtt.topic_matches_sub(route.filter, topic):
                 break
         else:
-            return Parsed(None, findings=[Finding("unknown_topic", topic, "no subscription maps this topic")], ok=False)
-        sub = route.sub
-        device = sub.device if route.device_level is None else topic.split("/")[route.device_level]
-        if self.cfg.device(device) is None:
-            return Parsed(None, findings=[Finding("unknown_topic", topic, f"no mqtt device {device!r} in the site file")],
-                          ok=False)
-        out = Parsed(device)
-        targets = []  # (quantity, field, factor, point id)
+            hit = (None, None, [], [Finding("unknown_topic", topic, "no subscription maps this topic")])
+            return self._remember(topic, hit)
+        device = route.sub.device if route.device_level is None else topic.split("/")[route.device_level]
+        if device not in self._devices:
+            hit = (None, None, [], [Finding("unknown_topic", topic, f"no mqtt device {device!r} in the site file")])
+            return self._remember(topic, hit)
+        targets, findings = [], []  # targets: (quantity, field, factor, point id)
         for q, (f, factor) in route.fields.items():
             pid = self.points.get((device, q))
             if pid is None:
-                out.findings.append(Finding("unknown_point", f"{topic}:{q}",
-                                            f"device {device!r} has no point for {q!r}", device))
+                findings.append(Finding("unknown_point", f"{topic}:{q}", f"device {device!r} has no point for {q!r}",
+                                        device))
                 continue
             targets.append((q, f, factor, pid))
+        return self._remember(topic, (route, device, targets, findings))
+
+    def _remember(self, topic: str, hit):
+        if len(self._cache) >= 100_000:  # topics from a misbehaving publisher must not grow memory
+            self._cache.clear()
+        self._cache[topic] = hit
+        return hit
+
+    def parse(self, topic: str, payload: bytes, received: datetime) -> Parsed:
+        route, device, targets, findings = self._resolve(topic)
+        if route is None:
+            return Parsed(None, findings=list(findings), ok=False)
+        sub = route.sub
+        out = Parsed(device, findings=list(findings))
         try:
             text = payload.decode("utf-8")
             doc = json.loads(text) if sub.format == "json" else text
@@ -212,7 +231,8 @@ class Router:
                 out.findings.append(Finding(kind, f"{topic}:{f.path or q}", f"{q}: {str(raw)[:100]!r}", device))
                 out.readings.append(Reading(pid, ts, None, Quality.BAD))
                 continue
-            value = float(Decimal(repr(value)) * factor)
+            if factor != 1:
+                value = float(Decimal(repr(value)) * factor)
             suspect = (f.min is not None and value < f.min) or (f.max is not None and value > f.max)
             out.readings.append(Reading(pid, ts, value, Quality.SUSPECT if suspect else Quality.GOOD))
         if targets and bad == len(targets):
@@ -239,6 +259,8 @@ class MqttSource:
         self._unacked: set[int] = set()
         self._recent: OrderedDict[int, tuple[str, int]] = OrderedDict()
         self._epoch = 0
+        self._inbox: list = []
+        self._drain_scheduled = False
         self._paused = False
         self._connected = threading.Event()
         self._away = False
@@ -327,37 +349,56 @@ class MqttSource:
             epoch = self._epoch
         self.received += 1
         parsed = self.router.parse(msg.topic, msg.payload, self.clock.now())
-        self._loop.call_soon_threadsafe(self._deliver, parsed, msg.mid if qos1 else None, msg.qos, epoch, key)
+        # hand over in bursts: one wake-up of the event loop for whatever arrived meanwhile
+        with self._lock:
+            self._inbox.append((parsed, msg.mid if qos1 else None, msg.qos, epoch, key))
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        self._loop.call_soon_threadsafe(self._drain)
 
     # -- the event loop ----------------------------------------------------------------------------
-    def _deliver(self, parsed: Parsed, mid: int | None, qos: int, epoch: int, key) -> None:
+    def _drain(self) -> None:
+        """Everything that arrived since the last drain: one submission, acknowledged together."""
+        with self._lock:
+            items, self._inbox = self._inbox, []
+            self._drain_scheduled = False
         h = self.health
-        if h is not None:
-            now = self.clock.now()
-            for f in parsed.findings:
-                h.finding(f.kind, f.source, f.detail, device=f.device, when=now)
-            if parsed.device is not None:
-                if parsed.ok:
-                    h.success(parsed.device, None, now)
-                else:
-                    h.failure(parsed.device, "; ".join(f.detail for f in parsed.findings)[:500] or "unusable message",
-                              now)
-        on_durable = None if mid is None else (lambda: self._ack(mid, qos, epoch, key))
-        self.submit(parsed.readings, on_durable)
-        if self.wake is not None and len(self._unacked) >= max(1, self.cfg.receive_maximum // 2):
+        now = self.clock.now()
+        readings: list[Reading] = []
+        acks = []
+        seen_ok: set[str] = set()
+        for parsed, mid, qos, epoch, key in items:
+            if h is not None:
+                for f in parsed.findings:
+                    h.finding(f.kind, f.source, f.detail, device=f.device, when=now)
+                if parsed.device is not None:
+                    if not parsed.ok:
+                        h.failure(parsed.device, "; ".join(f.detail for f in parsed.findings)[:500]
+                                  or "unusable message", now)
+                        seen_ok.discard(parsed.device)
+                    elif parsed.device not in seen_ok:
+                        h.success(parsed.device, None, now)
+                        seen_ok.add(parsed.device)
+            readings.extend(parsed.readings)
+            if mid is not None:
+                acks.append((mid, qos, epoch, key))
+        self.submit(readings, (lambda: self._ack(acks)) if acks else None)
+        if self.wake is not None and len(self._unacked) >= max(1, self.cfg.receive_maximum // 4):
             self.wake()
 
-    def _ack(self, mid: int, qos: int, epoch: int, key) -> None:
+    def _ack(self, acks: list[tuple[int, int, int, tuple]]) -> None:
         with self._lock:
-            if epoch != self._epoch or mid not in self._unacked:
-                return  # the session it belonged to is gone; the broker forgot the message too
-            self._unacked.discard(mid)
-            self._recent[mid] = key
-            self._recent.move_to_end(mid)
+            for mid, qos, epoch, key in acks:
+                if epoch != self._epoch or mid not in self._unacked:
+                    continue  # the session it belonged to is gone; the broker forgot the message too
+                self._unacked.discard(mid)
+                self._recent[mid] = key
+                self._recent.move_to_end(mid)
+                self._client.ack(mid, qos)
+                self.acked += 1
             while len(self._recent) > 2 * self.cfg.receive_maximum:
                 self._recent.popitem(last=False)
-            self._client.ack(mid, qos)
-            self.acked += 1
 
     @property
     def unacked(self) -> int:

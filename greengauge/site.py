@@ -231,7 +231,7 @@ class MqttConfig(_Strict):
         "(mosquitto: 20 unacknowledged messages)")
     keepalive_s: int = Field(default=60, ge=5)
     session_expiry_s: int = Field(default=7 * 86_400, ge=0, description="MQTT 5: how long the broker keeps the session")
-    receive_maximum: int = Field(default=1000, ge=1, le=65535,
+    receive_maximum: int = Field(default=5000, ge=1, le=65535,
                                  description="messages the broker may send before the collector acknowledges")
     reconnect_min_s: int = Field(default=1, ge=1)
     reconnect_max_s: int = Field(default=60, ge=1)
