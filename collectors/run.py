@@ -184,4 +184,6 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
         health_stop.set()
         await health_task
         await health.flush()
+        if spool is not None:
+            spool.close()
     return writer

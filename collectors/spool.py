@@ -19,6 +19,7 @@ batch would not fit, and the writer keeps that batch in memory.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import struct
@@ -41,6 +42,10 @@ DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: about 40 million readings
 
 
 class SpoolCorrupt(ValueError):
+    pass
+
+
+class SpoolBusy(RuntimeError):
     pass
 
 
@@ -85,6 +90,14 @@ class Spool:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        # one collector per spool: a second one would replay and remove segments under the first
+        self._lock_fd = os.open(self.directory / "spool.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise SpoolBusy(f"spool {self.directory} is in use by another collector; give each its own "
+                            "(--spool-dir)") from None
         for tmp in self.directory.glob("*.tmp"):
             log.warning("spool %s: removing %s, a segment a crash left half-written", self.directory, tmp.name)
             tmp.unlink()
@@ -153,6 +166,12 @@ class Spool:
         """Every spooled reading, oldest first (for inspection and tests)."""
         for seg in self._segments:
             yield from decode(seg.path.read_bytes())
+
+    def close(self) -> None:
+        """Release the directory for another collector (also released when the process dies)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _drop(self, seg: Segment) -> None:
         self._segments.remove(seg)

@@ -146,13 +146,33 @@ def collect_cmd(
     from store.mqtt_sources import apply_mqtt_sources
     from store.sites import apply_site
 
+    import hashlib
+    import json
+
     site = _load_site(file)
-    with connect() as conn:
-        ids = apply_site(conn, site)
-        ids.update(apply_mqtt_sources(conn, site))
-        dev_ids = device_ids(conn, site.enterprise.code, site.site.code)
     settings = get_settings()
     spool = spool_dir or Path(settings.workdir) / "spool" / f"{site.enterprise.code}-{site.site.code}"
+    # the ids of the last start, so that a restart while the database is away still collects (to the spool)
+    known = spool / "ids.json"
+    digest = hashlib.sha256(site.model_dump_json().encode()).hexdigest()
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
+            ids = apply_site(conn, site)
+            ids.update(apply_mqtt_sources(conn, site))
+            dev_ids = device_ids(conn, site.enterprise.code, site.site.code)
+        spool.mkdir(parents=True, exist_ok=True)
+        tmp = known.with_suffix(".json.new")
+        tmp.write_text(json.dumps({"site": digest, "points": ids, "devices": dev_ids}))
+        tmp.replace(known)
+    except psycopg.OperationalError as exc:
+        saved = json.loads(known.read_text()) if known.exists() else {}
+        if saved.get("site") != digest:
+            fail(f"cannot reach the database at {settings.database_url}: {str(exc).strip()}\n"
+                 "Set GREENGAUGE_DATABASE_URL to a PostgreSQL you can reach. (A collector that has run with "
+                 "this site file once starts without the database, spooling, but this one has not.)")
+        ids, dev_ids = saved["points"], saved["devices"]
+        err.print(f"[yellow]the database is away[/yellow] ({str(exc).strip()}); collecting to the spool {spool} "
+                  "with the ids of the last start", highlight=False)
 
     async def run() -> None:
         stop = asyncio.Event()

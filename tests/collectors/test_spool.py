@@ -1,12 +1,11 @@
 """The disk spool: segments written whole, read back exactly, replayed oldest first, bounded."""
 
-import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from collectors.readings import Quality, Reading
-from collectors.spool import Spool, SpoolCorrupt, decode, encode
+from collectors.spool import Spool, SpoolBusy, SpoolCorrupt, decode, encode
 
 T0 = datetime(2025, 6, 21, 4, 0, 0, 123456, tzinfo=timezone.utc)
 
@@ -38,6 +37,9 @@ def test_segments_survive_a_restart_and_come_back_oldest_first(tmp_path):
     spool = Spool(tmp_path)
     assert spool.append(batch(3, 0)) and spool.append(batch(3, 3)) and spool.append(batch(3, 6))
     (tmp_path / "000000000099.tmp").write_bytes(b"half a segment")  # a crash while spooling
+    with pytest.raises(SpoolBusy):
+        Spool(tmp_path)  # one collector per spool
+    spool.close()
     again = Spool(tmp_path)  # the process restarted
     assert len(again) == 3
     assert not list(tmp_path.glob("*.tmp"))
@@ -67,4 +69,4 @@ def test_the_spool_is_bounded(tmp_path):
     assert spool.append(batch(100)) and spool.append(batch(100, 100))
     assert not spool.append(batch(100, 200))  # refused whole, nothing written
     assert len(spool) == 2 and spool.bytes == 2 * one
-    assert len(os.listdir(tmp_path)) == 2
+    assert len(list(tmp_path.glob("*.seg"))) == 2

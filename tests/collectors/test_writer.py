@@ -94,6 +94,7 @@ def test_closing_with_the_database_away_spools_everything(conn, tmp_path):
         return w
 
     w = asyncio.run(main())
+    w.spool.close()
     assert w.queued == 0 and w.spooled == 42
     assert list(Spool(tmp_path).readings()) == readings(pid, 42)
 
