@@ -69,6 +69,7 @@ class BatchingWriter:
         self._backoff = min_backoff_s
         self._retry_at = 0.0  # monotonic time before which the database is not tried again
         self.db_down = False
+        self._spool_full = False
         self.written = 0  # rows new to the database
         self.submitted = 0
         self.spooled = 0  # readings written to the spool
@@ -186,9 +187,12 @@ class BatchingWriter:
         while self._pending:
             batch = self._pending[: self.batch_size]
             if not await asyncio.to_thread(self.spool.append, batch):
-                log.error("spool %s is full (%d bytes): %d readings stay in memory", self.spool.directory,
-                          self.spool.bytes, len(self._pending))
+                if not self._spool_full:
+                    log.error("spool %s is full (%d bytes): readings stay in memory (at most %d, then the oldest "
+                              "are dropped)", self.spool.directory, self.spool.bytes, self.max_queued)
+                    self._spool_full = True
                 return
+            self._spool_full = False
             self.spooled += len(batch)
             self._take(len(batch))
 

@@ -25,9 +25,14 @@ def unique(prefix: str = "ggtest") -> str:
 class Publisher:
     """A QoS 1 publisher with a persistent session; waits for the broker's PUBACK of each message."""
 
-    def __init__(self, host: str = HOST, port: int = PORT) -> None:
+    def __init__(self, host: str = HOST, port: int = PORT, *, ca_certs: str | None = None,
+                 username: str | None = None, password: str | None = None) -> None:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:10]}",
                                   clean_session=False)
+        if ca_certs:
+            self.client.tls_set(ca_certs=ca_certs)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.reconnect_delay_set(1, 1)
         self.acked: set[int] = set()
         self.client.on_publish = lambda c, u, mid, rc, props: self.acked.add(mid)
@@ -62,13 +67,13 @@ class Publisher:
 class PrivateBroker:
     """A mosquitto of our own on a free port, with persistence, that a test may stop and start."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, extra_conf: str = "", anonymous: bool = True) -> None:
         self.port = port
         self.dir = Path(tempfile.mkdtemp(prefix="gg-mosq-"))
         os.chmod(self.dir, 0o777)
         self.conf = self.dir / "mosquitto.conf"
         self.conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"listener {port} 127.0.0.1\n{extra_conf}\nallow_anonymous {str(anonymous).lower()}\npersistence true\n"
             f"persistence_location {self.dir}/\nmax_queued_messages 0\nautosave_interval 1\n"
             + ("user root\n" if os.geteuid() == 0 else "")
         )
@@ -90,6 +95,21 @@ class PrivateBroker:
             self.proc.send_signal(signal.SIGTERM)  # a clean stop saves the persistence file
             self.proc.wait(timeout=10)
         self.proc = None
+
+    def make_tls(self) -> str:
+        """A CA and a server certificate for 127.0.0.1 in the broker's directory; returns the CA file."""
+        d = self.dir
+        run = lambda *a: subprocess.run(a, cwd=d, check=True, capture_output=True)  # noqa: E731
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "2", "-subj", "/CN=greengauge-test-ca")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+        (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+        for f in d.iterdir():
+            os.chmod(f, 0o644)
+        return str(d / "ca.crt")
 
     def cleanup(self) -> None:
         self.stop()

@@ -2,7 +2,9 @@
 
 import asyncio
 import json
-import math
+import logging
+import os
+import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -17,7 +19,8 @@ from collectors.run import collect
 from greengauge.site import SiteConfig
 from store.mqtt_sources import apply_mqtt_sources
 from store.sites import apply_site
-from tests.collectors.mqtt_helpers import HOST, PORT, Publisher, unique
+from tests.collectors.mqtt_helpers import HOST, PORT, PrivateBroker, Publisher, unique
+from tests.conftest import free_port
 
 T0 = datetime(2025, 6, 21, 4, 0, tzinfo=timezone.utc)
 
@@ -227,3 +230,51 @@ def test_garbage_on_the_wire_is_stored_bad_or_reported_and_the_collector_keeps_g
         "SELECT d.name, h.status FROM device_health h JOIN device d USING (device_id)").fetchall())
     assert health == {"gw1": "ok", "pv1": "ok"}
     assert conn.execute("SELECT profile, transport->>'kind' FROM device WHERE name = 'gw1'").fetchone() == (None, "mqtt")
+
+
+def test_tls_and_password_to_a_private_broker_and_a_wrong_password_reported_not_fatal(db_url, conn, caplog):
+    port = free_port()
+    broker = PrivateBroker(port, anonymous=False)
+    try:
+        ca = broker.make_tls()
+        passwd = broker.dir / "passwd"
+        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "gg", "s3cret"], check=True)
+        os.chmod(passwd, 0o644)
+        broker.conf.write_text(broker.conf.read_text().replace(
+            "\n\nallow_anonymous", f"\ncafile {ca}\ncertfile {broker.dir}/server.crt\n"
+            f"keyfile {broker.dir}/server.key\npassword_file {passwd}\nallow_anonymous"))
+        assert "certfile" in broker.conf.read_text() and "password_file" in broker.conf.read_text()
+        broker.start()
+        prefix = unique()
+        base = mqtt_site(prefix, port=port).model_dump(mode="json", exclude_none=True)
+        base["mqtt"].update(tls={"ca_certs": ca}, username="gg", password_env="GG_TEST_MQTT_PASSWORD")
+        site = SiteConfig.model_validate(base)
+        ids = applied(conn, site)
+        pub = Publisher("127.0.0.1", port, ca_certs=ca, username="gg", password="s3cret")
+        os.environ["GG_TEST_MQTT_PASSWORD"] = "s3cret"
+
+        async def body(parts):
+            pub.publish(f"{prefix}/pv1/x/power", b"2")
+            assert await _until(lambda: _count(conn) == 1)
+
+        asyncio.run(_run(site, ids, db_url, body))
+        assert conn.execute("SELECT value FROM reading").fetchone() == (2000.0,)
+
+        # the wrong password: refused, logged once, the collector stays up and keeps trying
+        os.environ["GG_TEST_MQTT_PASSWORD"] = "wrong"
+
+        async def refused():
+            stop = asyncio.Event()
+            task = asyncio.create_task(collect(site, ids, db_url, WallClock(), stop, flush_interval_s=0.1))
+            await asyncio.sleep(2.5)
+            assert not task.done()
+            stop.set()
+            await task
+
+        with caplog.at_level(logging.ERROR, logger="collectors.mqtt"):
+            asyncio.run(refused())
+        assert len([r for r in caplog.records if "refused the connection" in r.getMessage()]) == 1
+        pub.close()
+    finally:
+        os.environ.pop("GG_TEST_MQTT_PASSWORD", None)
+        broker.cleanup()
