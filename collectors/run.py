@@ -68,12 +68,10 @@ class QualityGate:
         for name, d, p in [*site.points(), *site.mqtt_points()]:
             if p.rated_power_w and QUANTITIES[p.quantity].kind == "counter" and name in point_ids:
                 resolution = 1.0
-                profile = getattr(d, "profile_model", None)
-                if profile is not None:
-                    try:
-                        resolution = max(1.0, float(profile.register(p.quantity).factor))
-                    except (KeyError, AttributeError):
-                        pass
+                try:
+                    resolution = max(1.0, float(d.profile_model.register(p.quantity).factor))
+                except Exception:  # MQTT and SunSpec devices have no profile file: one Wh
+                    pass
                 self.rated[point_ids[name]] = (float(p.rated_power_w), resolution)
         self._last: dict[int, tuple[datetime, float]] = {}
 
