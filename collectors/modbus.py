@@ -2,7 +2,13 @@
 
 One :class:`ModbusDevice` per configured device: it plans its reads from the profile (adjacent
 registers merged up to the 125-register limit), reads them, decodes each value with the profile's
-type, word order and scale into its canonical unit, and hands :class:`Reading` objects on.
+type, word order and scale into its canonical unit (times the device's CT/PT ratio for registers
+the profile marks ``ct_pt``), and hands :class:`Reading` objects on. A device with profile
+``sunspec`` is read by walking its SunSpec model chain (:mod:`collectors.sunspec`); once the chain
+is known it is re-read in bulk.
+
+Devices behind one endpoint (a gateway's host and port, a serial line) share one connection from
+:mod:`collectors.transport`, one request at a time.
 
 Faults are handled at the connection boundary: a dead link raises ``ConnectionException`` (the
 device is marked away, logged once at ERROR, and once at INFO when it returns); a device's refusal
@@ -16,14 +22,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from decimal import Decimal
 
-from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from collectors.clock import Clock, next_aligned, sleep_until
-from collectors.profile import ReadBlock, decode_raw, plan_reads, registers_for, to_canonical
+from collectors.profile import (
+    ReadBlock, decode_raw, plan_reads, ratio_factor, registers_for, to_canonical,
+)
 from collectors.readings import Quality, Reading
-from greengauge.site import DeviceConfig
+from collectors.transport import Connection, ConnectionPool, DeviceRefused, Endpoint, default_pool
+from greengauge.site import SUNSPEC_PROFILE, DeviceConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,41 +43,59 @@ Sink = Callable[[list[Reading]], Awaitable[None] | None]
 
 
 class ModbusDevice:
-    def __init__(self, device: DeviceConfig, point_ids: dict[str, int]) -> None:
-        """``point_ids`` maps each quantity to store to its point id."""
+    def __init__(self, device: DeviceConfig, point_ids: dict[str, int], *,
+                 pool: ConnectionPool | None = None) -> None:
+        """``point_ids`` maps each quantity to store to its point id.
+
+        Devices behind one endpoint (gateway, serial line) share one connection from ``pool``
+        (default: the running event loop's pool), one request at a time.
+        """
         self.device = device
-        self.profile = device.profile_model
-        self.specs = [r for r in self.profile.registers if r.quantity in point_ids]
         self.point_ids = point_ids
-        clock_spec = [self.profile.clock] if self.profile.clock else []
-        self.blocks = plan_reads([*self.specs, *clock_spec])
-        self.client: AsyncModbusTcpClient | None = None  # made in the event loop, at the first poll
+        self.sunspec = device.profile == SUNSPEC_PROFILE
+        self.sunspec_base = device.sunspec_base
+        self._sunspec_span: int | None = None
+        if self.sunspec:
+            self.profile = None
+            self.specs = []
+            self.blocks = []
+        else:
+            self.profile = device.profile_model
+            self.specs = [r for r in self.profile.registers if r.quantity in point_ids]
+            clock_spec = [self.profile.clock] if self.profile.clock else []
+            self.blocks = plan_reads([*self.specs, *clock_spec])
+            self.ratios = {s.quantity: ratio_factor(s, device.ct_ratio, device.pt_ratio) for s in self.specs}
+        self.endpoint = Endpoint.of(device)
+        self._pool = pool
+        self.conn: Connection | None = None
         self.away = False
         self.last_device_time: datetime | None = None
         self.last_latency_s: float | None = None
 
+    def _connection(self) -> Connection:
+        if self.conn is None:
+            if self._pool is None:
+                self._pool = default_pool()
+            self.conn = self._pool.acquire(self.endpoint)
+        return self.conn
+
     async def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
+        if self.conn is not None and self._pool is not None:
+            self._pool.release(self.conn)
+        self.conn = None
 
     async def _read_block(self, block: ReadBlock) -> list[int] | None:
-        read = (self.client.read_holding_registers if block.function == "holding"
-                else self.client.read_input_registers)
-        rr = await read(block.address, count=block.count, device_id=self.device.unit_id)
-        if rr.isError():
-            log.warning("device %s: %s registers %d+%d refused: %s", self.device.name, block.function,
-                        block.address, block.count, rr)
+        try:
+            return await self._connection().read(block.function, block.address, block.count,
+                                                 self.device.unit_id)
+        except DeviceRefused as exc:
+            log.warning("device %s: %s", self.device.name, exc)
             return None
-        return list(rr.registers)
 
     async def poll(self, clock: Clock) -> list[Reading]:
         """Read the device once. Raises ``ModbusException`` or ``OSError`` when the link is down."""
-        if self.client is None:
-            d = self.device
-            self.client = AsyncModbusTcpClient(d.host, port=d.port, timeout=d.timeout_s, retries=0, reconnect_delay=0)
-        if not self.client.connected:
-            if not await self.client.connect():
-                raise ConnectionError(f"cannot connect to {self.device.host}:{self.device.port}")
+        if self.sunspec:
+            return await self._poll_sunspec(clock)
         ts = clock.now()
         t0 = time.monotonic()
         raw_blocks = {block: await self._read_block(block) for block in self.blocks}
@@ -81,21 +108,66 @@ class ModbusDevice:
                 if ts == self.last_device_time:
                     return []  # the device has not measured anew since the last poll
                 self.last_device_time = ts
-        readings = []
+        values: dict[str, float | None] = {}
         for spec in self.specs:
             regs = registers_for(spec, raw_blocks)
-            pid = self.point_ids[spec.quantity]
-            if regs is None:
-                readings.append(Reading(pid, ts, None, Quality.BAD))
-                continue
-            value = to_canonical(spec, decode_raw(spec, regs))
+            values[spec.quantity] = (
+                None if regs is None else to_canonical(spec, decode_raw(spec, regs), self.ratios[spec.quantity])
+            )
+        # a profile's plausible range is about what the meter measures (secondary side for ct_pt)
+        limits = {s.quantity: tuple(None if x is None else float(Decimal(repr(x)) * self.ratios[s.quantity])
+                                    for x in (s.min, s.max)) for s in self.specs}
+        return self._readings(ts, values, limits)
+
+    def _readings(self, ts: datetime, values: dict[str, float | None],
+                  limits: dict[str, tuple[float | None, float | None]]) -> list[Reading]:
+        readings = []
+        for quantity, pid in self.point_ids.items():
+            value = values.get(quantity)
+            lo, hi = limits.get(quantity, (None, None))
             if value is None:
                 readings.append(Reading(pid, ts, None, Quality.BAD))
-            elif (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
+            elif (lo is not None and value < lo) or (hi is not None and value > hi):
                 readings.append(Reading(pid, ts, value, Quality.SUSPECT))
             else:
                 readings.append(Reading(pid, ts, value, Quality.GOOD))
         return readings
+
+    async def _poll_sunspec(self, clock: Clock) -> list[Reading]:
+        """Walk the SunSpec chain (its layout may change with a firmware update) and decode it.
+
+        A model the device refuses to deliver, a not-implemented point or a NaN gives BAD readings
+        for the quantities it feeds, never a number.
+        """
+        from collectors import sunspec
+
+        unit = self.device.unit_id
+        conn = self._connection()
+
+        async def read(address: int, count: int) -> list[int]:
+            return await conn.read("holding", address, count, unit)
+
+        ts = clock.now()
+        t0 = time.monotonic()
+        try:
+            dev = None
+            if self._sunspec_span is not None:
+                dev = await sunspec.read_span(read, self.sunspec_base, self._sunspec_span)
+            if dev is None:
+                dev = await sunspec.scan(read, self.sunspec_base)
+        except DeviceRefused as exc:
+            log.warning("device %s: SunSpec walk refused: %s", self.device.name, exc)
+            dev = None
+            self._sunspec_span = None  # walk the chain again next time
+        self.last_latency_s = time.monotonic() - t0
+        if dev is None:
+            log.warning("device %s: no SunSpec marker at %s", self.device.name,
+                        self.sunspec_base if self.sunspec_base is not None else sunspec.BASE_ADDRESSES)
+            return self._readings(ts, {}, {})
+        self.sunspec_base = dev.base
+        self._sunspec_span = dev.span
+        wanted = set(self.device.sunspec_models) if self.device.sunspec_models is not None else None
+        return self._readings(ts, dev.quantities(wanted), {})
 
     async def run(self, clock: Clock, sink: Sink, stop: asyncio.Event) -> None:
         """Poll at every whole multiple of the poll interval until ``stop`` is set."""
@@ -105,10 +177,11 @@ class ModbusDevice:
                 readings = await self.poll(clock)
             except (ModbusException, OSError, asyncio.TimeoutError) as exc:
                 if not self.away:
-                    log.error("device %s (%s:%d unit %d) is away: %s", self.device.name, self.device.host,
-                              self.device.port, self.device.unit_id, exc)
+                    log.error("device %s (%s unit %d) is away: %s", self.device.name, self.endpoint,
+                              self.device.unit_id, exc)
                     self.away = True
-                await self.close()
+                if self.conn is not None:
+                    self.conn.close()  # reconnects on the next poll
             else:
                 if self.away:
                     log.info("device %s is back", self.device.name)

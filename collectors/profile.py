@@ -38,6 +38,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: which transformer ratios multiply a secondary-side value, by canonical unit
+_RATIO_KIND = {"V": "pt", "A": "ct", "W": "ct*pt", "Wh": "ct*pt"}
+
+
+def ratio_factor(spec: "RegisterSpec", ct_ratio: Decimal, pt_ratio: Decimal) -> Decimal:
+    """The CT/PT multiplier for ``spec``: 1 unless the profile marks it ``ct_pt``."""
+    if not spec.ct_pt:
+        return Decimal(1)
+    kind = _RATIO_KIND[QUANTITIES[spec.quantity].unit]
+    return {"pt": pt_ratio, "ct": ct_ratio, "ct*pt": ct_ratio * pt_ratio}[kind]
+
+
 class RegisterSpec(_Strict):
     quantity: str = Field(description="canonical quantity, see collectors/quantities.py")
     address: int = Field(ge=0, le=65535, description="wire address, 0-based")
@@ -49,6 +61,11 @@ class RegisterSpec(_Strict):
     vendor_name: str | None = Field(default=None, description="the register's name in the maker's manual")
     min: float | None = Field(default=None, description="plausible minimum, canonical unit")
     max: float | None = Field(default=None, description="plausible maximum, canonical unit")
+    ct_pt: bool = Field(
+        default=False,
+        description="the meter reports this value on the secondary side of its CT/PT: the collector "
+        "multiplies it by the device's pt_ratio (voltages), ct_ratio (currents) or both (power, energy)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> RegisterSpec:
@@ -57,6 +74,8 @@ class RegisterSpec(_Strict):
                 f"unknown quantity {self.quantity!r} (known: {', '.join(sorted(QUANTITIES))})"
             )
         unit_factor(self.unit, self.quantity)  # raises with a clear message
+        if self.ct_pt and QUANTITIES[self.quantity].unit not in _RATIO_KIND:
+            raise ValueError(f"ct_pt does not apply to {self.quantity!r} (only to V, A, W and Wh quantities)")
         if self.address + self.count - 1 > 65535:
             raise ValueError(f"register at {self.address} of type {self.type} runs past address 65535")
         return self
@@ -115,6 +134,10 @@ class Profile(_Strict):
                 raise ValueError(f"quantity {reg.quantity!r} is mapped twice")
             seen.add(reg.quantity)
         return self
+
+    @property
+    def uses_ct_pt(self) -> bool:
+        return any(r.ct_pt for r in self.registers)
 
     def register(self, quantity: str) -> RegisterSpec:
         for reg in self.registers:
@@ -187,10 +210,13 @@ def decode_raw(spec: RegisterSpec | ClockSpec, registers: list[int]) -> int | fl
     )
 
 
-def to_canonical(spec: RegisterSpec, raw: int | float) -> float | None:
-    """Raw register value to the canonical unit; None for NaN or infinity (not a number to store)."""
+def to_canonical(spec: RegisterSpec, raw: int | float, ratio: Decimal = Decimal(1)) -> float | None:
+    """Raw register value to the canonical unit; None for NaN or infinity (not a number to store).
+
+    ``ratio`` is the CT/PT multiplier of a secondary-side value (see :func:`ratio_factor`).
+    """
     if isinstance(raw, float):
         if math.isnan(raw) or math.isinf(raw):
             return None
-        return float(Decimal(repr(raw)) * spec.factor)
-    return float(Decimal(raw) * spec.factor)
+        return float(Decimal(repr(raw)) * spec.factor * ratio)
+    return float(Decimal(raw) * spec.factor * ratio)

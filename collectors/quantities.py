@@ -40,6 +40,14 @@ QUANTITIES: dict[str, Quantity] = {
         Quantity("frequency", "Hz", "gauge", "grid frequency"),
         Quantity("power_factor", "1", "gauge", "total power factor"),
         Quantity("state_of_charge", "%", "gauge", "battery state of charge"),
+        Quantity("state_of_health", "%", "gauge", "battery state of health"),
+        # nameplate ratings read from devices (SunSpec models 120, 702, 713, 802)
+        Quantity("capacity_w", "W", "gauge", "rated (nameplate) active power of the device"),
+        Quantity("storage_capacity_wh", "Wh", "gauge", "rated (nameplate) energy capacity of a storage device"),
+        # other energy carriers, for standard coal (GB/T 2589-2020 附录 A) and carbon
+        Quantity("gas_volume", "m3", "counter", "natural gas consumed, cumulative (standard m3)"),
+        Quantity("diesel_mass", "kg", "counter", "diesel consumed, cumulative"),
+        Quantity("heat_energy", "MJ", "counter", "purchased heat (steam, hot water) received, cumulative"),
     ]
 }
 
@@ -58,6 +66,13 @@ UNIT_FACTORS: dict[tuple[str, str], Decimal] = {
     ("Hz", "Hz"): Decimal(1),
     ("1", "1"): Decimal(1),
     ("%", "%"): Decimal(1),
+    ("%", "1"): Decimal("0.01"),
+    ("m3", "m3"): Decimal(1),
+    ("kg", "kg"): Decimal(1),
+    ("t", "kg"): Decimal(1000),
+    ("MJ", "MJ"): Decimal(1),
+    ("GJ", "MJ"): Decimal(1000),
+    ("kWh", "MJ"): Decimal("3.6"),  # power factor given in percent (SunSpec PF, units Pct)
 }
 
 

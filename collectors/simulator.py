@@ -26,7 +26,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from collectors.clock import Clock
 from collectors.profile import ClockSpec, RegisterSpec, _DATATYPE
-from greengauge.site import DeviceConfig, SimulationConfig, SiteConfig
+from greengauge.site import SUNSPEC_PROFILE, DeviceConfig, SimulationConfig, SiteConfig
 
 #: counters start here, as on meters that have been in service for a while [Wh]
 INITIAL_COUNTERS_WH = {
@@ -241,7 +241,9 @@ class SimulatedSite:
         self.site = site
         self.clock = clock
         self.plant = Plant(site.simulation, start, site.enterprise.timezone, seed=seed)
-        self.devices = [SimulatedDevice(self.plant, clock, d) for d in site.devices]
+        self.devices = [SimulatedDevice(self.plant, clock, d) for d in site.devices if d.profile != SUNSPEC_PROFILE]
+        #: SunSpec devices are served by collectors.sunspec_sim, not by the plant simulator
+        self.skipped = [d.name for d in site.devices if d.profile == SUNSPEC_PROFILE]
         self.servers: list[ModbusTcpServer] = []
 
     async def start(self) -> None:

@@ -120,8 +120,11 @@ def simulate(
     async def serve() -> None:
         sim = SimulatedSite(site, AcceleratedClock(begin, speed), begin)
         await sim.start()
-        for d in site.devices:
+        for dev in sim.devices:
+            d = dev.device
             console.print(f"serving {d.name} ({d.profile}) on {d.host}:{d.port} unit {d.unit_id}")
+        for name in sim.skipped:
+            console.print(f"not serving {name}: SunSpec devices are simulated by `python -m collectors.sunspec_sim`")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -237,6 +240,11 @@ def demo(
     except ConfigError as exc:
         fail(str(exc))
 
+
+import greengauge.cli_policy  # noqa: E402,F401  registers facts, policies and report awards
+from greengauge.cli_devices import app as devices_app  # noqa: E402
+
+app.add_typer(devices_app, name="devices")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -73,6 +73,10 @@ def apply_site(conn: psycopg.Connection, cfg: SiteConfig) -> dict[str, int]:
                        RETURNING point_id""",
                     (device_id, name, p.quantity, q.kind, q.unit, p.role, p.subproject, p.rated_power_w),
                 ).fetchone()[0]
+        if cfg.projects:
+            from store.projects import apply_projects
+
+            apply_projects(conn, cfg, enterprise_id, site_id, ids)
         return ids
 
 

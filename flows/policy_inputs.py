@@ -1,0 +1,482 @@
+"""Read what the policy engine and the policy reports need from the store.
+
+Thin by design, like :mod:`flows.site_energy`: queries in :mod:`store`, figures from the pure
+functions in :mod:`metrics`. Used by ``greengauge report awards / intensity / carbon`` and callable
+from a Prefect flow (plain functions of a connection).
+
+- :func:`enterprise_year`: the engine's :class:`~metrics.policy.EnterpriseYear` for one enterprise
+  and local calendar year (recycling electricity, green share, facts, PV projects with their
+  telemetry checks, products), with the metering evidence.
+- :func:`project_inputs`: every PV project with its nameplate (site file, facts, or the latest
+  SunSpec nameplate readings of its linked devices) and the R3 telemetry checks computed from
+  its own linked points.
+- :func:`energy_year`, :func:`carbon_year`, :func:`intensity_year`: metered energy by carrier,
+  carbon (location/market based), standard coal, unit-product energy and industry ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from flows.site_energy import point_intervals, site_energy
+from metrics.carbon import electricity_carbon
+from metrics.coal import CoalResult, standard_coal
+from metrics.energy import sum_by_interval
+from metrics.intensity import IntensityRow, ReferenceValues, energy_per_10k_yuan, grade_unit_energy, rank_within_industry
+from metrics.periods import local_bounds
+from metrics.policy import EnterpriseYear, ProductYear, PvProject, Storage, telemetry_checks
+from store.facts import enterprise_facts
+from store.projects import ProjectRecord, latest_nameplate, project_records
+from store.sites import enterprise_timezone, site_points
+
+DEFAULT_REGION = "福建省/泉州市/晋江市"
+#: metered carriers besides electricity: point quantity -> metrics.coal carrier
+FUEL_CARRIERS = {"gas_volume": "natural_gas_m3", "diesel_mass": "diesel_kg", "heat_energy": "heat_mj"}
+#: days before the commissioning date read for the "produced after commissioning" check
+PRE_COMMISSIONING_DAYS = 7
+
+
+def _local_day_start(d: date, tz: str) -> datetime:
+    return datetime.combine(d, time(), ZoneInfo(tz))
+
+
+# ---- PV / storage projects (R3) -----------------------------------------------------------------
+
+def _nameplate(conn: psycopg.Connection, given: int | None, origin: str, devices: list[tuple[int, str]],
+               quantity: str) -> tuple[int | None, dict[str, Any]]:
+    """A nameplate value and where it came from: the site file / facts, or SunSpec readings summed."""
+    if given is not None:
+        return given, {"source": "site file" if origin == "site" else "facts", "value": given}
+    if not devices:
+        return None, {"source": None, "detail": f"no value recorded and no device linked for SunSpec {quantity}"}
+    readings = latest_nameplate(conn, [d for d, _ in devices], quantity)
+    have = {r.device for r in readings}
+    missing = [name for _, name in devices if name not in have]
+    ev: dict[str, Any] = {"source": f"sunspec {quantity}",
+                          "readings": [{"device": r.device, "point": r.point, "ts": r.ts.isoformat(), "value": r.value}
+                                       for r in readings]}
+    if missing:
+        ev["detail"] = f"no {quantity} reading from device(s) {', '.join(missing)}"
+        return None, ev
+    value = round(sum(r.value for r in readings))
+    if value <= 0:
+        ev["detail"] = f"SunSpec {quantity} reads {value}"
+        return None, ev
+    ev["value"] = value
+    return value, ev
+
+
+def _series(conn: psycopg.Connection, points: list, start: datetime, end: datetime) -> tuple[list | None, dict]:
+    if not points:
+        return None, {"points": []}
+    per_point, findings = point_intervals(conn, points, start, end)
+    ivs = list(sum_by_interval(list(per_point.values())).values())
+    return ivs, {"points": [p.name for p in points], "intervals": len(ivs),
+                 "estimated_intervals": sum(iv.estimated for iv in ivs), "energy_wh": sum(iv.energy_wh for iv in ivs),
+                 "findings": [f"{f.kind} {f.ts.isoformat()} {f.detail}" for f in findings]}
+
+
+def project_inputs(conn: psycopg.Connection, enterprise: str, year: int, tz: str, *,
+                   tolerance: Decimal = Decimal("0.05")) -> tuple[tuple[PvProject, ...], dict[str, Any]]:
+    """Every PV project of the enterprise, with nameplates resolved and R3 telemetry checks.
+
+    For a project commissioned in ``year`` the checks (PV produced after commissioning, one
+    discharge ≥ 2 h × rated power within ``tolerance``, measured storage/PV power ratio) run on the
+    interval energy of that project's own linked points, from 7 days before commissioning to the
+    end of the year. A project with no linked points (imported from facts) gets checks only when
+    it is the enterprise's only project: then the site's points with roles ``pv_generation`` /
+    ``storage_discharge`` stand for it.
+
+    Returns
+    -------
+    the projects and, per project code, the evidence: nameplate sources and the metering behind
+    each check.
+
+    References
+    ----------
+    晋政规〔2024〕2号 §三(一).
+    """
+    records = project_records(conn, enterprise)
+    _, end = local_bounds("year", date(year, 1, 1), tz)
+    out: list[PvProject] = []
+    evidence: dict[str, Any] = {}
+    site_pts = None
+    for rec in records:
+        pv_w, pv_ev = _nameplate(conn, rec.pv_w, rec.origin, rec.devices.get("pv", []), "capacity_w")
+        ev: dict[str, Any] = {"origin": rec.origin, "pv_w": pv_ev}
+        storage = None
+        if rec.has_storage:
+            sp, sp_ev = _nameplate(conn, rec.storage_power_w, rec.origin, rec.devices.get("storage", []), "capacity_w")
+            se, se_ev = _nameplate(conn, rec.storage_energy_wh, rec.origin, rec.devices.get("storage", []),
+                                   "storage_capacity_wh")
+            ev["storage_power_w"], ev["storage_energy_wh"] = sp_ev, se_ev
+            storage = Storage(sp, se, rec.storage_commissioned or rec.commissioned, rec.storage_electrochemical)
+        checks: tuple = ()
+        if rec.commissioned.year == year:
+            gen, dis = rec.points.get("generation", []), rec.points.get("discharge", [])
+            if not any(rec.points.values()) and len(records) == 1:
+                site_pts = site_pts if site_pts is not None else site_points(conn, enterprise)
+                gen = [p for p in site_pts if p.role == "pv_generation"]
+                dis = [p for p in site_pts if p.role == "storage_discharge"]
+                ev["points_from"] = "site roles (the enterprise's only project has no linked points)"
+            else:
+                ev["points_from"] = "project links"
+            lo = _local_day_start(rec.commissioned, tz) - timedelta(days=PRE_COMMISSIONING_DAYS)
+            pv_series, ev["generation"] = _series(conn, gen, lo, end)
+            dis_series, ev["discharge"] = _series(conn, dis, lo, end)
+            if rec.points.get("charge"):
+                _, ev["charge"] = _series(conn, rec.points["charge"], lo, end)
+            if pv_w is not None:
+                checks = telemetry_checks(pv_w, rec.commissioned, pv_intervals=pv_series, discharge_intervals=dis_series,
+                                          storage_power_w=storage.power_w if storage else None, tz=tz,
+                                          tolerance=tolerance)
+        else:
+            ev["checks"] = f"not run: commissioned {rec.commissioned}, not in {year}"
+        out.append(PvProject(rec.code, pv_w, rec.commissioned, storage, checks))
+        evidence[rec.code] = ev
+    return tuple(out), evidence
+
+
+# ---- energy by carrier --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EnergyYear:
+    """Metered energy of an enterprise in a local calendar year, by carrier."""
+
+    enterprise: str
+    year: int
+    tz: str
+    grid_import_wh: int | None  #: None when no grid import point is metered [Wh]
+    grid_export_wh: int
+    consumption_wh: int
+    green_wh: int
+    pv_wh: int
+    fuels: dict[str, int] = field(default_factory=dict)  #: metrics.coal carrier -> [m3 / kg / MJ]
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def coal_quantities(self) -> dict[str, int]:
+        """What :func:`metrics.coal.standard_coal` converts: purchased electricity and the fuels."""
+        q = {"electricity_wh": self.grid_import_wh or 0}
+        q.update(self.fuels)
+        return q
+
+
+def energy_year(conn: psycopg.Connection, enterprise: str, year: int) -> EnergyYear:
+    """Grid import/export, consumption and green electricity from the site balance, plus every
+    natural-gas, diesel and heat counter of the enterprise, summed over the local calendar year."""
+    tz = enterprise_timezone(conn, enterprise)
+    start, end = local_bounds("year", date(year, 1, 1), tz)
+    se = site_energy(conn, enterprise, start, end)
+    t = se.totals
+    has_import = any(p.role == "grid_import" for p in se.points)
+    ev: dict[str, Any] = {
+        "timezone": tz, "period_utc": [start.isoformat(), end.isoformat()],
+        "balance": {"points": [p.name for p in se.points], "intervals": t.intervals,
+                    "estimated_intervals": t.estimated_intervals,
+                    "findings": [f"{f.kind} {f.ts.isoformat()} {f.detail}" for f in se.findings]},
+    }
+    fuels: dict[str, int] = {}
+    pts = site_points(conn, enterprise)
+    for quantity, carrier in FUEL_CARRIERS.items():
+        fp = [p for p in pts if p.quantity == quantity]
+        if not fp:
+            continue
+        ivs, fev = _series(conn, fp, start, end)
+        fuels[carrier] = sum(iv.energy_wh for iv in ivs or [])  # the counter's own unit, not Wh
+        fev["total"] = fuels[carrier]
+        fev.pop("energy_wh", None)
+        ev[carrier] = fev
+    return EnergyYear(enterprise, year, tz, t.import_wh if has_import else None, t.export_wh, t.consumption_wh,
+                      t.green_wh, t.pv_wh, fuels, ev)
+
+
+def coal_of(energy: EnergyYear, equal_value_kgce_per_kwh: Decimal | None = None) -> dict[str, CoalResult]:
+    """Standard coal of the purchased electricity and fuels: equivalent value, and equal value when
+    a factor is given (GB/T 2589-2020)."""
+    q = energy.coal_quantities()
+    out = {"equivalent": standard_coal(q)}
+    if equal_value_kgce_per_kwh is not None:
+        out["equal_value"] = standard_coal(q, electricity_method="equal_value",
+                                           equal_value_kgce_per_kwh=equal_value_kgce_per_kwh)
+    return out
+
+
+# ---- green instruments (the accounting ledger) --------------------------------------------------
+
+def green_instruments(conn: psycopg.Connection, enterprise: str, year: int) -> dict[str, Any]:
+    """Settled green-power trades and retired certificates of the enterprise in the local year.
+
+    Reads the ledger tables ``green_trade`` and ``certificate`` (migration 0201, issue 4) when they
+    exist; certificates delivered with a trade (``trade_id`` set) are in the trade's settled volume
+    and are not counted again (README R1). Without the ledger both are zero and ``available`` is
+    False, which the evidence states.
+    """
+    have = conn.execute("SELECT to_regclass('green_trade') IS NOT NULL AND to_regclass('certificate') IS NOT NULL"
+                        ).fetchone()[0]
+    first, last = date(year, 1, 1), date(year, 12, 31)
+    if not have:
+        return {"available": False, "green_trade_wh": 0, "certificates": 0,
+                "note": "no certificate ledger in this database (tables green_trade/certificate absent): "
+                        "green instruments taken as zero"}
+    trade_wh, trades = conn.execute(
+        """SELECT coalesce(sum(t.settled_wh), 0), count(*) FROM green_trade t JOIN enterprise e USING (enterprise_id)
+           WHERE e.code = %s AND t.settled_on BETWEEN %s AND %s""", (enterprise, first, last)).fetchone()
+    certs = conn.execute(
+        """SELECT coalesce(sum(c.serial_last - c.serial_first + 1), 0) FROM certificate c
+           JOIN enterprise e USING (enterprise_id)
+           WHERE e.code = %s AND c.trade_id IS NULL AND c.used_on BETWEEN %s AND %s""",
+        (enterprise, first, last)).fetchone()[0]
+    return {"available": True, "green_trade_wh": int(trade_wh), "trades": trades, "certificates": int(certs),
+            "note": "settled trades by settled_on, unbundled certificates by used_on, in the local year"}
+
+
+# ---- carbon ---------------------------------------------------------------------------------------
+
+def carbon_year(conn: psycopg.Connection, enterprise: str, year: int, *, region: str = "national",
+                year_offset: int = 0, latest_available: bool = False,
+                equal_value_kgce_per_kwh: Decimal | None = None) -> dict[str, Any]:
+    """CO2 of purchased electricity (location- and market-based) and standard coal, with evidence.
+
+    Raises
+    ------
+    LookupError for an unknown enterprise; ValueError when no factor fits the year (the message
+    names the known years) or no grid import point is metered.
+    """
+    e = energy_year(conn, enterprise, year)
+    if e.grid_import_wh is None:
+        raise ValueError(f"{enterprise} has no point with role grid_import: grid electricity is not metered")
+    gi = green_instruments(conn, enterprise, year)
+    c = electricity_carbon(year, e.grid_import_wh, green_trade_wh=gi["green_trade_wh"],
+                           certificates=gi["certificates"], region=region, year_offset=year_offset,
+                           latest_available=latest_available)
+    coal = coal_of(e, equal_value_kgce_per_kwh)
+
+    def factor(f):
+        return {"value": f.value, "kind": f.kind, "region": f.region, "year": f.year, "source": f.source,
+                "secondary": f.secondary}
+
+    return {
+        "enterprise": enterprise, "year": year, "timezone": e.tz,
+        "grid_import_wh": e.grid_import_wh, "grid_export_wh": e.grid_export_wh, "pv_wh": e.pv_wh,
+        "consumption_wh": e.consumption_wh,
+        "location_based": {"co2_kg": c.location_kg, "factor": factor(c.location_factor)},
+        "market_based": {"co2_kg": c.market_kg, "factor": factor(c.market_factor),
+                         "covered_wh": c.market.covered_wh, "uncovered_wh": c.market.uncovered_wh,
+                         "surplus_wh": c.market.surplus_wh, "instruments": gi},
+        "factor_year_offset": year_offset,
+        "standard_coal": {k: {"total_kgce": r.total_kgce, "by_carrier": r.by_carrier, "factors": r.factors,
+                              "electricity_method": r.electricity_method, "source": r.source}
+                          for k, r in coal.items()},
+        "equal_value": None if equal_value_kgce_per_kwh is None else equal_value_kgce_per_kwh,
+        "fuels": e.fuels,
+        "metering": e.evidence,
+    }
+
+
+# ---- production, unit-product energy, intensity ---------------------------------------------------
+
+def production_year(conn: psycopg.Connection, enterprise: str, year: int) -> list[dict[str, Any]]:
+    """Production rows of the enterprise whose period lies in the local calendar year."""
+    rows = conn.execute(
+        """SELECT p.product, p.period_start, p.period_end, p.quantity, p.unit, p.output_value_yuan
+           FROM production p JOIN enterprise e USING (enterprise_id)
+           WHERE e.code = %s AND p.period_start <= %s AND p.period_end >= %s
+           ORDER BY p.product, p.period_start""",
+        (enterprise, date(year, 12, 31), date(year, 1, 1)),
+    ).fetchall()
+    return [dict(zip(("product", "start", "end", "quantity", "unit", "output_value_yuan"), r)) for r in rows]
+
+
+def _references(conn: psycopg.Connection, products: list[str]) -> dict[str, ReferenceValues]:
+    rows = conn.execute(
+        """SELECT product, unit, limit_kgce, access_kgce, advanced_kgce, industry_average_kgce, standard
+           FROM product_reference WHERE product = ANY(%s)""", (products,)).fetchall()
+    return {p: ReferenceValues(u, lim, acc, adv, avg, std) for p, u, lim, acc, adv, avg, std in rows}
+
+
+def _covers_year(periods: list[tuple[date, date]], year: int) -> bool:
+    day = date(year, 1, 1)
+    for a, b in sorted(periods):
+        if a > day:
+            return False
+        day = max(day, b + timedelta(days=1))
+    return day > date(year, 12, 31)
+
+
+def product_years(conn: psycopg.Connection, enterprise: str, year: int, energy_kgce: Decimal | None
+                  ) -> tuple[tuple[ProductYear, ...], dict[str, Any]]:
+    """The year's products with their output, reference values and energy.
+
+    A production period must lie inside the year (rows straddling it are listed, not counted). The
+    enterprise's comprehensive energy is the product's energy when it makes one product and its
+    recorded periods cover the whole year; with several products the split is not metered and the
+    product's energy is None (the unit-energy rule then comes out ``unknown``).
+    """
+    rows = production_year(conn, enterprise, year)
+    inside = [r for r in rows if r["start"].year == year and r["end"].year == year]
+    straddling = [f"{r['product']} {r['start']}..{r['end']}" for r in rows if r not in inside]
+    by_product: dict[str, list[dict]] = {}
+    for r in inside:
+        by_product.setdefault(r["product"], []).append(r)
+    refs = _references(conn, sorted(by_product))
+    out, ev = [], {}
+    for product, rs in sorted(by_product.items()):
+        qty = sum((r["quantity"] for r in rs), Decimal(0))
+        units = sorted({r["unit"] for r in rs})
+        ref = refs.get(product)
+        pev: dict[str, Any] = {"rows": len(rs), "quantity": qty, "unit": units[0] if len(units) == 1 else units,
+                               "periods": [f"{r['start']}..{r['end']}" for r in rs]}
+        if ref is not None and units != [ref.unit]:
+            pev["reference"] = f"not used: production in {units}, reference values per {ref.unit}"
+            ref = None
+        elif ref is not None:
+            pev["reference"] = {"unit": ref.unit, "limit": ref.limit, "access": ref.access, "advanced": ref.advanced,
+                                "industry_average": ref.industry_average, "standard": ref.source}
+        energy = None
+        if energy_kgce is None:
+            pev["energy"] = "the enterprise's comprehensive energy is not known (no grid import metered)"
+        elif len(by_product) > 1:
+            pev["energy"] = f"{len(by_product)} products: the split of the enterprise's energy is not metered"
+        elif not _covers_year([(r["start"], r["end"]) for r in rs], year):
+            pev["energy"] = f"production recorded for part of {year} only; the energy is for the whole year"
+        else:
+            energy = energy_kgce
+            pev["energy"] = "the enterprise's comprehensive energy of the year (its only product)"
+        out.append(ProductYear(product, energy, qty, ref))
+        ev[product] = pev
+    if straddling:
+        ev["not_counted"] = {"straddle the year": straddling}
+    return tuple(out), ev
+
+
+def output_value(conn: psycopg.Connection, enterprise: str, year: int) -> tuple[Decimal | None, int]:
+    """Output value of the year's production rows (inside the year) and how many rows lacked one."""
+    rows = [r for r in production_year(conn, enterprise, year) if r["start"].year == year and r["end"].year == year]
+    vals = [r["output_value_yuan"] for r in rows if r["output_value_yuan"] is not None]
+    return (sum(vals, Decimal(0)) if vals else None), len(rows) - len(vals)
+
+
+def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
+                   bottom_fraction: Decimal = Decimal(0),
+                   equal_value_kgce_per_kwh: Decimal | None = None) -> dict[str, Any]:
+    """Unit-product energy graded against the reference values, energy per 10,000 yuan of output,
+    and the ranking within the industry, for every enterprise of ``industry`` in a local year.
+
+    Comprehensive energy is purchased electricity plus metered fuels in kgce (equivalent value for
+    electricity, or equal value when a factor is given).
+
+    References
+    ----------
+    福建省绿色制造梯度培育管理实施细则（暂行） 第七条 3 (unit-product energy vs the advanced value);
+    晋政规〔2024〕2号 §四(五) (分行业 ranking by energy per output).
+    """
+    codes = [r[0] for r in conn.execute("SELECT code FROM enterprise WHERE industry = %s ORDER BY code", (industry,))]
+    if not codes:
+        known = [r[0] for r in conn.execute("SELECT DISTINCT industry FROM enterprise WHERE industry IS NOT NULL "
+                                            "ORDER BY 1")]
+        raise LookupError(f"no enterprise in industry {industry!r} (known: {', '.join(known) or 'none'})")
+    method = "equal_value" if equal_value_kgce_per_kwh is not None else "equivalent"
+    enterprises: list[dict[str, Any]] = []
+    rankable: list[IntensityRow] = []
+    for code in codes:
+        e = energy_year(conn, code, year)
+        kgce = None
+        if e.grid_import_wh is not None:
+            kgce = coal_of(e, equal_value_kgce_per_kwh)[method].total_kgce
+        products, pev = product_years(conn, code, year, kgce)
+        value, missing = output_value(conn, code, year)
+        row: dict[str, Any] = {"enterprise": code, "energy_kgce": kgce, "electricity_method": method,
+                               "grid_import_wh": e.grid_import_wh, "fuels": e.fuels, "output_value_yuan": value,
+                               "rows_without_output_value": missing, "products": {}, "production": pev}
+        for pr in products:
+            g = None
+            if pr.energy_kgce is not None and pr.reference is not None and pr.quantity > 0:
+                g = grade_unit_energy(pr.energy_kgce, pr.quantity, pr.reference)
+            row["products"][pr.product] = {
+                "quantity": pr.quantity,
+                "kgce_per_unit": None if g is None else g.value,
+                "best_level": None if g is None else g.best_level,
+                "reaches": None if g is None else g.reaches,
+                "above_limit": None if g is None else g.above_limit,
+            }
+        if kgce is not None and value:
+            row["kgce_per_10k_yuan"] = energy_per_10k_yuan(kgce, value)
+            rankable.append(IntensityRow(code, industry, kgce, value))
+        else:
+            row["kgce_per_10k_yuan"] = None
+            row["not_ranked"] = "no metered grid import" if kgce is None else "no output value recorded"
+        enterprises.append(row)
+    ranked = {r.enterprise: r for r in rank_within_industry(rankable, bottom_fraction)}
+    for row in enterprises:
+        r = ranked.get(row["enterprise"])
+        row["rank"] = None if r is None else r.rank
+        row["of"] = None if r is None else r.of
+        row["bottom"] = None if r is None else r.bottom
+    enterprises.sort(key=lambda x: (x["rank"] is None, x["rank"] or 0, x["enterprise"]))
+    return {"industry": industry, "year": year, "bottom_fraction": bottom_fraction, "electricity_method": method,
+            "equal_value_kgce_per_kwh": equal_value_kgce_per_kwh, "enterprises": enterprises}
+
+
+# ---- the engine's input ---------------------------------------------------------------------------
+
+def enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, subproject: str | None = None,
+                    region: str = DEFAULT_REGION, tolerance: Decimal = Decimal("0.05")
+                    ) -> tuple[EnterpriseYear, dict[str, Any]]:
+    """Build the engine's input for one enterprise and local calendar year from the store.
+
+    The recycling project's electricity is the sum of the points with role ``subproject`` and the
+    given sub-project name (or the only sub-project the enterprise has). Green share comes from the
+    site balance of the year. Every PV project gets its nameplates and telemetry checks from
+    :func:`project_inputs`; products and reference values from :func:`product_years`.
+
+    Raises
+    ------
+    LookupError
+        for an unknown enterprise; ValueError for an ambiguous or unknown sub-project.
+    """
+    tz = enterprise_timezone(conn, enterprise)
+    start, end = local_bounds("year", date(year, 1, 1), tz)
+    points = site_points(conn, enterprise)
+    subs = sorted({p.subproject for p in points if p.role == "subproject"})
+    if subproject is None and len(subs) > 1:
+        raise ValueError(f"{enterprise} has several sub-projects ({', '.join(subs)}): choose one with --subproject")
+    if subproject is not None and subproject not in subs:
+        raise ValueError(f"{enterprise} has no sub-project {subproject!r} (known: {', '.join(subs) or 'none'})")
+    sub = subproject or (subs[0] if subs else None)
+    evidence: dict[str, Any] = {"timezone": tz, "period_utc": [start.isoformat(), end.isoformat()], "subproject": sub}
+    recycling_wh = None
+    if sub is not None:
+        sub_points = [p for p in points if p.role == "subproject" and p.subproject == sub]
+        per_point, findings = point_intervals(conn, sub_points, start, end)
+        ivs = [iv for s in per_point.values() for iv in s]
+        if ivs:
+            recycling_wh = sum(iv.energy_wh for iv in ivs)
+        evidence["recycling"] = {
+            "points": [p.name for p in sub_points], "intervals": len(ivs),
+            "estimated_intervals": sum(iv.estimated for iv in ivs), "energy_wh": recycling_wh,
+            "findings": [f"{f.kind} {f.ts.isoformat()} {f.detail}" for f in findings],
+        }
+    e = energy_year(conn, enterprise, year)
+    green_wh = consumption_wh = None
+    if e.consumption_wh > 0:
+        green_wh, consumption_wh = e.green_wh, e.consumption_wh
+    evidence["green_share"] = {"green_wh": green_wh, "consumption_wh": consumption_wh, **e.evidence["balance"]}
+    projects, evidence["projects"] = project_inputs(conn, enterprise, year, tz, tolerance=tolerance)
+    kgce = standard_coal(e.coal_quantities()).total_kgce if e.grid_import_wh is not None else None
+    products, evidence["products"] = product_years(conn, enterprise, year, kgce)
+    ey = EnterpriseYear(enterprise, year, region=region, recycling_wh=recycling_wh, green_wh=green_wh,
+                        consumption_wh=consumption_wh, facts=enterprise_facts(conn, enterprise), projects=projects,
+                        products=products)
+    return ey, evidence
+
+
+__all__ = [
+    "DEFAULT_REGION", "EnergyYear", "ProjectRecord", "carbon_year", "coal_of", "energy_year", "enterprise_year",
+    "green_instruments", "intensity_year", "output_value", "product_years", "production_year", "project_inputs",
+]
