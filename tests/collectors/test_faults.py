@@ -384,3 +384,50 @@ def test_devices_refusing_reads_are_stored_bad_reported_and_polling_goes_on(db_u
     assert health["gone"][0] == "away" and health["gone"][1] >= 2 and "connect" in health["gone"][2]
     kinds = dict(conn.execute("SELECT source, kind FROM collector_finding").fetchall())
     assert kinds == {"broken": "device_error"}
+
+
+def test_nan_registers_are_stored_bad_never_as_numbers_and_polling_goes_on(db_url, conn):
+    import struct
+
+    port = free_port()
+    site = SiteConfig.model_validate({
+        "enterprise": {"code": "acme", "name": "Acme"}, "site": {"code": "main", "name": "Main"},
+        "devices": [{"name": "sdm", "profile": "eastron-sdm630", "host": "127.0.0.1", "port": port,
+                     "poll_interval_s": 0.3, "points": [{"quantity": "voltage_l1"}, {"quantity": "voltage_l2"},
+                                                        {"quantity": "energy_import"}]}],
+    })
+    ids = apply_site(conn, site)
+
+    def f32(x):
+        return list(struct.unpack(">HH", struct.pack(">f", x)))
+
+    inputs = [0] * 0x4C
+    inputs[0:2] = f32(float("nan"))     # voltage_l1: NaN
+    inputs[2:4] = f32(230.5)            # voltage_l2
+    inputs[0x48:0x4A] = f32(12.5)       # energy_import 12.5 kWh
+
+    async def main():
+        sim = SimDevice(id=1, simdata=([SimData(0, values=False, datatype=DataType.BITS)],
+                                       [SimData(0, values=False, datatype=DataType.BITS)],
+                                       [SimData(0, values=[0], datatype=DataType.REGISTERS)],
+                                       [SimData(0, values=inputs, datatype=DataType.REGISTERS)]))
+        server = ModbusTcpServer([sim], address=("127.0.0.1", port))
+        await server.serve_forever(background=True)
+        stop = asyncio.Event()
+        task = asyncio.create_task(collect(site, ids, db_url, WallClock(), stop, flush_interval_s=0.1,
+                                           health_interval_s=0.2))
+        await asyncio.sleep(1.5)
+        stop.set()
+        await task
+        await server.shutdown()
+
+    asyncio.run(main())
+    rows = {name: (n, values, quality) for name, n, values, quality in conn.execute(
+        """SELECT p.quantity, count(*), array_agg(DISTINCT r.value), array_agg(DISTINCT r.quality)
+           FROM reading r JOIN point p USING (point_id) GROUP BY p.quantity""")}
+    assert rows["voltage_l1"][1:] == ([None], [Quality.BAD])  # NaN: no number stored
+    assert rows["voltage_l2"][1:] == ([230.5], [Quality.GOOD])
+    assert rows["energy_import"][1:] == ([12500.0], [Quality.GOOD])
+    assert rows["voltage_l1"][0] >= 3  # several polls: the collector kept going
+    assert conn.execute("SELECT kind, source, count >= 3 FROM collector_finding").fetchall() == [
+        ("device_error", "sdm", True)]
