@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collectors.clock import Clock
 from collectors.quantities import QUANTITIES, unit_factor
@@ -299,7 +300,12 @@ class MqttSource:
                 self._unacked.clear()
                 self._recent.clear()
                 self._epoch += 1
-        client.subscribe([(f, 1) for f in self.router.filters])
+        if self.cfg.protocol == "5":
+            # retained messages only for a new subscription, not again at every reconnect
+            opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            client.subscribe([(f, opts) for f in self.router.filters])
+        else:
+            client.subscribe([(f, 1) for f in self.router.filters])
         self._connected.set()
         if self._away:
             log.info("MQTT broker %s:%d is back (session %s)", self.cfg.host, self.cfg.port,

@@ -141,7 +141,11 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
     from store.health import device_ids as lookup_device_ids
 
     def connect() -> psycopg.Connection:
-        return psycopg.connect(database_url, connect_timeout=DB_CONNECT_TIMEOUT_S)
+        # keepalives and a TCP user timeout: a database behind a dead link is noticed in about 30 s,
+        # not after the kernel's two hours, so the writer turns to the spool
+        return psycopg.connect(database_url, connect_timeout=DB_CONNECT_TIMEOUT_S, keepalives=1,
+                               keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+                               tcp_user_timeout=30_000)
 
     if device_ids is None:
         try:
