@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 OnDurable = Callable[[], None]
 
 
+class WriteTimeout(psycopg.OperationalError):
+    """The database took longer than ``write_timeout_s`` for one batch: treated as away."""
+
+
 def _is_data_error(exc: BaseException) -> bool:
     return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
 
@@ -50,7 +54,7 @@ def _is_data_error(exc: BaseException) -> bool:
 class BatchingWriter:
     def __init__(self, connect: Callable[[], psycopg.Connection], *, spool: Spool | None = None,
                  batch_size: int = 5000, flush_interval_s: float = 1.0, min_backoff_s: float = 0.5,
-                 max_backoff_s: float = 30.0, max_queued: int = 2_000_000) -> None:
+                 max_backoff_s: float = 30.0, max_queued: int = 2_000_000, write_timeout_s: float = 60.0) -> None:
         self._connect = connect
         self.spool = spool
         self.batch_size = batch_size
@@ -58,6 +62,7 @@ class BatchingWriter:
         self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
         self.max_queued = max_queued
+        self.write_timeout_s = write_timeout_s
         self._pending: list[Reading] = []
         # (absolute end offset of the readings it covers, callback), in submission order
         self._acks: deque[tuple[int, OnDurable]] = deque()
@@ -128,14 +133,16 @@ class BatchingWriter:
 
     # -- database side (worker thread) -----------------------------------------------------------
     def _write(self, batch: list[Reading]) -> int:
-        if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
+        conn = self._conn  # a local: a write abandoned after write_timeout_s must not touch its successor
+        if conn is None or conn.closed:
+            conn = self._conn = self._connect()
         try:
-            return write_readings(self._conn, batch)
+            return write_readings(conn, batch)
         except psycopg.Error as exc:
             if not _is_data_error(exc):
-                self._conn.close()
-                self._conn = None
+                conn.close()
+                if self._conn is conn:
+                    self._conn = None
             raise
 
     def _write_rows(self, batch: list[Reading]) -> int:
@@ -156,11 +163,25 @@ class BatchingWriter:
 
     async def _write_batch(self, batch: list[Reading]) -> int:
         try:
-            return await asyncio.to_thread(self._write, batch)
+            return await self._bounded(self._write, batch)
         except psycopg.Error as exc:
             if not _is_data_error(exc):
                 raise
-            return await asyncio.to_thread(self._write_rows, batch)
+            return await self._bounded(self._write_rows, batch)
+
+    async def _bounded(self, fn, batch: list[Reading]) -> int:
+        """Run a write in a thread; a database that does not answer within write_timeout_s is away.
+
+        The thread cannot be stopped: it is left with its connection (if it commits after all, the
+        batch also spooled is absorbed by the idempotent ingest) and the next write opens another.
+        """
+        fut = asyncio.get_running_loop().run_in_executor(None, fn, batch)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.write_timeout_s)
+        except asyncio.TimeoutError:
+            self._conn = None
+            fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # consume its late error
+            raise WriteTimeout(f"no answer from the database within {self.write_timeout_s:g} s") from None
 
     async def _replay(self) -> None:
         assert self.spool is not None

@@ -117,3 +117,99 @@ def test_rows_the_database_refuses_for_their_content_are_set_aside_not_retried_f
     assert (w.written, w.rejected, w.spooled) == (10, 1, 0)
     assert "\t" in (tmp_path / "rejected.txt").read_text()
     assert conn.execute("SELECT count(*) FROM reading").fetchone() == (10,)
+
+
+class FreezableProxy:
+    """A TCP proxy in front of PostgreSQL that the test can freeze: connections stay open, nothing
+    passes — a database that hangs rather than refuses."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import socket
+        import threading
+
+        self.target = target
+        self.frozen = threading.Event()
+        self.closed = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self.closed.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst) -> None:
+        import time as _time
+
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                while self.frozen.is_set() and not self.closed.is_set():
+                    _time.sleep(0.02)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.closed.set()
+        self.sock.close()
+
+
+def test_a_database_that_hangs_is_treated_as_away_after_the_write_timeout(db_url, conn, tmp_path):
+    from psycopg.conninfo import conninfo_to_dict
+
+    pid = apply_site(conn, SITE)["acme.main.grid.energy_import"]
+    params = conninfo_to_dict(db_url)
+    proxy = FreezableProxy((params.get("host", "127.0.0.1"), int(params.get("port", 5432))))
+    via_proxy = {**params, "host": "127.0.0.1", "port": proxy.port}
+    acked = []
+
+    async def main():
+        w = BatchingWriter(lambda: psycopg.connect(**via_proxy, connect_timeout=2), spool=Spool(tmp_path),
+                           flush_interval_s=0.05, min_backoff_s=0.1, max_backoff_s=0.3, write_timeout_s=1.0)
+        task = asyncio.create_task(w.run())
+        w.submit(readings(pid, 100, 0), lambda: acked.append("a"))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if acked:
+                break
+        proxy.frozen.set()  # the database hangs
+        w.submit(readings(pid, 100, 100), lambda: acked.append("b"))
+        await asyncio.sleep(2.0)
+        w.submit(readings(pid, 100, 200), lambda: acked.append("c"))
+        await asyncio.sleep(1.0)
+        assert w.db_down and acked == ["a", "b", "c"]  # b and c spooled, durable, acknowledged
+        proxy.frozen.clear()  # it answers again
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if not w.spool and not w.db_down:
+                break
+        await w.close()
+        await task
+        w.close_connection()
+        return w
+
+    try:
+        w = asyncio.run(main())
+    finally:
+        proxy.close()
+    assert w.spooled == 200 and not w.spool
+    conn.commit()
+    assert conn.execute("SELECT count(*), count(DISTINCT ts), max(value) FROM reading").fetchone() == (300, 300, 299.0)
