@@ -70,12 +70,33 @@ def start_server(port: int, devices: int, ports: int = 1) -> subprocess.Popen:
     return proc
 
 
-def site_for(port: int, devices: int) -> SiteConfig:
+def site_for(port: int, devices: int, ports: int = 1) -> SiteConfig:
+    """``devices`` meters: unit ids 1.. on each of ``ports`` consecutive ports from ``port``."""
+    per_port = -(-devices // ports)
     return SiteConfig.model_validate({
         "enterprise": {"code": "bench", "name": "Bench"}, "site": {"code": "main", "name": "Main"},
-        "devices": [{"name": f"m{u}", "profile": "generic-3ph-meter", "host": "127.0.0.1", "port": port,
-                     "unit_id": u, "poll_interval_s": 1} for u in range(1, devices + 1)],
+        "devices": [{"name": f"m{i}", "profile": "generic-3ph-meter", "host": "127.0.0.1", "port": port + i // per_port,
+                     "unit_id": 1 + i % per_port, "poll_interval_s": 1} for i in range(devices)],
     })
+
+
+def free_ports(n: int) -> int:
+    """The first of ``n`` consecutive free ports."""
+    import socket
+
+    while True:
+        base = free_port()
+        if base + n < 65536 and all(_free(base + k, socket) for k in range(n)):
+            return base
+
+
+def _free(port: int, socket) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 async def bare(site: SiteConfig, seconds: float) -> int:
@@ -156,10 +177,16 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--shared-endpoint", dest="per_device_port", action="store_false",
+                    help="all devices behind one endpoint (unit ids 1..N): the collector then reads them one at a "
+                         "time over one connection, as a gateway requires")
     args = ap.parse_args()
-    port = free_port()
-    server = start_server(port, args.devices)
-    site = site_for(port, args.devices)
+    # one endpoint per device: the collector shares one connection among the unit ids behind one
+    # endpoint (a gateway: one request at a time), which a bare loop with a connection each would not
+    ports = args.devices if args.per_device_port else 1
+    port = free_ports(ports)
+    server = start_server(port, args.devices, ports)
+    site = site_for(port, args.devices, ports)
     name = f"gg_bench_{uuid.uuid4().hex[:8]}"
     create_database(ADMIN_URL, name)
     url = with_database(ADMIN_URL, name)
@@ -179,7 +206,8 @@ def main() -> None:
         server.terminate()
         server.wait()
         drop_database(ADMIN_URL, name)
-    print(f"devices: {args.devices} at once, one connection each, {args.seconds:.0f} s per run, best of {args.rounds}")
+    where = "each on its own endpoint" if args.per_device_port else "behind one endpoint"
+    print(f"devices: {args.devices} at once, {where}, {args.seconds:.0f} s per run, best of {args.rounds}")
     print(f"bare pymodbus loop : {b_best:8.0f} polls/s")
     print(f"collector          : {c_best:8.0f} polls/s  ({stored} readings stored over all runs)")
     print(f"poll+decode only   : {d_best:8.0f} polls/s  (ModbusDevice.poll without gate, health, writer)")
