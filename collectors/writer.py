@@ -41,6 +41,8 @@ from store.ingest import write_readings
 log = logging.getLogger(__name__)
 
 OnDurable = Callable[[], None]
+#: the longest a last write at stop waits for the database before spooling instead [s]
+CLOSE_TIMEOUT_S = 5.0
 
 
 class WriteTimeout(psycopg.OperationalError):
@@ -75,6 +77,7 @@ class BatchingWriter:
         self._retry_at = 0.0  # monotonic time before which the database is not tried again
         self.db_down = False
         self._spool_full = False
+        self._last_drop_log = -1e9
         self.written = 0  # rows new to the database
         self.submitted = 0
         self.spooled = 0  # readings written to the spool
@@ -124,7 +127,11 @@ class BatchingWriter:
                 log.exception("acknowledging durable readings failed")
 
     def _drop_oldest(self, n: int) -> None:
-        log.error("the database is away and the spool is full or absent: dropping the %d oldest queued readings", n)
+        now = time.monotonic()
+        if now - self._last_drop_log >= 60:
+            log.error("the database is away and the spool is full or absent: dropping the oldest queued readings "
+                      "(%d so far)", self.dropped + n)
+            self._last_drop_log = now
         self.dropped += n
         del self._pending[:n]
         self._taken_abs += n
@@ -176,12 +183,13 @@ class BatchingWriter:
         batch also spooled is absorbed by the idempotent ingest) and the next write opens another.
         """
         fut = asyncio.get_running_loop().run_in_executor(None, fn, batch)
+        timeout = min(self.write_timeout_s, CLOSE_TIMEOUT_S) if self._closing else self.write_timeout_s
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.write_timeout_s)
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except asyncio.TimeoutError:
             self._conn = None
             fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # consume its late error
-            raise WriteTimeout(f"no answer from the database within {self.write_timeout_s:g} s") from None
+            raise WriteTimeout(f"no answer from the database within {timeout:g} s") from None
 
     async def _replay(self) -> None:
         assert self.spool is not None
@@ -255,7 +263,9 @@ class BatchingWriter:
                 pass
             self._wake.clear()
             await self.flush()
-        await self.flush(force=True)
+        # stopping: one more try unless the database is known to be away, then the spool; bounded
+        # by CLOSE_TIMEOUT_S, so a service manager's stop timeout is not spent waiting on it
+        await self.flush(force=not self.db_down)
         if self._pending:
             log.error("stopping with %d readings neither written nor spooled (no spool, or spool full)",
                       len(self._pending))
