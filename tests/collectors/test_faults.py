@@ -318,7 +318,8 @@ def test_collector_killed_with_a_spool_then_restarted_replays_it_nothing_twice(c
 
 def test_sigterm_flushes_what_is_queued(db_url, tmp_path):
     prefix = unique()
-    site_file = _write_site(tmp_path / "site.yaml", site_dict(prefix))
+    data = site_dict(prefix)
+    site_file = _write_site(tmp_path / "site.yaml", data)
     pub = Publisher()
     lines: list[str] = []
     proc = _collector(site_file, db_url, tmp_path / "spool", "--flush-interval", "600")  # never by time
@@ -337,6 +338,23 @@ def test_sigterm_flushes_what_is_queued(db_url, tmp_path):
     assert code == 0, "".join(lines)
     assert count(db_url) == 60
     assert not list((tmp_path / "spool").glob("*.seg"))
+
+    # the acknowledgements went out before the session was closed: the broker redelivers nothing
+    site = SiteConfig.model_validate(data)
+    ids = applied(db_url, site)
+
+    async def again():
+        stop = asyncio.Event()
+        started = asyncio.Future()
+        task = asyncio.create_task(collect(site, ids, db_url, WallClock(), stop, on_start=started.set_result))
+        parts = await started
+        assert await parts.source.wait_connected(10)
+        await asyncio.sleep(1.0)
+        stop.set()
+        await task
+        return parts.source.received
+
+    assert asyncio.run(again()) == 0
 
 
 def test_devices_refusing_reads_are_stored_bad_reported_and_polling_goes_on(db_url, conn):
