@@ -30,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(site_app, name="site")
 app.add_typer(report_app, name="report")
 app.command("status")(cli_collectors.status)
+app.add_typer(__import__("greengauge.cli_flows").cli_flows.app, name="flows")
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -1,0 +1,117 @@
+"""Benchmark: rollup of raw counter readings to 15-minute interval energy (flows/rollup.py) against
+a bare ``SELECT point_id, ts, value FROM reading ORDER BY point_id, ts`` of the same rows, in the
+same run, on the same database. Both stream through a server-side cursor; peak RSS is printed.
+The ratio is printed, not asserted (goal: at most 2x).
+
+    python bench/bench_rollup.py                     # 10 M readings, 1,000 points
+    python bench/bench_rollup.py --readings 200000   # a quick run
+
+Uses a database of its own on GREENGAUGE_TEST_ADMIN_URL's server (default: the local PostgreSQL),
+dropped at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flows.rollup import rollup  # noqa: E402
+from store.db import create_database, drop_database, with_database  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+
+ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def populate(url: str, readings: int, points: int, step_s: int) -> int:
+    per_point = readings // points
+    with psycopg.connect(url) as conn:
+        upgrade(conn)
+        conn.autocommit = False
+        conn.execute("INSERT INTO enterprise (code, name) VALUES ('bench', 'Bench Co')")
+        conn.execute("INSERT INTO site (enterprise_id, code, name) SELECT enterprise_id, 'main', 'Main' FROM enterprise")
+        conn.execute("""INSERT INTO device (site_id, name, profile, transport, poll_interval_s)
+                        SELECT site_id, 'meter' || g, 'generic-3ph-meter', '{}'::jsonb, %s
+                        FROM site, generate_series(1, %s) g""", (step_s, points))
+        conn.execute("""INSERT INTO point (device_id, name, quantity, kind, unit)
+                        SELECT device_id, 'bench.' || name || '.energy_import', 'energy_import', 'counter', 'Wh'
+                        FROM device""")
+        conn.commit()
+        # a counter rising by a point-specific rate with a little wobble, one reading per step
+        conn.execute("""INSERT INTO reading (point_id, ts, value, quality)
+                        SELECT p.point_id, timestamptz '2025-03-01 00:00+08' + g * make_interval(secs => %s),
+                               1e6 + g * (200 + p.point_id %% 97) + (g %% 7), 0
+                        FROM point p, generate_series(0, %s - 1) g""", (step_s, per_point))
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE reading")
+    return per_point * points
+
+
+def bare_select(url: str, itersize: int) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    n = 0
+    with psycopg.connect(url) as conn:
+        with conn.cursor(name="bare") as cur:
+            cur.execute("SELECT point_id, ts, value FROM reading ORDER BY point_id, ts")
+            while rows := cur.fetchmany(itersize):
+                n += len(rows)
+    return n, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--readings", type=int, default=10_000_000)
+    ap.add_argument("--points", type=int, default=1_000)
+    ap.add_argument("--step-s", type=int, default=60, help="seconds between a point's readings")
+    ap.add_argument("--itersize", type=int, default=50_000, help="rows per server-side cursor fetch")
+    ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    args = ap.parse_args()
+
+    name = f"gg_bench_{uuid.uuid4().hex[:8]}"
+    create_database(ADMIN_URL, name)
+    url = with_database(ADMIN_URL, name)
+    try:
+        t0 = time.perf_counter()
+        n = populate(url, args.readings, args.points, args.step_s)
+        print(f"populated {n:,} readings of {args.points:,} points in {time.perf_counter() - t0:.1f} s ({name})")
+        rss0 = peak_rss_mb()
+
+        rows, t_select = bare_select(url, args.itersize)
+        rss_select = peak_rss_mb()
+        print(f"bare SELECT ... ORDER BY point_id, ts: {rows:,} rows in {t_select:.2f} s "
+              f"({rows / t_select:,.0f} rows/s); peak RSS {rss_select:.0f} MiB")
+
+        t0 = time.perf_counter()
+        r = rollup(url, itersize=args.itersize)
+        t_rollup = time.perf_counter() - t0
+        rss_rollup = peak_rss_mb()
+        print(f"rollup to interval energy:  {r.readings:,} readings -> {r.intervals_written:,} intervals, "
+              f"{r.hours_changed:,} hourly + {r.days_changed:,} daily sums in {t_rollup:.2f} s "
+              f"({r.readings / t_rollup:,.0f} readings/s); peak RSS {rss_rollup:.0f} MiB "
+              f"(before both: {rss0:.0f} MiB)")
+        print(f"ratio rollup / bare select: {t_rollup / t_select:.2f}x (goal <= 2x)")
+
+        t0 = time.perf_counter()
+        again = rollup(url, itersize=args.itersize)
+        print(f"incremental rerun (trailing window only): {again.readings:,} readings, "
+              f"{again.intervals_written} intervals changed, {time.perf_counter() - t0:.2f} s")
+    finally:
+        if not args.keep:
+            drop_database(ADMIN_URL, name)
+
+
+if __name__ == "__main__":
+    main()

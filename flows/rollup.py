@@ -1,0 +1,147 @@
+"""Raw readings -> 15-minute interval energy per counter point -> hourly and daily sums.
+
+Incremental: each point is recomputed from its watermark (the newest reading already rolled up)
+minus a trailing window, so readings that arrive late or are replayed from a collector's spool
+correct the intervals they fall in; a rerun with no new readings changes nothing. A whole run is
+one transaction: a failed run leaves the previous rollup in place. A backfill (``start``/``end``)
+recomputes exactly that range and leaves the watermarks alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+from prefect import flow, get_run_logger
+
+from flows.tasks import io_task, resolve_url
+from metrics.energy import INTERVAL_S, CounterFinding, continuous_counter, floor_interval, interval_energy
+from store.db import storage_mode
+from store.rollups import (IntervalWriter, PointReadings, counter_points, refresh_continuous_aggregate,
+                           stream_readings, watermarks)
+
+#: how far back each incremental run recomputes, before the newest reading already rolled up
+TRAILING_WINDOW = timedelta(hours=2)
+_STEP = timedelta(seconds=INTERVAL_S)
+
+
+@dataclass
+class RollupResult:
+    points: int
+    readings: int
+    intervals_written: int
+    intervals_deleted: int
+    hours_changed: int
+    days_changed: int
+    counter_findings: int
+    changed_from: datetime | None
+    changed_to: datetime | None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.intervals_written or self.intervals_deleted)
+
+
+def compute_intervals(
+    r: PointReadings, since: datetime | None, until: datetime | None
+) -> tuple[list[tuple[datetime, int, bool, bool]], list[CounterFinding]]:
+    """Interval rows (start, energy_wh, estimated, suspect) of one point for [since, until).
+
+    Wraps :func:`metrics.energy.continuous_counter` and :func:`metrics.energy.interval_energy`;
+    an interval is suspect when a suspect-quality reading took part in interpolating it.
+    """
+    cont, findings = continuous_counter(r.values, r.ts)
+    ivs = interval_energy(r.ts, cont)
+    suspect: set[datetime] = set()
+    n = len(r.ts)
+    for i, s in enumerate(r.suspect):
+        if s:
+            t = floor_interval(r.ts[max(i - 1, 0)])
+            hi = floor_interval(r.ts[min(i + 1, n - 1)])
+            while t <= hi:
+                suspect.add(t)
+                t += _STEP
+    rows = [(iv.start, iv.energy_wh, iv.estimated, iv.start in suspect) for iv in ivs
+            if (since is None or iv.start >= since) and (until is None or iv.start < until)]
+    return rows, findings
+
+
+def _ceil_interval(ts: datetime) -> datetime:
+    f = floor_interval(ts)
+    return f if f == ts else f + _STEP
+
+
+def rollup(
+    url: str,
+    *,
+    enterprise: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    trailing_window: timedelta = TRAILING_WINDOW,
+    on_point: Callable[[int, int, int], None] | None = None,
+    itersize: int = 50_000,
+) -> RollupResult:
+    """Roll up every counter point (of ``enterprise``, or all), in one transaction.
+
+    Without ``start``/``end``: incremental from each point's watermark minus ``trailing_window``
+    (from the first reading for a point never rolled up). With them: recompute the intervals
+    starting in [start, end) (a backfill), watermarks untouched.
+    ``on_point(done, total, readings)`` is called after each point, for progress display.
+    """
+    if (start is None) != (end is None):
+        raise ValueError("give both start and end for a range, or neither for an incremental run")
+    with psycopg.connect(url) as read, psycopg.connect(url) as write:
+        points = counter_points(read, enterprise)
+        ids = [p.point_id for p in points]
+        if start is not None:
+            lo, hi = floor_interval(start), _ceil_interval(end)
+            ranges = {pid: (lo, hi) for pid in ids}
+        else:
+            marks = watermarks(read, ids)
+            ranges = {pid: (floor_interval(marks[pid] - trailing_window) if pid in marks else None, None)
+                      for pid in ids}
+        readings = findings = done = 0
+        with write.transaction():
+            # one rollup at a time per database; a second waits for the first to commit
+            write.execute("SELECT pg_advisory_xact_lock(hashtext('greengauge.flows.rollup'))")
+            writer = IntervalWriter(write)
+            for r in stream_readings(read, ranges, itersize=itersize):
+                since, until = ranges[r.point_id]
+                rows, f = compute_intervals(r, since, until)
+                readings += len(r.ts)
+                findings += len(f)
+                writer.add(r.point_id, since, until, rows, r.ts[-1] if start is None else None)
+                done += 1
+                if on_point:
+                    on_point(done, len(ids), len(r.ts))
+            stats = writer.finish()
+        read.rollback()
+        mode = storage_mode(read)
+    if mode == "timescaledb" and stats.changed_range:
+        lo_c, hi_c = stats.changed_range
+        refresh_continuous_aggregate(url, lo_c - timedelta(hours=1), hi_c + timedelta(hours=1))
+    lo_c, hi_c = stats.changed_range or (None, None)
+    return RollupResult(len(ids), readings, stats.intervals_written, stats.intervals_deleted,
+                        stats.hours_changed, stats.days_changed, findings, lo_c, hi_c)
+
+
+@io_task(task_run_name="rollup-points")
+def rollup_points(url: str, enterprise: str | None = None, start: datetime | None = None,
+                  end: datetime | None = None, trailing_window_s: int = int(TRAILING_WINDOW.total_seconds())
+                  ) -> RollupResult:
+    return rollup(url, enterprise=enterprise, start=start, end=end,
+                  trailing_window=timedelta(seconds=trailing_window_s))
+
+
+@flow(name="rollup")
+def rollup_flow(database_url: str | None = None, enterprise: str | None = None,
+                trailing_window_s: int = int(TRAILING_WINDOW.total_seconds())) -> RollupResult:
+    """Roll readings up to interval energy and hourly/daily sums, incrementally."""
+    result = rollup_points(resolve_url(database_url), enterprise, trailing_window_s=trailing_window_s)
+    get_run_logger().info(
+        "rollup: %d points, %d readings, %d intervals written, %d deleted, %d hourly and %d daily sums changed",
+        result.points, result.readings, result.intervals_written, result.intervals_deleted,
+        result.hours_changed, result.days_changed)
+    return result

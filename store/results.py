@@ -1,0 +1,225 @@
+"""Result tables the flows write and dashboards/API read: daily balance, year-to-date green share,
+projection and gap, and versioned eligibility decisions.
+
+Writers take a connection and run inside the caller's transaction, so a flow writes all of an
+enterprise's results or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from metrics.balance import BalanceTotals
+
+
+@dataclass(frozen=True)
+class Enterprise:
+    enterprise_id: int
+    code: str
+    timezone: str
+
+
+def enterprises(conn: psycopg.Connection, code: str | None = None) -> list[Enterprise]:
+    rows = conn.execute(
+        "SELECT enterprise_id, code, timezone FROM enterprise WHERE %(c)s::text IS NULL OR code = %(c)s ORDER BY code",
+        {"c": code},
+    ).fetchall()
+    if code is not None and not rows:
+        known = [r[0] for r in conn.execute("SELECT code FROM enterprise ORDER BY code")]
+        raise LookupError(f"no enterprise {code!r} (known: {', '.join(known) or 'none'})")
+    return [Enterprise(*r) for r in rows]
+
+
+def lock(conn: psycopg.Connection, what: str) -> None:
+    """Serialise writers of one kind of result (held until the transaction ends)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (what,))
+
+
+# -- daily balance --------------------------------------------------------------------------------
+
+def dirty_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int], since: datetime) -> list[date]:
+    """Local days from ``since`` whose intervals changed after their daily balance was computed
+    (or that have none yet). Compares with the newest interval ``computed_at`` the balance was
+    built from, so a rollup committing during a metrics run is caught on the next run."""
+    rows = conn.execute(
+        """SELECT d.day FROM (
+               SELECT (date_trunc('day', bucket_start, %(tz)s) AT TIME ZONE %(tz)s)::date AS day,
+                      max(computed_at) AS changed
+               FROM interval_energy WHERE point_id = ANY(%(ids)s) AND bucket_start >= %(since)s
+               GROUP BY 1) d
+           LEFT JOIN daily_balance b ON b.enterprise_id = %(e)s AND b.day = d.day
+           WHERE b.day IS NULL OR b.source_changed_at IS DISTINCT FROM d.changed
+           ORDER BY d.day""",
+        {"tz": e.timezone, "ids": point_ids, "since": since, "e": e.enterprise_id},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def source_changed_at(conn: psycopg.Connection, point_ids: list[int], start: datetime, end: datetime) -> datetime | None:
+    return conn.execute(
+        """SELECT max(computed_at) FROM interval_energy
+           WHERE point_id = ANY(%s) AND bucket_start >= %s AND bucket_start < %s""",
+        (point_ids, start, end),
+    ).fetchone()[0]
+
+
+def write_daily_balance(conn: psycopg.Connection, enterprise_id: int, day: date, t: BalanceTotals,
+                        source: datetime | None) -> None:
+    conn.execute(
+        """INSERT INTO daily_balance (enterprise_id, day, import_wh, export_wh, pv_wh, charge_wh, discharge_wh,
+               consumption_wh, pv_self_consumed_wh, green_wh, intervals, estimated_intervals, source_changed_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (enterprise_id, day) DO UPDATE SET
+               import_wh = EXCLUDED.import_wh, export_wh = EXCLUDED.export_wh, pv_wh = EXCLUDED.pv_wh,
+               charge_wh = EXCLUDED.charge_wh, discharge_wh = EXCLUDED.discharge_wh,
+               consumption_wh = EXCLUDED.consumption_wh, pv_self_consumed_wh = EXCLUDED.pv_self_consumed_wh,
+               green_wh = EXCLUDED.green_wh, intervals = EXCLUDED.intervals,
+               estimated_intervals = EXCLUDED.estimated_intervals, source_changed_at = EXCLUDED.source_changed_at,
+               computed_at = now()""",
+        (enterprise_id, day, t.import_wh, t.export_wh, t.pv_wh, t.charge_wh, t.discharge_wh, t.consumption_wh,
+         t.pv_self_consumed_wh, t.green_wh, t.intervals, t.estimated_intervals, source),
+    )
+
+
+# -- year to date, projection -------------------------------------------------------------------
+
+def write_green_share_ytd(conn: psycopg.Connection, enterprise_id: int, year: int, data_through: datetime,
+                          t: BalanceTotals, share, qualifies: bool | None) -> None:
+    conn.execute(
+        """INSERT INTO green_share_ytd (enterprise_id, year, data_through, green_wh, consumption_wh, share,
+               qualifies, intervals, estimated_intervals)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (enterprise_id, year) DO UPDATE SET data_through = EXCLUDED.data_through,
+               green_wh = EXCLUDED.green_wh, consumption_wh = EXCLUDED.consumption_wh, share = EXCLUDED.share,
+               qualifies = EXCLUDED.qualifies, intervals = EXCLUDED.intervals,
+               estimated_intervals = EXCLUDED.estimated_intervals, computed_at = now()""",
+        (enterprise_id, year, data_through, t.green_wh, t.consumption_wh, _numeric(share), qualifies,
+         t.intervals, t.estimated_intervals),
+    )
+
+
+def write_projection(conn: psycopg.Connection, enterprise_id: int, year: int, data_through: datetime, p) -> None:
+    conn.execute(
+        """INSERT INTO green_share_projection (enterprise_id, year, data_through, basis_days, projected_green_wh,
+               projected_consumption_wh, projected_share, projected_qualifies, gap_now_wh, gap_year_end_wh)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (enterprise_id, year) DO UPDATE SET data_through = EXCLUDED.data_through,
+               basis_days = EXCLUDED.basis_days, projected_green_wh = EXCLUDED.projected_green_wh,
+               projected_consumption_wh = EXCLUDED.projected_consumption_wh,
+               projected_share = EXCLUDED.projected_share, projected_qualifies = EXCLUDED.projected_qualifies,
+               gap_now_wh = EXCLUDED.gap_now_wh, gap_year_end_wh = EXCLUDED.gap_year_end_wh, computed_at = now()""",
+        (enterprise_id, year, data_through, round(p.basis_s / 86400), p.projected_green_wh,
+         p.projected_consumption_wh, _numeric(p.projected_share), p.projected_qualifies, p.gap_now_wh,
+         p.gap_year_end_wh),
+    )
+
+
+def _numeric(share) -> Decimal | None:
+    """A Fraction for display, to 12 places; decisions never use it (they compare integers)."""
+    if share is None:
+        return None
+    return (Decimal(share.numerator) / Decimal(share.denominator)).quantize(Decimal("1e-12"))
+
+
+# -- eligibility ----------------------------------------------------------------------------------
+
+REASONS = ("first", "new_data", "late_data", "ledger_change", "rule_change")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def evidence_hash(evidence: dict) -> str:
+    return hashlib.sha256(canonical_json(evidence).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision_id: int
+    enterprise_id: int
+    year: int
+    document: str
+    clause: str
+    rule: str
+    subject: str
+    version: int
+    status: str
+    amount: Decimal | None
+    evidence: dict
+    evidence_hash: str
+    reason: str
+    supersedes: int | None
+    decided_at: datetime
+
+
+_DECISION_COLS = ("decision_id, enterprise_id, year, document, clause, rule, subject, version, status, amount, evidence, "
+                  "evidence_hash, reason, supersedes, decided_at")
+
+
+def current_decisions(conn: psycopg.Connection, enterprise_id: int, year: int) -> dict[tuple[str, str, str, str], Decision]:
+    rows = conn.execute(
+        f"SELECT {_DECISION_COLS} FROM eligibility_current WHERE enterprise_id = %s AND year = %s",
+        (enterprise_id, year),
+    ).fetchall()
+    return {(r[3], r[4], r[5], r[6]): Decision(*r) for r in rows}
+
+
+def insert_decision(conn: psycopg.Connection, enterprise_id: int, year: int, document: str, clause: str, rule: str,
+                    subject: str, version: int, status: str, amount: Decimal | None, evidence: dict, reason: str,
+                    supersedes: int | None) -> int:
+    if reason not in REASONS:
+        raise ValueError(f"reason {reason!r} is not one of {', '.join(REASONS)}")
+    return conn.execute(
+        """INSERT INTO eligibility_decision (enterprise_id, year, document, clause, rule, subject, version, status,
+               amount, evidence, evidence_hash, reason, supersedes)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING decision_id""",
+        (enterprise_id, year, document, clause, rule, subject, version, status, amount, Jsonb(evidence),
+         evidence_hash(evidence), reason, supersedes),
+    ).fetchone()[0]
+
+
+def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datetime, end: datetime,
+                      extra: dict[str, Any]) -> str:
+    """sha256 over what an evaluation of [start, end) reads: the enterprise's rolled-up intervals
+    (count and newest ``computed_at``: a rollup that changed anything moves it) and ``extra``
+    (code and rule versions, ledger digests)."""
+    n, newest = conn.execute(
+        """SELECT count(*), max(i.computed_at) FROM interval_energy i
+           JOIN point p USING (point_id) JOIN device d USING (device_id) JOIN site s USING (site_id)
+           WHERE s.enterprise_id = %s AND i.bucket_start >= %s AND i.bucket_start < %s""",
+        (enterprise_id, start, end),
+    ).fetchone()
+    return evidence_hash({"start": start, "end": end, "intervals": n, "newest": newest, **extra})
+
+
+def last_fingerprint(conn: psycopg.Connection, enterprise_id: int, year: int) -> str | None:
+    row = conn.execute("SELECT fingerprint FROM eligibility_input WHERE enterprise_id = %s AND year = %s",
+                       (enterprise_id, year)).fetchone()
+    return row[0] if row else None
+
+
+def save_fingerprint(conn: psycopg.Connection, enterprise_id: int, year: int, fingerprint: str) -> None:
+    conn.execute("""INSERT INTO eligibility_input (enterprise_id, year, fingerprint) VALUES (%s, %s, %s)
+                    ON CONFLICT (enterprise_id, year) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+                        evaluated_at = now()""", (enterprise_id, year, fingerprint))
+
+
+def decisions_since(conn: psycopg.Connection, decision_id: int, enterprise_id: int | None = None) -> list[dict]:
+    """What changed since the caller last pulled: every version newer than ``decision_id``, each
+    with the status, amount and evidence it replaced (from the ``eligibility_change`` view)."""
+    cur = conn.execute(
+        """SELECT * FROM eligibility_change WHERE decision_id > %s AND (%s::bigint IS NULL OR enterprise_id = %s)
+           ORDER BY decision_id""",
+        (decision_id, enterprise_id, enterprise_id),
+    )
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
