@@ -206,6 +206,8 @@ class MqttDeviceConfig(_Strict):
     """A source behind the broker (a gateway or a meter that publishes): a device row of its own."""
 
     name: str = Field(pattern=CODE_PATTERN)
+    interval_s: float = Field(default=60.0, gt=0, description="how often it publishes: stale-device, gap and "
+                              "completeness findings expect a message this often")
     points: list[PointConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

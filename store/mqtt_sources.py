@@ -1,5 +1,7 @@
 """Upsert the MQTT sources of a site file: devices without a profile, and their points.
 
+``device.poll_interval_s`` holds the interval the source is expected to publish at (``interval_s``).
+
 Called after :func:`store.sites.apply_site` (which creates the park, enterprise and site).
 """
 
@@ -29,11 +31,11 @@ def apply_mqtt_sources(conn: psycopg.Connection, cfg: SiteConfig) -> dict[str, i
         for d in cfg.mqtt.devices:
             device_id = conn.execute(
                 """INSERT INTO device (site_id, name, profile, transport, poll_interval_s)
-                   VALUES (%s, %s, NULL, %s, NULL)
+                   VALUES (%s, %s, NULL, %s, %s)
                    ON CONFLICT (site_id, name) DO UPDATE SET profile = NULL, transport = EXCLUDED.transport,
-                       poll_interval_s = NULL
+                       poll_interval_s = EXCLUDED.poll_interval_s
                    RETURNING device_id""",
-                (site_id[0], d.name, Jsonb(transport)),
+                (site_id[0], d.name, Jsonb(transport), d.interval_s),
             ).fetchone()[0]
             for p in d.points:
                 q = QUANTITIES[p.quantity]

@@ -1,11 +1,11 @@
 -- Collectors: MQTT sources as devices, per-device health, and the collector's data-quality findings.
 
--- An MQTT source (a gateway or meter that publishes) is a device without a profile or a poll
--- interval; its transport is {"kind": "mqtt", "broker": "host:port"}.
+-- An MQTT source (a gateway or meter that publishes) is a device without a profile; its transport
+-- is {"kind": "mqtt", "broker": "host:port"} and its poll_interval_s is the interval it is expected
+-- to publish at (so stale-device, gap and completeness findings treat it like a polled device).
 ALTER TABLE device ALTER COLUMN profile DROP NOT NULL;
-ALTER TABLE device ALTER COLUMN poll_interval_s DROP NOT NULL;
 ALTER TABLE device ADD CONSTRAINT device_profile_unless_mqtt
-    CHECK ((profile IS NOT NULL AND poll_interval_s IS NOT NULL) OR transport->>'kind' = 'mqtt');
+    CHECK (profile IS NOT NULL OR transport->>'kind' = 'mqtt');
 
 -- One row per device, upserted by the running collector (collectors/health.py).
 CREATE TABLE device_health (

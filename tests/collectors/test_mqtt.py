@@ -278,3 +278,24 @@ def test_tls_and_password_to_a_private_broker_and_a_wrong_password_reported_not_
     finally:
         os.environ.pop("GG_TEST_MQTT_PASSWORD", None)
         broker.cleanup()
+
+
+def test_an_mqtt_source_that_stops_publishing_is_found_stale_by_the_quality_flow(db_url, conn):
+    from flows.quality import check
+
+    prefix = unique()
+    site = mqtt_site(prefix)
+    ids = applied(conn, site)
+    assert conn.execute("SELECT poll_interval_s FROM device WHERE name = 'gw1'").fetchone() == (60,)
+    pub = Publisher()
+
+    async def body(parts):
+        pub.publish(f"{prefix}/gw1/state", json.dumps({"ts": int(T0.timestamp()), "energy": {"import": 1},
+                                                       "power": [1], "u1": 230}))
+        assert await _until(lambda: _count(conn) == 3)
+
+    asyncio.run(_run(site, ids, db_url, body))
+    pub.close()
+    result = check(db_url, T0 + timedelta(minutes=10), now=T0 + timedelta(minutes=10))  # 10 intervals of silence
+    gw1 = conn.execute("SELECT device_id FROM device WHERE name = 'gw1'").fetchone()[0]
+    assert ("stale_device", gw1, None, T0) in result.opened
