@@ -17,6 +17,7 @@ import psycopg
 import typer
 from rich.console import Console
 
+from greengauge import cli_collectors
 from greengauge.settings import get_settings
 from greengauge.yamlfile import ConfigError
 
@@ -28,6 +29,7 @@ report_app = typer.Typer(help="Figures from stored readings.", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(site_app, name="site")
 app.add_typer(report_app, name="report")
+app.command("status")(cli_collectors.status)
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -80,11 +82,18 @@ def _load_site(path: Path):
         fail(str(exc))
 
 
+def _summary(site, points: int) -> str:
+    mqtt = len(site.mqtt.devices) if site.mqtt else 0
+    parts = [f"{len(site.devices)} devices"] + ([f"{mqtt} MQTT sources"] if mqtt else [])
+    parts += [f"{points} points"] + ([f"{len(site.projects)} projects"] if site.projects else [])
+    return ", ".join(parts)
+
+
 @site_app.command("check")
 def site_check(file: Path) -> None:
     """Validate a site file without touching the database."""
     site = _load_site(file)
-    console.print(f"{file}: valid — {len(site.devices)} devices, {len(site.points())} points")
+    console.print(f"{file}: valid — {_summary(site, len(site.points()) + len(site.mqtt_points()))}")
 
 
 @site_app.command("apply")
@@ -95,7 +104,7 @@ def site_apply(file: Path) -> None:
     site = _load_site(file)
     with connect() as conn:
         ids = apply_site(conn, site)
-    console.print(f"{file}: applied {site.enterprise.code}/{site.site.code} — {len(site.devices)} devices, {len(ids)} points")
+    console.print(f"{file}: applied {site.enterprise.code}/{site.site.code} — {_summary(site, len(ids))}")
 
 
 @app.command()
@@ -134,24 +143,53 @@ def simulate(
 
 
 @app.command("collect")
-def collect_cmd(file: Path) -> None:
-    """Poll the site's devices on the wall clock and store readings until SIGINT/SIGTERM."""
+def collect_cmd(
+    file: Path,
+    spool_dir: Optional[Path] = typer.Option(
+        None, help="where batches wait while the database is away [default: WORKDIR/spool/ENTERPRISE-SITE]"),
+    flush_interval: float = typer.Option(1.0, help="seconds between writes to the database"),
+) -> None:
+    """Poll the site's devices and subscribe to its MQTT topics; store readings until SIGINT/SIGTERM."""
     from collectors.clock import WallClock
     from collectors.run import collect
+    from store.health import device_ids
     from store.sites import apply_site
 
+    import hashlib
+    import json
+
     site = _load_site(file)
-    with connect() as conn:
-        ids = apply_site(conn, site)
-    url = get_settings().database_url
+    settings = get_settings()
+    spool = spool_dir or Path(settings.workdir) / "spool" / f"{site.enterprise.code}-{site.site.code}"
+    # the ids of the last start, so that a restart while the database is away still collects (to the spool)
+    known = spool / "ids.json"
+    digest = hashlib.sha256(site.model_dump_json().encode()).hexdigest()
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
+            ids = apply_site(conn, site)
+            dev_ids = device_ids(conn, site.enterprise.code, site.site.code)
+        spool.mkdir(parents=True, exist_ok=True)
+        tmp = known.with_suffix(".json.new")
+        tmp.write_text(json.dumps({"site": digest, "points": ids, "devices": dev_ids}))
+        tmp.replace(known)
+    except psycopg.OperationalError as exc:
+        saved = json.loads(known.read_text()) if known.exists() else {}
+        if saved.get("site") != digest:
+            fail(f"cannot reach the database at {settings.database_url}: {str(exc).strip()}\n"
+                 "Set GREENGAUGE_DATABASE_URL to a PostgreSQL you can reach. (A collector that has run with "
+                 "this site file once starts without the database, spooling, but this one has not.)")
+        ids, dev_ids = saved["points"], saved["devices"]
+        err.print(f"[yellow]the database is away[/yellow] ({str(exc).strip()}); collecting to the spool {spool} "
+                  "with the ids of the last start", highlight=False)
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        writer = await collect(site, ids, url, WallClock(), stop)
-        console.print(f"stopped; {writer.written} readings stored")
+        writer = await collect(site, ids, settings.database_url, WallClock(), stop, spool_dir=spool,
+                               flush_interval_s=flush_interval, device_ids=dev_ids)
+        console.print(f"stopped; {writer.written} readings stored, {writer.spooled_now} spool segments waiting")
 
     asyncio.run(run())
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from collectors.profile import Profile, load_profile
-from collectors.quantities import QUANTITIES
+from collectors.quantities import QUANTITIES, unit_factor
 from greengauge.yamlfile import ConfigError, load_model
 
 Role = Literal["grid_import", "grid_export", "pv_generation", "storage_charge", "storage_discharge", "subproject"]
@@ -192,6 +192,141 @@ class SimulationConfig(_Strict):
     step_s: int = Field(default=300, gt=0, description="simulation step; counters update once a step")
 
 
+class MqttTls(_Strict):
+    """TLS to the broker; all paths are PEM files. ``enabled`` with no paths uses the system CAs."""
+
+    enabled: bool = True
+    ca_certs: str | None = None
+    certfile: str | None = Field(default=None, description="client certificate, for brokers that require one")
+    keyfile: str | None = None
+    insecure: bool = Field(default=False, description="skip the broker host name check (test brokers only)")
+
+
+class MqttDeviceConfig(_Strict):
+    """A source behind the broker (a gateway or a meter that publishes): a device row of its own."""
+
+    name: str = Field(pattern=CODE_PATTERN)
+    interval_s: float = Field(default=60.0, gt=0, description="how often it publishes: stale-device, gap and "
+                              "completeness findings expect a message this often")
+    points: list[PointConfig] = Field(min_length=1)
+
+    def point_configs(self) -> list[PointConfig]:
+        return list(self.points)
+
+    @model_validator(mode="after")
+    def _unique(self) -> MqttDeviceConfig:
+        quantities = [p.quantity for p in self.points]
+        dupes = {q for q in quantities if quantities.count(q) > 1}
+        if dupes:
+            raise ValueError(f"quantity listed twice: {', '.join(sorted(dupes))}")
+        return self
+
+
+class MqttField(_Strict):
+    path: str = Field(description="dotted path into the JSON payload, list items by index: 'ENERGY.Total', 'phases.0.v'")
+    unit: str | None = Field(default=None, description="unit of the published value; the quantity's canonical unit when omitted")
+    min: float | None = Field(default=None, description="plausible minimum, canonical unit")
+    max: float | None = Field(default=None, description="plausible maximum, canonical unit")
+
+
+class MqttSubscription(_Strict):
+    """One topic pattern and how its payloads map to points.
+
+    ``topic`` may use MQTT wildcards (``+``, ``#``); a whole level ``{device}`` matches any one
+    level and names the device (``tele/{device}/SENSOR``). Without ``{device}``, ``device`` names it.
+    """
+
+    topic: str
+    device: str | None = None
+    format: Literal["json", "number"] = "json"
+    fields: dict[str, str | MqttField] = Field(
+        default_factory=dict, description="json: quantity -> field path (or {path, unit, min, max})")
+    timestamp: str | None = Field(
+        default=None, description="json: field path of the device's timestamp (epoch s or ms, or ISO 8601)")
+    quantity: str | None = Field(default=None, description="number: the quantity of the bare number")
+    unit: str | None = Field(default=None, description="number: its unit (canonical when omitted)")
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttSubscription:
+        levels = self.topic.split("/")
+        if not self.topic or any(("+" in lv or "#" in lv or "{" in lv) and lv not in ("+", "#", "{device}")
+                                 for lv in levels):
+            raise ValueError(f"topic {self.topic!r}: wildcards '+', '#' and '{{device}}' must fill a whole level")
+        if "#" in levels[:-1]:
+            raise ValueError(f"topic {self.topic!r}: '#' must be the last level")
+        if levels.count("{device}") > 1:
+            raise ValueError(f"topic {self.topic!r}: '{{device}}' may appear once")
+        if ("{device}" in levels) == (self.device is not None):
+            raise ValueError(f"topic {self.topic!r}: name the device either with a '{{device}}' level or with 'device'")
+        if self.format == "json":
+            if not self.fields:
+                raise ValueError("a json subscription maps at least one quantity in 'fields'")
+            if self.quantity is not None or self.unit is not None:
+                raise ValueError("'quantity' and 'unit' are for format 'number'; json uses 'fields'")
+        else:
+            if self.quantity is None:
+                raise ValueError("format 'number' needs 'quantity'")
+            if self.fields or self.timestamp:
+                raise ValueError("format 'number' has no 'fields' or 'timestamp' (the payload is one number)")
+        for q, f in self.field_specs().items():
+            if q not in QUANTITIES:
+                raise ValueError(f"unknown quantity {q!r} (known: {', '.join(sorted(QUANTITIES))})")
+            unit_factor(f.unit or QUANTITIES[q].unit, q)
+        return self
+
+    def field_specs(self) -> dict[str, MqttField]:
+        if self.format == "number":
+            return {self.quantity: MqttField(path="", unit=self.unit, min=self.min, max=self.max)}
+        return {q: (MqttField(path=f) if isinstance(f, str) else f) for q, f in self.fields.items()}
+
+
+class MqttConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    tls: MqttTls | None = None
+    client_id: str | None = Field(default=None, description="stable id of the persistent session; "
+                                  "defaults to greengauge-<enterprise>-<site>")
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5", description="5 lets the collector announce receive_maximum; 3.1.1 is capped by the broker "
+        "(mosquitto: 20 unacknowledged messages)")
+    keepalive_s: int = Field(default=60, ge=5)
+    session_expiry_s: int = Field(default=7 * 86_400, ge=0, description="MQTT 5: how long the broker keeps the session")
+    receive_maximum: int = Field(default=5000, ge=1, le=65535,
+                                 description="messages the broker may send before the collector acknowledges")
+    reconnect_min_s: int = Field(default=1, ge=1)
+    reconnect_max_s: int = Field(default=60, ge=1)
+    devices: list[MqttDeviceConfig] = Field(min_length=1)
+    subscriptions: list[MqttSubscription] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttConfig:
+        names = [d.name for d in self.devices]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"mqtt device names used twice: {', '.join(sorted(dupes))}")
+        by_name = {d.name: d for d in self.devices}
+        for i, sub in enumerate(self.subscriptions):
+            targets = [by_name.get(sub.device)] if sub.device is not None else list(self.devices)
+            if sub.device is not None and targets[0] is None:
+                raise ValueError(f"subscriptions[{i}]: no mqtt device {sub.device!r} (known: {', '.join(names)})")
+            if sub.device is not None:
+                has = {p.quantity for p in targets[0].points}
+                missing = set(sub.field_specs()) - has
+                if missing:
+                    raise ValueError(f"subscriptions[{i}]: device {sub.device!r} has no point for "
+                                     f"{', '.join(sorted(missing))} (add it to its points)")
+        return self
+
+    def device(self, name: str) -> MqttDeviceConfig | None:
+        for d in self.devices:
+            if d.name == name:
+                return d
+        return None
 # ---- PV / storage projects (rule R3, 晋政规〔2024〕2号 §三(一)) -----------------------------------
 # A project names the points that meter it as "device" (the device's point with the matching
 # role) or "device.quantity". Nameplates left out are read from the devices' SunSpec nameplate
@@ -237,7 +372,8 @@ class ProjectConfig(_Strict):
         return out
 
 
-def resolve_point(devices: list[DeviceConfig], ref: str, role: str) -> tuple[DeviceConfig, PointConfig]:
+def resolve_point(devices: list[DeviceConfig | MqttDeviceConfig], ref: str, role: str
+                  ) -> tuple[DeviceConfig | MqttDeviceConfig, PointConfig]:
     """The point a project reference names: ``device`` (its point with ``role``) or ``device.quantity``.
 
     Raises ``ValueError`` naming the reference and what exists.
@@ -265,7 +401,10 @@ def resolve_point(devices: list[DeviceConfig], ref: str, role: str) -> tuple[Dev
 
 
 def _check_projects(projects: list[ProjectConfig], info: ValidationInfo) -> list[ProjectConfig]:
-    devices: list[DeviceConfig] | None = info.data.get("devices")
+    devices: list[DeviceConfig | MqttDeviceConfig] | None = info.data.get("devices")
+    mqtt = info.data.get("mqtt")
+    if devices is not None and mqtt is not None:
+        devices = devices + list(mqtt.devices)
     codes: set[str] = set()
     used: dict[tuple[str, str], str] = {}
     for pr in projects:
@@ -298,13 +437,16 @@ class SiteConfig(_Strict):
     park: ParkConfig | None = None
     enterprise: EnterpriseConfig
     site: SiteInfo
-    devices: list[DeviceConfig] = Field(min_length=1)
+    devices: list[DeviceConfig] = Field(default_factory=list, description="Modbus devices")
+    mqtt: MqttConfig | None = None
     simulation: SimulationConfig = SimulationConfig()
     projects: Projects = Field(default_factory=list, description="PV/storage projects and the points metering them")
 
     @model_validator(mode="after")
     def _unique(self) -> SiteConfig:
-        names: set[str] = set()
+        if not self.devices and self.mqtt is None:
+            raise ValueError("a site has at least one device (under 'devices' or 'mqtt.devices')")
+        names: set[str] = {d.name for d in self.mqtt.devices} if self.mqtt else set()
         endpoints: set[tuple[str, int]] = set()
         for d in self.devices:
             if d.name in names:
@@ -314,17 +456,26 @@ class SiteConfig(_Strict):
             if endpoint in endpoints:
                 raise ValueError(f"device {d.name!r}: {d.endpoint} unit {d.unit_id} is already used by another device")
             endpoints.add(endpoint)
-        point_names = [n for n, _, _ in self.points()]
+        point_names = [n for n, _, _ in self.points()] + [n for n, _, _ in self.mqtt_points()]
         dupes = {n for n in point_names if point_names.count(n) > 1}
         if dupes:
             raise ValueError(f"point names used twice: {', '.join(sorted(dupes))}")
         return self
 
-    def point_name(self, device: DeviceConfig, point: PointConfig) -> str:
+    def point_name(self, device: DeviceConfig | MqttDeviceConfig, point: PointConfig) -> str:
         return point.name or f"{self.enterprise.code}.{self.site.code}.{device.name}.{point.quantity}"
 
     def points(self) -> list[tuple[str, DeviceConfig, PointConfig]]:
         return [(self.point_name(d, p), d, p) for d in self.devices for p in d.point_configs()]
+
+    def all_devices(self) -> list[DeviceConfig | MqttDeviceConfig]:
+        """Modbus devices and MQTT sources."""
+        return [*self.devices, *(self.mqtt.devices if self.mqtt else [])]
+
+    def mqtt_points(self) -> list[tuple[str, MqttDeviceConfig, PointConfig]]:
+        if self.mqtt is None:
+            return []
+        return [(self.point_name(d, p), d, p) for d in self.mqtt.devices for p in d.points]
 
     def devices_with_role(self, role: Role) -> list[tuple[DeviceConfig, PointConfig]]:
         return [(d, p) for _, d, p in self.points() if p.role == role]
@@ -335,4 +486,5 @@ def load_site(path: Path | str) -> SiteConfig:
     return load_model(path, SiteConfig)
 
 
-__all__ = ["ConfigError", "SiteConfig", "DeviceConfig", "PointConfig", "ProjectConfig", "load_site", "resolve_point"]
+__all__ = ["ConfigError", "SiteConfig", "DeviceConfig", "PointConfig", "MqttConfig", "ProjectConfig", "load_site",
+           "resolve_point"]

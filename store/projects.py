@@ -81,7 +81,7 @@ def apply_projects(conn: psycopg.Connection, cfg: SiteConfig, enterprise_id: int
         conn.execute("DELETE FROM pv_project_device WHERE project_id = %s", (project_id,))
         link_devices: dict[str, list[str]] = {"pv": [], "storage": []}
         for link, ref in pr.links():
-            dev, p = resolve_point(cfg.devices, ref, PROJECT_LINK_ROLES[link])
+            dev, p = resolve_point(cfg.all_devices(), ref, PROJECT_LINK_ROLES[link])
             conn.execute("INSERT INTO pv_project_point (project_id, point_id, link) VALUES (%s, %s, %s)",
                          (project_id, point_ids[cfg.point_name(dev, p)], link))
             link_devices["pv" if link == "generation" else "storage"].append(dev.name)

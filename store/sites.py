@@ -24,6 +24,30 @@ class PointRow:
     rated_power_w: int | None
 
 
+def _upsert_device(conn: psycopg.Connection, site_id: int, name: str, profile: str | None,
+                   transport: dict, interval_s: float) -> int:
+    return conn.execute(
+        """INSERT INTO device (site_id, name, profile, transport, poll_interval_s) VALUES (%s, %s, %s, %s, %s)
+           ON CONFLICT (site_id, name) DO UPDATE SET profile = EXCLUDED.profile,
+               transport = EXCLUDED.transport, poll_interval_s = EXCLUDED.poll_interval_s
+           RETURNING device_id""",
+        (site_id, name, profile, Jsonb(transport), interval_s),
+    ).fetchone()[0]
+
+
+def _upsert_point(conn: psycopg.Connection, device_id: int, name: str, p) -> int:
+    q = QUANTITIES[p.quantity]
+    return conn.execute(
+        """INSERT INTO point (device_id, name, quantity, kind, unit, role, subproject, rated_power_w)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (device_id, quantity) DO UPDATE SET name = EXCLUDED.name,
+               role = EXCLUDED.role, subproject = EXCLUDED.subproject,
+               rated_power_w = EXCLUDED.rated_power_w
+           RETURNING point_id""",
+        (device_id, name, p.quantity, q.kind, q.unit, p.role, p.subproject, p.rated_power_w),
+    ).fetchone()[0]
+
+
 def apply_site(conn: psycopg.Connection, cfg: SiteConfig) -> dict[str, int]:
     """Create or update everything the file describes, in one transaction; return point ids by name.
 
@@ -53,26 +77,18 @@ def apply_site(conn: psycopg.Connection, cfg: SiteConfig) -> dict[str, int]:
         ).fetchone()[0]
         ids: dict[str, int] = {}
         for d in cfg.devices:
-            transport = {"kind": d.transport, "host": d.host, "port": d.port, "unit_id": d.unit_id, "timeout_s": d.timeout_s}
-            device_id = conn.execute(
-                """INSERT INTO device (site_id, name, profile, transport, poll_interval_s) VALUES (%s, %s, %s, %s, %s)
-                   ON CONFLICT (site_id, name) DO UPDATE SET profile = EXCLUDED.profile,
-                       transport = EXCLUDED.transport, poll_interval_s = EXCLUDED.poll_interval_s
-                   RETURNING device_id""",
-                (site_id, d.name, d.profile, Jsonb(transport), d.poll_interval_s),
-            ).fetchone()[0]
+            transport = {"kind": d.transport, "host": d.host, "port": d.port, "unit_id": d.unit_id,
+                         "timeout_s": d.timeout_s}
+            device_id = _upsert_device(conn, site_id, d.name, d.profile, transport, d.poll_interval_s)
             for p in d.point_configs():
-                q = QUANTITIES[p.quantity]
-                name = cfg.point_name(d, p)
-                ids[name] = conn.execute(
-                    """INSERT INTO point (device_id, name, quantity, kind, unit, role, subproject, rated_power_w)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                       ON CONFLICT (device_id, quantity) DO UPDATE SET name = EXCLUDED.name,
-                           role = EXCLUDED.role, subproject = EXCLUDED.subproject,
-                           rated_power_w = EXCLUDED.rated_power_w
-                       RETURNING point_id""",
-                    (device_id, name, p.quantity, q.kind, q.unit, p.role, p.subproject, p.rated_power_w),
-                ).fetchone()[0]
+                ids[cfg.point_name(d, p)] = _upsert_point(conn, device_id, cfg.point_name(d, p), p)
+        if cfg.mqtt is not None:
+            # MQTT sources are devices without a profile; poll_interval_s is the interval they publish at
+            transport = {"kind": "mqtt", "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}"}
+            for d in cfg.mqtt.devices:
+                device_id = _upsert_device(conn, site_id, d.name, None, transport, d.interval_s)
+                for p in d.points:
+                    ids[cfg.point_name(d, p)] = _upsert_point(conn, device_id, cfg.point_name(d, p), p)
         if cfg.projects:
             from store.projects import apply_projects
 

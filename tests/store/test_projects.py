@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from collectors.readings import Reading
-from greengauge.site import load_site
+from greengauge.site import SiteConfig, load_site
 from greengauge.yamlfile import ConfigError
 from store.ingest import write_readings
 from store.projects import latest_nameplate, project_records
@@ -174,3 +174,20 @@ def test_storage_power_from_file_energy_from_sunspec(conn, tmp_path):
     assert (s.power_w, s.energy_wh) == (120_000, 300_000)
     assert ev["roof-b"]["storage_power_w"]["source"] == "site file"
     assert ev["roof-b"]["storage_energy_wh"]["source"] == "sunspec storage_capacity_wh"
+
+
+def test_a_project_metered_by_an_mqtt_source(conn):
+    """A PV project may be metered by a gateway publishing over MQTT, not only by Modbus devices."""
+    site = SiteConfig.model_validate({
+        "enterprise": {"code": "mq", "name": "MQTT plant"},
+        "site": {"code": "main", "name": "Main"},
+        "mqtt": {"host": "127.0.0.1", "devices": [
+            {"name": "pvgw", "points": [{"quantity": "energy_export", "role": "pv_generation"}]}],
+            "subscriptions": [{"topic": "plant/pv", "device": "pvgw", "format": "number",
+                               "quantity": "energy_export", "unit": "kWh"}]},
+        "projects": [{"code": "roof", "pv": {"capacity_w": 600000, "commissioned": "2024-05-01",
+                                             "generation": ["pvgw"]}}],
+    })
+    ids = apply_site(conn, site)
+    linked = conn.execute("SELECT point_id, link FROM pv_project_point").fetchall()
+    assert linked == [(ids["mq.main.pvgw.energy_export"], "generation")]

@@ -1,0 +1,185 @@
+"""The disk spool: batches the database refused, kept on disk until they are replayed.
+
+One batch is one segment file ``NNNNNNNNNNNN.seg`` in the spool directory, written whole to a
+temporary name, fsync'd, renamed into place and the directory fsync'd, so a segment on disk is
+always complete: a crash while spooling leaves at most a ``.tmp`` file, which is removed at the
+next start (its readings were not yet reported durable, so an MQTT broker still holds them).
+Segments are replayed oldest first and removed only after the database has committed them;
+a crash between the commit and the removal replays the segment again, which the idempotent
+ingest turns into nothing.
+
+Format of a segment: the magic ``GGSPOOL1``, the row count (uint32), the rows (``<qqdBB``: point
+id, microseconds since 1970 UTC, value, has-value flag, quality), and a CRC32 of everything
+before it. A segment whose CRC does not match is renamed ``.corrupt`` and reported, never
+replayed half.
+
+The spool is bounded by ``max_bytes``: :meth:`Spool.append` refuses (returns False) when a
+batch would not fit, and the writer keeps that batch in memory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from collectors.readings import Quality, Reading
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"GGSPOOL1"
+_HEAD = struct.Struct("<8sI")
+_ROW = struct.Struct("<qqdBB")
+_CRC = struct.Struct("<I")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB: about 40 million readings
+
+
+class SpoolCorrupt(ValueError):
+    pass
+
+
+class SpoolBusy(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Segment:
+    seq: int
+    path: Path
+    size: int
+
+
+def encode(readings: list[Reading]) -> bytes:
+    parts = [_HEAD.pack(MAGIC, len(readings))]
+    pack = _ROW.pack
+    for r in readings:
+        delta = r.ts - _EPOCH
+        us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        has = r.value is not None
+        parts.append(pack(r.point_id, us, r.value if has else 0.0, has, int(r.quality)))
+    body = b"".join(parts)
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def decode(data: bytes) -> list[Reading]:
+    if len(data) < _HEAD.size + _CRC.size:
+        raise SpoolCorrupt("segment shorter than its header")
+    body, (crc,) = data[:-_CRC.size], _CRC.unpack(data[-_CRC.size:])
+    if zlib.crc32(body) != crc:
+        raise SpoolCorrupt("checksum mismatch")
+    magic, count = _HEAD.unpack_from(body)
+    if magic != MAGIC or len(body) != _HEAD.size + count * _ROW.size:
+        raise SpoolCorrupt("bad magic or length")
+    out = []
+    for pid, us, value, has, quality in _ROW.iter_unpack(body[_HEAD.size:]):
+        out.append(Reading(pid, _EPOCH + timedelta(microseconds=us), value if has else None, Quality(quality)))
+    return out
+
+
+class Spool:
+    """A directory of segment files; not thread-safe (the writer task is its only user)."""
+
+    def __init__(self, directory: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        # one collector per spool: a second one would replay and remove segments under the first
+        self._lock_fd = os.open(self.directory / "spool.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise SpoolBusy(f"spool {self.directory} is in use by another collector; give each its own "
+                            "(--spool-dir)") from None
+        for tmp in self.directory.glob("*.tmp"):
+            log.warning("spool %s: removing %s, a segment a crash left half-written", self.directory, tmp.name)
+            tmp.unlink()
+        self._segments: list[Segment] = sorted(
+            (Segment(int(p.stem), p, p.stat().st_size) for p in self.directory.glob("*.seg") if p.stem.isdigit()),
+            key=lambda s: s.seq,
+        )
+        self._next = self._segments[-1].seq + 1 if self._segments else 1
+        self.bytes = sum(s.size for s in self._segments)
+        if self._segments:
+            log.info("spool %s: %d segments (%d bytes) from before a restart will be replayed",
+                     self.directory, len(self._segments), self.bytes)
+
+    def __len__(self) -> int:
+        return len(self._segments)
+
+    @property
+    def segments(self) -> list[Segment]:
+        return list(self._segments)
+
+    def append(self, readings: list[Reading]) -> bool:
+        """Write a batch durably; False (nothing written) when it would exceed ``max_bytes``."""
+        data = encode(readings)
+        if self.bytes + len(data) > self.max_bytes:
+            return False
+        seq = self._next
+        final = self.directory / f"{seq:012d}.seg"
+        tmp = final.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        self._fsync_dir()
+        self._next += 1
+        self._segments.append(Segment(seq, final, len(data)))
+        self.bytes += len(data)
+        return True
+
+    def oldest(self) -> tuple[Segment, list[Reading]] | None:
+        """The oldest segment and its readings; a corrupt one is set aside and the next returned."""
+        while self._segments:
+            seg = self._segments[0]
+            try:
+                return seg, decode(seg.path.read_bytes())
+            except (OSError, SpoolCorrupt) as exc:
+                log.error("spool segment %s cannot be read (%s); renamed .corrupt, not replayed", seg.path, exc)
+                try:
+                    seg.path.rename(seg.path.with_suffix(".corrupt"))
+                except OSError:
+                    pass
+                self._drop(seg)
+        return None
+
+    def remove(self, seg: Segment) -> None:
+        """Remove a segment once the database has committed it."""
+        seg.path.unlink(missing_ok=True)
+        self._drop(seg)
+        self._fsync_dir()
+
+    def readings(self) -> Iterator[Reading]:
+        """Every spooled reading, oldest first (for inspection and tests)."""
+        for seg in self._segments:
+            yield from decode(seg.path.read_bytes())
+
+    def close(self) -> None:
+        """Release the directory for another collector (also released when the process dies)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _drop(self, seg: Segment) -> None:
+        self._segments.remove(seg)
+        self.bytes -= seg.size
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,58 @@
+"""``greengauge status``: the health of every device and the collector's latest findings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+
+def _ago(ts: datetime | None, now: datetime) -> str:
+    if ts is None:
+        return "never"
+    s = int((now - ts).total_seconds())
+    if s < 0:
+        return ts.isoformat(timespec="seconds")
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s // size} {unit} ago"
+    return f"{s} s ago"
+
+
+def status(
+    enterprise: Optional[str] = typer.Option(None, help="only this enterprise's devices"),
+    findings: int = typer.Option(20, help="how many of the latest findings to show (0: none)"),
+) -> None:
+    """Health of each device (last success, failures in a row, latency, error) and recent findings."""
+    from greengauge.cli import connect, console
+    from store.health import device_status
+    from store.health import findings as latest_findings
+
+    now = datetime.now(timezone.utc)
+    with connect() as conn:
+        rows = device_status(conn, enterprise)
+        found = latest_findings(conn, enterprise, findings) if findings else []
+    table = Table(title="devices", title_justify="left")
+    table.add_column("device", no_wrap=True)
+    for col in ("via", "status", "last success", "failures", "latency", "last reading", "error"):
+        table.add_column(col)
+    for r in rows:
+        state = {"ok": "[green]ok[/green]", "away": "[red]away[/red]", None: "[dim]not seen[/dim]"}[r.status]
+        if r.status and r.since:
+            state += f" since {_ago(r.since, now)}"
+        table.add_row(f"{r.enterprise}/{r.site}/{r.device}", r.kind or "?", state, _ago(r.last_success, now),
+                      "" if r.consecutive_failures is None else str(r.consecutive_failures),
+                      "" if r.latency_ms is None else f"{r.latency_ms:.0f} ms", _ago(r.last_reading, now),
+                      r.last_error or "")
+    console.print(table)
+    away = sum(1 for r in rows if r.status == "away")
+    console.print(f"{len(rows)} devices, {away} away")
+    if found:
+        ft = Table(title="findings (latest first)", title_justify="left")
+        for col in ("kind", "source", "count", "last seen", "detail"):
+            ft.add_column(col)
+        for f in found:
+            ft.add_row(f.kind, f.source, str(f.count), _ago(f.last_seen, now), f.detail)
+        console.print(ft)
