@@ -9,6 +9,8 @@ COPY metrics metrics
 COPY flows flows
 COPY dashboards dashboards
 COPY api api
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . \
+ && mkdir -p /var/lib/greengauge/spool && chown nobody /var/lib/greengauge/spool
+ENV GREENGAUGE_WORKDIR=/var/lib/greengauge
 USER nobody
 ENTRYPOINT ["greengauge"]

@@ -16,7 +16,8 @@ def load():
 
 def test_services_images_are_pinned_and_match_the_design():
     services = load()["services"]
-    assert {"db", "mqtt", "migrate", "collector", "grafana"} <= set(services)
+    assert {"db", "mqtt", "migrate", "collector", "grafana", "prefect-server", "flows"} <= set(services)
+    assert services["prefect-server"]["image"].startswith("prefecthq/prefect:3.8.")  # the pinned prefect line
     assert services["db"]["image"].startswith("timescale/timescaledb:") and services["db"]["image"].endswith("-pg15")
     assert services["grafana"]["image"] == "grafana/grafana:11.6.0"
     for name, svc in services.items():
