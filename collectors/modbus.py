@@ -65,6 +65,9 @@ class ModbusDevice:
             clock_spec = [self.profile.clock] if self.profile.clock else []
             self.blocks = plan_reads([*self.specs, *clock_spec])
             self.ratios = {s.quantity: ratio_factor(s, device.ct_ratio, device.pt_ratio) for s in self.specs}
+            # a profile's plausible range is about what the meter measures (secondary side for ct_pt)
+            self._limits = {s.quantity: tuple(None if x is None else float(Decimal(repr(x)) * self.ratios[s.quantity])
+                                              for x in (s.min, s.max)) for s in self.specs}
         self.endpoint = Endpoint.of(device)
         self._pool = pool
         self.conn: Connection | None = None
@@ -114,10 +117,7 @@ class ModbusDevice:
             values[spec.quantity] = (
                 None if regs is None else to_canonical(spec, decode_raw(spec, regs), self.ratios[spec.quantity])
             )
-        # a profile's plausible range is about what the meter measures (secondary side for ct_pt)
-        limits = {s.quantity: tuple(None if x is None else float(Decimal(repr(x)) * self.ratios[s.quantity])
-                                    for x in (s.min, s.max)) for s in self.specs}
-        return self._readings(ts, values, limits)
+        return self._readings(ts, values, self._limits)
 
     def _readings(self, ts: datetime, values: dict[str, float | None],
                   limits: dict[str, tuple[float | None, float | None]]) -> list[Reading]:

@@ -8,6 +8,7 @@ quantity's canonical unit (see :mod:`collectors.quantities`).
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -204,10 +205,22 @@ def registers_for(
     return None
 
 
+_STRUCT = {t: struct.Struct(">" + c) for t, c in
+           {"uint16": "H", "int16": "h", "uint32": "I", "int32": "i", "uint64": "Q", "int64": "q",
+            "float32": "f", "float64": "d"}.items()}
+_WORDS = {n: struct.Struct(f">{n}H") for n in (1, 2, 4)}
+
+
 def decode_raw(spec: RegisterSpec | ClockSpec, registers: list[int]) -> int | float:
-    return ModbusBaseClient.convert_from_registers(
-        registers, data_type=_DATATYPE[spec.type], word_order=spec.word_order
-    )
+    """The value of ``spec``'s registers, by its type and word order (what pymodbus'
+    ``convert_from_registers`` gives, precompiled with :mod:`struct` for the poll loop)."""
+    words = registers if spec.word_order == "big" else registers[::-1]
+    return _STRUCT[spec.type].unpack(_WORDS[len(words)].pack(*words))[0]
+
+
+@lru_cache(maxsize=4096)
+def _rational(factor: Decimal, ratio: Decimal) -> tuple[int, int]:
+    return (factor * ratio).as_integer_ratio()
 
 
 def to_canonical(spec: RegisterSpec, raw: int | float, ratio: Decimal = Decimal(1)) -> float | None:
@@ -219,4 +232,7 @@ def to_canonical(spec: RegisterSpec, raw: int | float, ratio: Decimal = Decimal(
         if math.isnan(raw) or math.isinf(raw):
             return None
         return float(Decimal(repr(raw)) * spec.factor * ratio)
-    return float(Decimal(raw) * spec.factor * ratio)
+    # integers: the exact rational raw × n / d, rounded once to the nearest float (as the Decimal
+    # product would be), without Decimal arithmetic in the poll loop
+    n, d = _rational(spec.factor, ratio)
+    return raw * n / d
