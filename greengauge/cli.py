@@ -205,5 +205,14 @@ def demo(
         fail(str(exc))
 
 
+# energy accounting (greengauge/cli_accounting.py)
+from greengauge.cli_accounting import green_share_app, import_app, ledger_app, meter_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(meter_app, name="meter")
+report_app.add_typer(green_share_app, name="green-share")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
