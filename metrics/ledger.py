@@ -80,7 +80,7 @@ def validity_problem(production_month: date, used_on: date) -> str | None:
     """
     pm = production_month.replace(day=1)
     if used_on < pm:
-        return f"used on {used_on} before its production month {pm:%Y-%m}"
+        return f"used on {used_on}, before its production month {pm:%Y-%m}"
     end = valid_until(pm)
     if used_on >= end:
         return (f"used on {used_on}, outside its validity: produced {pm:%Y-%m}, valid "
