@@ -127,3 +127,19 @@ def test_energy_through_wrapping_counter_is_conserved_across_gaps(series):
     cont, findings = continuous_counter(raw, ts, rollover_wh=2.0**16)
     assert all(f.kind == "counter_rollover" for f in findings)
     assert sum(iv.energy_wh for iv in interval_energy(ts, cont)) == true[-1] - true[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(wrapped_series(), st.integers(min_value=0, max_value=240))
+def test_splitting_a_period_and_summing_gives_the_whole(series, cut):
+    # issue 4 property: [a, m) + [m, b) == [a, b) for the same readings, wraps and gaps included
+    ts, true = series
+    raw = [v % 2**16 for v in true]
+    a = T0
+    b = T0 + timedelta(hours=60)
+    m = T0 + timedelta(minutes=15 * cut)
+    kw = {"rollover_wh": 2.0**16}
+    whole = counter_energy(ts, raw, a, b, **kw)
+    left, right = counter_energy(ts, raw, a, m, **kw), counter_energy(ts, raw, m, b, **kw)
+    assert left.total_wh + right.total_wh == whole.total_wh
+    assert left.completeness.measured + right.completeness.measured == whole.completeness.measured
