@@ -43,6 +43,7 @@ class SiteEnergy:
     findings: list[CounterFinding]
     per_point: dict[int, CounterEnergy] = field(default_factory=dict)
     inputs_sha256: str = ""
+    rollover_wh: dict[int, float | None] = field(default_factory=dict)
 
 
 def point_rollover(conn: psycopg.Connection, points: list[PointRow]) -> dict[int, float | None]:
@@ -69,13 +70,13 @@ def point_rollover(conn: psycopg.Connection, points: list[PointRow]) -> dict[int
 
 def point_energy(
     conn: psycopg.Connection, points: list[PointRow], start: datetime, end: datetime, *,
-    count_suspect: bool = True, digest: InputDigest | None = None,
+    count_suspect: bool = True, digest: InputDigest | None = None, widths: dict[int, float | None] | None = None,
 ) -> dict[int, CounterEnergy]:
     """Each counter point's energy for the intervals starting in [start, end)."""
     ids = [p.point_id for p in points]
     series = counter_series(conn, ids, start, end)
     events = replacements(conn, ids)
-    widths = point_rollover(conn, points)
+    widths = point_rollover(conn, points) if widths is None else widths
     out: dict[int, CounterEnergy] = {}
     for p in points:
         ts, values = series[p.point_id]
@@ -107,7 +108,8 @@ def site_energy(conn: psycopg.Connection, enterprise: str, start: datetime, end:
     points = [p for p in site_points(conn, enterprise) if p.role in BALANCE_ROLES]
     digest = InputDigest()
     digest.add_json({"enterprise": enterprise, "start": start, "end": end, "count_suspect": count_suspect})
-    per_point = point_energy(conn, points, start, end, count_suspect=count_suspect, digest=digest)
+    widths = point_rollover(conn, points)
+    per_point = point_energy(conn, points, start, end, count_suspect=count_suspect, digest=digest, widths=widths)
     by_role = {
         role: sum_by_interval([per_point[p.point_id].intervals for p in points if p.role == role])
         for role in BALANCE_ROLES
@@ -116,7 +118,8 @@ def site_energy(conn: psycopg.Connection, enterprise: str, start: datetime, end:
     t = totals(balance)
     share = green_share(t.green_wh, t.consumption_wh) if t.consumption_wh > 0 else None
     findings = sorted((f for ce in per_point.values() for f in ce.findings), key=lambda f: f.ts)
-    return SiteEnergy(enterprise, start, end, points, balance, t, share, findings, per_point, digest.hexdigest())
+    return SiteEnergy(enterprise, start, end, points, balance, t, share, findings, per_point, digest.hexdigest(),
+                      widths)
 
 
 def green_share_report(
@@ -165,7 +168,7 @@ def green_share_report(
             PointEvidence(names[pid].name, names[pid].role, ce.readings, ce.completeness.expected,
                           ce.completeness.measured, ce.completeness.estimated, ce.completeness.missing,
                           ce.suspect_intervals, ce.completeness.share, ce.total_wh,
-                          None, names[pid].rated_power_w)
+                          se.rollover_wh.get(pid), names[pid].rated_power_w)
             for pid, ce in se.per_point.items()),
         findings=tuple(FindingEvidence(names[pid].name, f.kind, f.ts, f.detail)
                        for pid, ce in se.per_point.items() for f in ce.findings),
