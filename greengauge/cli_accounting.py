@@ -4,7 +4,7 @@ the green-share report (rule R1). Registered in :mod:`greengauge.cli` with ``add
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
