@@ -170,8 +170,9 @@ def green_share_report(
                           ce.suspect_intervals, ce.completeness.share, ce.total_wh,
                           se.rollover_wh.get(pid), names[pid].rated_power_w)
             for pid, ce in se.per_point.items()),
-        findings=tuple(FindingEvidence(names[pid].name, f.kind, f.ts, f.detail)
-                       for pid, ce in se.per_point.items() for f in ce.findings),
+        findings=tuple(sorted((FindingEvidence(names[pid].name, f.kind, f.ts, f.detail)
+                               for pid, ce in se.per_point.items() for f in ce.findings),
+                              key=lambda f: (f.ts, f.point, f.kind))),
         ledger_entries=tuple(
             [f"trade {x.reference} settled {x.settled_on} {x.settled_wh / 1e6:g} MWh (counted)" for x in led.trades]
             + [f"GEC {c.label} produced {c.production_month:%Y-%m} retired {c.used_on} ({c.count} MWh, counted)"

@@ -200,7 +200,7 @@ def continuous_counter(
                 dt_s = (ts - prev_ts).total_seconds()
                 if _is_wrap(prev, v, rollover_wh, dt_s, rated_power_w):
                     findings.append(CounterFinding(
-                        "counter_rollover", ts, f"counter wrapped at {rollover_wh:g} Wh: {prev} -> {v}"))
+                        "counter_rollover", ts, f"counter wrapped at {rollover_wh:.0f} Wh: {prev} -> {v}"))
                     offset += rollover_wh
                 else:
                     findings.append(CounterFinding(
