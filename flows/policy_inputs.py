@@ -29,10 +29,12 @@ from metrics.carbon import electricity_carbon
 from metrics.coal import CoalResult, standard_coal
 from metrics.energy import sum_by_interval
 from metrics.intensity import IntensityRow, ReferenceValues, energy_per_10k_yuan, grade_unit_energy, rank_within_industry
+from metrics.ledger import WH_PER_CERTIFICATE, ledger_green
 from metrics.periods import local_bounds
 from metrics.policy import EnterpriseYear, ProductYear, PvProject, Storage, telemetry_checks
 from store.facts import enterprise_facts
 from store.projects import ProjectRecord, latest_nameplate, project_records
+from store.ledger import ledger_for
 from store.sites import enterprise_timezone, site_points
 
 DEFAULT_REGION = "福建省/泉州市/晋江市"
@@ -212,28 +214,20 @@ def coal_of(energy: EnergyYear, equal_value_kgce_per_kwh: Decimal | None = None)
 def green_instruments(conn: psycopg.Connection, enterprise: str, year: int) -> dict[str, Any]:
     """Settled green-power trades and retired certificates of the enterprise in the local year.
 
-    Reads the ledger tables ``green_trade`` and ``certificate`` (migration 0201, issue 4) when they
-    exist; certificates delivered with a trade (``trade_id`` set) are in the trade's settled volume
-    and are not counted again (README R1). Without the ledger both are zero and ``available`` is
-    False, which the evidence states.
+    The certificate ledger (store/ledger.py, migration 0201) decides what counts, by
+    :func:`metrics.ledger.ledger_green`: trades by settlement date; certificates not bundled with a
+    trade by retirement date, 1 MWh each; bundled ones are in the trade's volume and not counted
+    again; one outside its validity or repeating a serial is rejected with the reason (README R1).
     """
-    have = conn.execute("SELECT to_regclass('green_trade') IS NOT NULL AND to_regclass('certificate') IS NOT NULL"
-                        ).fetchone()[0]
-    first, last = date(year, 1, 1), date(year, 12, 31)
-    if not have:
-        return {"available": False, "green_trade_wh": 0, "certificates": 0,
-                "note": "no certificate ledger in this database (tables green_trade/certificate absent): "
-                        "green instruments taken as zero"}
-    trade_wh, trades = conn.execute(
-        """SELECT coalesce(sum(t.settled_wh), 0), count(*) FROM green_trade t JOIN enterprise e USING (enterprise_id)
-           WHERE e.code = %s AND t.settled_on BETWEEN %s AND %s""", (enterprise, first, last)).fetchone()
-    certs = conn.execute(
-        """SELECT coalesce(sum(c.serial_last - c.serial_first + 1), 0) FROM certificate c
-           JOIN enterprise e USING (enterprise_id)
-           WHERE e.code = %s AND c.trade_id IS NULL AND c.used_on BETWEEN %s AND %s""",
-        (enterprise, first, last)).fetchone()[0]
-    return {"available": True, "green_trade_wh": int(trade_wh), "trades": trades, "certificates": int(certs),
-            "note": "settled trades by settled_on, unbundled certificates by used_on, in the local year"}
+    trades, certs = ledger_for(conn, enterprise)
+    led = ledger_green(trades, certs, date(year, 1, 1), date(year + 1, 1, 1))
+    return {
+        "green_trade_wh": led.trade_wh, "trades": len(led.trades),
+        "certificates": led.certificate_wh // WH_PER_CERTIFICATE,
+        "bundled_certificates": sum(c.count for c in led.bundled),
+        "rejected": [f"{c.label}: {why}" for c, why in led.rejected],
+        "note": "trades by settlement date, unbundled certificates by retirement date, in the local year",
+    }
 
 
 # ---- carbon ---------------------------------------------------------------------------------------

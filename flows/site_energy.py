@@ -5,16 +5,28 @@ Thin by design: reads from :mod:`store`, calls the pure functions in :mod:`metri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from fractions import Fraction
 
 import psycopg
 
+import greengauge
 from metrics.balance import BalanceTotals, IntervalBalance, site_balance, totals
-from metrics.energy import CounterFinding, IntervalEnergy, continuous_counter, interval_energy, sum_by_interval
-from metrics.green_share import GreenShare, green_share
+from metrics.energy import (
+    CounterEnergy, CounterFinding, IntervalEnergy, counter_energy, floor_interval, rollover_wh, sum_by_interval,
+)
+from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
+from metrics.green_share import (
+    COMPLETENESS_THRESHOLD, GreenShare, GreenShareResult, assess_green_share, green_share, project_year_end,
+)
+from metrics.hourly_match import hourly_match
+from metrics.ledger import ledger_green
+from metrics.periods import local_bounds
+from store.events import replacements
+from store.ledger import ledger_for
 from store.queries import counter_series
-from store.sites import PointRow, site_points
+from store.sites import PointRow, enterprise_timezone, site_points
 
 BALANCE_ROLES = ("grid_import", "grid_export", "pv_generation", "storage_charge", "storage_discharge")
 
@@ -29,30 +41,151 @@ class SiteEnergy:
     totals: BalanceTotals
     share: GreenShare | None
     findings: list[CounterFinding]
+    per_point: dict[int, CounterEnergy] = field(default_factory=dict)
+    inputs_sha256: str = ""
+    rollover_wh: dict[int, float | None] = field(default_factory=dict)
+
+
+def point_rollover(conn: psycopg.Connection, points: list[PointRow]) -> dict[int, float | None]:
+    """Wrap width of each point [Wh]: the point's own ``counter_rollover_wh``, else its device
+    profile's ``counter_rollover_bits`` × the register's scale, else None (unknown)."""
+    from collectors.profile import load_profile
+
+    rows = conn.execute(
+        """SELECT p.point_id, d.profile, p.quantity, p.counter_rollover_wh
+           FROM point p JOIN device d USING (device_id) WHERE p.point_id = ANY(%s)""",
+        ([p.point_id for p in points],)).fetchall()
+    out: dict[int, float | None] = {}
+    for pid, profile, quantity, own in rows:
+        if own is not None:
+            out[pid] = own
+            continue
+        try:
+            prof = load_profile(profile)
+            out[pid] = rollover_wh(prof.counter_rollover_bits, float(prof.register(quantity).factor))
+        except Exception:  # unknown profile or quantity: width unknown, every drop is a reset
+            out[pid] = None
+    return out
+
+
+def point_energy(
+    conn: psycopg.Connection, points: list[PointRow], start: datetime, end: datetime, *,
+    count_suspect: bool = True, digest: InputDigest | None = None, widths: dict[int, float | None] | None = None,
+) -> dict[int, CounterEnergy]:
+    """Each counter point's energy for the intervals starting in [start, end)."""
+    ids = [p.point_id for p in points]
+    series = counter_series(conn, ids, start, end)
+    events = replacements(conn, ids)
+    widths = point_rollover(conn, points) if widths is None else widths
+    out: dict[int, CounterEnergy] = {}
+    for p in points:
+        ts, values = series[p.point_id]
+        if digest is not None:
+            digest.add_series(p.name, ts, values)
+            digest.add_json({"point": p.name, "role": p.role, "rated_power_w": p.rated_power_w,
+                             "rollover_wh": widths.get(p.point_id),
+                             "replacements": [vars_of(r) for r in events[p.point_id]]})
+        out[p.point_id] = counter_energy(
+            ts, values, start, end, rollover_wh=widths.get(p.point_id), replacements=events[p.point_id],
+            rated_power_w=p.rated_power_w, count_suspect=count_suspect)
+    return out
+
+
+def vars_of(r) -> dict:
+    return {"ts": r.ts, "old_final_wh": r.old_final_wh, "new_initial_wh": r.new_initial_wh, "reason": r.reason}
 
 
 def point_intervals(
     conn: psycopg.Connection, points: list[PointRow], start: datetime, end: datetime
 ) -> tuple[dict[int, list[IntervalEnergy]], list[CounterFinding]]:
     """Interval energy of each counter point, for the intervals starting in [start, end)."""
-    series = counter_series(conn, [p.point_id for p in points], start, end)
-    out: dict[int, list[IntervalEnergy]] = {}
-    findings: list[CounterFinding] = []
-    for pid, (ts, values) in series.items():
-        cont, f = continuous_counter(values, ts)
-        findings.extend(f)
-        out[pid] = [iv for iv in interval_energy(ts, cont) if start <= iv.start < end]
-    return out, findings
+    per = point_energy(conn, points, start, end)
+    return {pid: ce.intervals for pid, ce in per.items()}, [f for ce in per.values() for f in ce.findings]
 
 
-def site_energy(conn: psycopg.Connection, enterprise: str, start: datetime, end: datetime) -> SiteEnergy:
+def site_energy(conn: psycopg.Connection, enterprise: str, start: datetime, end: datetime, *,
+                count_suspect: bool = True) -> SiteEnergy:
     points = [p for p in site_points(conn, enterprise) if p.role in BALANCE_ROLES]
-    per_point, findings = point_intervals(conn, points, start, end)
+    digest = InputDigest()
+    digest.add_json({"enterprise": enterprise, "start": start, "end": end, "count_suspect": count_suspect})
+    widths = point_rollover(conn, points)
+    per_point = point_energy(conn, points, start, end, count_suspect=count_suspect, digest=digest, widths=widths)
     by_role = {
-        role: sum_by_interval([per_point[p.point_id] for p in points if p.role == role])
+        role: sum_by_interval([per_point[p.point_id].intervals for p in points if p.role == role])
         for role in BALANCE_ROLES
     }
     balance, _ = site_balance(by_role)
     t = totals(balance)
     share = green_share(t.green_wh, t.consumption_wh) if t.consumption_wh > 0 else None
-    return SiteEnergy(enterprise, start, end, points, balance, t, share, findings)
+    findings = sorted((f for ce in per_point.values() for f in ce.findings), key=lambda f: f.ts)
+    return SiteEnergy(enterprise, start, end, points, balance, t, share, findings, per_point, digest.hexdigest(),
+                      widths)
+
+
+def green_share_report(
+    conn: psycopg.Connection, enterprise: str, year: int, *, as_of: datetime | None = None,
+    count_suspect: bool = True, completeness_threshold: Fraction = COMPLETENESS_THRESHOLD,
+) -> GreenShareResult:
+    """Rule R1 for an enterprise's local calendar year, or the year to date at ``as_of``.
+
+    The site balance gives on-site green (PV self-consumed, green discharge) and consumption; the
+    ledger adds trades settled and certificates retired in the period; the result carries the
+    hourly-matched share, a year-end projection (when the year is not over) and its evidence.
+    """
+    tz = enterprise_timezone(conn, enterprise)
+    ystart, yend = local_bounds("year", date(year, 1, 1), tz)
+    now = as_of or datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        raise ValueError(f"as_of {now} has no time zone")
+    if now <= ystart:
+        raise ValueError(f"year {year} has not begun at {now.isoformat()}")
+    end = min(yend, floor_interval(now))
+    se = site_energy(conn, enterprise, ystart, end, count_suspect=count_suspect)
+    # the ledger counts by local dates: the period's local days [first, last]
+    from zoneinfo import ZoneInfo
+    zone = ZoneInfo(tz)
+    lstart = ystart.astimezone(zone).date()
+    lend_dt = end.astimezone(zone)
+    lend = lend_dt.date() if lend_dt.time() == datetime.min.time() else date.fromordinal(lend_dt.date().toordinal() + 1)
+    trades, certs = ledger_for(conn, enterprise)
+    led = ledger_green(trades, certs, lstart, lend)
+    digest = InputDigest()
+    digest.add_json({"site_inputs": se.inputs_sha256, "trades": [vars(t) for t in trades],
+                     "certificates": [(str(c.first), str(c.last), c.production_month, c.used_on, c.trade_reference)
+                                      for c in certs], "completeness_threshold": completeness_threshold,
+                     "ledger_period": [lstart, lend]})
+    completeness = min((ce.completeness.share for ce in se.per_point.values()), default=Fraction(0))
+    year_intervals = int((yend - ystart).total_seconds()) // 900
+    elapsed = int((end - ystart).total_seconds()) // 900
+    t = se.totals
+    projection = None
+    if end < yend and elapsed > 0:
+        projection = project_year_end(t.green_wh, t.consumption_wh, led.green_wh, elapsed, year_intervals)
+    names = {p.point_id: p for p in se.points}
+    evidence = Evidence(
+        enterprise=enterprise, period_start=ystart, period_end=end, timezone=tz,
+        points=tuple(
+            PointEvidence(names[pid].name, names[pid].role, ce.readings, ce.completeness.expected,
+                          ce.completeness.measured, ce.completeness.estimated, ce.completeness.missing,
+                          ce.suspect_intervals, ce.completeness.share, ce.total_wh,
+                          se.rollover_wh.get(pid), names[pid].rated_power_w)
+            for pid, ce in se.per_point.items()),
+        findings=tuple(sorted((FindingEvidence(names[pid].name, f.kind, f.ts, f.detail)
+                               for pid, ce in se.per_point.items() for f in ce.findings),
+                              key=lambda f: (f.ts, f.point, f.kind))),
+        ledger_entries=tuple(
+            [f"trade {x.reference} settled {x.settled_on} {x.settled_wh / 1e6:g} MWh (counted)" for x in led.trades]
+            + [f"GEC {c.label} produced {c.production_month:%Y-%m} retired {c.used_on} ({c.count} MWh, counted)"
+               for c in led.certificates]
+            + [f"GEC {c.label} delivered with trade {c.trade_reference} (bundled, counted in the trade)"
+               for c in led.bundled]
+            + [f"GEC {c.label} rejected: {why}" for c, why in led.rejected]),
+        count_suspect=count_suspect, completeness_threshold=completeness_threshold,
+        inputs_sha256=digest.hexdigest(), code_version=greengauge.__version__,
+        notes=(f"ledger counted by local dates {lstart} to {lend} (exclusive)",
+               "completeness is the lowest over the points used"),
+    )
+    return assess_green_share(
+        t.green_wh, t.consumption_wh, trade_wh=led.trade_wh, certificate_wh=led.certificate_wh,
+        completeness=completeness, count_suspect=count_suspect, completeness_threshold=completeness_threshold,
+        projection=projection, hourly=hourly_match(se.balance, led, tz), evidence=evidence)

@@ -255,7 +255,7 @@ def report_carbon(
     gi = mb["instruments"]
     table.add_row("covered by green instruments", f"{_num(Decimal(mb['covered_wh']) / 1000)} kWh",
                   f"trades {gi['green_trade_wh']} Wh, certificates {gi['certificates']}"
-                  + ("" if gi["available"] else " — " + gi["note"]))
+                  + (f" — rejected: {'; '.join(gi['rejected'])}" if gi["rejected"] else ""))
     for method, c in out["standard_coal"].items():
         table.add_row(f"standard coal ({method})", f"{_num(c['total_kgce'] / 1000, 3)} tce",
                       ", ".join(f"{k} {_num(v)} kgce" for k, v in c["by_carrier"].items()))

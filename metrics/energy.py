@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 
 INTERVAL_S = 900  # 15 minutes
 
@@ -25,6 +26,7 @@ class IntervalEnergy:
     start: datetime  #: interval start, UTC
     energy_wh: int  #: [Wh]
     estimated: bool  #: interpolated across a gap, or only partly covered by readings
+    suspect: bool = False  #: holds a counter step implying power above the point's rating (a spike)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,25 @@ class CounterFinding:
     kind: str
     ts: datetime
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReplacement:
+    """A meter replacement a person recorded: the old meter's last reading and the new one's first.
+
+    Energy is continuous across it: the old meter's energy up to ``old_final_wh`` plus the new
+    meter's energy from ``new_initial_wh`` on.
+    """
+
+    ts: datetime  #: when the meter was swapped, timezone-aware
+    old_final_wh: float  #: the old meter's final reading [Wh]
+    new_initial_wh: float  #: the new meter's initial reading [Wh]
+    reason: str = ""
+
+
+#: finding kinds this module reports
+FINDING_KINDS = ("counter_rollover", "meter_replacement", "counter_drop_unexplained", "spike",
+                 "replacement_mismatch")
 
 
 def floor_interval(ts: datetime, interval_s: int = INTERVAL_S) -> datetime:
@@ -46,35 +67,181 @@ def floor_interval(ts: datetime, interval_s: int = INTERVAL_S) -> datetime:
     return _EPOCH + timedelta(seconds=seconds)
 
 
-def continuous_counter(
-    values: Sequence[float], timestamps: Sequence[datetime]
-) -> tuple[list[float], list[CounterFinding]]:
-    """Remove drops from a raw counter so it only ever rises.
+def rollover_wh(bits: int | None, scale_wh: float) -> float | None:
+    """The counter's wrap width in Wh from its register width and scale.
 
-    A drop is treated as a reset: the counter counts on from its new value and no energy is
-    assigned to the drop itself (never negative energy). Each drop is reported as a
-    ``counter_reset`` finding.
+    Parameters
+    ----------
+    bits : register width of the counter (16, 32 or 64), None when the profile gives none [bit]
+    scale_wh : energy of one raw counter unit [Wh]
+
+    Returns
+    -------
+    ``2**bits * scale_wh`` [Wh], or None when ``bits`` is None
+
+    Raises
+    ------
+    ValueError
+        for a width other than 16, 32 or 64 or a scale that is not positive.
+    """
+    if bits is None:
+        return None
+    if bits not in (16, 32, 64):
+        raise ValueError(f"counter width {bits} bits is not 16, 32 or 64")
+    if not scale_wh > 0:
+        raise ValueError(f"counter scale {scale_wh} Wh per raw unit must be positive")
+    return float(2**bits) * float(scale_wh)
+
+
+def _is_wrap(prev: float, value: float, width: float | None, dt_s: float, rated_power_w: float | None) -> bool:
+    """A drop is a wrap when the counter was in the upper half of its range, is now in the lower
+    half, and the energy across the wrap is physically possible for the point."""
+    if width is None or prev > width or value < 0:
+        return False
+    if not (prev >= width / 2 > value):
+        return False
+    if rated_power_w is not None:
+        return value + width - prev <= rated_power_w * dt_s / 3600 + 1
+    return True
+
+
+def continuous_counter(
+    values: Sequence[float],
+    timestamps: Sequence[datetime],
+    *,
+    rollover_wh: float | None = None,
+    replacements: Sequence[MeterReplacement] = (),
+    rated_power_w: float | None = None,
+) -> tuple[list[float], list[CounterFinding]]:
+    """Make a raw counter continuous: wraps, recorded replacements and resets never give negative
+    or giant energy.
 
     Parameters
     ----------
     values : raw counter readings, in time order [Wh]
-    timestamps : the readings' times
+    timestamps : the readings' times, timezone-aware
+    rollover_wh : the counter's wrap width (see :func:`rollover_wh`), None when unknown [Wh]
+    replacements : meter replacements recorded for this point
+    rated_power_w : the most power the point can carry, None when unknown [W]
 
     Returns
     -------
-    the continuous counter [Wh] and the findings
+    the continuous counter [Wh] and the findings, in time order
+
+    Notes
+    -----
+    Each step between two readings is decided in this order:
+
+    1. a recorded replacement between the two readings: the energy of the step is
+       ``(old_final - previous reading) + (reading - new_initial)`` (finding
+       ``meter_replacement``; ``replacement_mismatch`` when a part is negative, which is then
+       taken as 0);
+    2. a drop that matches the rollover width (the counter was in the upper half of its range, is
+       now in the lower half, and ``reading + width - previous`` is within the rated power): the
+       energy is ``reading + width - previous`` (finding ``counter_rollover``);
+    3. any other drop is a reset: the counter counts on from its new value and the step itself is
+       given no energy, so a drop never makes energy. With no recorded event it is unexplained
+       (finding ``counter_drop_unexplained``), shown in the figure's evidence.
+
+    References
+    ----------
+    Issue 4 "Counters to energy"; DESIGN.md "Energy comes from cumulative counters".
+
+    Raises
+    ------
+    ValueError
+        when the lengths differ or a replacement's time has no time zone.
     """
+    if len(values) != len(timestamps):
+        raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values")
+    for r in replacements:
+        if r.ts.tzinfo is None:
+            raise ValueError(f"meter replacement at {r.ts} has no time zone")
+    events = sorted(replacements, key=lambda r: r.ts)
     out: list[float] = []
     findings: list[CounterFinding] = []
     offset = 0.0
-    prev = None
+    prev = prev_ts = None
+    e = 0
     for v, ts in zip(values, timestamps):
-        if prev is not None and v < prev:
-            findings.append(CounterFinding("counter_reset", ts, f"counter fell from {prev} to {v}"))
-            offset += prev - v
+        # events before the first reading or after the previous step that no reading follows
+        while prev_ts is None and e < len(events) and events[e].ts <= ts:
+            e += 1
+        if prev is not None:
+            here = []
+            while e < len(events) and events[e].ts <= ts:
+                if events[e].ts > prev_ts:
+                    here.append(events[e])
+                e += 1
+            if here:
+                # several swaps between two readings: chain them
+                last = prev
+                step = 0.0
+                for r in here:
+                    part = r.old_final_wh - last
+                    if part < 0:
+                        findings.append(CounterFinding(
+                            "replacement_mismatch", r.ts,
+                            f"old meter's final reading {r.old_final_wh} is below the last reading {last}; taken as 0"))
+                        part = 0.0
+                    step += part
+                    last = r.new_initial_wh
+                    findings.append(CounterFinding(
+                        "meter_replacement", r.ts,
+                        f"meter replaced (old final {r.old_final_wh}, new initial {r.new_initial_wh}): {r.reason}"))
+                tail = v - last
+                if tail < 0:
+                    findings.append(CounterFinding(
+                        "replacement_mismatch", ts,
+                        f"reading {v} is below the new meter's initial reading {last}; taken as 0"))
+                    tail = 0.0
+                offset = out[-1] + step + tail - v
+            elif v < prev:
+                dt_s = (ts - prev_ts).total_seconds()
+                if _is_wrap(prev, v, rollover_wh, dt_s, rated_power_w):
+                    findings.append(CounterFinding(
+                        "counter_rollover", ts, f"counter wrapped at {rollover_wh:.0f} Wh: {prev} -> {v}"))
+                    offset += rollover_wh
+                else:
+                    findings.append(CounterFinding(
+                        "counter_drop_unexplained", ts,
+                        f"counter fell from {prev} to {v} with no recorded replacement; "
+                        "treated as a reset (counting on from the new value)"))
+                    offset += prev - v
         out.append(v + offset)
-        prev = v
+        prev, prev_ts = v, ts
     return out, findings
+
+
+def spikes(
+    timestamps: Sequence[datetime], values: Sequence[float], rated_power_w: float, *, tolerance_wh: float = 1.0
+) -> list[int]:
+    """Indices ``i`` of the steps ``values[i-1] -> values[i]`` implying power above the rating.
+
+    Parameters
+    ----------
+    timestamps : reading times, increasing
+    values : a continuous counter (see :func:`continuous_counter`) [Wh]
+    rated_power_w : the most power the point can carry [W]
+    tolerance_wh : counter resolution allowed on top of ``rated_power_w * dt`` [Wh]
+
+    Returns
+    -------
+    the indices of the readings that end a spike step
+
+    Raises
+    ------
+    ValueError
+        when ``rated_power_w`` is not positive.
+    """
+    if not rated_power_w > 0:
+        raise ValueError(f"rated_power_w {rated_power_w} W must be positive")
+    out = []
+    for i in range(1, len(values)):
+        dt_s = (timestamps[i] - timestamps[i - 1]).total_seconds()
+        if values[i] - values[i - 1] > rated_power_w * dt_s / 3600 + tolerance_wh:
+            out.append(i)
+    return out
 
 
 def interval_energy(
@@ -83,6 +250,9 @@ def interval_energy(
     *,
     interval_s: int = INTERVAL_S,
     max_gap_s: float = INTERVAL_S,
+    rated_power_w: float | None = None,
+    count_suspect: bool = True,
+    spike_tolerance_wh: float = 1.0,
 ) -> list[IntervalEnergy]:
     """Interval energy from readings of a cumulative, continuous counter.
 
@@ -92,6 +262,10 @@ def interval_energy(
     values : counter readings, never falling (see :func:`continuous_counter`) [Wh]
     interval_s : interval length [s]
     max_gap_s : readings further apart than this make the intervals between them estimated [s]
+    rated_power_w : the most power the point can carry; a step implying more is a spike and the
+        intervals it overlaps are marked suspect. None: no spike check [W]
+    count_suspect : True counts a spike step's energy in full; False caps it at
+        ``rated_power_w * dt`` (the most the point could have carried), so the excess is not counted
 
     Returns
     -------
@@ -125,6 +299,19 @@ def interval_energy(
                 f"counter falls from {values[i - 1]} to {values[i]} at {timestamps[i]}; "
                 "make it continuous first (continuous_counter)"
             )
+    spike_steps: list[tuple[datetime, datetime]] = []
+    if rated_power_w is not None:
+        idx = spikes(timestamps, values, rated_power_w, tolerance_wh=spike_tolerance_wh)
+        spike_steps = [(timestamps[k - 1], timestamps[k]) for k in idx]
+        if idx and not count_suspect:
+            capped = [values[0]]
+            ks = set(idx)
+            for k in range(1, n):
+                d = values[k] - values[k - 1]
+                if k in ks:
+                    d = rated_power_w * (timestamps[k] - timestamps[k - 1]).total_seconds() / 3600
+                capped.append(capped[-1] + d)
+            values = capped
     # knots: (time, rounded counter) at the first reading, every boundary inside, the last reading
     knots: list[tuple[datetime, int]] = [(timestamps[0], round(values[0]))]
     gaps: list[tuple[datetime, datetime]] = []
@@ -143,14 +330,17 @@ def interval_energy(
             gaps.append((timestamps[j - 1], timestamps[j]))
 
     out: list[IntervalEnergy] = []
-    g = 0
+    g = sp = 0
     for (ta, ca), (tb, cb) in zip(knots, knots[1:]):
         start = floor_interval(ta, interval_s)
         partial = ta != start or tb != start + step
         while g < len(gaps) and gaps[g][1] <= ta:
             g += 1
         in_gap = g < len(gaps) and gaps[g][0] < tb
-        out.append(IntervalEnergy(start, cb - ca, partial or in_gap))
+        while sp < len(spike_steps) and spike_steps[sp][1] <= ta:
+            sp += 1
+        suspect = sp < len(spike_steps) and spike_steps[sp][0] < tb
+        out.append(IntervalEnergy(start, cb - ca, partial or in_gap, suspect))
     return out
 
 
@@ -163,5 +353,133 @@ def sum_by_interval(series: Sequence[Sequence[IntervalEnergy]]) -> dict[datetime
             if prev is None:
                 out[iv.start] = iv
             else:
-                out[iv.start] = IntervalEnergy(iv.start, prev.energy_wh + iv.energy_wh, prev.estimated or iv.estimated)
+                out[iv.start] = IntervalEnergy(iv.start, prev.energy_wh + iv.energy_wh, prev.estimated or iv.estimated,
+                                               prev.suspect or iv.suspect)
     return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """How much of a period a point's intervals were measured rather than estimated."""
+
+    expected: int  #: intervals in the period
+    measured: int  #: intervals measured (not estimated)
+    estimated: int  #: intervals present but estimated
+    missing: int  #: intervals with no energy at all (no readings around them)
+
+    @property
+    def share(self) -> Fraction:
+        """measured / expected, exact [1]; 0 for an empty period."""
+        return Fraction(self.measured, self.expected) if self.expected else Fraction(0)
+
+
+def completeness(
+    intervals: Sequence[IntervalEnergy], start: datetime, end: datetime, *, interval_s: int = INTERVAL_S
+) -> Completeness:
+    """Completeness of one point in [start, end): the share of intervals measured, not estimated.
+
+    Parameters
+    ----------
+    intervals : the point's interval energy
+    start, end : the period, aligned to intervals, timezone-aware
+    interval_s : interval length [s]
+
+    Returns
+    -------
+    :class:`Completeness`
+
+    References
+    ----------
+    Issue 4 "Completeness per point and period".
+
+    Raises
+    ------
+    ValueError
+        when ``end`` is before ``start`` or a bound is not aligned to the intervals.
+    """
+    if end < start:
+        raise ValueError(f"period end {end} is before its start {start}")
+    for b in (start, end):
+        if floor_interval(b, interval_s) != b:
+            raise ValueError(f"period bound {b} is not aligned to {interval_s} s intervals")
+    expected = int((end - start).total_seconds()) // interval_s
+    inside = {iv.start: iv for iv in intervals if start <= iv.start < end}
+    measured = sum(not iv.estimated for iv in inside.values())
+    return Completeness(expected, measured, len(inside) - measured, expected - len(inside))
+
+
+@dataclass(frozen=True)
+class CounterEnergy:
+    """One counter point's energy over a period, with what was found and how complete it is."""
+
+    intervals: list[IntervalEnergy]  #: intervals starting in the period
+    findings: list[CounterFinding]
+    completeness: Completeness
+    count_suspect: bool  #: whether spike energy above the rating was counted
+    suspect_intervals: int = 0
+    readings: int = 0  #: readings used, including the one before and after the period
+    total_wh: int = 0  #: [Wh]
+
+
+def counter_energy(
+    timestamps: Sequence[datetime],
+    values: Sequence[float],
+    start: datetime,
+    end: datetime,
+    *,
+    rollover_wh: float | None = None,
+    replacements: Sequence[MeterReplacement] = (),
+    rated_power_w: float | None = None,
+    count_suspect: bool = True,
+    interval_s: int = INTERVAL_S,
+    max_gap_s: float = INTERVAL_S,
+) -> CounterEnergy:
+    """Raw counter readings to the interval energy of [start, end), with findings and completeness.
+
+    Parameters
+    ----------
+    timestamps : reading times, increasing, timezone-aware; include the last reading before
+        ``start`` and the first after ``end`` so the edges can be interpolated
+    values : raw counter readings [Wh]
+    start, end : the period, aligned to intervals
+    rollover_wh : wrap width of the counter (:func:`rollover_wh`) [Wh]
+    replacements : recorded meter replacements of this point
+    rated_power_w : the most power the point can carry; steps above it are spikes [W]
+    count_suspect : whether energy above the rating in a spike step counts (the choice is kept in
+        the result)
+    interval_s : interval length [s]
+    max_gap_s : longest gap between readings that still counts as measured [s]
+
+    Returns
+    -------
+    :class:`CounterEnergy`
+
+    Notes
+    -----
+    :func:`continuous_counter` then :func:`interval_energy`; spikes are reported as findings of
+    kind ``spike`` and their intervals marked suspect.
+
+    References
+    ----------
+    Issue 4 "Counters to energy"; rule R1 of shared/policies/README.md (the figure's evidence).
+    """
+    cont, findings = continuous_counter(values, timestamps, rollover_wh=rollover_wh,
+                                        replacements=replacements, rated_power_w=rated_power_w)
+    if rated_power_w is not None:
+        for k in spikes(timestamps, cont, rated_power_w):
+            dt_s = (timestamps[k] - timestamps[k - 1]).total_seconds()
+            findings.append(CounterFinding(
+                "spike", timestamps[k],
+                f"step of {cont[k] - cont[k - 1]:.0f} Wh in {dt_s:g} s implies "
+                f"{(cont[k] - cont[k - 1]) * 3600 / dt_s:.0f} W, above the rated {rated_power_w:g} W"
+                + ("" if count_suspect else "; energy above the rating not counted")))
+        findings.sort(key=lambda f: f.ts)
+    ivs = [iv for iv in interval_energy(timestamps, cont, interval_s=interval_s, max_gap_s=max_gap_s,
+                                        rated_power_w=rated_power_w, count_suspect=count_suspect)
+           if start <= iv.start < end]
+    return CounterEnergy(
+        intervals=ivs, findings=[f for f in findings if start <= f.ts <= end],
+        completeness=completeness(ivs, start, end, interval_s=interval_s),
+        count_suspect=count_suspect, suspect_intervals=sum(iv.suspect for iv in ivs),
+        readings=len(values), total_wh=sum(iv.energy_wh for iv in ivs),
+    )

@@ -11,7 +11,9 @@ from decimal import Decimal
 
 from flows.policy_inputs import energy_year, enterprise_year, green_instruments, project_inputs
 from metrics.policy import evaluate, load_document, load_documents
+from metrics.ledger import serial_range
 from metrics.policy.documents import POLICY_DIR
+from store.ledger import CertificateEntry, TradeEntry, add_entries
 from store.production import import_production, parse_production_csv
 from tests.store.test_projects import CST, TWO_PROJECTS, apply, counter, day_of_pv, write_counter
 
@@ -158,44 +160,27 @@ def test_two_products_energy_not_split(conn, tmp_path):
     assert "split of the enterprise's energy is not metered" in ev["products"]["皮鞋"]["energy"]
 
 
-LEDGER_DDL = """
--- the columns flows.policy_inputs reads, as the accounting branch's migration 0201 creates them;
--- IF NOT EXISTS: once 0201 is merged the real tables are used
-CREATE TABLE IF NOT EXISTS green_trade (
-    trade_id bigserial PRIMARY KEY, enterprise_id bigint NOT NULL REFERENCES enterprise,
-    reference text NOT NULL UNIQUE, settled_on date NOT NULL, settled_wh bigint NOT NULL);
-CREATE TABLE IF NOT EXISTS certificate (
-    cert_id bigserial PRIMARY KEY, enterprise_id bigint NOT NULL REFERENCES enterprise,
-    serial_prefix text NOT NULL, serial_first bigint NOT NULL, serial_last bigint NOT NULL,
-    serial_digits smallint NOT NULL, production_month date NOT NULL, used_on date NOT NULL,
-    trade_id bigint REFERENCES green_trade, reference text);
-"""
-
-
 def add_ledger(conn, code: str = "e1") -> None:
     """2023: a 100 MWh trade with 100 bundled certificates, 200 certificates retired alone, and one
-    certificate retired in 2024 (another year)."""
-    conn.execute(LEDGER_DDL)
-    eid = conn.execute("SELECT enterprise_id FROM enterprise WHERE code = %s", (code,)).fetchone()[0]
-    tid = conn.execute("""INSERT INTO green_trade (enterprise_id, reference, settled_on, settled_wh)
-                          VALUES (%s, 'T-2023-1', '2023-09-30', 100000000) RETURNING trade_id""", (eid,)).fetchone()[0]
-    for first, last, used, trade in ((1, 100, "2023-09-30", tid), (1001, 1200, "2023-12-31", None),
-                                     (5000, 5000, "2024-01-01", None)):
-        conn.execute("""INSERT INTO certificate (enterprise_id, serial_prefix, serial_first, serial_last, serial_digits,
-                                                 production_month, used_on, trade_id)
-                        VALUES (%s, 'GEC', %s, %s, 10, '2023-08-01', %s, %s)""", (eid, first, last, used, trade))
+    certificate retired in 2024 (another year) — through the real ledger (store/ledger.py)."""
+    def gec(first, last, used, trade=None):
+        return CertificateEntry(code, *serial_range(f"GEC{first:010d}", f"GEC{last:010d}"), date(2023, 8, 1),
+                                date.fromisoformat(used), trade)
+    add_entries(conn, [TradeEntry(code, "T-2023-1", date(2023, 9, 30), 100_000_000),
+                       gec(1, 100, "2023-09-30", "T-2023-1"), gec(1001, 1200, "2023-12-31"),
+                       gec(5000, 5000, "2024-01-01")])
     conn.commit()
 
 
 def test_green_instruments(conn, tmp_path):
     apply(conn, tmp_path)
-    # without the ledger (accounting's migration 0201 not merged): zero, and said so
     gi = green_instruments(conn, "e1", 2023)
-    assert gi["available"] is False and gi["certificates"] == 0 and "taken as zero" in gi["note"]
+    assert (gi["green_trade_wh"], gi["certificates"], gi["trades"]) == (0, 0, 0)
     add_ledger(conn)
     gi = green_instruments(conn, "e1", 2023)
     # README R1: bundled certificates are in the trade's volume and not counted again
     assert (gi["green_trade_wh"], gi["certificates"], gi["trades"]) == (100_000_000, 200, 1)
+    assert gi["bundled_certificates"] == 100 and gi["rejected"] == []
 
 
 def test_energy_year_with_gas(conn, tmp_path):

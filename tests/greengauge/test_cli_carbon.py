@@ -43,7 +43,7 @@ def test_carbon_for_a_year_with_green_certificates(db_url, conn, monkeypatch, tm
     # market-based: (1,000,000 − 100,000 − 200,000) kWh × 0.6096 = 426,720 kgCO2
     mb = out["market_based"]
     assert Decimal(mb["co2_kg"]) == Decimal("426720")
-    assert mb["covered_wh"] == 300_000_000 and mb["instruments"]["available"] is True
+    assert mb["covered_wh"] == 300_000_000 and mb["instruments"]["bundled_certificates"] == 100
     # GB/T 2589-2020: 1,000,000 kWh × 0.1229 + 10,000 m3 gas × 1.2143 = 122,900 + 12,143 kgce
     coal = out["standard_coal"]
     assert Decimal(coal["equivalent"]["total_kgce"]) == Decimal("135043")
@@ -60,9 +60,9 @@ def test_carbon_without_ledger_and_factor_year(db_url, conn, monkeypatch, tmp_pa
     # the factor two years back (year − 2), as some accounting does
     out = json.loads(_carbon("--year", "2025", "--factor-year-offset", "-2", "--format", "json").output)
     assert out["location_based"]["factor"]["year"] == 2023 and out["factor_year_offset"] == -2
-    # no certificate ledger in this database: instruments are zero and the evidence says so
+    # nothing in the certificate ledger: no green instruments
     gi = out["market_based"]["instruments"]
-    assert gi["available"] is False and "taken as zero" in gi["note"]
+    assert (gi["green_trade_wh"], gi["certificates"]) == (0, 0)
     assert Decimal(out["market_based"]["co2_kg"]) == Decimal("609600")  # 1,000,000 × 0.6096
     r = _carbon("--year", "2025", "--factor-year-offset", "-2")
     assert "530.600 t" in r.output and "give --equal-value" in r.output

@@ -52,7 +52,8 @@ def test_counter_reset_never_gives_negative_energy():
     ts = minutes(0, 15, 30, 45)
     cont, findings = continuous_counter([500.0, 900.0, 20.0, 120.0], ts)
     assert cont == [500.0, 900.0, 900.0, 1000.0]
-    assert [f.kind for f in findings] == ["counter_reset"]
+    # no replacement recorded: a reset counting on from 20, and a finding (issue 4)
+    assert [f.kind for f in findings] == ["counter_drop_unexplained"]
     assert [iv.energy_wh for iv in interval_energy(ts, cont)] == [400, 0, 100]
 
 

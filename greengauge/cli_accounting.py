@@ -1,0 +1,232 @@
+"""Commands for energy accounting: reading imports, the certificate ledger, meter replacements and
+the green-share report (rule R1). Registered in :mod:`greengauge.cli` with ``add_typer``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from greengauge.settings import get_settings
+
+import_app = typer.Typer(help="Import history from other systems.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The green certificate (GEC) and green-power-trade ledger.", no_args_is_help=True)
+ledger_add_app = typer.Typer(help="Add one trade or one certificate range.", no_args_is_help=True)
+meter_app = typer.Typer(help="Meter events.", no_args_is_help=True)
+green_share_app = typer.Typer(help="Green-electricity share against 30 % (rule R1).", invoke_without_command=True)
+ledger_app.add_typer(ledger_add_app, name="add")
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def connect() -> psycopg.Connection:
+    url = get_settings().database_url
+    try:
+        return psycopg.connect(url)
+    except psycopg.OperationalError as exc:
+        fail(f"cannot reach the database at {url}: {str(exc).strip()}\n"
+             "Set GREENGAUGE_DATABASE_URL to a PostgreSQL you can reach.")
+
+
+@import_app.command("readings")
+def import_readings_cmd(file: Path = typer.Argument(..., help="CSV with header point,ts,value")) -> None:
+    """Import readings (long format: point name, ISO-8601 time with offset, value in the point's
+    canonical unit). All or nothing; importing the same file twice changes nothing."""
+    from store.readings_import import ImportError_, import_readings
+
+    if not file.exists():
+        fail(f"{file}: no such file")
+    with connect() as conn:
+        try:
+            rows, new = import_readings(conn, file)
+        except ImportError_ as exc:
+            fail(str(exc))
+    console.print(f"{file.name}: {rows} rows read, {new} new, {rows - new} already stored", highlight=False)
+
+
+@ledger_app.command("import")
+def ledger_import_cmd(file: Path = typer.Argument(..., help="CSV: kind,enterprise,reference,date,mwh,"
+                                                   "serial_first,serial_last,production_month,trade")) -> None:
+    """Import trades and certificates. All or nothing: an error names the line and field."""
+    from store.ledger import LedgerError, import_csv
+
+    if not file.exists():
+        fail(f"{file}: no such file")
+    with connect() as conn:
+        try:
+            n = import_csv(conn, file)
+        except LedgerError as exc:
+            fail(str(exc))
+    console.print(f"{file.name}: {n} ledger entries added", highlight=False)
+
+
+def _add(entry, label: str) -> None:
+    from store.ledger import LedgerError, add_entries
+
+    with connect() as conn:
+        try:
+            add_entries(conn, [entry], [label])
+        except LedgerError as exc:
+            fail(str(exc))
+
+
+def _parse(what: str, fn, value):
+    try:
+        return fn(value)
+    except ValueError as exc:
+        fail(f"{what}: {exc}")
+
+
+@ledger_add_app.command("trade")
+def ledger_add_trade(
+    enterprise: str = typer.Option(..., help="enterprise code"),
+    reference: str = typer.Option(..., help="the trade's reference (contract or settlement number)"),
+    settled_on: str = typer.Option(..., help="settlement date YYYY-MM-DD (local)"),
+    mwh: str = typer.Option(..., help="settled volume [MWh], exact decimal"),
+) -> None:
+    """Add a settled green-power trade (绿电交易)."""
+    from store.ledger import TradeEntry, mwh_to_wh, parse_date
+
+    e = TradeEntry(enterprise, reference, _parse("--settled-on", parse_date, settled_on),
+                   _parse("--mwh", mwh_to_wh, mwh))
+    _add(e, f"trade {reference}")
+    console.print(f"trade {reference}: {Decimal(mwh)} MWh settled {e.settled_on} for {enterprise}", highlight=False)
+
+
+@ledger_add_app.command("gec")
+def ledger_add_gec(
+    enterprise: str = typer.Option(..., help="enterprise code"),
+    serial: str = typer.Option(..., help="certificate serial, or the first of a range"),
+    to: Optional[str] = typer.Option(None, "--to", help="last serial of a range (inclusive)"),
+    production_month: str = typer.Option(..., help="production month YYYY-MM"),
+    retired_on: str = typer.Option(..., help="date retired for the enterprise, or delivered with the trade"),
+    trade: Optional[str] = typer.Option(None, help="reference of the trade it was delivered with (bundled)"),
+    reference: Optional[str] = typer.Option(None, help="retirement reference"),
+) -> None:
+    """Add green certificates (绿证, 1 MWh each), retired for the enterprise or bundled with a trade."""
+    from metrics.ledger import serial_range
+    from store.ledger import CertificateEntry, check_certificate, parse_date, parse_month
+
+    first, last = _parse("--serial/--to", lambda _: serial_range(serial, to), None)
+    e = CertificateEntry(enterprise, first, last, _parse("--production-month", parse_month, production_month),
+                         _parse("--retired-on", parse_date, retired_on), trade, reference)
+    _parse("--retired-on", check_certificate, e)
+    _add(e, f"certificate {e.label}")
+    how = f"delivered with trade {trade}" if trade else "retired"
+    console.print(f"GEC {e.label}: {e.count} MWh {how} on {e.used_on} for {enterprise}", highlight=False)
+
+
+@meter_app.command("replace")
+def meter_replace(
+    point: str = typer.Option(..., help="point name, e.g. grid.energy_import"),
+    at: str = typer.Option(..., help="time of the swap, ISO 8601 with offset"),
+    old_final_wh: float = typer.Option(..., help="the old meter's final reading [Wh]"),
+    new_initial_wh: float = typer.Option(..., help="the new meter's initial reading [Wh]"),
+    reason: str = typer.Option(..., help="why the meter was replaced"),
+) -> None:
+    """Record a meter replacement so energy stays continuous across it."""
+    from store.events import record_replacement
+
+    ts = _parse("--at", datetime.fromisoformat, at)
+    with connect() as conn:
+        try:
+            rid = record_replacement(conn, point, ts, old_final_wh, new_initial_wh, reason)
+        except ValueError as exc:
+            fail(str(exc))
+    console.print(f"replacement {rid} recorded for {point} at {ts.isoformat()}", highlight=False)
+
+
+def _kwh(wh: int) -> str:
+    return f"{wh / 1000:,.3f}"
+
+
+def _pct(f: Fraction | None) -> str:
+    return "—" if f is None else f"{float(f * 100):.3f} %"
+
+
+def result_json(r) -> dict:
+    from metrics.evidence import jsonable
+
+    d = {
+        "status": r.status, "share": r.share, "threshold": r.threshold,
+        "energy_wh": {"onsite_green": r.onsite_green_wh, "trade": r.trade_wh, "certificates": r.certificate_wh,
+                      "green": r.green_wh, "consumption": r.consumption_wh},
+        "completeness": r.completeness, "completeness_threshold": r.completeness_threshold,
+        "count_suspect": r.count_suspect, "missing_wh": r.missing_wh, "certificates_to_buy": r.certificates_to_buy,
+        "projection": None if r.projection is None else vars(r.projection),
+        "hourly_matched": None if r.hourly is None else {**vars(r.hourly), "share": r.hourly.share},
+        "evidence": r.evidence.to_json() if r.evidence is not None else None,
+    }
+    return jsonable(d)
+
+
+@green_share_app.callback()
+def report_green_share(
+    enterprise: str = typer.Option(..., help="enterprise code"),
+    year: int = typer.Option(..., help="local calendar year"),
+    format: str = typer.Option("table", "--format", help="table or json"),
+    as_of: Optional[str] = typer.Option(None, help="year to date at this time (ISO 8601 with offset); default now"),
+    exclude_suspect: bool = typer.Option(False, help="cap spike steps at the point's rating instead of counting them"),
+    completeness_threshold: int = typer.Option(95, help="below this completeness [%] the result is unknown"),
+) -> None:
+    """Green-electricity share of an enterprise's year (or year to date) against 30 % (rule R1)."""
+    from flows.site_energy import green_share_report
+
+    if format not in ("table", "json"):
+        fail(f"--format {format!r}: use table or json")
+    now = _parse("--as-of", datetime.fromisoformat, as_of) if as_of else None
+    if now is not None and now.tzinfo is None:
+        fail(f"--as-of {as_of!r} has no UTC offset")
+    with connect() as conn:
+        try:
+            r = green_share_report(conn, enterprise, year, as_of=now, count_suspect=not exclude_suspect,
+                                   completeness_threshold=Fraction(completeness_threshold, 100))
+        except (LookupError, ValueError) as exc:
+            fail(str(exc).strip("'\""))
+    if format == "json":
+        print(json.dumps(result_json(r), ensure_ascii=False, indent=2))
+        return
+    ev = r.evidence
+    table = Table(title=f"{enterprise}: green electricity {year} ({ev.period_start.isoformat()} – "
+                        f"{ev.period_end.isoformat()}, {ev.timezone})")
+    table.add_column("quantity")
+    table.add_column("kWh", justify="right")
+    for label, wh in [("PV self-consumed incl. green battery discharge", r.onsite_green_wh),
+                      ("green-power trades settled", r.trade_wh), ("green certificates retired", r.certificate_wh),
+                      ("green electricity counted", r.green_wh), ("consumption", r.consumption_wh)]:
+        table.add_row(label, _kwh(wh))
+    console.print(table)
+    console.print(f"share: {_pct(r.share)} (exact {r.share}) — [bold]{r.status}[/bold]; threshold 30 % inclusive "
+                  "(2024-2 §三(一), 2025-5 §三(三); Civil Code Art. 1259)", highlight=False)
+    console.print(f"completeness: {_pct(r.completeness)} (unknown below {_pct(r.completeness_threshold)}); "
+                  f"spike energy {'counted' if r.count_suspect else 'capped at rating'}", highlight=False)
+    console.print(f"missing to reach 30 %: {_kwh(r.missing_wh)} kWh = {r.certificates_to_buy} certificates to buy",
+                  highlight=False)
+    if r.projection is not None:
+        p = r.projection
+        console.print(f"year-end projection ({_pct(p.elapsed)} of the year elapsed): {_pct(p.share)}; "
+                      f"{p.certificates_to_buy} certificates to buy by year end", highlight=False)
+    if r.hourly is not None:
+        console.print(f"hourly-matched share: {_pct(r.hourly.share)}", highlight=False)
+    counts = ev.intervals
+    console.print(f"evidence: {len(ev.points)} points, intervals {counts}, {len(ev.findings)} findings, "
+                  f"{len(ev.ledger_entries)} ledger entries, inputs sha256 {ev.inputs_sha256}, "
+                  f"code {ev.code_version}", highlight=False)
+    for f in ev.findings:
+        console.print(f"  finding {f.kind} {f.point} {f.ts.isoformat()}: {f.detail}", highlight=False)
+    for e in ev.ledger_entries:
+        console.print(f"  ledger: {e}", highlight=False)
