@@ -21,17 +21,21 @@ The table refuses UPDATE (a trigger), so old versions stay; "what changed since 
 ``store.results.decisions_since(conn, N)`` or ``SELECT * FROM eligibility_change WHERE decision_id > N``.
 
 Candidate sources are plain functions ``(conn, enterprise, year, period_start, period_end) ->
-list[dict]`` listed in :data:`CANDIDATE_SOURCES`. Until the policy engine (metrics/, issue 5) is
-plugged in, the only source is :func:`r1_candidates`: rule R1, green share ≥ 30 %, from the
-accounting in flows/site_energy.py.
+list[dict]`` listed in :data:`CANDIDATE_SOURCES`; the source is :func:`policy_candidates`, the
+policy engine (metrics/policy) over every document's rules, fed from the store by
+flows/policy_inputs.py (R1 through the accounting's green-share report with the ledger).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from fractions import Fraction
 from importlib.metadata import PackageNotFoundError, version as package_version
 from zoneinfo import ZoneInfo
 
@@ -39,25 +43,19 @@ import psycopg
 from prefect import flow, get_run_logger
 
 from flows.metrics import list_enterprises
-from flows.site_energy import site_energy
+from flows.policy_inputs import enterprise_year
 from flows.tasks import io_task, resolve_url
-from metrics.green_share import THRESHOLD
+from metrics.evidence import jsonable
 from metrics.periods import local_bounds
+from metrics.policy import evaluate as evaluate_policies, load_documents
+from store.facts import enterprise_facts
+from store.ledger import ledger_for
+from store.projects import project_records
 from store.results import (Enterprise, current_decisions, evidence_hash, input_fingerprint, insert_decision,
                            last_fingerprint, lock, save_fingerprint)
 
 Candidate = dict
 CandidateSource = Callable[[psycopg.Connection, Enterprise, int, datetime, datetime], list[Candidate]]
-
-#: R1's documents and the dates of the cases each may apply to (shared/policies/README.md):
-#: 2024-2 from 2024-01-01, repealed when 2025-5 took effect on 2025-06-15; 2025-5 from
-#: 2025-01-01 to 2026-12-31. Interim data until the policy engine owns documents in force.
-R1_DOCUMENTS = (
-    ("晋政规〔2024〕2号", "§三(一)", date(2024, 1, 1), date(2025, 6, 14)),
-    ("晋政規〔2025〕5號", "§三(三)", date(2025, 1, 1), date(2026, 12, 31)),
-)
-R1_RULE_VERSION = "R1/flows-interim-1"
-
 
 def code_version() -> str:
     try:
@@ -66,45 +64,89 @@ def code_version() -> str:
         return "unknown"
 
 
-def r1_candidates(conn: psycopg.Connection, e: Enterprise, year: int, start: datetime, end: datetime) -> list[Candidate]:
-    """Rule R1 for every document in force in ``year``: green share ≥ 30 % (inclusive) over [start, end)."""
-    docs = [d for d in R1_DOCUMENTS if d[2] <= date(year, 12, 31) and d[3] >= date(year, 1, 1)]
-    if not docs:
-        return []
-    result = site_energy(conn, e.code, start, end)
-    t = result.totals
-    if result.share is None:
-        status = "no_consumption"
-    else:
-        status = "qualifies" if result.share.qualifies else "does_not_qualify"
-    evidence = {
-        "period": {"start": start.isoformat(), "end": end.isoformat(), "timezone": e.timezone},
-        "data_through": end.isoformat(),
-        "points": sorted(p.point_id for p in result.points),
-        "intervals": t.intervals,
-        "estimated_intervals": t.estimated_intervals,
-        "green_wh": t.green_wh,
-        "consumption_wh": t.consumption_wh,
-        "share": f"{t.green_wh}/{t.consumption_wh}",
-        "threshold": f"{THRESHOLD.numerator}/{THRESHOLD.denominator}",
-        "inclusive": True,
-        "method": "flows.site_energy.site_energy: counters -> interval energy -> balance -> green share",
-        "rule_version": R1_RULE_VERSION,
-        "ledger_digest": None,  # green trades and certificates arrive with the ledger (issue 4)
-        "code_version": code_version(),
-    }
-    return [{"document": doc, "clause": clause, "rule": "R1", "status": status, "amount": None,
-             "evidence": evidence} for doc, clause, _, _ in docs]
+def _default(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (Decimal, Fraction, date, datetime)):
+        return str(obj)
+    raise TypeError(f"not JSON-able: {obj!r}")
 
 
-r1_candidates.version = R1_RULE_VERSION  # part of the input fingerprint: a new version re-evaluates
+def _plain(obj):
+    """JSON-ready data: dataclasses as objects; Decimal, Fraction and dates as exact strings."""
+    return json.loads(json.dumps(jsonable(obj), ensure_ascii=False, default=_default))
 
-#: where candidates come from; the policy engine is added here (see the module docstring)
-CANDIDATE_SOURCES: list[CandidateSource] = [r1_candidates]
+
+def _digest(obj) -> str:
+    canonical = json.dumps(_plain(obj), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def recorded_inputs(conn: psycopg.Connection, enterprise: str) -> dict[str, str]:
+    """Digests of what people record for an enterprise: the certificate ledger (trades,
+    certificates) and the facts (listings, certifications, PV projects, production). A changed
+    digest in a decision's evidence makes its new version a ``ledger_change``."""
+    trades, certs = ledger_for(conn, enterprise)
+    facts = enterprise_facts(conn, enterprise)
+    projects = project_records(conn, enterprise)
+    production = conn.execute(
+        """SELECT p.product, p.period_start, p.period_end, p.quantity, p.unit, p.output_value_yuan,
+                  r.limit_kgce, r.access_kgce, r.advanced_kgce, r.industry_average_kgce, r.standard
+           FROM production p JOIN enterprise e USING (enterprise_id)
+           LEFT JOIN product_reference r USING (product)
+           WHERE e.code = %s ORDER BY 1, 2""", (enterprise,)).fetchall()
+    return {"ledger": _digest([trades, certs]), "facts": _digest([facts, projects, production])}
+
+
+#: which recorded inputs each rule kind depends on
+_KIND_INPUTS = {"green_share": ("ledger",), "recycling_energy": ("facts",), "pv_storage": ("facts",),
+                "listing": ("facts",), "topup": ("facts",), "unit_energy": ("facts",)}
+
+
+def policy_candidates(conn: psycopg.Connection, e: Enterprise, year: int, start: datetime, end: datetime
+                      ) -> list[Candidate]:
+    """Every rule of every policy document for the enterprise and year, from the policy engine
+    (metrics/policy): each candidate with its document, clause, status, amount, whether it was
+    chosen (就高不重复 / 从新、从优、就高不重复) and its evidence. The year is read up to ``end``."""
+    ey, inputs = enterprise_year(conn, e.code, year, until=end)
+    evaluation = evaluate_policies(ey)
+    digests = recorded_inputs(conn, e.code)
+    versions = {d.number: d.digest for d in load_documents()}
+    out = []
+    for c in evaluation.candidates:
+        d = c.to_dict()
+        evidence = {
+            **d["evidence"], "kind": c.kind, "group": c.group, "reasons": d["reasons"], "chosen": c.chosen,
+            "choice": c.choice, "inputs": _inputs_for(c.kind, inputs),
+            "period": {"start": start.isoformat(), "end": end.isoformat(), "timezone": e.timezone},
+            "data_through": end.isoformat(),
+            "rule_version": versions.get(c.document),
+            "ledger_digest": {k: digests[k] for k in _KIND_INPUTS.get(c.kind, ("ledger", "facts"))},
+            "code_version": code_version(),
+        }
+        out.append({"document": c.document, "clause": c.clause, "rule": c.rule, "status": c.status,
+                    "amount": c.amount, "evidence": _plain(evidence), "subject": c.subject})
+    return out
+
+
+def _inputs_for(kind: str, inputs: dict) -> dict:
+    """The part of the engine's input evidence a candidate of ``kind`` rests on."""
+    keys = {"green_share": ("green_share",), "recycling_energy": ("recycling", "subproject"),
+            "pv_storage": ("projects",), "unit_energy": ("products",)}.get(kind, ())
+    return {"timezone": inputs.get("timezone"), "period_utc": inputs.get("period_utc"),
+            **{k: inputs.get(k) for k in keys}}
+
+
+policy_candidates.version = "policy-engine-1"  # part of the input fingerprint: a new version re-evaluates
+
+#: where candidates come from
+CANDIDATE_SOURCES: list[CandidateSource] = [policy_candidates]
 
 #: more inputs an evaluation depends on, beyond rolled-up energy: ``(conn, enterprise, year) ->
-#: JSON-able value`` (e.g. the newest change to certificates, trades, facts). A change re-evaluates.
-FINGERPRINT_INPUTS: dict[str, Callable[[psycopg.Connection, Enterprise, int], object]] = {}
+#: JSON-able value``. A change re-evaluates.
+FINGERPRINT_INPUTS: dict[str, Callable[[psycopg.Connection, Enterprise, int], object]] = {
+    "recorded": lambda conn, e, year: recorded_inputs(conn, e.code),
+}
 
 
 def classify_reason(old_evidence: dict, new_evidence: dict) -> str:

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from flows.site_energy import point_intervals, site_energy
+from flows.site_energy import green_share_json, green_share_report, point_intervals, site_energy
 from metrics.carbon import electricity_carbon
 from metrics.coal import CoalResult, standard_coal
 from metrics.energy import sum_by_interval
@@ -85,7 +85,8 @@ def _series(conn: psycopg.Connection, points: list, start: datetime, end: dateti
 
 
 def project_inputs(conn: psycopg.Connection, enterprise: str, year: int, tz: str, *,
-                   tolerance: Decimal = Decimal("0.05")) -> tuple[tuple[PvProject, ...], dict[str, Any]]:
+                   tolerance: Decimal = Decimal("0.05"), until: datetime | None = None
+                   ) -> tuple[tuple[PvProject, ...], dict[str, Any]]:
     """Every PV project of the enterprise, with nameplates resolved and R3 telemetry checks.
 
     For a project commissioned in ``year`` the checks (PV produced after commissioning, one
@@ -105,7 +106,8 @@ def project_inputs(conn: psycopg.Connection, enterprise: str, year: int, tz: str
     晋政规〔2024〕2号 §三(一).
     """
     records = project_records(conn, enterprise)
-    _, end = local_bounds("year", date(year, 1, 1), tz)
+    ystart, end = local_bounds("year", date(year, 1, 1), tz)
+    end = max(ystart, min(end, until)) if until is not None else end  # a year not begun by then: empty
     out: list[PvProject] = []
     evidence: dict[str, Any] = {}
     site_pts = None
@@ -169,11 +171,14 @@ class EnergyYear:
         return q
 
 
-def energy_year(conn: psycopg.Connection, enterprise: str, year: int) -> EnergyYear:
+def energy_year(conn: psycopg.Connection, enterprise: str, year: int, *, until: datetime | None = None
+                ) -> EnergyYear:
     """Grid import/export, consumption and green electricity from the site balance, plus every
-    natural-gas, diesel and heat counter of the enterprise, summed over the local calendar year."""
+    natural-gas, diesel and heat counter of the enterprise, summed over the local calendar year
+    (up to ``until`` when given: the year to date)."""
     tz = enterprise_timezone(conn, enterprise)
     start, end = local_bounds("year", date(year, 1, 1), tz)
+    end = max(start, min(end, until)) if until is not None else end  # a year not begun by then: empty
     se = site_energy(conn, enterprise, start, end)
     t = se.totals
     has_import = any(p.role == "grid_import" for p in se.points)
@@ -419,9 +424,21 @@ def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
 
 # ---- the engine's input ---------------------------------------------------------------------------
 
+def recycling_subproject(subprojects: list[str]) -> str | None:
+    """Which sub-project is the recycling project (R2): the only one, or the only one whose name
+    says so (recycl…, 再生, 回收); None when there is none. Raises ``ValueError`` when it is
+    ambiguous, naming them."""
+    if len(subprojects) <= 1:
+        return subprojects[0] if subprojects else None
+    named = [s for s in subprojects if any(w in s.lower() for w in ("recycl", "再生", "回收"))]
+    if len(named) == 1:
+        return named[0]
+    raise ValueError(f"several sub-projects ({', '.join(subprojects)}): choose the recycling project with --subproject")
+
+
 def enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, subproject: str | None = None,
-                    region: str = DEFAULT_REGION, tolerance: Decimal = Decimal("0.05")
-                    ) -> tuple[EnterpriseYear, dict[str, Any]]:
+                    region: str = DEFAULT_REGION, tolerance: Decimal = Decimal("0.05"),
+                    until: datetime | None = None) -> tuple[EnterpriseYear, dict[str, Any]]:
     """Build the engine's input for one enterprise and local calendar year from the store.
 
     The recycling project's electricity is the sum of the points with role ``subproject`` and the
@@ -436,13 +453,15 @@ def enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, sub
     """
     tz = enterprise_timezone(conn, enterprise)
     start, end = local_bounds("year", date(year, 1, 1), tz)
+    end = max(start, min(end, until)) if until is not None else end  # a year not begun by then: empty
     points = site_points(conn, enterprise)
     subs = sorted({p.subproject for p in points if p.role == "subproject"})
-    if subproject is None and len(subs) > 1:
-        raise ValueError(f"{enterprise} has several sub-projects ({', '.join(subs)}): choose one with --subproject")
     if subproject is not None and subproject not in subs:
         raise ValueError(f"{enterprise} has no sub-project {subproject!r} (known: {', '.join(subs) or 'none'})")
-    sub = subproject or (subs[0] if subs else None)
+    try:
+        sub = subproject or recycling_subproject(subs)
+    except ValueError as exc:
+        raise ValueError(f"{enterprise}: {exc}") from None
     evidence: dict[str, Any] = {"timezone": tz, "period_utc": [start.isoformat(), end.isoformat()], "subproject": sub}
     recycling_wh = None
     if sub is not None:
@@ -456,12 +475,16 @@ def enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, sub
             "estimated_intervals": sum(iv.estimated for iv in ivs), "energy_wh": recycling_wh,
             "findings": [f"{f.kind} {f.ts.isoformat()} {f.detail}" for f in findings],
         }
-    e = energy_year(conn, enterprise, year)
+    e = energy_year(conn, enterprise, year, until=end)
+    # R1 as the accounting decides it: on-site green + trades + certificates from the ledger, and
+    # unknown below the completeness threshold (then the engine's candidate is unknown too)
     green_wh = consumption_wh = None
-    if e.consumption_wh > 0:
-        green_wh, consumption_wh = e.green_wh, e.consumption_wh
-    evidence["green_share"] = {"green_wh": green_wh, "consumption_wh": consumption_wh, **e.evidence["balance"]}
-    projects, evidence["projects"] = project_inputs(conn, enterprise, year, tz, tolerance=tolerance)
+    if end > start:
+        r1 = green_share_report(conn, enterprise, year, as_of=end)
+        if r1.status != "unknown":
+            green_wh, consumption_wh = r1.green_wh, r1.consumption_wh
+        evidence["green_share"] = green_share_json(r1)
+    projects, evidence["projects"] = project_inputs(conn, enterprise, year, tz, tolerance=tolerance, until=end)
     kgce = standard_coal(e.coal_quantities()).total_kgce if e.grid_import_wh is not None else None
     products, evidence["products"] = product_years(conn, enterprise, year, kgce)
     ey = EnterpriseYear(enterprise, year, region=region, recycling_wh=recycling_wh, green_wh=green_wh,

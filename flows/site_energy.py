@@ -189,3 +189,20 @@ def green_share_report(
         t.green_wh, t.consumption_wh, trade_wh=led.trade_wh, certificate_wh=led.certificate_wh,
         completeness=completeness, count_suspect=count_suspect, completeness_threshold=completeness_threshold,
         projection=projection, hourly=hourly_match(se.balance, led, tz), evidence=evidence)
+
+
+def green_share_json(r: GreenShareResult) -> dict:
+    """The R1 result as JSON-ready data, with its evidence (for reports and eligibility decisions)."""
+    from metrics.evidence import jsonable
+
+    d = {
+        "status": r.status, "share": r.share, "threshold": r.threshold,
+        "energy_wh": {"onsite_green": r.onsite_green_wh, "trade": r.trade_wh, "certificates": r.certificate_wh,
+                      "green": r.green_wh, "consumption": r.consumption_wh},
+        "completeness": r.completeness, "completeness_threshold": r.completeness_threshold,
+        "count_suspect": r.count_suspect, "missing_wh": r.missing_wh, "certificates_to_buy": r.certificates_to_buy,
+        "projection": None if r.projection is None else vars(r.projection),
+        "hourly_matched": None if r.hourly is None else {**vars(r.hourly), "share": r.hourly.share},
+        "evidence": r.evidence.to_json() if r.evidence is not None else None,
+    }
+    return jsonable(d)

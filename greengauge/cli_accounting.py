@@ -158,22 +158,6 @@ def _pct(f: Fraction | None) -> str:
     return "—" if f is None else f"{float(f * 100):.3f} %"
 
 
-def result_json(r) -> dict:
-    from metrics.evidence import jsonable
-
-    d = {
-        "status": r.status, "share": r.share, "threshold": r.threshold,
-        "energy_wh": {"onsite_green": r.onsite_green_wh, "trade": r.trade_wh, "certificates": r.certificate_wh,
-                      "green": r.green_wh, "consumption": r.consumption_wh},
-        "completeness": r.completeness, "completeness_threshold": r.completeness_threshold,
-        "count_suspect": r.count_suspect, "missing_wh": r.missing_wh, "certificates_to_buy": r.certificates_to_buy,
-        "projection": None if r.projection is None else vars(r.projection),
-        "hourly_matched": None if r.hourly is None else {**vars(r.hourly), "share": r.hourly.share},
-        "evidence": r.evidence.to_json() if r.evidence is not None else None,
-    }
-    return jsonable(d)
-
-
 @green_share_app.callback()
 def report_green_share(
     enterprise: str = typer.Option(..., help="enterprise code"),
@@ -184,7 +168,7 @@ def report_green_share(
     completeness_threshold: int = typer.Option(95, help="below this completeness [%] the result is unknown"),
 ) -> None:
     """Green-electricity share of an enterprise's year (or year to date) against 30 % (rule R1)."""
-    from flows.site_energy import green_share_report
+    from flows.site_energy import green_share_json, green_share_report
 
     if format not in ("table", "json"):
         fail(f"--format {format!r}: use table or json")
@@ -198,7 +182,7 @@ def report_green_share(
         except (LookupError, ValueError) as exc:
             fail(str(exc).strip("'\""))
     if format == "json":
-        print(json.dumps(result_json(r), ensure_ascii=False, indent=2))
+        print(json.dumps(green_share_json(r), ensure_ascii=False, indent=2))
         return
     ev = r.evidence
     table = Table(title=f"{enterprise}: green electricity {year} ({ev.period_start.isoformat()} – "
