@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymodbus.client import ModbusBaseClient
 
-from collectors.quantities import QUANTITIES, unit_factor
+from collectors.quantities import unit_factor
 from greengauge.yamlfile import load_model
 
 MODELS_FILE = Path(__file__).parent / "sunspec_models" / "models.yaml"

@@ -15,7 +15,6 @@ from typing import Optional
 
 import psycopg
 import typer
-from rich.console import Console
 
 from greengauge import cli_collectors
 from greengauge.settings import get_settings
@@ -31,22 +30,7 @@ app.add_typer(site_app, name="site")
 app.add_typer(report_app, name="report")
 app.command("status")(cli_collectors.status)
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-def connect() -> psycopg.Connection:
-    url = get_settings().database_url
-    try:
-        return psycopg.connect(url)
-    except psycopg.OperationalError as exc:
-        fail(f"cannot reach the database at {url}: {str(exc).strip()}\n"
-             "Set GREENGAUGE_DATABASE_URL to a PostgreSQL you can reach.")
+from greengauge.terminal import connect, console, err, fail
 
 
 @app.callback()

@@ -10,12 +10,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
-import psycopg
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from greengauge.settings import get_settings
 
 import_app = typer.Typer(help="Import history from other systems.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The green certificate (GEC) and green-power-trade ledger.", no_args_is_help=True)
@@ -24,22 +21,7 @@ meter_app = typer.Typer(help="Meter events.", no_args_is_help=True)
 green_share_app = typer.Typer(help="Green-electricity share against 30 % (rule R1).", invoke_without_command=True)
 ledger_app.add_typer(ledger_add_app, name="add")
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
-    raise typer.Exit(code)
-
-
-def connect() -> psycopg.Connection:
-    url = get_settings().database_url
-    try:
-        return psycopg.connect(url)
-    except psycopg.OperationalError as exc:
-        fail(f"cannot reach the database at {url}: {str(exc).strip()}\n"
-             "Set GREENGAUGE_DATABASE_URL to a PostgreSQL you can reach.")
+from greengauge.terminal import connect, console, fail
 
 
 @import_app.command("readings")

@@ -26,7 +26,7 @@ def status(
     findings: int = typer.Option(20, help="how many of the latest findings to show (0: none)"),
 ) -> None:
     """Health of each device (last success, failures in a row, latency, error) and recent findings."""
-    from greengauge.cli import connect, console
+    from greengauge.terminal import connect, console
     from store.health import device_status
     from store.health import findings as latest_findings
 

@@ -15,16 +15,14 @@ from dataclasses import dataclass
 
 import typer
 from pymodbus.exceptions import ModbusException
-from rich.console import Console
 from rich.table import Table
 
 from collectors import sunspec
 from collectors.transport import ConnectionPool, DeviceRefused, Endpoint
 from greengauge.site import DeviceConfig
+from greengauge.terminal import console, err
 
 app = typer.Typer(help="Find Modbus devices and describe them for the site file.", no_args_is_help=True)
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 
 

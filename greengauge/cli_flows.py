@@ -8,13 +8,11 @@ from datetime import date
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(help="Prefect flows that keep every figure current (rollup, metrics, eligibility, data quality).",
                   no_args_is_help=True)
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+from greengauge.terminal import console, fail  # noqa: E402
 
 
 def _quiet_http() -> None:
@@ -22,11 +20,6 @@ def _quiet_http() -> None:
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(2)
 
 
 def parse_every(items: list[str]) -> dict[str, int | None]:
@@ -66,7 +59,7 @@ def list_flows(every: list[str] = typer.Option([], "--every", help="NAME=SECONDS
     try:
         sched = schedules(parse_every(every))
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table("flow", "schedule", "what it does")
     for name, f in FLOWS.items():
         s = sched[name]
@@ -88,7 +81,7 @@ def serve(every: list[str] = typer.Option([], "--every", help="NAME=SECONDS: cha
 
     _quiet_http()
     if not PREFECT_API_URL.value():
-        _fail("PREFECT_API_URL is not set: start a Prefect server (`prefect server start`) and "
+        fail("PREFECT_API_URL is not set: start a Prefect server (`prefect server start`) and "
               "export PREFECT_API_URL=http://127.0.0.1:4200/api (docs/flows.md). Prefect's temporary "
               "server runs no scheduler, so served flows would never run.")
     try:
@@ -96,7 +89,7 @@ def serve(every: list[str] = typer.Option([], "--every", help="NAME=SECONDS: cha
         for name, s in schedules(overrides).items():
             console.print(f"{name}: {'every ' + str(s) + ' s' if s else 'on demand'}")
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     run_serve(overrides, limit=limit)
 
 
@@ -110,7 +103,7 @@ def deploy(work_pool: str = typer.Option(..., help="Prefect work pool (type proc
     try:
         ids = run_deploy(work_pool, parse_every(every))
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{len(ids)} deployments registered with work pool {work_pool!r}; start workers with "
                   f"`prefect worker start --pool {work_pool}`")
 
@@ -123,11 +116,11 @@ def run(name: str = typer.Argument(..., help="rollup, metrics, eligibility, data
 
     _quiet_http()
     if name not in FLOWS:
-        _fail(f"no flow {name!r} (known: {', '.join(FLOWS)})")
+        fail(f"no flow {name!r} (known: {', '.join(FLOWS)})")
     try:
         params = parse_params(param)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result = FLOWS[name](**params)
     console.print(result)
 
@@ -148,7 +141,7 @@ def backfill(enterprise: str = typer.Argument(..., help="enterprise code"),
         d0, d1 = date.fromisoformat(first), date.fromisoformat(last)
         total = len(chunks(d0, d1, chunk_days))
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console) as progress:
         task = progress.add_task(f"backfill {enterprise}", total=total)
@@ -160,6 +153,6 @@ def backfill(enterprise: str = typer.Argument(..., help="enterprise code"),
         try:
             res = run_backfill(get_settings().database_url, enterprise, d0, d1, chunk_days=chunk_days, on_chunk=on_chunk)
         except LookupError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     console.print(f"{res.chunks} chunks, {res.readings} readings read, {res.intervals_written} intervals changed, "
                   f"{res.days_rebalanced} days rebalanced, {len(res.decisions)} eligibility versions written")

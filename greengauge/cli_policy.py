@@ -18,7 +18,8 @@ import typer
 from rich.table import Table
 
 from flows.policy_inputs import DEFAULT_REGION, enterprise_year  # noqa: F401  (re-exported)
-from greengauge.cli import app, connect, console, fail, report_app
+from greengauge.cli import app, report_app
+from greengauge.terminal import connect, console, fail
 from metrics.policy import Evaluation, evaluate, load_documents
 
 facts_app = typer.Typer(help="Facts people record: listings, certifications, grants, PV projects.", no_args_is_help=True)
