@@ -216,8 +216,11 @@ def coal_of(energy: EnergyYear, equal_value_kgce_per_kwh: Decimal | None = None)
 
 # ---- green instruments (the accounting ledger) --------------------------------------------------
 
-def green_instruments(conn: psycopg.Connection, enterprise: str, year: int) -> dict[str, Any]:
-    """Settled green-power trades and retired certificates of the enterprise in the local year.
+def green_instruments(conn: psycopg.Connection, enterprise: str, year: int, *, until: datetime | None = None
+                      ) -> dict[str, Any]:
+    """Settled green-power trades and retired certificates of the enterprise in the local year
+    (with ``until``: the year to date, counting the local days up to and including the one
+    ``until`` falls in, as :func:`flows.site_energy.green_share_report` does for R1).
 
     The certificate ledger (store/ledger.py, migration 0201) decides what counts, by
     :func:`metrics.ledger.ledger_green`: trades by settlement date; certificates not bundled with a
@@ -225,13 +228,19 @@ def green_instruments(conn: psycopg.Connection, enterprise: str, year: int) -> d
     again; one outside its validity or repeating a serial is rejected with the reason (README R1).
     """
     trades, certs = ledger_for(conn, enterprise)
-    led = ledger_green(trades, certs, date(year, 1, 1), date(year + 1, 1, 1))
+    lend = date(year + 1, 1, 1)
+    if until is not None:
+        local = until.astimezone(ZoneInfo(enterprise_timezone(conn, enterprise)))
+        upto = local.date() if local.time() == time() else local.date() + timedelta(days=1)
+        lend = max(date(year, 1, 1), min(lend, upto))
+    led = ledger_green(trades, certs, date(year, 1, 1), lend)
     return {
         "green_trade_wh": led.trade_wh, "trades": len(led.trades),
         "certificates": led.certificate_wh // WH_PER_CERTIFICATE,
         "bundled_certificates": sum(c.count for c in led.bundled),
         "rejected": [f"{c.label}: {why}" for c, why in led.rejected],
         "note": "trades by settlement date, unbundled certificates by retirement date, in the local year",
+        "ledger_period": [date(year, 1, 1).isoformat(), lend.isoformat()],
     }
 
 
@@ -239,18 +248,21 @@ def green_instruments(conn: psycopg.Connection, enterprise: str, year: int) -> d
 
 def carbon_year(conn: psycopg.Connection, enterprise: str, year: int, *, region: str = "national",
                 year_offset: int = 0, latest_available: bool = False,
-                equal_value_kgce_per_kwh: Decimal | None = None) -> dict[str, Any]:
+                equal_value_kgce_per_kwh: Decimal | None = None, until: datetime | None = None) -> dict[str, Any]:
     """CO2 of purchased electricity (location- and market-based) and standard coal, with evidence.
+
+    With ``until`` the year to date: energy read up to ``until`` (:func:`energy_year`) and green
+    instruments of the local days up to the one ``until`` falls in (:func:`green_instruments`).
 
     Raises
     ------
     LookupError for an unknown enterprise; ValueError when no factor fits the year (the message
     names the known years) or no grid import point is metered.
     """
-    e = energy_year(conn, enterprise, year)
+    e = energy_year(conn, enterprise, year, until=until)
     if e.grid_import_wh is None:
         raise ValueError(f"{enterprise} has no point with role grid_import: grid electricity is not metered")
-    gi = green_instruments(conn, enterprise, year)
+    gi = green_instruments(conn, enterprise, year, until=until)
     c = electricity_carbon(year, e.grid_import_wh, green_trade_wh=gi["green_trade_wh"],
                            certificates=gi["certificates"], region=region, year_offset=year_offset,
                            latest_available=latest_available)

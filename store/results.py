@@ -1,5 +1,5 @@
 """Result tables the flows write and dashboards/API read: daily balance, year-to-date green share,
-projection and gap, and versioned eligibility decisions.
+projection and gap, year-to-date carbon and standard coal, and versioned eligibility decisions.
 
 Writers take a connection and run inside the caller's transaction, so a flow writes all of an
 enterprise's results or none.
@@ -119,6 +119,35 @@ def write_projection(conn: psycopg.Connection, enterprise_id: int, year: int, da
         (enterprise_id, year, data_through, round(p.basis_s / 86400), p.projected_green_wh,
          p.projected_consumption_wh, _numeric(p.projected_share), p.projected_qualifies, p.gap_now_wh,
          p.gap_year_end_wh),
+    )
+
+
+# -- carbon and standard coal, year to date --------------------------------------------------------
+
+CARBON_COLUMNS = (
+    "data_through", "status", "note", "region", "factor_year_offset", "grid_import_wh",
+    "location_co2_kg", "location_factor", "location_factor_region", "location_factor_year", "location_factor_source",
+    "market_co2_kg", "market_factor", "market_factor_region", "market_factor_year", "market_factor_source",
+    "market_covered_wh", "green_trade_wh", "certificates",
+    "coal_equivalent_kgce", "coal_equal_value_kgce", "equal_value_kgce_per_kwh",
+)
+
+
+def write_carbon_ytd(conn: psycopg.Connection, enterprise_id: int, year: int, row: dict[str, Any]) -> None:
+    """Upsert the ``carbon_ytd`` row (``row`` holds :data:`CARBON_COLUMNS`; missing ones are NULL).
+    An unchanged row is left alone, ``computed_at`` included: a rerun changes nothing."""
+    unknown = set(row) - set(CARBON_COLUMNS)
+    if unknown:
+        raise ValueError(f"not carbon_ytd columns: {', '.join(sorted(unknown))}")
+    cols = ", ".join(CARBON_COLUMNS)
+    conn.execute(
+        f"""INSERT INTO carbon_ytd (enterprise_id, year, {cols})
+            VALUES (%s, %s, {", ".join(["%s"] * len(CARBON_COLUMNS))})
+            ON CONFLICT (enterprise_id, year) DO UPDATE SET
+                {", ".join(f"{c} = EXCLUDED.{c}" for c in CARBON_COLUMNS)}, computed_at = now()
+            WHERE ({", ".join(f"carbon_ytd.{c}" for c in CARBON_COLUMNS)})
+                  IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in CARBON_COLUMNS)})""",
+        (enterprise_id, year, *(row.get(c) for c in CARBON_COLUMNS)),
     )
 
 

@@ -28,6 +28,9 @@ def test_a_day_through_every_flow(prefect_harness, conn, db_url, sim_day):
     assert conn.execute("SELECT green_wh, consumption_wh FROM daily_balance WHERE day = %s", (day,)).fetchone() == (
         direct.totals.green_wh, direct.totals.consumption_wh)
     assert m.share is not None
+    # carbon with the flow's defaults: factor offset 0, no 2025 factor, the latest (2023) and a note
+    assert conn.execute("SELECT status, location_factor_year FROM carbon_ytd WHERE year = 2025").fetchone() == (
+        "factor_fallback", 2023) == (m.carbon["status"], m.carbon["location_factor_year"])
 
     recorded = eligibility_flow(database_url=db_url, as_of=as_of)
     assert {x.reason for x in recorded} == {"first"}
