@@ -144,8 +144,22 @@ CANDIDATE_SOURCES: list[CandidateSource] = [policy_candidates]
 
 #: more inputs an evaluation depends on, beyond rolled-up energy: ``(conn, enterprise, year) ->
 #: JSON-able value``. A change re-evaluates.
+def metering_settings(conn: psycopg.Connection, enterprise: str) -> str:
+    """Digest of what shapes the energy figures besides the readings: the enterprise's time zone,
+    its points' roles, ratings and rollover widths, and the meter replacements recorded."""
+    rows = conn.execute(
+        """SELECT e.timezone, p.point_id, p.role, p.subproject, p.rated_power_w, p.counter_rollover_wh,
+                  (SELECT json_agg(json_build_array(m.ts, m.old_final_wh, m.new_initial_wh) ORDER BY m.ts)
+                   FROM meter_replacement m WHERE m.point_id = p.point_id)
+           FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+           JOIN enterprise e USING (enterprise_id) WHERE e.code = %s ORDER BY p.point_id""", (enterprise,)).fetchall()
+    return _digest(rows)
+
+
 FINGERPRINT_INPUTS: dict[str, Callable[[psycopg.Connection, Enterprise, int], object]] = {
     "recorded": lambda conn, e, year: recorded_inputs(conn, e.code),
+    "metering": lambda conn, e, year: metering_settings(conn, e.code),
+    "documents": lambda conn, e, year: {d.number: d.digest for d in load_documents()},
 }
 
 

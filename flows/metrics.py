@@ -2,7 +2,7 @@
 year-to-date carbon and standard coal.
 
 Reads rolled-up interval energy (flows/rollup.py keeps it current), calls metrics/ (balance,
-green share) and flows/projection.py, and writes every result of an enterprise in one
+green share, with the certificate ledger, and its year-end projection), and writes every result of an enterprise in one
 transaction. Daily balances are recomputed only for the local days whose intervals changed since
 they were last computed; the year to date is recomputed every run.
 
@@ -17,7 +17,8 @@ Without a factor the row has status ``no_factor``, the reason in ``note`` and no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from fractions import Fraction
 from decimal import Decimal
 from typing import Any
 
@@ -25,21 +26,21 @@ import psycopg
 from prefect import flow, get_run_logger
 
 from flows.policy_inputs import carbon_year, coal_of, energy_year
-from flows.projection import Projection, project_year_end
 from flows.site_energy import BALANCE_ROLES
 from flows.tasks import io_task, metric_task, resolve_url
 from metrics.balance import BalanceTotals, site_balance, totals
 from metrics.energy import INTERVAL_S, IntervalEnergy, sum_by_interval
-from metrics.green_share import GreenShare, green_share
+from metrics.green_share import GreenShareResult, Projection, assess_green_share, project_year_end
+from metrics.ledger import CertificateBlock, Trade, ledger_green
 from metrics.periods import local_bounds
 from store.results import (Enterprise, dirty_days, enterprises, lock, write_carbon_ytd, write_daily_balance,
                            write_green_share_ytd, write_projection)
+from store.ledger import ledger_for
 from store.rollups import interval_rows
 from store.sites import site_points
 
 RoleEnergy = dict[str, dict[datetime, IntervalEnergy]]
 _STEP = timedelta(seconds=INTERVAL_S)
-BASIS_DAYS = 30
 #: how long after New Year the metrics flow still rebalances the year before
 LATE_YEAR_GRACE = timedelta(days=3)
 
@@ -67,6 +68,8 @@ class YearData:
     point_ids: list[int]
     dirty: list[date] = field(default_factory=list)
     day_sources: dict[date, datetime | None] = field(default_factory=dict)
+    trades: list[Trade] = field(default_factory=list)  #: the certificate ledger (rule R1)
+    certificates: list[CertificateBlock] = field(default_factory=list)
 
 
 @dataclass
@@ -76,7 +79,7 @@ class EnterpriseMetrics:
     data_through: datetime | None
     daily: dict[date, tuple[BalanceTotals, datetime | None]]
     ytd: BalanceTotals
-    share: GreenShare | None
+    share: GreenShareResult | None  #: rule R1 for the year to date, with the ledger
     projection: Projection | None
     carbon: dict[str, Any] | None = None  #: the carbon_ytd row written (columns of store.results.CARBON_COLUMNS)
 
@@ -124,7 +127,8 @@ def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[da
             sources[d] = conn.execute(
                 "SELECT max(computed_at) FROM interval_energy WHERE point_id = ANY(%s) AND bucket_start >= %s AND bucket_start < %s",
                 (ids, ds, de)).fetchone()[0]
-    return YearData(e, year, start, end, upto, by_role, ids, dirty, sources)
+        trades, certificates = ledger_for(conn, e.code)
+    return YearData(e, year, start, end, upto, by_role, ids, dirty, sources, trades, certificates)
 
 
 load_year = io_task(read_year, task_run_name="load-year")
@@ -134,7 +138,7 @@ def _slice(by_role: RoleEnergy, start: datetime, end: datetime) -> RoleEnergy:
     return {role: {t: iv for t, iv in s.items() if start <= t < end} for role, s in by_role.items()}
 
 
-def compute_metrics(data: YearData, basis_days: int = BASIS_DAYS) -> EnterpriseMetrics:
+def compute_metrics(data: YearData) -> EnterpriseMetrics:
     """Balance per dirty day (an empty battery pool each day, as a report for that day gives),
     the year to date (one pool carried through the year), its green share, projection and gap."""
     e = data.enterprise
@@ -145,15 +149,22 @@ def compute_metrics(data: YearData, basis_days: int = BASIS_DAYS) -> EnterpriseM
         daily[d] = (totals(bal), data.day_sources.get(d))
     ytd_balance, _ = site_balance(data.by_role)
     ytd = totals(ytd_balance)
-    share = green_share(ytd.green_wh, ytd.consumption_wh) if ytd.consumption_wh > 0 else None
     through = ytd_balance[-1].start + _STEP if ytd_balance else None
-    projection = None
+    share = projection = None
     if through is not None:
-        basis_start = max(data.start, through - timedelta(days=basis_days))
-        recent = totals([b for b in ytd_balance if b.start >= basis_start])
-        projection = project_year_end(ytd.green_wh, ytd.consumption_wh, recent.green_wh, recent.consumption_wh,
-                                      int((through - basis_start).total_seconds()),
-                                      int(max((data.end - through).total_seconds(), 0)))
+        # rule R1 as `greengauge report green-share` decides it: on-site green + the ledger's trades
+        # and certificates of the period's local days, unknown below the completeness threshold
+        zone = _zone(e.timezone)
+        local_end = through.astimezone(zone)
+        last_day = local_end.date() if local_end.time() == time.min else local_end.date() + timedelta(days=1)
+        led = ledger_green(data.trades, data.certificates, data.start.astimezone(zone).date(), last_day)
+        elapsed = int((through - data.start).total_seconds()) // INTERVAL_S
+        year_intervals = int((data.end - data.start).total_seconds()) // INTERVAL_S
+        completeness = Fraction(ytd.intervals - ytd.estimated_intervals, elapsed)
+        projection = project_year_end(ytd.green_wh, ytd.consumption_wh, led.green_wh, elapsed, year_intervals)
+        share = assess_green_share(ytd.green_wh, ytd.consumption_wh, trade_wh=led.trade_wh,
+                                   certificate_wh=led.certificate_wh, completeness=completeness,
+                                   projection=projection)
     return EnterpriseMetrics(e, data.year, through, daily, ytd, share, projection)
 
 
@@ -228,10 +239,11 @@ def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = Carbon
         for d, (t, source) in m.daily.items():
             write_daily_balance(conn, m.enterprise.enterprise_id, d, t, source)
         if m.data_through is not None:
-            write_green_share_ytd(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.ytd,
-                                  m.share.share if m.share else None, m.share.qualifies if m.share else None)
+            write_green_share_ytd(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.ytd, m.share)
             if m.projection is not None:
-                write_projection(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.projection)
+                ystart, _ = local_bounds("year", date(m.year, 1, 1), m.enterprise.timezone)
+                write_projection(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.projection,
+                                 m.share.missing_wh, (m.data_through - ystart).days)
             row = carbon_row(conn, m.enterprise, m.year, m.data_through, carbon)
             write_carbon_ytd(conn, m.enterprise.enterprise_id, m.year, row)
     return row
@@ -241,17 +253,17 @@ write_metrics = io_task(store_metrics, task_run_name="write-metrics")
 
 
 def enterprise_metrics(url: str, e: Enterprise, as_of: datetime, *, year: int | None = None,
-                       days: list[date] | None = None, basis_days: int = BASIS_DAYS,
+                       days: list[date] | None = None,
                        carbon: CarbonOptions = CarbonOptions()) -> EnterpriseMetrics:
     """Plain-function form of one enterprise's metrics run (backfill and tests use it)."""
-    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days), basis_days)
+    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days))
     m.carbon = store_metrics(url, m, carbon)
     return m
 
 
 @flow(name="metrics")
 def metrics_flow(database_url: str | None = None, enterprise: str | None = None, as_of: datetime | None = None,
-                 basis_days: int = BASIS_DAYS, region: str = CarbonOptions.region,
+                 region: str = CarbonOptions.region,
                  factor_year_offset: int = CarbonOptions.factor_year_offset,
                  factor_fallback: bool = CarbonOptions.factor_fallback,
                  equal_value_kgce_per_kwh: Decimal | None = None) -> list[EnterpriseMetrics]:
@@ -267,9 +279,9 @@ def metrics_flow(database_url: str | None = None, enterprise: str | None = None,
         # early in January, late readings can still change the last days of the year before
         for year in sorted({year_of(e, now - LATE_YEAR_GRACE), year_of(e, now)}):
             data = load_year(url, e, year, now)
-            m = compute(data, basis_days)
+            m = compute(data)
             m.carbon = write_metrics(url, m, carbon)
-            pct = f"{m.share.percent:.2f} %" if m.share else "n/a"
+            pct = f"{m.share.percent:.2f} % ({m.share.status})" if m.share and m.share.percent is not None else "n/a"
             log.info("%s %d: %d days rebalanced, year-to-date green share %s, carbon %s", e.code, m.year,
                      len(m.daily), pct, m.carbon["status"] if m.carbon else "n/a")
             if m.carbon and m.carbon.get("note"):

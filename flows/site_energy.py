@@ -116,8 +116,14 @@ def site_energy(conn: psycopg.Connection, enterprise: str, start: datetime, end:
     }
     balance, _ = site_balance(by_role)
     t = totals(balance)
-    share = green_share(t.green_wh, t.consumption_wh) if t.consumption_wh > 0 else None
     findings = sorted((f for ce in per_point.values() for f in ce.findings), key=lambda f: f.ts)
+    share = None
+    if 0 < t.consumption_wh and t.green_wh <= t.consumption_wh:
+        share = green_share(t.green_wh, t.consumption_wh)
+    elif t.green_wh > t.consumption_wh:
+        # the meters disagree (e.g. export metered without the PV that produced it): no share, said so
+        findings.append(CounterFinding("balance_inconsistent", start, f"on-site green {t.green_wh} Wh exceeds "
+                                       f"consumption {t.consumption_wh} Wh over the period: check the meters"))
     return SiteEnergy(enterprise, start, end, points, balance, t, share, findings, per_point, digest.hexdigest(),
                       widths)
 

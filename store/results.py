@@ -92,21 +92,32 @@ def write_daily_balance(conn: psycopg.Connection, enterprise_id: int, day: date,
 # -- year to date, projection -------------------------------------------------------------------
 
 def write_green_share_ytd(conn: psycopg.Connection, enterprise_id: int, year: int, data_through: datetime,
-                          t: BalanceTotals, share, qualifies: bool | None) -> None:
+                          t: BalanceTotals, r) -> None:
+    """The year to date's balance totals and its R1 result ``r`` (metrics.green_share.GreenShareResult)."""
     conn.execute(
         """INSERT INTO green_share_ytd (enterprise_id, year, data_through, green_wh, consumption_wh, share,
-               qualifies, intervals, estimated_intervals)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+               qualifies, intervals, estimated_intervals, onsite_green_wh, trade_wh, certificate_wh,
+               completeness, status, missing_wh, certificates_to_buy)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (enterprise_id, year) DO UPDATE SET data_through = EXCLUDED.data_through,
                green_wh = EXCLUDED.green_wh, consumption_wh = EXCLUDED.consumption_wh, share = EXCLUDED.share,
                qualifies = EXCLUDED.qualifies, intervals = EXCLUDED.intervals,
-               estimated_intervals = EXCLUDED.estimated_intervals, computed_at = now()""",
-        (enterprise_id, year, data_through, t.green_wh, t.consumption_wh, _numeric(share), qualifies,
-         t.intervals, t.estimated_intervals),
+               estimated_intervals = EXCLUDED.estimated_intervals, onsite_green_wh = EXCLUDED.onsite_green_wh,
+               trade_wh = EXCLUDED.trade_wh, certificate_wh = EXCLUDED.certificate_wh,
+               completeness = EXCLUDED.completeness, status = EXCLUDED.status, missing_wh = EXCLUDED.missing_wh,
+               certificates_to_buy = EXCLUDED.certificates_to_buy, computed_at = now()""",
+        (enterprise_id, year, data_through, r.green_wh, r.consumption_wh, _numeric(r.share),
+         None if r.status == "unknown" else r.status == "qualifies", t.intervals, t.estimated_intervals,
+         r.onsite_green_wh, r.trade_wh, r.certificate_wh, _numeric(r.completeness), r.status, r.missing_wh,
+         r.certificates_to_buy),
     )
 
 
-def write_projection(conn: psycopg.Connection, enterprise_id: int, year: int, data_through: datetime, p) -> None:
+def write_projection(conn: psycopg.Connection, enterprise_id: int, year: int, data_through: datetime, p,
+                     gap_now_wh: int, basis_days: int) -> None:
+    """The year-end projection ``p`` (metrics.green_share.Projection, from ``basis_days`` of the year
+    to date) and the gap to 30 % now and at year end."""
+    projected_green = min(p.onsite_green_wh + p.ledger_green_wh, p.consumption_wh)
     conn.execute(
         """INSERT INTO green_share_projection (enterprise_id, year, data_through, basis_days, projected_green_wh,
                projected_consumption_wh, projected_share, projected_qualifies, gap_now_wh, gap_year_end_wh)
@@ -116,9 +127,8 @@ def write_projection(conn: psycopg.Connection, enterprise_id: int, year: int, da
                projected_consumption_wh = EXCLUDED.projected_consumption_wh,
                projected_share = EXCLUDED.projected_share, projected_qualifies = EXCLUDED.projected_qualifies,
                gap_now_wh = EXCLUDED.gap_now_wh, gap_year_end_wh = EXCLUDED.gap_year_end_wh, computed_at = now()""",
-        (enterprise_id, year, data_through, round(p.basis_s / 86400), p.projected_green_wh,
-         p.projected_consumption_wh, _numeric(p.projected_share), p.projected_qualifies, p.gap_now_wh,
-         p.gap_year_end_wh),
+        (enterprise_id, year, data_through, basis_days, projected_green, p.consumption_wh,
+         _numeric(p.share), p.qualifies, gap_now_wh, p.missing_wh),
     )
 
 

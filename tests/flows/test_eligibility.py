@@ -11,7 +11,7 @@ from flows.eligibility import evaluate, period_of, policy_candidates, record_can
 from flows.rollup import rollup
 from flows.site_energy import site_energy
 from store.ingest import write_readings
-from store.results import decisions_since, enterprises
+from store.results import decisions_since, enterprises, last_fingerprint
 
 
 def cand(status="qualifies", amount=None, **evidence):
@@ -124,3 +124,20 @@ def test_subjects_of_one_rule_are_versioned_apart(conn, eid):
     pv2b = dict(cand("qualifies", "12000.00"), subject="project pv2")
     assert [(r.subject, r.version, r.reason) for r in record_candidates(conn, eid, 2025, [pv1, pv2b])] == [
         ("project pv2", 2, "late_data")]
+
+
+def test_a_recorded_meter_replacement_re_evaluates(conn, db_url, sim_day):
+    """Metering settings are inputs too: a replacement recorded (or a rating changed) after a
+    decision makes the next run evaluate again instead of skipping on an unchanged fingerprint."""
+    e = enterprises(conn)[0]
+    as_of = sim_day.end + timedelta(hours=3)
+    rollup(db_url)
+    assert evaluate(db_url, e, 2025, as_of)
+    assert evaluate(db_url, e, 2025, as_of) == []
+    conn.execute("UPDATE point SET rated_power_w = 1500000 WHERE point_id = %s", (sim_day.role_points["grid_import"],))
+    conn.commit()
+    # the evaluation runs again: the fingerprint it stores now includes the new rating
+    before = last_fingerprint(conn, e.enterprise_id, 2025)
+    evaluate(db_url, e, 2025, as_of)
+    conn.commit()
+    assert last_fingerprint(conn, e.enterprise_id, 2025) != before

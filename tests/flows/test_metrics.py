@@ -1,4 +1,4 @@
-"""flows/metrics.py and flows/projection.py: the flow's figures equal metrics/ called directly."""
+"""flows/metrics.py: the flow's figures equal metrics/ and the green-share report called directly."""
 
 from datetime import timedelta
 from fractions import Fraction
@@ -6,7 +6,11 @@ from fractions import Fraction
 import pytest
 
 from flows.metrics import enterprise_metrics
-from flows.projection import gap_to_threshold, project_year_end
+from datetime import date
+
+from flows.site_energy import green_share_report
+from metrics.ledger import serial_range
+from store.ledger import CertificateEntry, add_entries
 from flows.rollup import rollup
 from flows.site_energy import site_energy
 from metrics.periods import local_bounds
@@ -29,13 +33,16 @@ def test_daily_balance_and_ytd_equal_metrics_called_directly(conn, db_url, sim_d
                    t.pv_self_consumed_wh, t.green_wh, t.intervals, t.estimated_intervals)
     ystart, _ = local_bounds("year", day, e.timezone)
     direct_ytd = site_energy(conn, "jj-shoes", ystart, as_of)
-    ytd = conn.execute("SELECT green_wh, consumption_wh, qualifies, share FROM green_share_ytd WHERE enterprise_id = %s",
-                       (e.enterprise_id,)).fetchone()
-    assert ytd[:3] == (direct_ytd.totals.green_wh, direct_ytd.totals.consumption_wh, direct_ytd.share.qualifies)
-    assert abs(float(ytd[3]) - float(direct_ytd.share.share)) < 1e-12
-    proj = conn.execute("SELECT gap_now_wh, projected_consumption_wh FROM green_share_projection WHERE enterprise_id = %s",
-                        (e.enterprise_id,)).fetchone()
-    assert proj[0] == gap_to_threshold(direct_ytd.totals.green_wh, direct_ytd.totals.consumption_wh)
+    r1 = green_share_report(conn, "jj-shoes", day.year, as_of=as_of)  # what `report green-share` says
+    ytd = conn.execute("""SELECT onsite_green_wh, green_wh, consumption_wh, status, qualifies, missing_wh
+                          FROM green_share_ytd WHERE enterprise_id = %s""", (e.enterprise_id,)).fetchone()
+    assert ytd[0] == direct_ytd.totals.green_wh
+    assert ytd[1:] == (r1.green_wh, r1.consumption_wh, r1.status, None, r1.missing_wh)
+    # one simulated day in June: far below 95 % of the year's intervals measured, so R1 is unknown
+    assert r1.status == "unknown"
+    proj = conn.execute("SELECT gap_now_wh, projected_consumption_wh, gap_year_end_wh FROM green_share_projection "
+                        "WHERE enterprise_id = %s", (e.enterprise_id,)).fetchone()
+    assert proj == (r1.missing_wh, r1.projection.consumption_wh, r1.projection.missing_wh)
     assert proj[1] > direct_ytd.totals.consumption_wh  # the rest of the year adds consumption
     conn.commit()
     # nothing changed: no day is recomputed
@@ -57,23 +64,26 @@ def test_late_interval_change_recomputes_only_that_day(conn, db_url, sim_day):
     assert second.daily[day][0].import_wh == first.daily[day][0].import_wh + 1000
 
 
-@pytest.mark.parametrize("green, consumption, gap", [
-    (30, 100, 0),  # exactly 30 %: reached (inclusive)
-    (29, 100, 1),
-    (0, 7, 3),  # ceil(2.1) = 3
-    (0, 0, 0),
-])
-def test_gap_to_threshold(green, consumption, gap):
-    assert gap_to_threshold(green, consumption) == gap
-
-
-def test_projection_extends_the_recent_rate():
-    p = project_year_end(100, 1000, 10, 100, recent_s=86400, remaining_s=2 * 86400)
-    assert (p.projected_green_wh, p.projected_consumption_wh) == (120, 1200)
-    assert p.projected_share == Fraction(1, 10) and p.projected_qualifies is False
-    assert p.gap_year_end_wh == 240 and p.gap_now_wh == 200
-    with pytest.raises(ValueError, match="recent_s"):
-        project_year_end(0, 0, 0, 0, recent_s=0, remaining_s=1)
+def test_certificates_in_the_ledger_count_in_the_year_to_date(conn, db_url, sim_day):
+    """Rule R1 counts certificates retired in the period (2024-2 §三(一), 2025-5 §三(三)): the
+    dashboard's year to date must, as the green-share report does."""
+    rollup(db_url)
+    (e,) = enterprises(conn)
+    as_of = sim_day.end + timedelta(minutes=30)
+    enterprise_metrics(db_url, e, as_of)
+    before = conn.execute("SELECT green_wh, certificate_wh FROM green_share_ytd").fetchone()
+    add_entries(conn, [CertificateEntry("jj-shoes", *serial_range("GEC0000000001", "GEC0000000002"),
+                                        date(2025, 5, 1), date(2025, 6, 1))])  # 2 MWh retired in June
+    add_entries(conn, [CertificateEntry("jj-shoes", *serial_range("GEC0000000003"), date(2025, 5, 1),
+                                        date(2025, 7, 1))])  # retired after the period: not yet
+    conn.commit()
+    m = enterprise_metrics(db_url, e, as_of)
+    after = conn.execute("SELECT green_wh, certificate_wh FROM green_share_ytd").fetchone()
+    assert after[1] == 2_000_000
+    assert after[0] == min(before[0] + 2_000_000, m.share.consumption_wh)
+    r1 = green_share_report(conn, "jj-shoes", 2025, as_of=as_of)
+    assert (m.share.green_wh, m.share.consumption_wh, m.share.certificate_wh, m.share.status, m.share.missing_wh) == (
+        r1.green_wh, r1.consumption_wh, r1.certificate_wh, r1.status, r1.missing_wh)
 
 
 def test_a_failed_write_leaves_no_partial_result(conn, db_url, sim_day, monkeypatch):

@@ -218,3 +218,13 @@ def test_facts_project_without_links_uses_site_roles(conn, tmp_path):
     assert {c.name: c.status for c in p.checks}["storage_discharge_duration"] == "fail"
     assert ev["roof-f"]["pv_w"]["source"] == "facts"
     assert date(2024, 6, 1) == p.commissioned
+
+
+def test_a_project_commissioned_after_the_period_read_is_not_checked_yet(conn, tmp_path):
+    """The current year read up to today, with a project commissioned next month: no telemetry
+    check can run yet (and none may crash the hourly eligibility run)."""
+    apply(conn, tmp_path)
+    until = datetime(2024, 3, 1, tzinfo=CST)  # both projects are commissioned in June 2024
+    projects, ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai", until=until)
+    assert all(p.checks == () for p in projects)
+    assert all(e["checks"].startswith("not run yet: commissioning 2024-06") for e in ev.values())
