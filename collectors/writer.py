@@ -203,7 +203,10 @@ class BatchingWriter:
         """More than ``max_queued`` in memory: to the spool if there is room, else drop the oldest queued."""
         if self.spool is not None and not self._spool_full:
             if self._overflow_task is None or self._overflow_task.done():
-                self._overflow_task = asyncio.get_running_loop().create_task(self._spool_overflow())
+                try:
+                    self._overflow_task = asyncio.get_running_loop().create_task(self._spool_overflow())
+                except RuntimeError:  # no event loop running: the next flush spools or writes them
+                    pass
             return  # meanwhile the queue may exceed max_queued by what arrives during one fsync
         self._drop_oldest(self._queued - self.max_queued)
 
@@ -251,7 +254,7 @@ class BatchingWriter:
             for ack in self._acks:
                 if ack.start >= end:
                     break
-                if ack.end > first and not ack.lost:
+                if ack.end > first and ack.end > ack.start and not ack.lost:  # (one with no readings loses none)
                     ack.lost = True
                     if ack.on_lost is not None:
                         try:
