@@ -58,7 +58,7 @@ from greengauge.site import MqttConfig, MqttField, MqttSubscription, SiteConfig
 
 log = logging.getLogger(__name__)
 
-Submit = Callable[..., None]  # submit(readings, on_durable=None)
+Submit = Callable[..., None]  # submit(readings, on_durable=None, on_lost=None)
 
 
 @dataclass(frozen=True)
@@ -268,6 +268,7 @@ class MqttSource:
         self.received = 0
         self.duplicates = 0
         self.acked = 0
+        self.lost = 0  # messages whose readings the writer dropped, left unacknowledged
 
     # -- the paho thread -------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -389,7 +390,10 @@ class MqttSource:
             readings.extend(parsed.readings)
             if mid is not None:
                 acks.append((mid, qos, epoch, key))
-        self.submit(readings, (lambda: self._ack(acks)) if acks else None)
+        if acks:
+            self.submit(readings, lambda: self._ack(acks), lambda: self._forget(acks))
+        else:
+            self.submit(readings, None)
         if self.wake is not None and len(self._unacked) >= max(1, self.cfg.receive_maximum // 4):
             self.wake()
 
@@ -405,6 +409,25 @@ class MqttSource:
                 self.acked += 1
             while len(self._recent) > 2 * self.cfg.receive_maximum:
                 self._recent.popitem(last=False)
+
+    def _forget(self, acks: list[tuple[int, int, int, tuple]]) -> None:
+        """The writer dropped readings of these messages: never acknowledge them, and stop holding them.
+
+        Left unacknowledged, the broker keeps them and redelivers them to the next session (a
+        reconnect); no longer in ``_unacked``, that redelivery is taken as new, not as a duplicate of
+        a message still held, and they stop counting towards the wake-up threshold. Until then the
+        broker still counts them in its window of unacknowledged messages (``receive_maximum``).
+        """
+        n = 0
+        with self._lock:
+            for mid, _qos, epoch, _key in acks:
+                if epoch == self._epoch and mid in self._unacked:
+                    self._unacked.discard(mid)
+                    n += 1
+        self.lost += n
+        if n:
+            log.error("%d MQTT messages left unacknowledged (%d so far): the writer dropped their readings; "
+                      "the broker redelivers them to the next session", n, self.lost)
 
     @property
     def unacked(self) -> int:

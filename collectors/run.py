@@ -117,11 +117,11 @@ class Intake:
         self.gate = gate
         self.tap = tap
 
-    def submit(self, readings: list[Reading], on_durable=None) -> None:
+    def submit(self, readings: list[Reading], on_durable=None, on_lost=None) -> None:
         readings = self.gate.check(readings) if readings else readings
         if self.tap is not None and readings:
             self.tap(readings)
-        self.writer.submit(readings, on_durable)
+        self.writer.submit(readings, on_durable, on_lost)
 
 
 async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str, clock: Clock,
@@ -157,6 +157,8 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
     spool = Spool(spool_dir, max_bytes=spool_max_bytes) if spool_dir is not None else None
     writer = BatchingWriter(connect, spool=spool, flush_interval_s=flush_interval_s, max_backoff_s=max_backoff_s)
     health = HealthRecorder(connect, device_ids, interval_s=health_interval_s, now=clock.now)
+    # the only place a reading can be lost is also a finding (``greengauge status``), not a log line only
+    writer.on_drop = lambda n, detail: health.finding("readings_dropped", "writer", detail, count=n)
     intake = Intake(writer, QualityGate(site, point_ids, clock, health), tap)
     writer_task = asyncio.create_task(writer.run())
     health_stop = asyncio.Event()

@@ -18,18 +18,24 @@ A batch the database rejects for its content (a data or integrity error, e.g. a 
 meanwhile) is written row by row; rows still refused are logged at ERROR and appended to
 ``rejected.txt`` in the spool directory, never retried forever.
 
-Memory is bounded by ``max_queued``: when the spool is full or absent and the database is away,
-the oldest readings beyond that are dropped with an ERROR naming their count (``dropped``); that
-is the only place a reading can be lost, and it is counted.
+Memory is bounded by ``max_queued`` (plus the batches in flight): beyond it, while the database is
+away or slow, the oldest queued readings go to the spool at once, not waiting for the write in
+flight. Only when there is no spool or it is full are they dropped: loudly (an ERROR at most every
+10 s, the ``dropped`` counter, ``on_drop`` — a ``readings_dropped`` collector finding in run.py).
+That is the only place a reading can be lost. A batch in flight (taken off the queue, being written
+or spooled) is never dropped, and a submission that lost a reading is never reported durable: its
+``on_lost`` is called instead, so the MQTT source leaves those messages unacknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -41,6 +47,7 @@ from store.ingest import write_readings
 log = logging.getLogger(__name__)
 
 OnDurable = Callable[[], None]
+OnLost = Callable[[], None]
 #: the longest a last write at stop waits for the database before spooling instead [s]
 CLOSE_TIMEOUT_S = 5.0
 
@@ -53,10 +60,26 @@ def _is_data_error(exc: BaseException) -> bool:
     return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
 
 
+@dataclass
+class _Ack:
+    start: int  # absolute offsets [start, end) of the readings of one submission
+    end: int
+    on_durable: OnDurable
+    on_lost: OnLost | None
+    lost: bool = False  # a reading of it was dropped: on_durable is never called
+
+
+@dataclass
+class _Batch:
+    readings: list[Reading]
+    ranges: list[tuple[int, int]]  # the absolute offsets it covers, in the order of ``readings``
+
+
 class BatchingWriter:
     def __init__(self, connect: Callable[[], psycopg.Connection], *, spool: Spool | None = None,
                  batch_size: int = 5000, flush_interval_s: float = 1.0, min_backoff_s: float = 0.5,
-                 max_backoff_s: float = 30.0, max_queued: int = 2_000_000, write_timeout_s: float = 60.0) -> None:
+                 max_backoff_s: float = 30.0, max_queued: int = 2_000_000, write_timeout_s: float = 60.0,
+                 on_drop: Callable[[int, str], None] | None = None) -> None:
         self._connect = connect
         self.spool = spool
         self.batch_size = batch_size
@@ -65,11 +88,21 @@ class BatchingWriter:
         self.max_backoff_s = max_backoff_s
         self.max_queued = max_queued
         self.write_timeout_s = write_timeout_s
-        self._pending: list[Reading] = []
-        # (absolute end offset of the readings it covers, callback), in submission order
-        self._acks: deque[tuple[int, OnDurable]] = deque()
+        #: called with (count, detail) whenever readings are dropped (run.py records a finding)
+        self.on_drop = on_drop
+        # Every reading gets an absolute offset at submission. Readings not yet taken: chunks
+        # [offset of the first, readings], oldest first. A batch taken off the queue (being written,
+        # waiting for a retry, being spooled) is out of the queue, so nothing can drop it.
+        self._queue: deque[list] = deque()
+        self._queued = 0
+        self._out = 0  # readings taken off the queue, neither durable nor dropped yet
+        self._held: _Batch | None = None  # the writer's batch: written, else spooled, before any other
+        self._acks: deque[_Ack] = deque()  # in submission order
         self._submitted_abs = 0  # readings ever submitted
-        self._taken_abs = 0  # readings ever taken off the queue (written, spooled or dropped)
+        self._watermark = 0  # every reading below this offset is durable (or dropped)
+        self._resolved: list[tuple[int, int]] = []  # heap of durable/dropped ranges above the watermark
+        self._spool_lock = asyncio.Lock()  # the spool is not thread-safe: one user at a time
+        self._overflow_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._closing = False
         self._conn: psycopg.Connection | None = None
@@ -87,18 +120,24 @@ class BatchingWriter:
         self.failed_batches = 0
 
     # -- the producer side (event loop) ---------------------------------------------------------
-    def submit(self, readings: list[Reading], on_durable: OnDurable | None = None) -> None:
-        self._pending.extend(readings)
+    def submit(self, readings: list[Reading], on_durable: OnDurable | None = None,
+               on_lost: OnLost | None = None) -> None:
+        """Queue readings; ``on_durable`` once all of them are committed or spooled (and all submitted
+        before them are durable or dropped), or ``on_lost`` instead, at once, if any of them is dropped."""
+        start = self._submitted_abs
+        if readings:
+            self._queue.append([start, list(readings)])
+            self._queued += len(readings)
         self.submitted += len(readings)
         self._submitted_abs += len(readings)
         if on_durable is not None:
-            self._acks.append((self._submitted_abs, on_durable))
+            self._acks.append(_Ack(start, self._submitted_abs, on_durable, on_lost))
             if not readings:
                 self._fire_acks()  # nothing of its own to wait for: durable once what came before is
-        if len(self._pending) >= self.batch_size:
+        if self._queued >= self.batch_size:
             self._wake.set()
-        if len(self._pending) > self.max_queued:
-            self._drop_oldest(len(self._pending) - self.max_queued)
+        if self._queued > self.max_queued:
+            self._overflow()
 
     def wake(self) -> None:
         """Flush now rather than at the next interval (a source waiting for acknowledgements)."""
@@ -106,37 +145,128 @@ class BatchingWriter:
 
     @property
     def queued(self) -> int:
-        return len(self._pending)
+        """Readings in memory, neither durable nor dropped (queued or in flight)."""
+        return self._queued + self._out
 
     @property
     def spooled_now(self) -> int:
         return len(self.spool) if self.spool is not None else 0
 
     # -- taking readings off the queue ------------------------------------------------------------
-    def _take(self, n: int) -> None:
-        del self._pending[:n]
-        self._taken_abs += n
+    def _take_front(self, n: int) -> _Batch:
+        """Up to ``n`` of the oldest queued readings, off the queue (the caller resolves or puts them back)."""
+        out: list[Reading] = []
+        ranges: list[tuple[int, int]] = []
+        while self._queue and len(out) < n:
+            chunk = self._queue[0]
+            first, rows = chunk
+            k = min(n - len(out), len(rows))
+            out.extend(rows[:k])
+            ranges.append((first, first + k))
+            if k == len(rows):
+                self._queue.popleft()
+            else:
+                chunk[0], chunk[1] = first + k, rows[k:]
+        self._queued -= len(out)
+        self._out += len(out)
+        return _Batch(out, ranges)
+
+    def _put_back(self, batch: _Batch) -> None:
+        """A batch taken but neither written nor spooled: to the front of the queue again."""
+        pos = len(batch.readings)
+        for first, end in reversed(batch.ranges):
+            self._queue.appendleft([first, batch.readings[pos - (end - first):pos]])
+            pos -= end - first
+        self._queued += len(batch.readings)
+        self._out -= len(batch.readings)
+
+    def _resolve(self, batch: _Batch) -> None:
+        """The batch is durable (or dropped): advance the watermark, fire the acknowledgements it completes."""
+        self._out -= len(batch.readings)
+        for r in batch.ranges:
+            heapq.heappush(self._resolved, r)
+        while self._resolved and self._resolved[0][0] <= self._watermark:
+            self._watermark = max(self._watermark, heapq.heappop(self._resolved)[1])
         self._fire_acks()
 
     def _fire_acks(self) -> None:
-        while self._acks and self._acks[0][0] <= self._taken_abs:
-            _, cb = self._acks.popleft()
+        while self._acks and self._acks[0].end <= self._watermark:
+            ack = self._acks.popleft()
+            if ack.lost:
+                continue  # its source was told at the drop
             try:
-                cb()
+                ack.on_durable()
             except Exception:  # an acknowledgement failing must not stop the writer
                 log.exception("acknowledging durable readings failed")
 
+    def _overflow(self) -> None:
+        """More than ``max_queued`` in memory: to the spool if there is room, else drop the oldest queued."""
+        if self.spool is not None and not self._spool_full:
+            if self._overflow_task is None or self._overflow_task.done():
+                try:
+                    self._overflow_task = asyncio.get_running_loop().create_task(self._spool_overflow())
+                except RuntimeError:  # no event loop running: the next flush spools or writes them
+                    pass
+            return  # meanwhile the queue may exceed max_queued by what arrives during one fsync
+        self._drop_oldest(self._queued - self.max_queued)
+
+    async def _spool_overflow(self) -> None:
+        assert self.spool is not None
+        async with self._spool_lock:
+            while self._queued > self.max_queued:
+                batch = self._take_front(max(self.batch_size, self._queued - self.max_queued))
+                if not await asyncio.to_thread(self.spool.append, batch.readings):
+                    self._put_back(batch)
+                    self._log_spool_full()
+                    break
+                self._spool_full = False
+                self.spooled += len(batch.readings)
+                self._resolve(batch)
+        if self._queued > self.max_queued:
+            self._drop_oldest(self._queued - self.max_queued)
+
+    def _log_spool_full(self) -> None:
+        assert self.spool is not None
+        if not self._spool_full:
+            log.error("spool %s is full (%d bytes): readings stay in memory (at most %d, then the oldest "
+                      "are dropped)", self.spool.directory, self.spool.bytes, self.max_queued)
+            self._spool_full = True
+
     def _drop_oldest(self, n: int) -> None:
-        now = time.monotonic()
-        if now - self._last_drop_log >= 60:
-            log.error("the database is away and the spool is full or absent: dropping the oldest queued readings "
-                      "(%d so far)", self.dropped + n)
-            self._last_drop_log = now
+        """The only place a reading is lost: never one in flight (those are off the queue), always loudly.
+
+        Every submission that loses a reading is told (``on_lost``) and never acknowledged: the MQTT
+        source forgets its messages unacknowledged, so the broker redelivers them.
+        """
+        if n <= 0:
+            return
+        batch = self._take_front(n)
+        n = len(batch.readings)
         self.dropped += n
-        del self._pending[:n]
-        self._taken_abs += n
-        while self._acks and self._acks[0][0] <= self._taken_abs:
-            self._acks.popleft()  # not acknowledged: a broker redelivers them
+        why = ("the spool is full" if self.spool is not None else "there is no spool")
+        detail = (f"{n} queued readings dropped ({self.dropped} so far): more than {self.max_queued} in memory, "
+                  f"the database {'is away' if self.db_down else 'is slow'} and {why}")
+        now = time.monotonic()
+        if now - self._last_drop_log >= 10:
+            log.error("%s", detail)
+            self._last_drop_log = now
+        for first, end in batch.ranges:
+            for ack in self._acks:
+                if ack.start >= end:
+                    break
+                if ack.end > first and ack.end > ack.start and not ack.lost:  # (one with no readings loses none)
+                    ack.lost = True
+                    if ack.on_lost is not None:
+                        try:
+                            ack.on_lost()
+                        except Exception:
+                            log.exception("reporting dropped readings failed")
+        self._resolve(batch)
+        if self.on_drop is not None:
+            try:
+                self.on_drop(n, detail)
+            except Exception:
+                log.exception("reporting dropped readings failed")
 
     # -- database side (worker thread) -----------------------------------------------------------
     def _write(self, batch: list[Reading]) -> int:
@@ -194,36 +324,43 @@ class BatchingWriter:
     async def _replay(self) -> None:
         assert self.spool is not None
         while True:
-            item = await asyncio.to_thread(self.spool.oldest)
+            async with self._spool_lock:
+                item = await asyncio.to_thread(self.spool.oldest)
             if item is None:
                 return
             seg, readings = item
             self.written += await self._write_batch(readings)
             self.replayed += len(readings)
-            await asyncio.to_thread(self.spool.remove, seg)
+            async with self._spool_lock:
+                await asyncio.to_thread(self.spool.remove, seg)
+            self._spool_full = False  # room again
             if not self.spool:
                 log.info("spool replayed; %d readings from it", self.replayed)
 
+    def _next_batch(self) -> _Batch | None:
+        """The held batch (a failed write's), else the next off the queue; it stays held until resolved."""
+        if self._held is None and self._queued:
+            self._held = self._take_front(self.batch_size)
+        return self._held
+
     async def _write_pending(self) -> None:
-        while self._pending:
-            batch = self._pending[: self.batch_size]
-            self.written += await self._write_batch(batch)
-            self._take(len(batch))
+        while (batch := self._next_batch()) is not None:
+            self.written += await self._write_batch(batch.readings)
+            self._held = None
+            self._resolve(batch)
 
     async def _spool_pending(self) -> None:
         if self.spool is None:
             return
-        while self._pending:
-            batch = self._pending[: self.batch_size]
-            if not await asyncio.to_thread(self.spool.append, batch):
-                if not self._spool_full:
-                    log.error("spool %s is full (%d bytes): readings stay in memory (at most %d, then the oldest "
-                              "are dropped)", self.spool.directory, self.spool.bytes, self.max_queued)
-                    self._spool_full = True
-                return
-            self._spool_full = False
-            self.spooled += len(batch)
-            self._take(len(batch))
+        async with self._spool_lock:
+            while (batch := self._next_batch()) is not None:
+                if not await asyncio.to_thread(self.spool.append, batch.readings):
+                    self._log_spool_full()
+                    return
+                self._spool_full = False
+                self.spooled += len(batch.readings)
+                self._held = None
+                self._resolve(batch)
 
     async def flush(self, *, force: bool = False) -> None:
         """Write the spool then the queue to the database; spool the queue when it fails.
@@ -265,10 +402,12 @@ class BatchingWriter:
             await self.flush()
         # stopping: one more try unless the database is known to be away, then the spool; bounded
         # by CLOSE_TIMEOUT_S, so a service manager's stop timeout is not spent waiting on it
+        if self._overflow_task is not None:
+            await self._overflow_task
         await self.flush(force=not self.db_down)
-        if self._pending:
+        if self.queued:
             log.error("stopping with %d readings neither written nor spooled (no spool, or spool full)",
-                      len(self._pending))
+                      self.queued)
 
     async def close(self) -> None:
         self._closing = True

@@ -66,7 +66,10 @@ def _nameplate(conn: psycopg.Connection, given: int | None, origin: str, devices
     if missing:
         ev["detail"] = f"no {quantity} reading from device(s) {', '.join(missing)}"
         return None, ev
-    value = round(sum(r.value for r in readings))
+    # exact: a float sum rounded to the nearest W could lift 499,999.5 W to the 500,000 W (0.5 MW) floor;
+    # each reading's shortest repr as a Decimal, summed exactly, floored to whole W
+    exact = sum((Decimal(repr(float(r.value))) for r in readings), Decimal(0))
+    value = int(exact.to_integral_value(rounding="ROUND_FLOOR"))  # decimal.ROUND_FLOOR
     if value <= 0:
         ev["detail"] = f"SunSpec {quantity} reads {value}"
         return None, ev

@@ -300,3 +300,60 @@ def test_an_mqtt_source_that_stops_publishing_is_found_stale_by_the_quality_flow
     result = check(db_url, T0 + timedelta(minutes=10), now=T0 + timedelta(minutes=10))  # 10 intervals of silence
     gw1 = conn.execute("SELECT device_id FROM device WHERE name = 'gw1'").fetchone()[0]
     assert ("stale_device", gw1, None, T0) in result.opened
+
+
+def test_messages_whose_readings_the_writer_dropped_are_never_acknowledged_and_come_again(db_url, conn):
+    """No spool, the database slowed by a real ACCESS EXCLUSIVE lock on ``reading``, max_queued 4:
+    the writer drops readings of some messages; those are not acknowledged, no longer held as
+    unacknowledged, and the broker redelivers them to the next session, which stores them."""
+    prefix = unique()
+    site = mqtt_site(prefix, client_id=f"gg-drop-{uuid.uuid4().hex[:8]}")
+    ids = applied(conn, site)
+    conn.commit()
+    pub = Publisher()
+    start = int(T0.timestamp())
+
+    def send(i):
+        pub.publish(f"{prefix}/gw1/state", json.dumps({"ts": start + i, "energy": {"import": i / 1000},
+                                                       "power": [i], "u1": 230}))
+
+    async def hold_lock(seconds):
+        import psycopg
+
+        locker = await asyncio.to_thread(psycopg.connect, db_url)
+        locker.execute("LOCK TABLE reading IN ACCESS EXCLUSIVE MODE")
+        await asyncio.sleep(seconds)
+        locker.rollback()
+        locker.close()
+
+    seen = {}
+
+    async def first(parts):
+        w, src = parts.writer, parts.source
+        w.max_queued = 4  # one message is 3 readings
+        lock = asyncio.create_task(hold_lock(2.0))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(send, 0)
+        await asyncio.sleep(0.4)  # message 0 is in flight, waiting for the lock
+        for i in range(1, 6):
+            await asyncio.to_thread(send, i)
+            await asyncio.sleep(0.1)
+        await lock
+        assert await _until(lambda: w.queued == 0 and src.unacked == 0)
+        seen.update(dropped=w.dropped, lost=src.lost, acked=src.acked, received=src.received,
+                    finding=parts.health.findings_total.get("readings_dropped"))
+
+    asyncio.run(_run(site, ids, db_url, first))
+    assert seen["dropped"] > 0 and seen["finding"] == seen["dropped"]
+    assert seen["lost"] >= 1 and seen["acked"] + seen["lost"] == seen["received"] == 6
+    # every acknowledged message is stored; of the lost ones at most the readings not dropped
+    assert 3 * seen["acked"] <= _count(conn) < 18
+    assert conn.execute("""SELECT count(*) FROM (SELECT ts FROM reading GROUP BY ts HAVING count(*) = 3) m
+                           """).fetchone()[0] >= seen["acked"]
+
+    async def second(parts):
+        assert await _until(lambda: _count(conn) == 18)  # the broker redelivered the unacknowledged ones
+
+    asyncio.run(_run(site, ids, db_url, second))
+    pub.close()
+    assert conn.execute("SELECT count(DISTINCT ts) FROM reading").fetchone() == (6,)

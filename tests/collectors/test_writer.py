@@ -213,3 +213,85 @@ def test_a_database_that_hangs_is_treated_as_away_after_the_write_timeout(db_url
     assert w.spooled == 200 and not w.spool
     conn.commit()
     assert conn.execute("SELECT count(*), count(DISTINCT ts), max(value) FROM reading").fetchone() == (300, 300, 299.0)
+
+
+# -- a write in flight while more than max_queued arrive (the database slowed by a real lock) -------
+
+async def lock_reading_for(db_url, seconds):
+    """Another connection holds ACCESS EXCLUSIVE on ``reading``: the writer's INSERT waits for it."""
+    locker = psycopg.connect(db_url)
+    locker.execute("LOCK TABLE reading IN ACCESS EXCLUSIVE MODE")
+    await asyncio.sleep(seconds)
+    locker.rollback()
+    locker.close()
+
+
+def overflow_during_a_slow_write(db_url, pid, *, spool=None, on_drop=None):
+    """batch_size 5, max_queued 6: readings 0-4 in flight for 0.5 s while 7 single readings (5-11)
+    arrive; returns the writer and (acknowledged, lost) reading numbers."""
+    acked, lost = [], []
+    rows = readings(pid, 12)
+
+    async def main():
+        w = BatchingWriter(lambda: psycopg.connect(db_url), spool=spool, batch_size=5, max_queued=6,
+                           flush_interval_s=0.05, on_drop=on_drop)
+        task = asyncio.create_task(w.run())
+        lock = asyncio.create_task(lock_reading_for(db_url, 0.5))
+        await asyncio.sleep(0.05)  # the lock is held
+        for i in range(5):
+            w.submit([rows[i]], lambda i=i: acked.append(i), lambda i=i: lost.append(i))
+        await asyncio.sleep(0.15)  # the batch 0-4 is in flight, waiting for the lock
+        assert w.queued == 5 and acked == []
+        for i in range(5, 12):
+            w.submit([rows[i]], lambda i=i: acked.append(i), lambda i=i: lost.append(i))
+            await asyncio.sleep(0.01)
+        await lock
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not w.queued and not (w.spool and len(w.spool)):
+                break
+        await w.close()
+        await task
+        w.close_connection()
+        return w
+
+    return asyncio.run(main()), acked, lost
+
+
+def stored(conn):
+    conn.commit()
+    return sorted(int(v) for (v,) in conn.execute("SELECT value FROM reading").fetchall())
+
+
+def test_a_write_in_flight_is_never_dropped_and_nothing_unstored_is_acknowledged(db_url, conn, caplog):
+    pid = apply_site(conn, SITE)["acme.main.grid.energy_import"]
+    drops = []
+    w, acked, lost = overflow_during_a_slow_write(db_url, pid, on_drop=lambda n, detail: drops.append(n))
+    # no spool: one reading over max_queued is dropped — the oldest *queued*, not one in flight
+    assert w.dropped == 1 and drops == [1] and lost == [5]
+    assert any(r.levelname == "ERROR" and "dropped" in r.getMessage() for r in caplog.records)
+    in_db = stored(conn)
+    assert in_db == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+    assert acked == in_db  # acknowledged in order, each one stored; the lost one never acknowledged
+    assert w.written == 11 and w.queued == 0
+
+
+def test_overflow_goes_to_the_spool_not_dropped(db_url, conn, tmp_path):
+    pid = apply_site(conn, SITE)["acme.main.grid.energy_import"]
+    w, acked, lost = overflow_during_a_slow_write(db_url, pid, spool=Spool(tmp_path))
+    assert w.dropped == 0 and lost == []
+    assert w.spooled == 5 and w.replayed == 5 and not w.spool
+    assert stored(conn) == list(range(12))
+    assert acked == list(range(12))  # the spooled ones only after the batch before them committed
+
+
+def test_overflow_with_a_full_spool_is_dropped_loudly_and_never_acknowledged(db_url, conn, tmp_path, caplog):
+    pid = apply_site(conn, SITE)["acme.main.grid.energy_import"]
+    drops = []
+    w, acked, lost = overflow_during_a_slow_write(db_url, pid, spool=Spool(tmp_path, max_bytes=64),
+                                                  on_drop=lambda n, detail: drops.append((n, detail)))
+    assert w.dropped == 1 and lost == [5] and w.spooled == 0
+    assert "spool is full" in drops[0][1]
+    assert any(r.levelname == "ERROR" and "spool" in r.getMessage() and "full" in r.getMessage()
+               for r in caplog.records)
+    assert stored(conn) == acked == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]

@@ -228,3 +228,16 @@ def test_a_project_commissioned_after_the_period_read_is_not_checked_yet(conn, t
     projects, ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai", until=until)
     assert all(p.checks == () for p in projects)
     assert all(e["checks"].startswith("not run yet: commissioning 2024-06") for e in ev.values())
+
+
+def test_sunspec_nameplate_is_summed_exactly_and_floored_never_rounded_up_to_a_threshold(conn, tmp_path):
+    ids = apply(conn, tmp_path)
+    meter_two_projects(conn, ids, roof_b_nameplate=False)
+    # 499,999.5 W: a rounded float sum made it 500,000 W, the 0.5 MW floor of 2024-2 §三(一)
+    write_counter(conn, ids["e1.main.pv2.capacity_w"], [(T0, 499_999.5)])
+    write_counter(conn, ids["e1.main.bat2.capacity_w"], [(T0, 99_999.9)])
+    conn.commit()
+    projects, ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai")
+    b = {p.id: p for p in projects}["roof-b"]
+    assert b.pv_w == 499_999 and ev["roof-b"]["pv_w"]["value"] == 499_999
+    assert b.storage.power_w == 99_999
