@@ -66,6 +66,16 @@ def watermarks(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, date
     return dict(rows)
 
 
+def lower_watermark(conn: psycopg.Connection, point_id: int, ts: datetime) -> bool:
+    """Move a point's rollup watermark back to ``ts`` when it is later, so the next incremental
+    rollup recomputes the point's intervals from ``ts`` minus its trailing window on (e.g. after a
+    meter replacement recorded late). Returns whether it moved; a point never rolled up has none."""
+    cur = conn.execute(
+        """UPDATE rollup_watermark SET last_reading_ts = %s, rolled_at = now()
+           WHERE point_id = %s AND last_reading_ts > %s""", (ts, point_id, ts))
+    return cur.rowcount > 0
+
+
 def stream_readings(
     conn: psycopg.Connection,
     ranges: dict[int, tuple[datetime | None, datetime | None]],
