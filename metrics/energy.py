@@ -187,8 +187,8 @@ def _knots(
             if nxt is None:
                 findings.append(CounterFinding(
                     "counter_drop_provisional", ts,
-                    f"counter fell from {prev} to {v} at the last reading; no later reading says whether "
-                    "it is a reset, a wrap or a glitch: reading not used (yet)"))
+                    f"counter fell from {prev} to {v} and no later reading (before the end of the series or a "
+                    "recorded replacement) says whether it is a reset, a wrap or a glitch: reading not used (yet)"))
                 out.append(None)
                 continue
             if nxt >= prev:

@@ -241,3 +241,20 @@ def test_wrap_replacement_and_outlier_give_the_same_intervals_in_rollup_and_repo
     daily = conn.execute("SELECT energy_wh FROM energy_daily WHERE point_id = %s AND bucket_start = %s",
                          (wrap_pid, sd.start)).fetchone()
     assert daily == (28_800,)
+
+
+def test_a_glitch_just_after_a_backfill_range_is_judged_as_in_a_full_run(conn, db_url):
+    # a reading of 4e9 Wh at the very end of the day (the first reading at or after the range's
+    # end): with only that one reading after the range, the spike was the series' last knot and
+    # its 4 GWh landed in the day's last quarter hour. The range's stream now takes the readings
+    # after it too, so the spike is seen to be an isolated outlier, as in a full run.
+    sd = make_sim_day(conn)
+    pid = sd.role_points["grid_import"]
+    conn.execute("UPDATE reading SET value = 4e9 WHERE point_id = %s AND ts = %s", (pid, sd.end))
+    conn.commit()
+    rollup(db_url, start=sd.start, end=sd.end)
+    ranged = stored(conn, pid, sd.start, sd.end)
+    conn.commit()
+    rollup(db_url)  # the whole series
+    assert stored(conn, pid, sd.start, sd.end) == ranged
+    assert max(r[1] for r in ranged) < 2_000_000 * 0.25  # no quarter hour above the 2 MW rating
