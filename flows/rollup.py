@@ -17,7 +17,8 @@ import psycopg
 from prefect import flow, get_run_logger
 
 from flows.tasks import io_task, resolve_url
-from metrics.energy import INTERVAL_S, CounterFinding, continuous_counter, floor_interval, interval_energy
+from flows.site_energy import CounterSettings, counter_settings, settings_intervals
+from metrics.energy import INTERVAL_S, CounterFinding, floor_interval
 from store.db import storage_mode
 from store.rollups import (IntervalWriter, PointReadings, counter_points, refresh_continuous_aggregate,
                            stream_readings, watermarks)
@@ -45,15 +46,16 @@ class RollupResult:
 
 
 def compute_intervals(
-    r: PointReadings, since: datetime | None, until: datetime | None
+    r: PointReadings, since: datetime | None, until: datetime | None, settings: CounterSettings | None = None,
 ) -> tuple[list[tuple[datetime, int, bool, bool]], list[CounterFinding]]:
     """Interval rows (start, energy_wh, estimated, suspect) of one point for [since, until).
 
-    Wraps :func:`metrics.energy.continuous_counter` and :func:`metrics.energy.interval_energy`;
-    an interval is suspect when a suspect-quality reading took part in interpolating it.
+    The same path as the report (:func:`flows.site_energy.settings_intervals`), with the point's
+    wrap width, recorded replacements and rated power (``settings``; none when omitted): outliers
+    skipped, wraps and replacements bridged. An interval is suspect when a spike (a step above the
+    rated power) overlaps it or a suspect-quality reading took part in interpolating it.
     """
-    cont, findings = continuous_counter(r.values, r.ts)
-    ivs = interval_energy(r.ts, cont)
+    ivs, findings = settings_intervals(r.ts, r.values, settings or CounterSettings())
     suspect: set[datetime] = set()
     n = len(r.ts)
     for i, s in enumerate(r.suspect):
@@ -63,7 +65,7 @@ def compute_intervals(
             while t <= hi:
                 suspect.add(t)
                 t += _STEP
-    rows = [(iv.start, iv.energy_wh, iv.estimated, iv.start in suspect) for iv in ivs
+    rows = [(iv.start, iv.energy_wh, iv.estimated, iv.suspect or iv.start in suspect) for iv in ivs
             if (since is None or iv.start >= since) and (until is None or iv.start < until)]
     return rows, findings
 
@@ -102,6 +104,7 @@ def rollup(
             marks = watermarks(read, ids)
             ranges = {pid: (floor_interval(marks[pid] - trailing_window) if pid in marks else None, None)
                       for pid in ids}
+        settings = counter_settings(read, ids)
         readings = findings = done = 0
         with write.transaction():
             # one rollup at a time per database; a second waits for the first to commit
@@ -109,7 +112,7 @@ def rollup(
             writer = IntervalWriter(write)
             for r in stream_readings(read, ranges, itersize=itersize):
                 since, until = ranges[r.point_id]
-                rows, f = compute_intervals(r, since, until)
+                rows, f = compute_intervals(r, since, until, settings[r.point_id])
                 readings += len(r.ts)
                 findings += len(f)
                 writer.add(r.point_id, since, until, rows, r.ts[-1] if start is None else None)

@@ -14,7 +14,8 @@ import psycopg
 import greengauge
 from metrics.balance import BalanceTotals, IntervalBalance, site_balance, totals
 from metrics.energy import (
-    CounterEnergy, CounterFinding, IntervalEnergy, counter_energy, floor_interval, rollover_wh, sum_by_interval,
+    CounterEnergy, CounterFinding, IntervalEnergy, MeterReplacement, counter_energy, counter_intervals,
+    floor_interval, rollover_wh, sum_by_interval,
 )
 from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
 from metrics.green_share import (
@@ -46,15 +47,16 @@ class SiteEnergy:
     rollover_wh: dict[int, float | None] = field(default_factory=dict)
 
 
-def point_rollover(conn: psycopg.Connection, points: list[PointRow]) -> dict[int, float | None]:
-    """Wrap width of each point [Wh]: the point's own ``counter_rollover_wh``, else its device
-    profile's ``counter_rollover_bits`` × the register's scale, else None (unknown)."""
+def point_rollover(conn: psycopg.Connection, points: list[PointRow] | list[int]) -> dict[int, float | None]:
+    """Wrap width of each point (a :class:`PointRow` or a point id) [Wh]: the point's own
+    ``counter_rollover_wh``, else its device profile's ``counter_rollover_bits`` × the register's
+    scale, else None (unknown)."""
     from collectors.profile import load_profile
 
     rows = conn.execute(
         """SELECT p.point_id, d.profile, p.quantity, p.counter_rollover_wh
            FROM point p JOIN device d USING (device_id) WHERE p.point_id = ANY(%s)""",
-        ([p.point_id for p in points],)).fetchall()
+        ([getattr(p, "point_id", p) for p in points],)).fetchall()
     out: dict[int, float | None] = {}
     for pid, profile, quantity, own in rows:
         if own is not None:
@@ -68,6 +70,36 @@ def point_rollover(conn: psycopg.Connection, points: list[PointRow]) -> dict[int
     return out
 
 
+@dataclass(frozen=True)
+class CounterSettings:
+    """What turning one counter point's readings into energy needs besides the readings."""
+
+    rollover_wh: float | None = None  #: wrap width [Wh], None when unknown
+    replacements: tuple[MeterReplacement, ...] = ()  #: recorded meter replacements, in time order
+    rated_power_w: float | None = None  #: [W], None when unknown
+
+
+def counter_settings(conn: psycopg.Connection, point_ids: list[int], *,
+                     widths: dict[int, float | None] | None = None) -> dict[int, CounterSettings]:
+    """Each counter point's settings from the database: wrap width (:func:`point_rollover`),
+    recorded replacements (:mod:`store.events`) and rated power. Used by the report
+    (:func:`point_energy`) and the stored rollup (``flows.rollup``) alike."""
+    ids = list(point_ids)
+    rated = dict(conn.execute("SELECT point_id, rated_power_w FROM point WHERE point_id = ANY(%s)", (ids,)).fetchall())
+    widths = point_rollover(conn, ids) if widths is None else widths
+    events = replacements(conn, ids)
+    return {pid: CounterSettings(widths.get(pid), tuple(events[pid]), rated.get(pid)) for pid in ids}
+
+
+def settings_intervals(
+    ts: list[datetime], values: list[float], settings: CounterSettings, *, count_suspect: bool = True,
+) -> tuple[list[IntervalEnergy], list[CounterFinding]]:
+    """One point's raw readings to every interval and the findings, with the point's settings:
+    :func:`metrics.energy.counter_intervals`, the path both the report and the rollup take."""
+    return counter_intervals(ts, values, rollover_wh=settings.rollover_wh, replacements=settings.replacements,
+                             rated_power_w=settings.rated_power_w, count_suspect=count_suspect)
+
+
 def point_energy(
     conn: psycopg.Connection, points: list[PointRow], start: datetime, end: datetime, *,
     count_suspect: bool = True, digest: InputDigest | None = None, widths: dict[int, float | None] | None = None,
@@ -75,19 +107,20 @@ def point_energy(
     """Each counter point's energy for the intervals starting in [start, end)."""
     ids = [p.point_id for p in points]
     series = counter_series(conn, ids, start, end)
-    events = replacements(conn, ids)
-    widths = point_rollover(conn, points) if widths is None else widths
+    settings = counter_settings(conn, ids, widths=widths)
     out: dict[int, CounterEnergy] = {}
     for p in points:
         ts, values = series[p.point_id]
+        st = settings[p.point_id]
         if digest is not None:
             digest.add_series(p.name, ts, values)
             digest.add_json({"point": p.name, "role": p.role, "rated_power_w": p.rated_power_w,
-                             "rollover_wh": widths.get(p.point_id),
-                             "replacements": [vars_of(r) for r in events[p.point_id]]})
+                             "rollover_wh": st.rollover_wh,
+                             "replacements": [vars_of(r) for r in st.replacements]})
+        # counter_energy goes through counter_intervals, as settings_intervals does for the rollup
         out[p.point_id] = counter_energy(
-            ts, values, start, end, rollover_wh=widths.get(p.point_id), replacements=events[p.point_id],
-            rated_power_w=p.rated_power_w, count_suspect=count_suspect)
+            ts, values, start, end, rollover_wh=st.rollover_wh, replacements=st.replacements,
+            rated_power_w=st.rated_power_w, count_suspect=count_suspect)
     return out
 
 

@@ -120,16 +120,27 @@ def meter_replace(
     new_initial_wh: float = typer.Option(..., help="the new meter's initial reading [Wh]"),
     reason: str = typer.Option(..., help="why the meter was replaced"),
 ) -> None:
-    """Record a meter replacement so energy stays continuous across it."""
-    from store.events import record_replacement
+    """Record a meter replacement so energy stays continuous across it.
+
+    The point's stored intervals are recomputed by the next rollup; the daily balances and
+    year-to-date figures of the enterprise need a backfill from the swap's day, which is printed."""
+    from zoneinfo import ZoneInfo
+
+    from store.events import point_enterprise, record_replacement
 
     ts = _parse("--at", datetime.fromisoformat, at)
     with connect() as conn:
         try:
             rid = record_replacement(conn, point, ts, old_final_wh, new_initial_wh, reason)
-        except ValueError as exc:
-            fail(str(exc))
+            enterprise, tz = point_enterprise(conn, point)
+        except (LookupError, ValueError) as exc:
+            fail(str(exc).strip("'\""))
+    zone = ZoneInfo(tz)
+    day, today = ts.astimezone(zone).date(), datetime.now(zone).date()
     console.print(f"replacement {rid} recorded for {point} at {ts.isoformat()}", highlight=False)
+    console.print(f"the next rollup recomputes {point}'s intervals from {ts.isoformat()}; to correct the daily "
+                  f"balances, year-to-date figures and eligibility of {enterprise}, run:\n"
+                  f"  greengauge flows backfill {enterprise} --from {day} --to {today}", highlight=False)
 
 
 def _kwh(wh: int) -> str:

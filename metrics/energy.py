@@ -54,7 +54,7 @@ class MeterReplacement:
 
 #: finding kinds this module reports
 FINDING_KINDS = ("counter_rollover", "meter_replacement", "counter_drop_unexplained", "spike",
-                 "replacement_mismatch")
+                 "replacement_mismatch", "counter_outlier", "counter_drop_provisional")
 
 
 def floor_interval(ts: datetime, interval_s: int = INTERVAL_S) -> datetime:
@@ -105,6 +105,143 @@ def _is_wrap(prev: float, value: float, width: float | None, dt_s: float, rated_
     return True
 
 
+def _knots(
+    values: Sequence[float],
+    timestamps: Sequence[datetime],
+    rollover_wh: float | None,
+    replacements: Sequence[MeterReplacement],
+    rated_power_w: float | None,
+) -> tuple[list[float | None], list[CounterFinding]]:
+    """The continuous counter at each reading used as a knot, None at each reading skipped."""
+    if len(values) != len(timestamps):
+        raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values")
+    for r in replacements:
+        if r.ts.tzinfo is None:
+            raise ValueError(f"meter replacement at {r.ts} has no time zone")
+    events = sorted(replacements, key=lambda r: r.ts)
+    n = len(values)
+
+    def swapped(t0: datetime, t1: datetime) -> list[MeterReplacement]:
+        return [r for r in events if t0 < r.ts <= t1]
+
+    def ahead(i: int, k: int) -> float | None:
+        """The reading ``k`` after ``i``, when there is one and no replacement lies in between."""
+        j = i + k
+        if j >= n or swapped(timestamps[i], timestamps[j]):
+            return None
+        return values[j]
+
+    def within_rating(step_wh: float, t0: datetime, t1: datetime) -> bool:
+        return rated_power_w is None or step_wh <= rated_power_w * (t1 - t0).total_seconds() / 3600 + 1
+
+    out: list[float | None] = []
+    findings: list[CounterFinding] = []
+    offset = 0.0
+    prev = prev_ts = None  # the last reading used as a knot
+    for i, (v, ts) in enumerate(zip(values, timestamps)):
+        if prev is None:
+            out.append(v + offset)
+            prev, prev_ts = v, ts
+            continue
+        here = swapped(prev_ts, ts)
+        nxt = ahead(i, 1)
+        if here:
+            # several swaps between two readings: chain them
+            last = prev
+            step = 0.0
+            for r in here:
+                part = r.old_final_wh - last
+                if part < 0:
+                    findings.append(CounterFinding(
+                        "replacement_mismatch", r.ts,
+                        f"old meter's final reading {r.old_final_wh} is below the last reading {last}; taken as 0"))
+                    part = 0.0
+                step += part
+                last = r.new_initial_wh
+                findings.append(CounterFinding(
+                    "meter_replacement", r.ts,
+                    f"meter replaced (old final {r.old_final_wh}, new initial {r.new_initial_wh}): {r.reason}"))
+            tail = v - last
+            if tail < 0:
+                findings.append(CounterFinding(
+                    "replacement_mismatch", ts,
+                    f"reading {v} is below the new meter's initial reading {last}; taken as 0"))
+                tail = 0.0
+            last_knot = next(c for c in reversed(out) if c is not None)
+            offset = last_knot + step + tail - v
+        elif v >= prev:
+            # an upward spike: the next reading falls back to between the level before and the spike,
+            # and the one after it (if any) does not climb back to the spike
+            after = ahead(i, 2)
+            if (nxt is not None and prev <= nxt < v
+                    and ((after is not None and after < v)
+                         or (after is None and not within_rating(v - prev, prev_ts, ts)))):
+                findings.append(CounterFinding(
+                    "counter_outlier", ts,
+                    f"reading {v} is an isolated outlier: the counter went from {prev} back to {nxt}; "
+                    "reading not used"))
+                out.append(None)
+                continue
+        else:
+            # a drop: decided by what the counter does next
+            if nxt is None:
+                findings.append(CounterFinding(
+                    "counter_drop_provisional", ts,
+                    f"counter fell from {prev} to {v} and no later reading (before the end of the series or a "
+                    "recorded replacement) says whether it is a reset, a wrap or a glitch: reading not used (yet)"))
+                out.append(None)
+                continue
+            if nxt >= prev:
+                findings.append(CounterFinding(
+                    "counter_outlier", ts,
+                    f"reading {v} is an isolated outlier: the counter fell from {prev} and returned to {nxt}; "
+                    "reading not used"))
+                out.append(None)
+                continue
+            if nxt < v:
+                findings.append(CounterFinding(
+                    "counter_outlier", ts,
+                    f"counter fell from {prev} to {v} and the next reading {nxt} does not continue from it; "
+                    "reading not used"))
+                out.append(None)
+                continue
+            # the next reading continues from the low value: a wrap or a reset
+            dt_s = (ts - prev_ts).total_seconds()
+            if _is_wrap(prev, v, rollover_wh, dt_s, rated_power_w):
+                findings.append(CounterFinding(
+                    "counter_rollover", ts, f"counter wrapped at {rollover_wh:.0f} Wh: {prev} -> {v}"))
+                offset += rollover_wh
+            else:
+                findings.append(CounterFinding(
+                    "counter_drop_unexplained", ts,
+                    f"counter fell from {prev} to {v} with no recorded replacement; "
+                    "treated as a reset (counting on from the new value)"))
+                offset += prev - v
+        out.append(v + offset)
+        prev, prev_ts = v, ts
+    return out, findings
+
+
+def counter_knots(
+    values: Sequence[float],
+    timestamps: Sequence[datetime],
+    *,
+    rollover_wh: float | None = None,
+    replacements: Sequence[MeterReplacement] = (),
+    rated_power_w: float | None = None,
+) -> tuple[list[datetime], list[float], list[CounterFinding]]:
+    """The readings used as knots and their continuous counter: :func:`continuous_counter` without
+    the readings it skips (isolated outliers, a drop no later reading confirms).
+
+    Returns
+    -------
+    the knots' times, the continuous counter at them [Wh], and the findings in time order
+    """
+    cont, findings = _knots(values, timestamps, rollover_wh, replacements, rated_power_w)
+    ts = [t for t, c in zip(timestamps, cont) if c is not None]
+    return ts, [c for c in cont if c is not None], findings
+
+
 def continuous_counter(
     values: Sequence[float],
     timestamps: Sequence[datetime],
@@ -113,8 +250,8 @@ def continuous_counter(
     replacements: Sequence[MeterReplacement] = (),
     rated_power_w: float | None = None,
 ) -> tuple[list[float], list[CounterFinding]]:
-    """Make a raw counter continuous: wraps, recorded replacements and resets never give negative
-    or giant energy.
+    """Make a raw counter continuous: wraps, recorded replacements, resets and glitches never give
+    negative or giant energy.
 
     Parameters
     ----------
@@ -126,22 +263,39 @@ def continuous_counter(
 
     Returns
     -------
-    the continuous counter [Wh] and the findings, in time order
+    the continuous counter [Wh], one value per reading, and the findings, in time order. A reading
+    that is not used (see below) gets the counter interpolated in time between the readings used
+    around it (held at the last one used when none follows), so it moves no energy; use
+    :func:`counter_knots` to get only the readings used.
 
     Notes
     -----
-    Each step between two readings is decided in this order:
+    Each step from the last reading used to the next reading is decided in this order, looking at
+    the one or two readings that follow (never across a recorded replacement):
 
     1. a recorded replacement between the two readings: the energy of the step is
        ``(old_final - previous reading) + (reading - new_initial)`` (finding
        ``meter_replacement``; ``replacement_mismatch`` when a part is negative, which is then
        taken as 0);
-    2. a drop that matches the rollover width (the counter was in the upper half of its range, is
-       now in the lower half, and ``reading + width - previous`` is within the rated power): the
-       energy is ``reading + width - previous`` (finding ``counter_rollover``);
-    3. any other drop is a reset: the counter counts on from its new value and the step itself is
-       given no energy, so a drop never makes energy. With no recorded event it is unexplained
-       (finding ``counter_drop_unexplained``), shown in the figure's evidence.
+    2. an isolated outlier is not used (finding ``counter_outlier``): a drop after which the next
+       reading is back at or above the level before it, or a rise after which the next reading
+       falls back to between the level before and the rise while the reading after that stays
+       below the rise (at the end of the series, with one reading left: only when the rise also
+       implies more than the rated power);
+    3. a drop whose next reading keeps falling below it is not used either (``counter_outlier``);
+    4. a drop at the very last reading is provisional (finding ``counter_drop_provisional``): no
+       later reading says whether it is a reset, a wrap or a glitch, so it is not used and adds no
+       energy; the next computation with more readings decides it;
+    5. a drop the next reading continues from that matches the rollover width (the counter was in
+       the upper half of its range, is now in the lower half, and ``reading + width - previous``
+       is within the rated power × elapsed time): the energy is ``reading + width - previous``
+       (finding ``counter_rollover``);
+    6. any other drop the next reading continues from is a reset: the counter counts on from its
+       new value and the step itself is given no energy, so a drop never makes energy. With no
+       recorded event it is unexplained (finding ``counter_drop_unexplained``).
+
+    A rise above the rated power that is not an isolated outlier is kept; :func:`counter_energy`
+    reports it as a ``spike`` and marks its intervals suspect.
 
     References
     ----------
@@ -152,64 +306,20 @@ def continuous_counter(
     ValueError
         when the lengths differ or a replacement's time has no time zone.
     """
-    if len(values) != len(timestamps):
-        raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values")
-    for r in replacements:
-        if r.ts.tzinfo is None:
-            raise ValueError(f"meter replacement at {r.ts} has no time zone")
-    events = sorted(replacements, key=lambda r: r.ts)
+    cont, findings = _knots(values, timestamps, rollover_wh, replacements, rated_power_w)
     out: list[float] = []
-    findings: list[CounterFinding] = []
-    offset = 0.0
-    prev = prev_ts = None
-    e = 0
-    for v, ts in zip(values, timestamps):
-        # events before the first reading or after the previous step that no reading follows
-        while prev_ts is None and e < len(events) and events[e].ts <= ts:
-            e += 1
-        if prev is not None:
-            here = []
-            while e < len(events) and events[e].ts <= ts:
-                if events[e].ts > prev_ts:
-                    here.append(events[e])
-                e += 1
-            if here:
-                # several swaps between two readings: chain them
-                last = prev
-                step = 0.0
-                for r in here:
-                    part = r.old_final_wh - last
-                    if part < 0:
-                        findings.append(CounterFinding(
-                            "replacement_mismatch", r.ts,
-                            f"old meter's final reading {r.old_final_wh} is below the last reading {last}; taken as 0"))
-                        part = 0.0
-                    step += part
-                    last = r.new_initial_wh
-                    findings.append(CounterFinding(
-                        "meter_replacement", r.ts,
-                        f"meter replaced (old final {r.old_final_wh}, new initial {r.new_initial_wh}): {r.reason}"))
-                tail = v - last
-                if tail < 0:
-                    findings.append(CounterFinding(
-                        "replacement_mismatch", ts,
-                        f"reading {v} is below the new meter's initial reading {last}; taken as 0"))
-                    tail = 0.0
-                offset = out[-1] + step + tail - v
-            elif v < prev:
-                dt_s = (ts - prev_ts).total_seconds()
-                if _is_wrap(prev, v, rollover_wh, dt_s, rated_power_w):
-                    findings.append(CounterFinding(
-                        "counter_rollover", ts, f"counter wrapped at {rollover_wh:.0f} Wh: {prev} -> {v}"))
-                    offset += rollover_wh
-                else:
-                    findings.append(CounterFinding(
-                        "counter_drop_unexplained", ts,
-                        f"counter fell from {prev} to {v} with no recorded replacement; "
-                        "treated as a reset (counting on from the new value)"))
-                    offset += prev - v
-        out.append(v + offset)
-        prev, prev_ts = v, ts
+    for i, c in enumerate(cont):
+        if c is not None:
+            out.append(c)
+            continue
+        k0 = next(k for k in range(i - 1, -1, -1) if cont[k] is not None)  # the first reading is a knot
+        j = next((k for k in range(i + 1, len(cont)) if cont[k] is not None), None)
+        a = cont[k0]
+        if j is None:
+            out.append(a)
+            continue
+        frac = (timestamps[i] - timestamps[k0]) / (timestamps[j] - timestamps[k0])
+        out.append(a + (cont[j] - a) * frac)
     return out, findings
 
 
@@ -408,6 +518,50 @@ def completeness(
     return Completeness(expected, measured, len(inside) - measured, expected - len(inside))
 
 
+def counter_intervals(
+    timestamps: Sequence[datetime],
+    values: Sequence[float],
+    *,
+    rollover_wh: float | None = None,
+    replacements: Sequence[MeterReplacement] = (),
+    rated_power_w: float | None = None,
+    count_suspect: bool = True,
+    interval_s: int = INTERVAL_S,
+    max_gap_s: float = INTERVAL_S,
+) -> tuple[list[IntervalEnergy], list[CounterFinding]]:
+    """Raw counter readings of one point, with the point's settings, to interval energy and findings.
+
+    The one path from a point's readings to its intervals: the report (:func:`counter_energy`,
+    ``flows.site_energy``) and the stored rollup (``flows.rollup``) both call it, so they agree.
+
+    Parameters
+    ----------
+    timestamps : reading times, increasing, timezone-aware
+    values : raw counter readings [Wh]
+    rollover_wh, replacements, rated_power_w : the point's settings (:func:`continuous_counter`)
+    count_suspect, interval_s, max_gap_s : as in :func:`interval_energy`
+
+    Returns
+    -------
+    every interval from the first to the last reading used, and the findings in time order
+    (``spike`` for each step above the rated power)
+    """
+    ts, cont, findings = counter_knots(values, timestamps, rollover_wh=rollover_wh,
+                                       replacements=replacements, rated_power_w=rated_power_w)
+    if rated_power_w is not None:
+        for k in spikes(ts, cont, rated_power_w):
+            dt_s = (ts[k] - ts[k - 1]).total_seconds()
+            findings.append(CounterFinding(
+                "spike", ts[k],
+                f"step of {cont[k] - cont[k - 1]:.0f} Wh in {dt_s:g} s implies "
+                f"{(cont[k] - cont[k - 1]) * 3600 / dt_s:.0f} W, above the rated {rated_power_w:g} W"
+                + ("" if count_suspect else "; energy above the rating not counted")))
+        findings.sort(key=lambda f: f.ts)
+    ivs = interval_energy(ts, cont, interval_s=interval_s, max_gap_s=max_gap_s,
+                          rated_power_w=rated_power_w, count_suspect=count_suspect)
+    return ivs, findings
+
+
 @dataclass(frozen=True)
 class CounterEnergy:
     """One counter point's energy over a period, with what was found and how complete it is."""
@@ -456,27 +610,17 @@ def counter_energy(
 
     Notes
     -----
-    :func:`continuous_counter` then :func:`interval_energy`; spikes are reported as findings of
-    kind ``spike`` and their intervals marked suspect.
+    :func:`counter_intervals` (the readings used, then :func:`interval_energy`); spikes are
+    reported as findings of kind ``spike`` and their intervals marked suspect.
 
     References
     ----------
     Issue 4 "Counters to energy"; rule R1 of shared/policies/README.md (the figure's evidence).
     """
-    cont, findings = continuous_counter(values, timestamps, rollover_wh=rollover_wh,
-                                        replacements=replacements, rated_power_w=rated_power_w)
-    if rated_power_w is not None:
-        for k in spikes(timestamps, cont, rated_power_w):
-            dt_s = (timestamps[k] - timestamps[k - 1]).total_seconds()
-            findings.append(CounterFinding(
-                "spike", timestamps[k],
-                f"step of {cont[k] - cont[k - 1]:.0f} Wh in {dt_s:g} s implies "
-                f"{(cont[k] - cont[k - 1]) * 3600 / dt_s:.0f} W, above the rated {rated_power_w:g} W"
-                + ("" if count_suspect else "; energy above the rating not counted")))
-        findings.sort(key=lambda f: f.ts)
-    ivs = [iv for iv in interval_energy(timestamps, cont, interval_s=interval_s, max_gap_s=max_gap_s,
-                                        rated_power_w=rated_power_w, count_suspect=count_suspect)
-           if start <= iv.start < end]
+    all_ivs, findings = counter_intervals(
+        timestamps, values, rollover_wh=rollover_wh, replacements=replacements, rated_power_w=rated_power_w,
+        count_suspect=count_suspect, interval_s=interval_s, max_gap_s=max_gap_s)
+    ivs = [iv for iv in all_ivs if start <= iv.start < end]
     return CounterEnergy(
         intervals=ivs, findings=[f for f in findings if start <= f.ts <= end],
         completeness=completeness(ivs, start, end, interval_s=interval_s),

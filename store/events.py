@@ -8,11 +8,15 @@ import psycopg
 from psycopg import errors
 
 from metrics.energy import MeterReplacement
+from store.rollups import lower_watermark
 
 
 def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_final_wh: float,
                        new_initial_wh: float, reason: str) -> int:
     """Record a replacement of the meter behind ``point`` (by name); return its id.
+
+    The point's rollup watermark is moved back to ``ts`` (:func:`store.rollups.lower_watermark`),
+    so the next rollup recomputes its stored intervals from the swap on.
 
     Raises ValueError naming the value for an unknown point, a naive time, a negative reading,
     an empty reason or a second event at the same instant.
@@ -31,10 +35,14 @@ def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_f
         raise ValueError(f"point {point!r} is a {row[1]}, not a counter")
     try:
         with conn.transaction():
-            return conn.execute(
+            rid = conn.execute(
                 """INSERT INTO meter_replacement (point_id, ts, old_final_wh, new_initial_wh, reason)
                    VALUES (%s, %s, %s, %s, %s) RETURNING replacement_id""",
                 (row[0], ts, old_final_wh, new_initial_wh, reason.strip())).fetchone()[0]
+            # the stored intervals from the swap on were computed without it: the next incremental
+            # rollup recomputes them (daily balances and year-to-date figures need a backfill)
+            lower_watermark(conn, row[0], ts)
+            return rid
     except errors.UniqueViolation:
         raise ValueError(f"point {point!r} already has a replacement recorded at {ts.isoformat()}") from None
 
@@ -46,3 +54,13 @@ def replacements(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, li
            WHERE point_id = ANY(%s) ORDER BY point_id, ts""", (point_ids,)):
         out[pid].append(MeterReplacement(ts, old, new, reason))
     return out
+
+
+def point_enterprise(conn: psycopg.Connection, point: str) -> tuple[str, str]:
+    """(enterprise code, time zone) of the point named ``point``; LookupError when there is none."""
+    row = conn.execute(
+        """SELECT e.code, e.timezone FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+           JOIN enterprise e USING (enterprise_id) WHERE p.name = %s""", (point,)).fetchone()
+    if row is None:
+        raise LookupError(f"no point {point!r}")
+    return row[0], row[1]

@@ -66,6 +66,16 @@ def watermarks(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, date
     return dict(rows)
 
 
+def lower_watermark(conn: psycopg.Connection, point_id: int, ts: datetime) -> bool:
+    """Move a point's rollup watermark back to ``ts`` when it is later, so the next incremental
+    rollup recomputes the point's intervals from ``ts`` minus its trailing window on (e.g. after a
+    meter replacement recorded late). Returns whether it moved; a point never rolled up has none."""
+    cur = conn.execute(
+        """UPDATE rollup_watermark SET last_reading_ts = %s, rolled_at = now()
+           WHERE point_id = %s AND last_reading_ts > %s""", (ts, point_id, ts))
+    return cur.rowcount > 0
+
+
 def stream_readings(
     conn: psycopg.Connection,
     ranges: dict[int, tuple[datetime | None, datetime | None]],
@@ -73,8 +83,10 @@ def stream_readings(
     itersize: int = 50_000,
 ) -> Iterator[PointReadings]:
     """Usable readings (good or suspect) of each point for recomputing [since, until), one point at
-    a time in point order, plus the last reading before ``since`` and the first at or after
-    ``until`` so the counter can be interpolated at the edges. ``None`` means unbounded.
+    a time in point order, plus the last reading before ``since`` and the first three at or after
+    ``until``: the counter is interpolated at the edges, and a drop or a rise at the first reading
+    after ``until`` is judged by the readings that follow it (outlier, reset or wrap), as in a run
+    over the whole series. ``None`` means unbounded.
 
     ``conn`` must not be in autocommit mode and is used only for this stream (a server-side
     cursor lives in its transaction).
@@ -87,11 +99,13 @@ def stream_readings(
         with cur.copy("COPY rollup_range (point_id, since, until) FROM STDIN") as copy:
             for pid, (since, until) in ranges.items():
                 copy.write_row((pid, since, until))
-    # the readings to fetch: from the last one before `since` to the first one at or after `until`
+    # the readings to fetch: from the last one before `since` to the third one at or after `until`
     conn.execute("""UPDATE rollup_range g SET
             lo = coalesce((SELECT max(r.ts) FROM reading r WHERE r.point_id = g.point_id
                            AND r.ts < g.since AND r.quality < 2), g.since, '-infinity'),
-            hi = coalesce((SELECT min(r.ts) FROM reading r WHERE r.point_id = g.point_id
+            hi = coalesce((SELECT r.ts FROM reading r WHERE r.point_id = g.point_id
+                           AND r.ts >= g.until AND r.quality < 2 ORDER BY r.ts OFFSET 2 LIMIT 1),
+                          (SELECT max(r.ts) FROM reading r WHERE r.point_id = g.point_id
                            AND r.ts >= g.until AND r.quality < 2), g.until, 'infinity')""")
     conn.execute("ANALYZE rollup_range")
     # One ordered range scan of the (point_id, ts) primary key per point, no sort: the planner
