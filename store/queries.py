@@ -11,8 +11,9 @@ Series = tuple[list[datetime], list[float]]
 
 def counter_series(conn: psycopg.Connection, point_ids: list[int], start: datetime, end: datetime) -> dict[int, Series]:
     """Usable readings (good or suspect, with a value) of each point in [start, end], plus the
-    last one before ``start`` and the first one after ``end`` so the counter can be interpolated
-    at the period's edges."""
+    last one before ``start`` and the first three after ``end``: the counter is interpolated at the
+    period's edges, and a drop or spike at the edge is judged by the readings that follow it (an
+    isolated outlier, a confirmed reset), as the rollup judges it (store/rollups.py)."""
     sql = """
         WITH p AS (SELECT unnest(%(ids)s::bigint[]) AS point_id)
         SELECT r.point_id, r.ts, r.value FROM reading r JOIN p USING (point_id)
@@ -24,7 +25,7 @@ def counter_series(conn: psycopg.Connection, point_ids: list[int], start: dateti
         UNION ALL
         SELECT p.point_id, a.ts, a.value FROM p CROSS JOIN LATERAL (
             SELECT ts, value FROM reading r WHERE r.point_id = p.point_id AND r.ts > %(end)s AND r.quality < 2
-            ORDER BY ts LIMIT 1) a
+            ORDER BY ts LIMIT 3) a
         ORDER BY 1, 2"""
     out: dict[int, Series] = {pid: ([], []) for pid in point_ids}
     for pid, ts, value in conn.execute(sql, {"ids": point_ids, "start": start, "end": end}):
