@@ -25,9 +25,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from greengauge.yamlfile import load_model
+from metrics.exact import ExactDecimal
 
 FACTOR_FILE = Path(__file__).resolve().parent / "factors" / "grid_co2.yaml"
 WH_PER_MWH = 1_000_000
@@ -40,16 +41,10 @@ class FactorEntry(BaseModel):
     kind: Kind
     region: str
     year: int
-    value: Decimal  #: [kgCO2/kWh]
+    value: ExactDecimal  #: [kgCO2/kWh]
     source: str
     secondary: bool = False  #: read from a report of the source, not the source itself
 
-    @field_validator("value", mode="before")
-    @classmethod
-    def _exact(cls, v: object) -> object:
-        if isinstance(v, float):
-            raise ValueError(f"write {v!r} as a quoted string: a float cannot hold the factor exactly")
-        return v
 
 
 class FactorTable(BaseModel):
@@ -106,7 +101,7 @@ class FactorTable(BaseModel):
 
 @dataclass(frozen=True)
 class Factor:
-    value: Decimal  #: [kgCO2/kWh]
+    value: ExactDecimal  #: [kgCO2/kWh]
     kind: str
     region: str
     year: int  #: the factor's own year

@@ -19,9 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from greengauge.yamlfile import load_model
+from metrics.exact import ExactDecimal
 
 FACTOR_FILE = Path(__file__).resolve().parent / "factors" / "standard_coal.yaml"
 
@@ -30,15 +31,9 @@ class Carrier(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     unit: str
-    per_unit: Decimal  #: [kgce/unit]
+    per_unit: ExactDecimal  #: [kgce/unit]
     note: str | None = None
 
-    @field_validator("per_unit", mode="before")
-    @classmethod
-    def _exact(cls, v: object) -> object:
-        if isinstance(v, float):
-            raise ValueError(f"write {v!r} as a quoted string: a float cannot hold the factor exactly")
-        return v
 
 
 class CoalFactors(BaseModel):

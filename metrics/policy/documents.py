@@ -24,17 +24,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from greengauge.yamlfile import ConfigError, load_model
+from metrics.exact import no_float
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 RULE_KINDS = ("green_share", "recycling_energy", "pv_storage", "listing", "topup", "unit_energy")
 
 
-def _money(v: Any) -> Any:
-    """Money and rates are written as strings or integers in the data, never as floats."""
-    if isinstance(v, float):
-        raise ValueError(f"write {v!r} as a quoted string (e.g. \"{v}\"): a float cannot hold money exactly")
-    return v
+#: money and rates are written as strings or integers in the data, never as floats
+_money = no_float
 
 
 class _Strict(BaseModel):
