@@ -140,7 +140,7 @@ def test_year_boundary_is_shanghai_midnight(env):
 
 def test_exclude_suspect_is_visible_in_the_result(env):
     f = env / "r.csv"
-    # the PV meter (rated 1 MW) jumps 1 MWh in one quarter hour: a spike
+    # the PV meter (rated 1.3 MW in the demo site) jumps 1 MWh in one quarter hour: a spike
     f.write_text("point,ts,value\n" + "".join(
         f"{P}pv.energy_export,{at(k - 1).isoformat()},{v}\n"
         for k, v in enumerate(counter(0, [1_000, 1_000_000] + [1_000] * 7))))
@@ -149,7 +149,8 @@ def test_exclude_suspect_is_visible_in_the_result(env):
     capped = report(2025, "2025-01-01T02:00:00+08:00", "--exclude-suspect")
     assert counted["count_suspect"] is True and capped["count_suspect"] is False
     pv = lambda d: next(p for p in d["evidence"]["points"] if p["name"] == P + "pv.energy_export")  # noqa: E731
-    assert pv(counted)["energy_wh"] == 1_007_000 and pv(capped)["energy_wh"] == 257_000
+    # excluded: the spike's quarter hour is capped at 1.3 MW × 0.25 h = 325,000 Wh, plus 7 × 1,000 Wh
+    assert pv(counted)["energy_wh"] == 1_007_000 and pv(capped)["energy_wh"] == 332_000
     assert pv(counted)["suspect_intervals"] == 1
     assert [x["kind"] for x in counted["evidence"]["findings"] if x["point"].endswith("pv.energy_export")] == ["spike"]
 
