@@ -171,11 +171,12 @@ def _knots(
             offset = last_knot + step + tail - v
         elif v >= prev:
             # an upward spike: the next reading falls back to between the level before and the spike,
-            # and the one after it (if any) does not climb back to the spike
+            # and the one after it (if any) does not climb back to the spike — or the rise itself is
+            # beyond the rating (then a later return to the same level does not vouch for it)
             after = ahead(i, 2)
             if (nxt is not None and prev <= nxt < v
                     and ((after is not None and after < v)
-                         or (after is None and not within_rating(v - prev, prev_ts, ts)))):
+                         or not within_rating(v - prev, prev_ts, ts))):
                 findings.append(CounterFinding(
                     "counter_outlier", ts,
                     f"reading {v} is an isolated outlier: the counter went from {prev} back to {nxt}; "
