@@ -36,6 +36,17 @@ class QualityResult:
     opened: list[tuple] = field(default_factory=list)  # (kind, device_id, point_id, opened_at)
     closed: list[tuple] = field(default_factory=list)  # (kind, device_id, point_id, closed_at)
 
+    def follow(self, conn: psycopg.Connection, kind: str, device_id: int, point_id: int | None,
+               open_finding, holds: bool, opened_at: datetime, closed_at: datetime, detail) -> None:
+        """A state finding follows its condition: opened at ``opened_at`` when it starts to hold,
+        closed at ``closed_at`` when it stops; ``detail()`` is only built when one is opened."""
+        if holds and open_finding is None:
+            if F.open_state(conn, kind, device_id, point_id, opened_at, detail()):
+                self.opened.append((kind, device_id, point_id, opened_at))
+        elif not holds and open_finding is not None:
+            F.close_state(conn, open_finding.finding_id, closed_at)
+            self.closed.append((kind, device_id, point_id, closed_at))
+
 
 def check(url: str, as_of: datetime, *, enterprise: str | None = None, window: timedelta = WINDOW,
           completeness: float = COMPLETENESS, skew_tolerance_s: float = SKEW_TOLERANCE_S,
@@ -82,30 +93,18 @@ def check(url: str, as_of: datetime, *, enterprise: str | None = None, window: t
         open_skew = F.open_states(conn, "clock_skew")
         offsets = {did: (med, n) for did, med, n in F.clock_offsets(conn, wall - timedelta(hours=1), enterprise)}
         for did, (med, n) in offsets.items():
-            skewed = med > skew_tolerance_s or med < -AHEAD_TOLERANCE_S
-            f = open_skew.get((did, None))
-            if skewed and f is None:
-                if F.open_state(conn, "clock_skew", did, None, wall,
-                                f"median arrival delay {med:.0f} s over {n} readings (tolerance {skew_tolerance_s:g} s, "
-                                f"{AHEAD_TOLERANCE_S:g} s ahead)"):
-                    res.opened.append(("clock_skew", did, None, wall))
-            elif not skewed and f is not None:
-                F.close_state(conn, f.finding_id, wall)
-                res.closed.append(("clock_skew", did, None, wall))
+            res.follow(conn, "clock_skew", did, None, open_skew.get((did, None)),
+                       med > skew_tolerance_s or med < -AHEAD_TOLERANCE_S, wall, wall,
+                       lambda med=med, n=n: f"median arrival delay {med:.0f} s over {n} readings (tolerance "
+                                            f"{skew_tolerance_s:g} s, {AHEAD_TOLERANCE_S:g} s ahead)")
 
         # completeness: state over the trailing window
         open_low = F.open_states(conn, "low_completeness")
         for pid, did, got, expected in F.completeness(conn, start, as_of, enterprise):
-            low = expected > 0 and got < completeness * expected
-            f = open_low.get((did, pid))
-            if low and f is None:
-                if F.open_state(conn, "low_completeness", did, pid, start,
-                                f"{got} of {expected} expected readings in {window} before {as_of.isoformat()} "
-                                f"(threshold {completeness:.0%})"):
-                    res.opened.append(("low_completeness", did, pid, start))
-            elif not low and f is not None:
-                F.close_state(conn, f.finding_id, as_of)
-                res.closed.append(("low_completeness", did, pid, as_of))
+            res.follow(conn, "low_completeness", did, pid, open_low.get((did, pid)),
+                       expected > 0 and got < completeness * expected, start, as_of,
+                       lambda got=got, expected=expected: f"{got} of {expected} expected readings in {window} "
+                       f"before {as_of.isoformat()} (threshold {completeness:.0%})")
     return res
 
 
