@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.rollup import compute_intervals, rollup
-from flows.site_energy import point_intervals
+from accounting.site_energy import point_intervals
 from store.ingest import write_readings
 from store.rollups import PointReadings
 from store.sites import site_points
@@ -68,7 +68,7 @@ def test_late_readings_correct_an_already_rolled_up_hour(conn, db_url):
     gap_rows = stored(conn, pid, hole_from - timedelta(minutes=15), hole_to + timedelta(minutes=15))
     assert any(r[2] for r in gap_rows)  # estimated across the hole
     conn.commit()
-    from collectors.readings import Reading
+    from model.readings import Reading
     write_readings(conn, [Reading(p, t, v) for p, t, v in held])
     conn.commit()
     second = rollup(db_url)
@@ -168,9 +168,9 @@ def test_arrival_order_and_replays_never_change_the_result(conn, db_url, order, 
     end with the same intervals and sums as one rollup of everything (late data inside the window)."""
     from datetime import datetime, timezone
 
-    from collectors.readings import Reading
+    from model.readings import Reading
     from greengauge.demo import DEMO_SITE
-    from greengauge.site import load_site
+    from model.site import load_site
     from store.sites import apply_site
 
     conn.execute("TRUNCATE reading, interval_energy, energy_hourly, energy_daily, rollup_watermark")
@@ -199,7 +199,7 @@ def test_wrap_replacement_and_outlier_give_the_same_intervals_in_rollup_and_repo
     # The rollup used to call continuous_counter bare: a 16-bit wrap became a reset (energy lost),
     # a recorded replacement an unexplained drop, a glitch a reset plus a giant step. Both paths now
     # take the point's settings through the same function; the stored intervals equal the report's.
-    from collectors.readings import Reading
+    from model.readings import Reading
     from store.events import record_replacement
 
     sd = make_sim_day(conn)
