@@ -24,25 +24,26 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from accounting.site_energy import green_share_json, green_share_report, point_intervals, site_energy
+from accounting.site_energy import green_share_json
+from metrics.bundle import EnterprisePeriod
+from metrics.figures import green_share_figure, role_series, site_energy, year_to_date
+from metrics.periods import local_end_day
+from store.bundle import PRE_COMMISSIONING_DAYS, load_enterprise_year
 from metrics.carbon import electricity_carbon
 from metrics.coal import CoalResult, standard_coal
-from metrics.energy import sum_by_interval
 from metrics.intensity import IntensityRow, ReferenceValues, energy_per_10k_yuan, grade_unit_energy, rank_within_industry
 from metrics.ledger import WH_PER_CERTIFICATE, ledger_green
 from metrics.periods import local_bounds
 from metrics.policy import EnterpriseYear, ProductYear, PvProject, Storage, telemetry_checks
+from model import CODE_VERSION
 from model.tables import load_coal_factors, load_factors
-from store.facts import enterprise_facts
-from store.projects import ProjectRecord, latest_nameplate, project_records
+from store.projects import ProjectRecord
 from store.ledger import ledger_for
 from store.sites import enterprise_timezone, site_points
 
 DEFAULT_REGION = "福建省/泉州市/晋江市"
 #: metered carriers besides electricity: point quantity -> metrics.coal carrier
 FUEL_CARRIERS = {"gas_volume": "natural_gas_m3", "diesel_mass": "diesel_kg", "heat_energy": "heat_mj"}
-#: days before the commissioning date read for the "produced after commissioning" check
-PRE_COMMISSIONING_DAYS = 7
 
 
 def _local_day_start(d: date, tz: str) -> datetime:
@@ -51,14 +52,14 @@ def _local_day_start(d: date, tz: str) -> datetime:
 
 # ---- PV / storage projects (R3) -----------------------------------------------------------------
 
-def _nameplate(conn: psycopg.Connection, given: int | None, origin: str, devices: list[tuple[int, str]],
+def _nameplate(data: EnterprisePeriod, given: int | None, origin: str, devices: list[tuple[int, str]],
                quantity: str) -> tuple[int | None, dict[str, Any]]:
     """A nameplate value and where it came from: the site file / facts, or SunSpec readings summed."""
     if given is not None:
         return given, {"source": "site file" if origin == "site" else "facts", "value": given}
     if not devices:
         return None, {"source": None, "detail": f"no value recorded and no device linked for SunSpec {quantity}"}
-    readings = latest_nameplate(conn, [d for d, _ in devices], quantity)
+    readings = [r for d, _ in devices for r in data.nameplates.get((d, quantity), ())]
     have = {r.device for r in readings}
     missing = [name for _, name in devices if name not in have]
     ev: dict[str, Any] = {"source": f"sunspec {quantity}",
@@ -78,17 +79,28 @@ def _nameplate(conn: psycopg.Connection, given: int | None, origin: str, devices
     return value, ev
 
 
-def _series(conn: psycopg.Connection, points: list, start: datetime, end: datetime) -> tuple[list | None, dict]:
-    if not points:
-        return None, {"points": []}
-    per_point, findings = point_intervals(conn, points, start, end)
-    ivs = list(sum_by_interval(list(per_point.values())).values())
-    return ivs, {"points": [p.name for p in points], "intervals": len(ivs),
-                 "estimated_intervals": sum(iv.estimated for iv in ivs), "energy_wh": sum(iv.energy_wh for iv in ivs),
-                 "findings": [f"{f.kind} {f.ts.isoformat()} {f.detail}" for f in findings]}
+def _series(data: EnterprisePeriod, points: list, start: datetime, end: datetime) -> tuple[list | None, dict]:
+    """Stored intervals of ``points`` in [start, end), summed (:func:`metrics.figures.role_series`)."""
+    return role_series(data, [data.point(p.point_id) for p in points], start, end)
 
 
-def project_inputs(conn: psycopg.Connection, enterprise: str, year: int, tz: str, *,
+Source = psycopg.Connection | EnterprisePeriod
+
+
+def _bundle(src: Source, enterprise: str, year: int, until: datetime | None) -> EnterprisePeriod:
+    """The bundle given, or the enterprise's year (up to ``until``) loaded once from a connection."""
+    if isinstance(src, EnterprisePeriod):
+        return src
+    return load_enterprise_year(src, enterprise, year, until=until)
+
+
+def _year_end(data: EnterprisePeriod, year: int, until: datetime | None) -> tuple[datetime, datetime]:
+    start, end = local_bounds("year", date(year, 1, 1), data.timezone)
+    end = max(start, min(end, until)) if until is not None else end  # a year not begun by then: empty
+    return start, min(end, max(start, data.end))
+
+
+def project_inputs(src: Source, enterprise: str, year: int, tz: str, *,
                    tolerance: Decimal = Decimal("0.05"), until: datetime | None = None
                    ) -> tuple[tuple[PvProject, ...], dict[str, Any]]:
     """Every PV project of the enterprise, with nameplates resolved and R3 telemetry checks.
@@ -109,19 +121,19 @@ def project_inputs(conn: psycopg.Connection, enterprise: str, year: int, tz: str
     ----------
     晋政规〔2024〕2号 §三(一).
     """
-    records = project_records(conn, enterprise)
-    ystart, end = local_bounds("year", date(year, 1, 1), tz)
-    end = max(ystart, min(end, until)) if until is not None else end  # a year not begun by then: empty
+    data = _bundle(src, enterprise, year, until)
+    records = data.projects
+    ystart, end = _year_end(data, year, until)
     out: list[PvProject] = []
     evidence: dict[str, Any] = {}
     site_pts = None
     for rec in records:
-        pv_w, pv_ev = _nameplate(conn, rec.pv_w, rec.origin, rec.devices.get("pv", []), "capacity_w")
+        pv_w, pv_ev = _nameplate(data, rec.pv_w, rec.origin, rec.devices.get("pv", []), "capacity_w")
         ev: dict[str, Any] = {"origin": rec.origin, "pv_w": pv_ev}
         storage = None
         if rec.has_storage:
-            sp, sp_ev = _nameplate(conn, rec.storage_power_w, rec.origin, rec.devices.get("storage", []), "capacity_w")
-            se, se_ev = _nameplate(conn, rec.storage_energy_wh, rec.origin, rec.devices.get("storage", []),
+            sp, sp_ev = _nameplate(data, rec.storage_power_w, rec.origin, rec.devices.get("storage", []), "capacity_w")
+            se, se_ev = _nameplate(data, rec.storage_energy_wh, rec.origin, rec.devices.get("storage", []),
                                    "storage_capacity_wh")
             ev["storage_power_w"], ev["storage_energy_wh"] = sp_ev, se_ev
             storage = Storage(sp, se, rec.storage_commissioned or rec.commissioned, rec.storage_electrochemical)
@@ -129,7 +141,7 @@ def project_inputs(conn: psycopg.Connection, enterprise: str, year: int, tz: str
         if rec.commissioned.year == year:
             gen, dis = rec.points.get("generation", []), rec.points.get("discharge", [])
             if not any(rec.points.values()) and len(records) == 1:
-                site_pts = site_pts if site_pts is not None else site_points(conn, enterprise)
+                site_pts = list(data.points)
                 gen = [p for p in site_pts if p.role == "pv_generation"]
                 dis = [p for p in site_pts if p.role == "storage_discharge"]
                 ev["points_from"] = "site roles (the enterprise's only project has no linked points)"
@@ -141,10 +153,10 @@ def project_inputs(conn: psycopg.Connection, enterprise: str, year: int, tz: str
                 out.append(PvProject(rec.code, pv_w, rec.commissioned, storage, ()))
                 evidence[rec.code] = ev
                 continue
-            pv_series, ev["generation"] = _series(conn, gen, lo, end)
-            dis_series, ev["discharge"] = _series(conn, dis, lo, end)
+            pv_series, ev["generation"] = _series(data, gen, lo, end)
+            dis_series, ev["discharge"] = _series(data, dis, lo, end)
             if rec.points.get("charge"):
-                _, ev["charge"] = _series(conn, rec.points["charge"], lo, end)
+                _, ev["charge"] = _series(data, rec.points["charge"], lo, end)
             if pv_w is not None:
                 checks = telemetry_checks(pv_w, rec.commissioned, pv_intervals=pv_series, discharge_intervals=dis_series,
                                           storage_power_w=storage.power_w if storage else None, tz=tz,
@@ -180,15 +192,15 @@ class EnergyYear:
         return q
 
 
-def energy_year(conn: psycopg.Connection, enterprise: str, year: int, *, until: datetime | None = None
+def energy_year(src: Source, enterprise: str, year: int, *, until: datetime | None = None
                 ) -> EnergyYear:
     """Grid import/export, consumption and green electricity from the site balance, plus every
     natural-gas, diesel and heat counter of the enterprise, summed over the local calendar year
     (up to ``until`` when given: the year to date)."""
-    tz = enterprise_timezone(conn, enterprise)
-    start, end = local_bounds("year", date(year, 1, 1), tz)
-    end = max(start, min(end, until)) if until is not None else end  # a year not begun by then: empty
-    se = site_energy(conn, enterprise, start, end)
+    data = _bundle(src, enterprise, year, until)
+    enterprise, tz = data.enterprise, data.timezone
+    start, end = _year_end(data, year, until)
+    se = site_energy(data, start, end)
     t = se.totals
     has_import = any(p.role == "grid_import" for p in se.points)
     ev: dict[str, Any] = {
@@ -198,12 +210,12 @@ def energy_year(conn: psycopg.Connection, enterprise: str, year: int, *, until: 
                     "findings": [f"{f.kind} {f.ts.isoformat()} {f.detail}" for f in se.findings]},
     }
     fuels: dict[str, int] = {}
-    pts = site_points(conn, enterprise)
+    pts = data.points
     for quantity, carrier in FUEL_CARRIERS.items():
         fp = [p for p in pts if p.quantity == quantity]
         if not fp:
             continue
-        ivs, fev = _series(conn, fp, start, end)
+        ivs, fev = _series(data, fp, start, end)
         fuels[carrier] = sum(iv.energy_wh for iv in ivs or [])  # the counter's own unit, not Wh
         fev["total"] = fuels[carrier]
         fev.pop("energy_wh", None)
@@ -225,7 +237,7 @@ def coal_of(energy: EnergyYear, equal_value_kgce_per_kwh: Decimal | None = None)
 
 # ---- green instruments (the accounting ledger) --------------------------------------------------
 
-def green_instruments(conn: psycopg.Connection, enterprise: str, year: int, *, until: datetime | None = None
+def green_instruments(src: Source, enterprise: str, year: int, *, until: datetime | None = None
                       ) -> dict[str, Any]:
     """Settled green-power trades and retired certificates of the enterprise in the local year
     (with ``until``: the year to date, counting the local days up to and including the one
@@ -236,13 +248,11 @@ def green_instruments(conn: psycopg.Connection, enterprise: str, year: int, *, u
     trade by retirement date, 1 MWh each; bundled ones are in the trade's volume and not counted
     again; one outside its validity or repeating a serial is rejected with the reason (README R1).
     """
-    trades, certs = ledger_for(conn, enterprise)
+    data = _bundle(src, enterprise, year, until)
     lend = date(year + 1, 1, 1)
     if until is not None:
-        local = until.astimezone(ZoneInfo(enterprise_timezone(conn, enterprise)))
-        upto = local.date() if local.time() == time() else local.date() + timedelta(days=1)
-        lend = max(date(year, 1, 1), min(lend, upto))
-    led = ledger_green(trades, certs, date(year, 1, 1), lend)
+        lend = max(date(year, 1, 1), min(lend, local_end_day(until, data.timezone)))
+    led = ledger_green(list(data.trades), list(data.certificates), date(year, 1, 1), lend)
     return {
         "green_trade_wh": led.trade_wh, "trades": len(led.trades),
         "certificates": led.certificate_wh // WH_PER_CERTIFICATE,
@@ -255,7 +265,7 @@ def green_instruments(conn: psycopg.Connection, enterprise: str, year: int, *, u
 
 # ---- carbon ---------------------------------------------------------------------------------------
 
-def carbon_year(conn: psycopg.Connection, enterprise: str, year: int, *, region: str = "national",
+def carbon_year(src: Source, enterprise: str, year: int, *, region: str = "national",
                 year_offset: int = 0, latest_available: bool = False,
                 equal_value_kgce_per_kwh: Decimal | None = None, until: datetime | None = None) -> dict[str, Any]:
     """CO2 of purchased electricity (location- and market-based) and standard coal, with evidence.
@@ -268,10 +278,12 @@ def carbon_year(conn: psycopg.Connection, enterprise: str, year: int, *, region:
     LookupError for an unknown enterprise; ValueError when no factor fits the year (the message
     names the known years) or no grid import point is metered.
     """
-    e = energy_year(conn, enterprise, year, until=until)
+    data = _bundle(src, enterprise, year, until)
+    enterprise = data.enterprise
+    e = energy_year(data, enterprise, year, until=until)
     if e.grid_import_wh is None:
         raise ValueError(f"{enterprise} has no point with role grid_import: grid electricity is not metered")
-    gi = green_instruments(conn, enterprise, year, until=until)
+    gi = green_instruments(data, enterprise, year, until=until)
     c = electricity_carbon(year, e.grid_import_wh, green_trade_wh=gi["green_trade_wh"],
                            certificates=gi["certificates"], region=region, year_offset=year_offset,
                            latest_available=latest_available, table=load_factors())
@@ -301,23 +313,9 @@ def carbon_year(conn: psycopg.Connection, enterprise: str, year: int, *, region:
 
 # ---- production, unit-product energy, intensity ---------------------------------------------------
 
-def production_year(conn: psycopg.Connection, enterprise: str, year: int) -> list[dict[str, Any]]:
-    """Production rows of the enterprise whose period lies in the local calendar year."""
-    rows = conn.execute(
-        """SELECT p.product, p.period_start, p.period_end, p.quantity, p.unit, p.output_value_yuan
-           FROM production p JOIN enterprise e USING (enterprise_id)
-           WHERE e.code = %s AND p.period_start <= %s AND p.period_end >= %s
-           ORDER BY p.product, p.period_start""",
-        (enterprise, date(year, 12, 31), date(year, 1, 1)),
-    ).fetchall()
-    return [dict(zip(("product", "start", "end", "quantity", "unit", "output_value_yuan"), r)) for r in rows]
-
-
-def _references(conn: psycopg.Connection, products: list[str]) -> dict[str, ReferenceValues]:
-    rows = conn.execute(
-        """SELECT product, unit, limit_kgce, access_kgce, advanced_kgce, industry_average_kgce, standard
-           FROM product_reference WHERE product = ANY(%s)""", (products,)).fetchall()
-    return {p: ReferenceValues(u, lim, acc, adv, avg, std) for p, u, lim, acc, adv, avg, std in rows}
+def production_year(data: EnterprisePeriod, year: int) -> list[dict[str, Any]]:
+    """Production rows of the enterprise whose period overlaps the local calendar year."""
+    return [r for r in data.products if r["start"] <= date(year, 12, 31) and r["end"] >= date(year, 1, 1)]
 
 
 def _covers_year(periods: list[tuple[date, date]], year: int) -> bool:
@@ -329,7 +327,7 @@ def _covers_year(periods: list[tuple[date, date]], year: int) -> bool:
     return day > date(year, 12, 31)
 
 
-def product_years(conn: psycopg.Connection, enterprise: str, year: int, energy_kgce: Decimal | None
+def product_years(src: Source, enterprise: str, year: int, energy_kgce: Decimal | None
                   ) -> tuple[tuple[ProductYear, ...], dict[str, Any]]:
     """The year's products with their output, reference values and energy.
 
@@ -338,13 +336,14 @@ def product_years(conn: psycopg.Connection, enterprise: str, year: int, energy_k
     recorded periods cover the whole year; with several products the split is not metered and the
     product's energy is None (the unit-energy rule then comes out ``unknown``).
     """
-    rows = production_year(conn, enterprise, year)
+    data = _bundle(src, enterprise, year, None)
+    rows = production_year(data, year)
     inside = [r for r in rows if r["start"].year == year and r["end"].year == year]
     straddling = [f"{r['product']} {r['start']}..{r['end']}" for r in rows if r not in inside]
     by_product: dict[str, list[dict]] = {}
     for r in inside:
         by_product.setdefault(r["product"], []).append(r)
-    refs = _references(conn, sorted(by_product))
+    refs = data.references
     out, ev = [], {}
     for product, rs in sorted(by_product.items()):
         qty = sum((r["quantity"] for r in rs), Decimal(0))
@@ -375,9 +374,9 @@ def product_years(conn: psycopg.Connection, enterprise: str, year: int, energy_k
     return tuple(out), ev
 
 
-def output_value(conn: psycopg.Connection, enterprise: str, year: int) -> tuple[Decimal | None, int]:
+def output_value(data: EnterprisePeriod, year: int) -> tuple[Decimal | None, int]:
     """Output value of the year's production rows (inside the year) and how many rows lacked one."""
-    rows = [r for r in production_year(conn, enterprise, year) if r["start"].year == year and r["end"].year == year]
+    rows = [r for r in production_year(data, year) if r["start"].year == year and r["end"].year == year]
     vals = [r["output_value_yuan"] for r in rows if r["output_value_yuan"] is not None]
     return (sum(vals, Decimal(0)) if vals else None), len(rows) - len(vals)
 
@@ -405,12 +404,13 @@ def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
     enterprises: list[dict[str, Any]] = []
     rankable: list[IntensityRow] = []
     for code in codes:
-        e = energy_year(conn, code, year)
+        data = load_enterprise_year(conn, code, year)  # one read per enterprise
+        e = energy_year(data, code, year)
         kgce = None
         if e.grid_import_wh is not None:
             kgce = coal_of(e, equal_value_kgce_per_kwh)[method].total_kgce
-        products, pev = product_years(conn, code, year, kgce)
-        value, missing = output_value(conn, code, year)
+        products, pev = product_years(data, code, year, kgce)
+        value, missing = output_value(data, year)
         row: dict[str, Any] = {"enterprise": code, "energy_kgce": kgce, "electricity_method": method,
                                "grid_import_wh": e.grid_import_wh, "fuels": e.fuels, "output_value_yuan": value,
                                "rows_without_output_value": missing, "products": {}, "production": pev}
@@ -457,7 +457,7 @@ def recycling_subproject(subprojects: list[str]) -> str | None:
     raise ValueError(f"several sub-projects ({', '.join(subprojects)}): choose the recycling project with --subproject")
 
 
-def enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, subproject: str | None = None,
+def enterprise_year(src: Source, enterprise: str, year: int, *, subproject: str | None = None,
                     region: str = DEFAULT_REGION, tolerance: Decimal = Decimal("0.05"),
                     until: datetime | None = None) -> tuple[EnterpriseYear, dict[str, Any]]:
     """Build the engine's input for one enterprise and local calendar year from the store.
@@ -472,10 +472,10 @@ def enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, sub
     LookupError
         for an unknown enterprise; ValueError for an ambiguous or unknown sub-project.
     """
-    tz = enterprise_timezone(conn, enterprise)
-    start, end = local_bounds("year", date(year, 1, 1), tz)
-    end = max(start, min(end, until)) if until is not None else end  # a year not begun by then: empty
-    points = site_points(conn, enterprise)
+    data = _bundle(src, enterprise, year, until)
+    enterprise, tz = data.enterprise, data.timezone
+    start, end = _year_end(data, year, until)
+    points = data.points
     subs = sorted({p.subproject for p in points if p.role == "subproject"})
     if subproject is not None and subproject not in subs:
         raise ValueError(f"{enterprise} has no sub-project {subproject!r} (known: {', '.join(subs) or 'none'})")
@@ -487,29 +487,24 @@ def enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, sub
     recycling_wh = None
     if sub is not None:
         sub_points = [p for p in points if p.role == "subproject" and p.subproject == sub]
-        per_point, findings = point_intervals(conn, sub_points, start, end)
-        ivs = [iv for s in per_point.values() for iv in s]
+        ivs, evidence["recycling"] = role_series(data, sub_points, start, end)
         if ivs:
             recycling_wh = sum(iv.energy_wh for iv in ivs)
-        evidence["recycling"] = {
-            "points": [p.name for p in sub_points], "intervals": len(ivs),
-            "estimated_intervals": sum(iv.estimated for iv in ivs), "energy_wh": recycling_wh,
-            "findings": [f"{f.kind} {f.ts.isoformat()} {f.detail}" for f in findings],
-        }
-    e = energy_year(conn, enterprise, year, until=end)
+        evidence["recycling"]["energy_wh"] = recycling_wh
+    e = energy_year(data, enterprise, year, until=end)
     # R1 as the accounting decides it: on-site green + trades + certificates from the ledger, and
     # unknown below the completeness threshold (then the engine's candidate is unknown too)
     green_wh = consumption_wh = None
     if end > start:
-        r1 = green_share_report(conn, enterprise, year, as_of=end)
+        r1 = green_share_figure(data, year, end, code_version=CODE_VERSION)
         if r1.status != "unknown":
             green_wh, consumption_wh = r1.green_wh, r1.consumption_wh
         evidence["green_share"] = green_share_json(r1)
-    projects, evidence["projects"] = project_inputs(conn, enterprise, year, tz, tolerance=tolerance, until=end)
+    projects, evidence["projects"] = project_inputs(data, enterprise, year, tz, tolerance=tolerance, until=end)
     kgce = standard_coal(e.coal_quantities(), factors=load_coal_factors()).total_kgce if e.grid_import_wh is not None else None
-    products, evidence["products"] = product_years(conn, enterprise, year, kgce)
+    products, evidence["products"] = product_years(data, enterprise, year, kgce)
     ey = EnterpriseYear(enterprise, year, region=region, recycling_wh=recycling_wh, green_wh=green_wh,
-                        consumption_wh=consumption_wh, facts=enterprise_facts(conn, enterprise), projects=projects,
+                        consumption_wh=consumption_wh, facts=data.facts, projects=projects,
                         products=products)
     return ey, evidence
 

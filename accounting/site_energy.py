@@ -1,4 +1,12 @@
-"""A site's energy for a period: readings -> interval energy -> balance -> green share.
+"""A site's energy for a period, and what turning a counter's readings into interval energy needs.
+
+- :func:`site_energy`, :func:`green_share_report`: the balance and rule R1 from the *stored*
+  interval energy (``interval_energy``), through the one loader (:mod:`store.bundle`) and the one
+  function per figure (:mod:`metrics.figures`) the flows use as well.
+- :func:`counter_settings`, :func:`settings_intervals`: a counter point's settings and the path
+  from its raw readings to intervals, which the rollup (``flows.rollup``) takes to write
+  ``interval_energy``. :func:`point_energy` / :func:`point_intervals` run that path on raw
+  readings directly: the reference the rollup's tests compare with; no figure reads them.
 
 Thin by design: reads from :mod:`store`, calls the pure functions in :mod:`metrics`.
 """
@@ -29,22 +37,9 @@ from store.ledger import ledger_for
 from store.queries import counter_series
 from store.sites import PointRow, enterprise_timezone, site_points
 
-BALANCE_ROLES = ("grid_import", "grid_export", "pv_generation", "storage_charge", "storage_discharge")
-
-
-@dataclass
-class SiteEnergy:
-    enterprise: str
-    start: datetime
-    end: datetime
-    points: list[PointRow]
-    balance: list[IntervalBalance]
-    totals: BalanceTotals
-    share: GreenShare | None
-    findings: list[CounterFinding]
-    per_point: dict[int, CounterEnergy] = field(default_factory=dict)
-    inputs_sha256: str = ""
-    rollover_wh: dict[int, float | None] = field(default_factory=dict)
+from metrics import figures  # noqa: E402
+from metrics.figures import BALANCE_ROLES, SiteEnergy  # noqa: E402,F401  (the one list; re-exported)
+from store.bundle import load_enterprise_period  # noqa: E402
 
 
 def point_rollover(conn: psycopg.Connection, points: list[PointRow] | list[int]) -> dict[int, float | None]:
@@ -138,96 +133,26 @@ def point_intervals(
 
 def site_energy(conn: psycopg.Connection, enterprise: str, start: datetime, end: datetime, *,
                 count_suspect: bool = True) -> SiteEnergy:
-    points = [p for p in site_points(conn, enterprise) if p.role in BALANCE_ROLES]
-    digest = InputDigest()
-    digest.add_json({"enterprise": enterprise, "start": start, "end": end, "count_suspect": count_suspect})
-    widths = point_rollover(conn, points)
-    per_point = point_energy(conn, points, start, end, count_suspect=count_suspect, digest=digest, widths=widths)
-    by_role = {
-        role: sum_by_interval([per_point[p.point_id].intervals for p in points if p.role == role])
-        for role in BALANCE_ROLES
-    }
-    balance, _ = site_balance(by_role)
-    t = totals(balance)
-    findings = sorted((f for ce in per_point.values() for f in ce.findings), key=lambda f: f.ts)
-    share = None
-    if 0 < t.consumption_wh and t.green_wh <= t.consumption_wh:
-        share = green_share(t.green_wh, t.consumption_wh)
-    elif t.green_wh > t.consumption_wh:
-        # the meters disagree (e.g. export metered without the PV that produced it): no share, said so
-        findings.append(CounterFinding("balance_inconsistent", start, f"on-site green {t.green_wh} Wh exceeds "
-                                       f"consumption {t.consumption_wh} Wh over the period: check the meters"))
-    return SiteEnergy(enterprise, start, end, points, balance, t, share, findings, per_point, digest.hexdigest(),
-                      widths)
+    """The site balance of [start, end) from the stored interval energy: the enterprise's period
+    loaded once (:func:`store.bundle.load_enterprise_period`), then :func:`metrics.figures.site_energy`,
+    the function the metrics flow uses for its daily balances."""
+    data = load_enterprise_period(conn, enterprise, start, end, with_policy=False)
+    return figures.site_energy(data, floor_interval(start), floor_interval(end), count_suspect=count_suspect)
 
 
 def green_share_report(
     conn: psycopg.Connection, enterprise: str, year: int, *, as_of: datetime | None = None,
     count_suspect: bool = True, completeness_threshold: Fraction = COMPLETENESS_THRESHOLD,
 ) -> GreenShareResult:
-    """Rule R1 for an enterprise's local calendar year, or the year to date at ``as_of``.
-
-    The site balance gives on-site green (PV self-consumed, green discharge) and consumption; the
-    ledger adds trades settled and certificates retired in the period; the result carries the
-    hourly-matched share, a year-end projection (when the year is not over) and its evidence.
-    """
+    """Rule R1 for an enterprise's local calendar year, or the year to date at ``as_of``, from the
+    stored interval energy: :func:`metrics.figures.green_share_figure`, the function the metrics flow
+    stores in ``green_share_ytd``. The period ends at ``min(year end, as_of floored to 15 min)``."""
     tz = enterprise_timezone(conn, enterprise)
-    ystart, yend = local_bounds("year", date(year, 1, 1), tz)
     now = as_of or datetime.now(timezone.utc)
-    if now.tzinfo is None:
-        raise ValueError(f"as_of {now} has no time zone")
-    if now <= ystart:
-        raise ValueError(f"year {year} has not begun at {now.isoformat()}")
-    end = min(yend, floor_interval(now))
-    se = site_energy(conn, enterprise, ystart, end, count_suspect=count_suspect)
-    # the ledger counts by local dates: the period's local days [first, last]
-    from zoneinfo import ZoneInfo
-    zone = ZoneInfo(tz)
-    lstart = ystart.astimezone(zone).date()
-    lend_dt = end.astimezone(zone)
-    lend = lend_dt.date() if lend_dt.time() == datetime.min.time() else date.fromordinal(lend_dt.date().toordinal() + 1)
-    trades, certs = ledger_for(conn, enterprise)
-    led = ledger_green(trades, certs, lstart, lend)
-    digest = InputDigest()
-    digest.add_json({"site_inputs": se.inputs_sha256, "trades": [vars(t) for t in trades],
-                     "certificates": [(str(c.first), str(c.last), c.production_month, c.used_on, c.trade_reference)
-                                      for c in certs], "completeness_threshold": completeness_threshold,
-                     "ledger_period": [lstart, lend]})
-    completeness = min((ce.completeness.share for ce in se.per_point.values()), default=Fraction(0))
-    year_intervals = int((yend - ystart).total_seconds()) // 900
-    elapsed = int((end - ystart).total_seconds()) // 900
-    t = se.totals
-    projection = None
-    if end < yend and elapsed > 0:
-        projection = project_year_end(t.green_wh, t.consumption_wh, led.green_wh, elapsed, year_intervals)
-    names = {p.point_id: p for p in se.points}
-    evidence = Evidence(
-        enterprise=enterprise, period_start=ystart, period_end=end, timezone=tz,
-        points=tuple(
-            PointEvidence(names[pid].name, names[pid].role, ce.readings, ce.completeness.expected,
-                          ce.completeness.measured, ce.completeness.estimated, ce.completeness.missing,
-                          ce.suspect_intervals, ce.completeness.share, ce.total_wh,
-                          se.rollover_wh.get(pid), names[pid].rated_power_w)
-            for pid, ce in se.per_point.items()),
-        findings=tuple(sorted((FindingEvidence(names[pid].name, f.kind, f.ts, f.detail)
-                               for pid, ce in se.per_point.items() for f in ce.findings),
-                              key=lambda f: (f.ts, f.point, f.kind))),
-        ledger_entries=tuple(
-            [f"trade {x.reference} settled {x.settled_on} {x.settled_wh / 1e6:g} MWh (counted)" for x in led.trades]
-            + [f"GEC {c.label} produced {c.production_month:%Y-%m} retired {c.used_on} ({c.count} MWh, counted)"
-               for c in led.certificates]
-            + [f"GEC {c.label} delivered with trade {c.trade_reference} (bundled, counted in the trade)"
-               for c in led.bundled]
-            + [f"GEC {c.label} rejected: {why}" for c, why in led.rejected]),
-        count_suspect=count_suspect, completeness_threshold=completeness_threshold,
-        inputs_sha256=digest.hexdigest(), code_version=CODE_VERSION,
-        notes=(f"ledger counted by local dates {lstart} to {lend} (exclusive)",
-               "completeness is the lowest over the points used"),
-    )
-    return assess_green_share(
-        t.green_wh, t.consumption_wh, trade_wh=led.trade_wh, certificate_wh=led.certificate_wh,
-        completeness=completeness, count_suspect=count_suspect, completeness_threshold=completeness_threshold,
-        projection=projection, hourly=hourly_match(se.balance, led, tz), evidence=evidence)
+    ystart, end, _ = figures.year_to_date(year, tz, now)
+    data = load_enterprise_period(conn, enterprise, ystart, end, with_policy=False)
+    return figures.green_share_figure(data, year, now, count_suspect=count_suspect,
+                                      completeness_threshold=completeness_threshold, code_version=CODE_VERSION)
 
 
 def green_share_json(r: GreenShareResult) -> dict:

@@ -26,21 +26,17 @@ import psycopg
 from prefect import flow, get_run_logger
 
 from accounting.policy_inputs import carbon_year, coal_of, energy_year
-from accounting.site_energy import BALANCE_ROLES
 from flows.tasks import io_task, metric_task, resolve_url
-from metrics.balance import BalanceTotals, site_balance, totals
-from metrics.energy import INTERVAL_S, IntervalEnergy, sum_by_interval
-from metrics.green_share import GreenShareResult, Projection, assess_green_share, project_year_end
-from metrics.ledger import CertificateBlock, Trade, ledger_green
+from metrics import figures
+from metrics.balance import BalanceTotals
+from metrics.bundle import EnterprisePeriod
+from metrics.figures import BALANCE_ROLES
+from metrics.green_share import GreenShareResult, Projection
 from metrics.periods import local_bounds
+from model import CODE_VERSION
+from store.bundle import load_enterprise_period
 from store.results import (Enterprise, dirty_days, enterprises, lock, write_carbon_ytd, write_daily_balance,
                            write_green_share_ytd, write_projection)
-from store.ledger import ledger_for
-from store.rollups import interval_rows
-from store.sites import site_points
-
-RoleEnergy = dict[str, dict[datetime, IntervalEnergy]]
-_STEP = timedelta(seconds=INTERVAL_S)
 #: how long after New Year the metrics flow still rebalances the year before
 LATE_YEAR_GRACE = timedelta(days=3)
 
@@ -57,19 +53,16 @@ class CarbonOptions:
 
 @dataclass
 class YearData:
-    """An enterprise's rolled-up interval energy for a local year, up to ``as_of``."""
+    """An enterprise's stored data for a local year up to ``as_of`` (one bundle), and the days to rebalance."""
 
     enterprise: Enterprise
     year: int
     start: datetime
     end: datetime  # end of the local year
     as_of: datetime
-    by_role: RoleEnergy
-    point_ids: list[int]
+    bundle: EnterprisePeriod
     dirty: list[date] = field(default_factory=list)
     day_sources: dict[date, datetime | None] = field(default_factory=dict)
-    trades: list[Trade] = field(default_factory=list)  #: the certificate ledger (rule R1)
-    certificates: list[CertificateBlock] = field(default_factory=list)
 
 
 @dataclass
@@ -77,25 +70,12 @@ class EnterpriseMetrics:
     enterprise: Enterprise
     year: int
     data_through: datetime | None
-    daily: dict[date, tuple[BalanceTotals, datetime | None]]
+    daily: dict[date, tuple[BalanceTotals, datetime | None, int]]  #: totals, source, measured intervals
     ytd: BalanceTotals
     share: GreenShareResult | None  #: rule R1 for the year to date, with the ledger
     projection: Projection | None
     carbon: dict[str, Any] | None = None  #: the carbon_ytd row written (columns of store.results.CARBON_COLUMNS)
-
-
-def load_role_energy(conn: psycopg.Connection, enterprise: str, start: datetime, end: datetime
-                     ) -> tuple[RoleEnergy, list[int]]:
-    """Stored interval energy per balance role for intervals starting in [start, end), summed over
-    the points of each role as accounting/site_energy.py does."""
-    points = [p for p in site_points(conn, enterprise) if p.role in BALANCE_ROLES]
-    ids = [p.point_id for p in points]
-    per_point: dict[int, list[IntervalEnergy]] = {pid: [] for pid in ids}
-    for pid, start_, wh, est in interval_rows(conn, ids, start, end):
-        per_point[pid].append(IntervalEnergy(start_, wh, est))
-    by_role = {role: sum_by_interval([per_point[p.point_id] for p in points if p.role == role])
-               for role in BALANCE_ROLES}
-    return by_role, ids
+    measured: tuple[int, int] = (0, 0)  #: intervals measured for the site, intervals in the period
 
 
 def year_of(e: Enterprise, as_of: datetime) -> int:
@@ -115,57 +95,50 @@ def list_enterprises(url: str, code: str | None) -> list[Enterprise]:
 
 
 def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[date] | None = None) -> YearData:
+    """The enterprise's year up to ``as_of`` in one bundle (:func:`store.bundle.load_enterprise_period`),
+    and the local days whose intervals changed since their balance was computed."""
     start, end = local_bounds("year", date(year, 1, 1), e.timezone)
-    upto = min(as_of, end)
+    upto = max(start, min(as_of, end))
     with psycopg.connect(url) as conn:
-        by_role, ids = load_role_energy(conn, e.code, start, upto)
+        bundle = load_enterprise_period(conn, e.code, start, upto, with_policy=False)
+        ids = [p.point_id for p in bundle.with_role(*BALANCE_ROLES)]
         dirty = days if days is not None else dirty_days(conn, e, ids, start)
         dirty = [d for d in dirty if d.year == year]
         sources = {}
-        for d in dirty:
-            ds, de = local_bounds("day", d, e.timezone)
-            sources[d] = conn.execute(
-                "SELECT max(computed_at) FROM interval_energy WHERE point_id = ANY(%s) AND bucket_start >= %s AND bucket_start < %s",
-                (ids, ds, de)).fetchone()[0]
-        trades, certificates = ledger_for(conn, e.code)
-    return YearData(e, year, start, end, upto, by_role, ids, dirty, sources, trades, certificates)
+        if dirty:
+            for d, changed in conn.execute(
+                    """SELECT (date_trunc('day', bucket_start, %(tz)s) AT TIME ZONE %(tz)s)::date, max(computed_at)
+                       FROM interval_energy WHERE point_id = ANY(%(ids)s) AND bucket_start >= %(lo)s
+                         AND bucket_start < %(hi)s GROUP BY 1""",
+                    {"tz": e.timezone, "ids": ids, "lo": local_bounds("day", min(dirty), e.timezone)[0],
+                     "hi": local_bounds("day", max(dirty), e.timezone)[1]}):
+                sources[d] = changed
+    return YearData(e, year, start, end, upto, bundle, dirty, {d: sources.get(d) for d in dirty})
 
 
 load_year = io_task(read_year, task_run_name="load-year")
 
 
-def _slice(by_role: RoleEnergy, start: datetime, end: datetime) -> RoleEnergy:
-    return {role: {t: iv for t, iv in s.items() if start <= t < end} for role, s in by_role.items()}
-
-
-def compute_metrics(data: YearData) -> EnterpriseMetrics:
-    """Balance per dirty day (an empty battery pool each day, as a report for that day gives),
-    the year to date (one pool carried through the year), its green share, projection and gap."""
-    e = data.enterprise
+def compute_metrics(data: YearData, carbon: "CarbonOptions | None" = None) -> EnterpriseMetrics:
+    """Balance per dirty day (an empty battery pool each day, as ``report balance --day`` gives),
+    the year to date and rule R1 (:func:`metrics.figures.green_share_figure`, what ``report
+    green-share`` gives at the same ``as_of``), its projection and gap, carbon and standard coal."""
+    e, b = data.enterprise, data.bundle
     daily = {}
     for d in data.dirty:
-        ds, de = local_bounds("day", d, e.timezone)
-        bal, _ = site_balance(_slice(data.by_role, ds, de))
-        daily[d] = (totals(bal), data.day_sources.get(d))
-    ytd_balance, _ = site_balance(data.by_role)
-    ytd = totals(ytd_balance)
-    through = ytd_balance[-1].start + _STEP if ytd_balance else None
-    share = projection = None
-    if through is not None:
-        # rule R1 as `greengauge report green-share` decides it: on-site green + the ledger's trades
-        # and certificates of the period's local days, unknown below the completeness threshold
-        zone = _zone(e.timezone)
-        local_end = through.astimezone(zone)
-        last_day = local_end.date() if local_end.time() == time.min else local_end.date() + timedelta(days=1)
-        led = ledger_green(data.trades, data.certificates, data.start.astimezone(zone).date(), last_day)
-        elapsed = int((through - data.start).total_seconds()) // INTERVAL_S
-        year_intervals = int((data.end - data.start).total_seconds()) // INTERVAL_S
-        completeness = Fraction(ytd.intervals - ytd.estimated_intervals, elapsed)
-        projection = project_year_end(ytd.green_wh, ytd.consumption_wh, led.green_wh, elapsed, year_intervals)
-        share = assess_green_share(ytd.green_wh, ytd.consumption_wh, trade_wh=led.trade_wh,
-                                   certificate_wh=led.certificate_wh, completeness=completeness,
-                                   projection=projection)
-    return EnterpriseMetrics(e, data.year, through, daily, ytd, share, projection)
+        t, measured = figures.day_balance(b, d)
+        daily[d] = (t, data.day_sources.get(d), measured)
+    has_data = any(b.intervals.get(p.point_id) for p in b.with_role(*BALANCE_ROLES))
+    if not has_data or data.as_of <= data.start:
+        ytd = figures.site_energy(b, data.start, max(data.start, figures.floor_interval(data.as_of)))
+        return EnterpriseMetrics(e, data.year, None, daily, ytd.totals, None, None)
+    share = figures.green_share_figure(b, data.year, data.as_of, code_version=CODE_VERSION)
+    through = share.evidence.period_end
+    ytd = figures.site_energy(b, data.start, through)
+    m = EnterpriseMetrics(e, data.year, through, daily, ytd.totals, share, share.projection)
+    m.carbon = carbon_row(b, e, data.year, through, carbon or CarbonOptions())
+    m.measured = (ytd.measured_intervals, ytd.expected_intervals)
+    return m
 
 
 compute = metric_task(compute_metrics, task_run_name="compute-metrics")
@@ -175,7 +148,7 @@ def _is_factor_missing(exc: ValueError) -> bool:
     return " factor for region " in str(exc)  # metrics.carbon.FactorTable.factor's message
 
 
-def carbon_row(conn: psycopg.Connection, e: Enterprise, year: int, through: datetime,
+def carbon_row(conn: "psycopg.Connection | EnterprisePeriod", e: Enterprise, year: int, through: datetime,
                opts: CarbonOptions = CarbonOptions()) -> dict[str, Any]:
     """The ``carbon_ytd`` row of an enterprise's year to date ``through`` (the period end).
 
@@ -236,15 +209,16 @@ def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = Carbon
     row = None
     with psycopg.connect(url) as conn, conn.transaction():
         lock(conn, f"greengauge.flows.metrics.{m.enterprise.enterprise_id}")
-        for d, (t, source) in m.daily.items():
-            write_daily_balance(conn, m.enterprise.enterprise_id, d, t, source)
+        for d, (t, source, measured) in m.daily.items():
+            write_daily_balance(conn, m.enterprise.enterprise_id, d, t, source, measured)
         if m.data_through is not None:
-            write_green_share_ytd(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.ytd, m.share)
+            write_green_share_ytd(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.ytd, m.share,
+                                  measured=m.measured)
             if m.projection is not None:
                 ystart, _ = local_bounds("year", date(m.year, 1, 1), m.enterprise.timezone)
                 write_projection(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.projection,
                                  m.share.missing_wh, (m.data_through - ystart).days)
-            row = carbon_row(conn, m.enterprise, m.year, m.data_through, carbon)
+            row = m.carbon if m.carbon is not None else carbon_row(conn, m.enterprise, m.year, m.data_through, carbon)
             write_carbon_ytd(conn, m.enterprise.enterprise_id, m.year, row)
     return row
 
@@ -256,7 +230,7 @@ def enterprise_metrics(url: str, e: Enterprise, as_of: datetime, *, year: int | 
                        days: list[date] | None = None,
                        carbon: CarbonOptions = CarbonOptions()) -> EnterpriseMetrics:
     """Plain-function form of one enterprise's metrics run (backfill and tests use it)."""
-    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days))
+    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days), carbon)
     m.carbon = store_metrics(url, m, carbon)
     return m
 
@@ -279,7 +253,7 @@ def metrics_flow(database_url: str | None = None, enterprise: str | None = None,
         # early in January, late readings can still change the last days of the year before
         for year in sorted({year_of(e, now - LATE_YEAR_GRACE), year_of(e, now)}):
             data = load_year(url, e, year, now)
-            m = compute(data)
+            m = compute(data, carbon)
             m.carbon = write_metrics(url, m, carbon)
             pct = f"{m.share.percent:.2f} % ({m.share.status})" if m.share and m.share.percent is not None else "n/a"
             log.info("%s %d: %d days rebalanced, year-to-date green share %s, carbon %s", e.code, m.year,

@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger
 from flows.tasks import io_task, resolve_url
 from accounting.site_energy import CounterSettings, counter_settings, settings_intervals
 from metrics.energy import INTERVAL_S, CounterFinding, floor_interval
+from store.bundle import write_counter_findings
 from store.db import storage_mode
 from store.rollups import (IntervalWriter, PointReadings, counter_points, refresh_continuous_aggregate,
                            stream_readings, watermarks)
@@ -116,6 +117,7 @@ def rollup(
                 readings += len(r.ts)
                 findings += len(f)
                 writer.add(r.point_id, since, until, rows, r.ts[-1] if start is None else None)
+                write_counter_findings(write, r.point_id, since, until, f)  # the figures' evidence
                 done += 1
                 if on_point:
                     on_point(done, len(ids), len(r.ts))

@@ -184,13 +184,19 @@ def report_balance(
     day: Optional[str] = typer.Option(None, help="local day YYYY-MM-DD"),
     month: Optional[str] = typer.Option(None, help="local month YYYY-MM"),
     year: Optional[int] = typer.Option(None, help="local calendar year"),
+    format: str = typer.Option("table", "--format", help="table or json"),
 ) -> None:
-    """The energy balance and green share of an enterprise for a local day, month or year."""
-    from accounting.site_energy import site_energy
+    """The energy balance and green share of an enterprise for a local day, month or year, from the
+    stored interval energy (rolled up first, as the flows store it)."""
+    from greengauge.cli_accounting import balance_json, bring_current
     from greengauge.demo import print_report
+    from metrics import figures
     from metrics.periods import local_bounds
+    from store.bundle import load_enterprise_period
     from store.sites import enterprise_timezone
 
+    if format not in ("table", "json"):
+        fail(f"--format {format!r}: use table or json")
     chosen = [x for x in (day, month, year) if x is not None]
     if len(chosen) != 1:
         fail("give exactly one of --day, --month, --year")
@@ -208,8 +214,16 @@ def report_balance(
             tz = enterprise_timezone(conn, enterprise)
         except LookupError as exc:
             fail(str(exc))
+    current = bring_current(enterprise)
+    with connect() as conn:
         start, end = local_bounds(kind, ref, tz)
-        result = site_energy(conn, enterprise, start, end)
+        data = load_enterprise_period(conn, enterprise, start, end, with_policy=False)
+    result = figures.site_energy(data, start, end)
+    if format == "json":
+        import json as _json
+
+        print(_json.dumps(balance_json(result, data, current, kind, ref), ensure_ascii=False, indent=2))
+        return
     print_report(console, result, f"{enterprise}: {label} ({tz})")
 
 

@@ -143,6 +143,54 @@ def meter_replace(
                   f"  greengauge flows backfill {enterprise} --from {day} --to {today}", highlight=False)
 
 
+def bring_current(enterprise: str | None) -> dict:
+    """Roll the enterprise's readings up to ``interval_energy`` (incrementally, as the rollup flow
+    does; ``None``: every enterprise) so a report reads the same stored data the flows compute
+    their figures from. Returns how current that data is (the JSON's ``data`` field): the source
+    and the oldest rollup watermark (every reading up to it is in)."""
+    from flows.rollup import rollup
+    from model.settings import get_settings
+
+    rollup(get_settings().database_url, enterprise=enterprise)
+    with connect() as conn:
+        upto = conn.execute(
+            """SELECT min(w.last_reading_ts) FROM rollup_watermark w JOIN point p USING (point_id)
+               JOIN device d USING (device_id) JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id)
+               WHERE %(e)s::text IS NULL OR e.code = %(e)s""", {"e": enterprise}).fetchone()[0]
+    return {"source": "interval_energy (the stored rollup, brought up to date before this report)",
+            "rolled_up_to": upto.isoformat() if upto else None}
+
+
+def _current(data, current: dict) -> dict:
+    return {**current, "intervals_computed_at": data.computed_at}
+
+
+def balance_json(se, data, current: dict, kind: str, ref) -> dict:
+    """``report balance --format json``: the balance totals, the green share of on-site green, the
+    measured-interval completeness and the per-point evidence (the fields of ``daily_balance``)."""
+    from metrics.evidence import jsonable
+
+    t = se.totals
+    return jsonable({
+        "enterprise": se.enterprise, "period": {"kind": kind, "ref": ref, "start": se.start, "end": se.end,
+                                                "timezone": data.timezone},
+        "energy_wh": {"import": t.import_wh, "export": t.export_wh, "pv": t.pv_wh, "charge": t.charge_wh,
+                      "discharge": t.discharge_wh, "consumption": t.consumption_wh,
+                      "pv_self_consumed": t.pv_self_consumed_wh, "green": t.green_wh},
+        "intervals": t.intervals, "estimated_intervals": t.estimated_intervals,
+        "measured_intervals": se.measured_intervals, "expected_intervals": se.expected_intervals,
+        "completeness": se.completeness,
+        "share": None if se.share is None else se.share.share,
+        "status": "unknown" if se.share is None else ("reaches" if se.share.qualifies else "below"),
+        "evidence": {"points": [vars(s.evidence()) for s in se.per_point.values()],
+                     "findings": [vars(f) for f in se.point_findings],
+                     "other_findings": [f"{f.kind} {f.ts.isoformat()} {f.detail}" for f in se.findings
+                                        if f.kind == "balance_inconsistent"],
+                     "inputs_sha256": se.inputs_sha256},
+        "data": _current(data, current),
+    })
+
+
 def _kwh(wh: int) -> str:
     return f"{wh / 1000:,.3f}"
 
@@ -170,12 +218,22 @@ def report_green_share(
         fail(f"--as-of {as_of!r} has no UTC offset")
     with connect() as conn:
         try:
+            from store.sites import enterprise_timezone
+
+            enterprise_timezone(conn, enterprise)
+        except LookupError as exc:
+            fail(str(exc).strip("'\""))
+    current = bring_current(enterprise)
+    with connect() as conn:
+        try:
             r = green_share_report(conn, enterprise, year, as_of=now, count_suspect=not exclude_suspect,
                                    completeness_threshold=Fraction(completeness_threshold, 100))
         except (LookupError, ValueError) as exc:
             fail(str(exc).strip("'\""))
     if format == "json":
-        print(json.dumps(green_share_json(r), ensure_ascii=False, indent=2))
+        from metrics.evidence import jsonable
+
+        print(json.dumps({**green_share_json(r), "data": jsonable(current)}, ensure_ascii=False, indent=2))
         return
     ev = r.evidence
     table = Table(title=f"{enterprise}: green electricity {year} ({ev.period_start.isoformat()} – "

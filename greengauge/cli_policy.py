@@ -93,6 +93,9 @@ def report_awards(
     if format not in ("table", "json"):
         fail(f"--format must be table or json, got {format!r}")
     tolerance = _decimal("--storage-tolerance", storage_tolerance)
+    from greengauge.cli_accounting import bring_current
+
+    current = bring_current(enterprise) if _known(enterprise) else {}
     with connect() as conn:
         try:
             ey, inputs = enterprise_year(conn, enterprise, year, subproject=subproject, region=region,
@@ -106,12 +109,18 @@ def report_awards(
     if format == "json":
         out = result.to_dict()
         out["metering"] = inputs  # how the energy inputs were obtained (points, intervals, findings)
+        out["data"] = current
         console.print_json(json.dumps(out, ensure_ascii=False, default=str))
     else:
         _print_table(result)
 
 
 # ---- production, intensity, carbon ----------------------------------------------------------------
+
+def _known(enterprise: str) -> bool:
+    with connect() as conn:
+        return conn.execute("SELECT 1 FROM enterprise WHERE code = %s", (enterprise,)).fetchone() is not None
+
 
 def _decimal(option: str, text: str | None) -> Decimal | None:
     if text is None:
@@ -183,13 +192,16 @@ def report_intensity(
         fail(f"--format must be table or json, got {format!r}")
     frac = _decimal("--bottom-fraction", bottom_fraction) or Decimal(0)
     ev = _decimal("--equal-value", equal_value)
+    from greengauge.cli_accounting import bring_current
+
+    current = bring_current(None)  # every enterprise: the industry's ranking reads them all
     with connect() as conn:
         try:
             out = intensity_year(conn, industry, year, bottom_fraction=frac, equal_value_kgce_per_kwh=ev)
         except (LookupError, ValueError) as exc:
             fail(str(exc))
     if format == "json":
-        console.print_json(json.dumps(_plain(out), ensure_ascii=False))
+        console.print_json(json.dumps(_plain({**out, "data": current}), ensure_ascii=False))
         return
     table = Table(title=f"{industry} {year}: energy intensity ({out['electricity_method']} value)")
     for col in ("rank", "enterprise", "kgce", "output yuan", "kgce/10⁴ yuan", "bottom"):
@@ -228,6 +240,9 @@ def report_carbon(
     if format not in ("table", "json"):
         fail(f"--format must be table or json, got {format!r}")
     ev = _decimal("--equal-value", equal_value)
+    from greengauge.cli_accounting import bring_current
+
+    current = bring_current(enterprise) if _known(enterprise) else {}
     with connect() as conn:
         try:
             out = carbon_year(conn, enterprise, year, region=region, year_offset=factor_year_offset,
@@ -235,7 +250,7 @@ def report_carbon(
         except (LookupError, ValueError) as exc:
             fail(str(exc))
     if format == "json":
-        console.print_json(json.dumps(_plain(out), ensure_ascii=False))
+        console.print_json(json.dumps(_plain({**out, "data": current}), ensure_ascii=False))
         return
     lb, mb = out["location_based"], out["market_based"]
     table = Table(title=f"{enterprise} {year}: carbon and standard coal")

@@ -221,6 +221,9 @@ def run_demo(site_path: Path | None = None, day: date | None = None, day_seconds
         run = asyncio.run(run_simulated(site, url, start, end, speed=speed, on_progress=on_progress))
         progress.update(task, completed=(end - start).total_seconds())
     console.print(f"readings stored: {run.readings_written}")
+    from flows.rollup import rollup
+
+    rollup(url, enterprise=site.enterprise.code)  # figures come from the stored rollup, as the flows'
     with psycopg.connect(url) as conn:
         result = site_energy(conn, site.enterprise.code, start, end)
         print_report(console, result, f"{site.enterprise.code}: {day} ({site.enterprise.timezone})")

@@ -24,7 +24,7 @@ RULE_R1 = ("R1 green-electricity share ≥ 30 %: 晋政规〔2024〕2号 §三(�
 class PointEvidence:
     name: str
     role: str
-    readings: int  #: readings used, with the one before and after the period
+    readings: int | None  #: readings used, with the one before and after the period (None: from stored intervals)
     expected_intervals: int
     measured_intervals: int
     estimated_intervals: int
@@ -110,6 +110,9 @@ class InputDigest:
     def add_json(self, obj) -> None:
         self._h.update(json.dumps(jsonable(obj), sort_keys=True, ensure_ascii=False, default=str).encode())
         self._h.update(b"\n")
+
+    def add_bytes(self, data: bytes) -> None:
+        self._h.update(data)
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()

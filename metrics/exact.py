@@ -22,3 +22,7 @@ def no_float(v: Any) -> Any:
 
 #: a Decimal read from a string or an integer, never from a float
 ExactDecimal = Annotated[Decimal, BeforeValidator(no_float)]
+
+
+#: one fen (分), the unit every yuan amount is rounded to (down, for awards)
+FEN = Decimal("0.01")

@@ -30,3 +30,12 @@ def local_bounds(kind: Period, day: date, tz: str = "Asia/Shanghai") -> tuple[da
         raise ValueError(f"unknown period kind {kind!r} (day, month or year)")
     to_utc = lambda d: datetime.combine(d, time(), zone).astimezone(timezone.utc)  # noqa: E731
     return to_utc(first), to_utc(nxt)
+
+
+def local_end_day(end: datetime, tz: str) -> date:
+    """The first local day *not* in a period that ends (exclusively) at ``end``: the local day
+    holding ``end``, plus one unless ``end`` is local midnight. Ledger entries dated by local days
+    count for the days before it. The one definition used by every figure."""
+    local = end.astimezone(ZoneInfo(tz))
+    d = local.date()
+    return d if local.time() == time() else date.fromordinal(d.toordinal() + 1)

@@ -72,44 +72,52 @@ def source_changed_at(conn: psycopg.Connection, point_ids: list[int], start: dat
 
 
 def write_daily_balance(conn: psycopg.Connection, enterprise_id: int, day: date, t: BalanceTotals,
-                        source: datetime | None) -> None:
+                        source: datetime | None, measured: int | None = None) -> None:
     conn.execute(
         """INSERT INTO daily_balance (enterprise_id, day, import_wh, export_wh, pv_wh, charge_wh, discharge_wh,
-               consumption_wh, pv_self_consumed_wh, green_wh, intervals, estimated_intervals, source_changed_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               consumption_wh, pv_self_consumed_wh, green_wh, intervals, estimated_intervals, source_changed_at,
+               measured_intervals)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (enterprise_id, day) DO UPDATE SET
                import_wh = EXCLUDED.import_wh, export_wh = EXCLUDED.export_wh, pv_wh = EXCLUDED.pv_wh,
                charge_wh = EXCLUDED.charge_wh, discharge_wh = EXCLUDED.discharge_wh,
                consumption_wh = EXCLUDED.consumption_wh, pv_self_consumed_wh = EXCLUDED.pv_self_consumed_wh,
                green_wh = EXCLUDED.green_wh, intervals = EXCLUDED.intervals,
                estimated_intervals = EXCLUDED.estimated_intervals, source_changed_at = EXCLUDED.source_changed_at,
-               computed_at = now()""",
+               measured_intervals = EXCLUDED.measured_intervals, computed_at = now()""",
         (enterprise_id, day, t.import_wh, t.export_wh, t.pv_wh, t.charge_wh, t.discharge_wh, t.consumption_wh,
-         t.pv_self_consumed_wh, t.green_wh, t.intervals, t.estimated_intervals, source),
+         t.pv_self_consumed_wh, t.green_wh, t.intervals, t.estimated_intervals, source, measured),
     )
 
 
 # -- year to date, projection -------------------------------------------------------------------
 
 def write_green_share_ytd(conn: psycopg.Connection, enterprise_id: int, year: int, data_through: datetime,
-                          t: BalanceTotals, r) -> None:
-    """The year to date's balance totals and its R1 result ``r`` (metrics.green_share.GreenShareResult)."""
+                          t: BalanceTotals, r, *, measured: tuple[int, int] | None = None) -> None:
+    """The year to date's balance totals and its R1 result ``r`` (metrics.green_share.GreenShareResult):
+    every figure ``report green-share --format json`` prints at the same ``as_of``, the exact share and
+    completeness as 'num/den', the intervals measured for the site and the inputs digest."""
     conn.execute(
         """INSERT INTO green_share_ytd (enterprise_id, year, data_through, green_wh, consumption_wh, share,
                qualifies, intervals, estimated_intervals, onsite_green_wh, trade_wh, certificate_wh,
-               completeness, status, missing_wh, certificates_to_buy)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               completeness, status, missing_wh, certificates_to_buy, measured_intervals, expected_intervals,
+               share_exact, completeness_exact, inputs_sha256)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (enterprise_id, year) DO UPDATE SET data_through = EXCLUDED.data_through,
                green_wh = EXCLUDED.green_wh, consumption_wh = EXCLUDED.consumption_wh, share = EXCLUDED.share,
                qualifies = EXCLUDED.qualifies, intervals = EXCLUDED.intervals,
                estimated_intervals = EXCLUDED.estimated_intervals, onsite_green_wh = EXCLUDED.onsite_green_wh,
                trade_wh = EXCLUDED.trade_wh, certificate_wh = EXCLUDED.certificate_wh,
                completeness = EXCLUDED.completeness, status = EXCLUDED.status, missing_wh = EXCLUDED.missing_wh,
-               certificates_to_buy = EXCLUDED.certificates_to_buy, computed_at = now()""",
+               certificates_to_buy = EXCLUDED.certificates_to_buy, measured_intervals = EXCLUDED.measured_intervals,
+               expected_intervals = EXCLUDED.expected_intervals, share_exact = EXCLUDED.share_exact,
+               completeness_exact = EXCLUDED.completeness_exact, inputs_sha256 = EXCLUDED.inputs_sha256,
+               computed_at = now()""",
         (enterprise_id, year, data_through, r.green_wh, r.consumption_wh, _numeric(r.share),
          None if r.status == "unknown" else r.status == "qualifies", t.intervals, t.estimated_intervals,
          r.onsite_green_wh, r.trade_wh, r.certificate_wh, _numeric(r.completeness), r.status, r.missing_wh,
-         r.certificates_to_buy),
+         r.certificates_to_buy, measured[0] if measured else None, measured[1] if measured else None,
+         _exact(r.share), _exact(r.completeness), getattr(r.evidence, "inputs_sha256", None)),
     )
 
 
@@ -159,6 +167,10 @@ def write_carbon_ytd(conn: psycopg.Connection, enterprise_id: int, year: int, ro
                   IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in CARBON_COLUMNS)})""",
         (enterprise_id, year, *(row.get(c) for c in CARBON_COLUMNS)),
     )
+
+
+def _exact(f) -> str | None:
+    return None if f is None else f"{f.numerator}/{f.denominator}"
 
 
 def _numeric(share) -> Decimal | None:

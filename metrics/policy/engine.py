@@ -42,7 +42,7 @@ from metrics.policy.recycling import recycling_award
 
 Status = Literal["qualifies", "does_not_qualify", "unknown", "not_applicable"]
 STATUSES: tuple[Status, ...] = ("qualifies", "does_not_qualify", "unknown", "not_applicable")
-FEN = Decimal("0.01")
+from metrics.exact import FEN  # noqa: E402  (defined once)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-FEN = Decimal("0.01")
+from metrics.exact import FEN  # noqa: E402  (defined once)
 WH_PER_KWH = 1000
 
 

@@ -20,6 +20,7 @@ def evaluate(ey, documents=None):
     return _evaluate(ey, load_documents() if documents is None else documents)
 from store.ledger import CertificateEntry, TradeEntry, add_entries
 from store.production import import_production, parse_production_csv
+from tests.rolled import roll_up
 from tests.store.test_projects import CST, TWO_PROJECTS, apply, counter, day_of_pv, write_counter
 
 T0 = datetime(2024, 6, 1, tzinfo=CST)  # both projects commissioned on this local day
@@ -46,12 +47,13 @@ def meter_two_projects(conn, ids, *, roof_b_nameplate: bool = True) -> None:
         write_counter(conn, p("pv2.capacity_w"), [(T0, 600_000.0)])
         write_counter(conn, p("bat2.capacity_w"), [(T0, 100_000.0)])
         write_counter(conn, p("bat2.storage_capacity_wh"), [(T0, 250_000.0)])
-    conn.commit()  # other connections (the CLI's) see the readings
+    roll_up(conn)  # committed (other connections, the CLI's, see the readings) and rolled up
 
 
 def test_two_projects_each_checked_from_their_own_points(conn, tmp_path):
     ids = apply(conn, tmp_path)
     meter_two_projects(conn, ids)
+    roll_up(conn)
     projects, ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai")
     by = {p.id: p for p in projects}
     a = {c.name: c for c in by["roof-a"].checks}
@@ -75,6 +77,7 @@ def test_two_projects_each_checked_from_their_own_points(conn, tmp_path):
 def test_nameplate_from_sunspec_when_the_site_file_omits_it(conn, tmp_path):
     ids = apply(conn, tmp_path)
     meter_two_projects(conn, ids)
+    roll_up(conn)
     projects, ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai")
     b = {p.id: p for p in projects}["roof-b"]
     # SunSpec model 120 WRtg (capacity_w) and 713/802 WHRtg (storage_capacity_wh) of the linked devices
@@ -88,6 +91,7 @@ def test_nameplate_from_sunspec_when_the_site_file_omits_it(conn, tmp_path):
 def test_awards_from_stored_readings(conn, tmp_path):
     ids = apply(conn, tmp_path)
     meter_two_projects(conn, ids)
+    roll_up(conn)
     ey, _ = enterprise_year(conn, "e1", 2024)
     res = evaluate(ey)
     pv = {c.subject: c for c in res.candidates if c.kind == "pv_storage" and c.document == "晋政规〔2024〕2号"}
@@ -103,6 +107,7 @@ def test_awards_from_stored_readings(conn, tmp_path):
 def test_capacity_unknown_without_sunspec_reading(conn, tmp_path):
     ids = apply(conn, tmp_path)
     meter_two_projects(conn, ids, roof_b_nameplate=False)
+    roll_up(conn)
     ey, ev = enterprise_year(conn, "e1", 2024)
     assert "no capacity_w reading from device(s) pv2" in ev["projects"]["roof-b"]["pv_w"]["detail"]
     c = next(c for c in evaluate(ey).candidates if c.subject == "project roof-b" and c.document == "晋政规〔2024〕2号")
@@ -134,6 +139,7 @@ def test_products_feed_the_unit_energy_rule(conn, tmp_path):
         "production,e1,运动鞋,2024-01-01,2024-06-30,40,万双,40000000,,,\n"
         "production,e1,运动鞋,2024-07-01,2024-12-31,60,万双,60000000,,,\n")
     import_production(conn, rows)
+    roll_up(conn)
     ey, ev = enterprise_year(conn, "e1", 2024)
     (p,) = ey.products
     assert (p.product, p.quantity, p.energy_kgce) == ("运动鞋", Decimal(100), Decimal("122900.0000"))
@@ -147,6 +153,7 @@ def test_products_feed_the_unit_energy_rule(conn, tmp_path):
     assert c.status == "unknown"
     # an advanced value below it: does not qualify
     import_production(conn, parse_production_csv("record,product,unit,advanced\nreference,运动鞋,万双,1200\n"))
+    roll_up(conn)
     ey, _ = enterprise_year(conn, "e1", 2024)
     (c,) = [c for c in evaluate(ey, [doc]).candidates if c.kind == "unit_energy"]
     assert c.status == "does_not_qualify"
@@ -159,6 +166,7 @@ def test_two_products_energy_not_split(conn, tmp_path):
         "record,enterprise,product,period_start,period_end,quantity,unit\n"
         "production,e1,运动鞋,2024-01-01,2024-12-31,60,万双\n"
         "production,e1,皮鞋,2024-01-01,2024-12-31,40,万双\n"))
+    roll_up(conn)
     ey, ev = enterprise_year(conn, "e1", 2024)
     # 福建 002 第七条 3 needs each product's own energy: the whole-site meter cannot split it
     assert [p.energy_kgce for p in ey.products] == [None, None]
@@ -179,9 +187,11 @@ def add_ledger(conn, code: str = "e1") -> None:
 
 def test_green_instruments(conn, tmp_path):
     apply(conn, tmp_path)
+    roll_up(conn)
     gi = green_instruments(conn, "e1", 2023)
     assert (gi["green_trade_wh"], gi["certificates"], gi["trades"]) == (0, 0, 0)
     add_ledger(conn)
+    roll_up(conn)
     gi = green_instruments(conn, "e1", 2023)
     # README R1: bundled certificates are in the trade's volume and not counted again
     assert (gi["green_trade_wh"], gi["certificates"], gi["trades"]) == (100_000_000, 200, 1)
@@ -193,6 +203,7 @@ def test_energy_year_with_gas(conn, tmp_path):
     grid_year(conn, ids, 2023, 1_000_000_000)
     gas = add_gas_point(conn)
     write_counter(conn, gas, [(datetime(2023, 1, 1, tzinfo=CST), 500.0), (datetime(2024, 1, 1, tzinfo=CST), 10_500.0)])
+    roll_up(conn)
     e = energy_year(conn, "e1", 2023)
     assert e.grid_import_wh == 1_000_000_000 and e.fuels == {"natural_gas_m3": 10_000}
     assert e.coal_quantities() == {"electricity_wh": 1_000_000_000, "natural_gas_m3": 10_000}
@@ -218,6 +229,7 @@ def test_facts_project_without_links_uses_site_roles(conn, tmp_path):
                     SELECT enterprise_id, 'roof-f', 800000, '2024-06-01', 100000, 200000, '2024-06-01'
                     FROM enterprise WHERE code = 'e1'""")
     write_counter(conn, ids["e1.main.bat1.energy_export"], counter(T0, discharge(6, 100_000)))
+    roll_up(conn)
     (p,), ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai")
     assert ev["roof-f"]["points_from"].startswith("site roles")
     assert {c.name: c.status for c in p.checks}["storage_discharge_duration"] == "fail"
@@ -230,6 +242,7 @@ def test_a_project_commissioned_after_the_period_read_is_not_checked_yet(conn, t
     check can run yet (and none may crash the hourly eligibility run)."""
     apply(conn, tmp_path)
     until = datetime(2024, 3, 1, tzinfo=CST)  # both projects are commissioned in June 2024
+    roll_up(conn)
     projects, ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai", until=until)
     assert all(p.checks == () for p in projects)
     assert all(e["checks"].startswith("not run yet: commissioning 2024-06") for e in ev.values())
@@ -242,6 +255,7 @@ def test_sunspec_nameplate_is_summed_exactly_and_floored_never_rounded_up_to_a_t
     write_counter(conn, ids["e1.main.pv2.capacity_w"], [(T0, 499_999.5)])
     write_counter(conn, ids["e1.main.bat2.capacity_w"], [(T0, 99_999.9)])
     conn.commit()
+    roll_up(conn)
     projects, ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai")
     b = {p.id: p for p in projects}["roof-b"]
     assert b.pv_w == 499_999 and ev["roof-b"]["pv_w"]["value"] == 499_999

@@ -9,6 +9,7 @@ from greengauge.demo import DEMO_SITE
 from model.site import load_site
 from store.ingest import write_readings
 from store.sites import apply_site
+from tests.rolled import roll_up
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 
@@ -21,7 +22,7 @@ def test_green_above_consumption_is_a_finding_not_a_crash(conn):
     series = {"pv.energy_export": [0, 100, 100], "grid.energy_import": [0, 0, 10], "grid.energy_export": [0, 0, 60]}
     write_readings(conn, [Reading(ids[f"jj-shoes.main.{name}"], ts, float(v))
                           for name, values in series.items() for ts, v in zip(t, values)])
-    conn.commit()
+    roll_up(conn)  # the report reads the stored rollup
     r = site_energy(conn, "jj-shoes", t[0], t[-1])
     assert (r.totals.green_wh, r.totals.consumption_wh) == (100, 50)
     assert r.share is None

@@ -13,6 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from flows.rollup import rollup
+
 from accounting.site_energy import point_intervals, site_energy
 from greengauge.demo import DEMO_SITE, draw_day_chart, run_simulated
 from model.site import load_site
@@ -39,6 +41,7 @@ def simulated_day(tmp_path_factory):
     try:
         start, end = local_bounds("day", date(2025, 6, 21), site.enterprise.timezone)
         run = asyncio.run(run_simulated(site, url, start, end, speed=86_400 / 30))
+        rollup(url)  # figures come from the stored rollup
         yield run, url
     finally:
         drop_database(ADMIN_URL, name)

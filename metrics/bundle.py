@@ -1,0 +1,97 @@
+"""What every figure of one enterprise and period is computed from: one typed bundle.
+
+``store.bundle.load_enterprise_period`` fills it in one pass (time zone, points with roles,
+projects, ledger, facts, the stored interval energy with its estimated/suspect flags, the counter
+findings the rollup recorded); the pure functions of :mod:`metrics.figures` and the policy engine
+compute every figure from it. The flows write what they compute; ``greengauge report …`` calls the
+same functions on a bundle loaded the same way, so the stored result and the report agree
+(docs/accounting.md "One path").
+
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from metrics.energy import CounterFinding, IntervalEnergy, MeterReplacement, floor_interval, INTERVAL_S
+from metrics.ledger import CertificateBlock, Trade
+
+
+@dataclass(frozen=True)
+class Point:
+    """A metered point of the enterprise, with what shapes its energy."""
+
+    point_id: int
+    name: str
+    device: str
+    quantity: str
+    role: str | None
+    subproject: str | None
+    rated_power_w: int | None  #: [W]
+    rollover_wh: float | None = None  #: counter wrap width [Wh], None when unknown
+    poll_interval_s: float | None = None  #: the device's poll interval [s]
+
+
+@dataclass(frozen=True)
+class PointFinding:
+    point_id: int
+    finding: CounterFinding
+
+
+@dataclass
+class EnterprisePeriod:
+    """One enterprise's stored data for the intervals starting in [start, end) (UTC)."""
+
+    enterprise: str
+    enterprise_id: int
+    timezone: str
+    start: datetime  #: first interval read (may precede the figure's period, e.g. R3's 7 days)
+    end: datetime  #: end of the intervals read, exclusive
+    points: tuple[Point, ...]
+    intervals: dict[int, dict[datetime, IntervalEnergy]]  #: per point, by interval start
+    findings: tuple[PointFinding, ...] = ()
+    replacements: dict[int, tuple[MeterReplacement, ...]] = field(default_factory=dict)
+    trades: tuple[Trade, ...] = ()
+    certificates: tuple[CertificateBlock, ...] = ()
+    facts: tuple[Any, ...] = ()  #: metrics.policy.Fact
+    projects: tuple[Any, ...] = ()  #: store.projects.ProjectRecord (nameplates as recorded, links)
+    nameplates: dict[tuple[int, str], tuple[Any, ...]] = field(default_factory=dict)
+    #: (device id, quantity) -> the latest SunSpec nameplate readings (store.projects.NameplateReading)
+    products: tuple[dict, ...] = ()  #: production rows overlapping the period's years
+    references: dict[str, Any] = field(default_factory=dict)  #: product -> reference values
+    computed_at: datetime | None = None  #: newest ``computed_at`` of the intervals read (how current)
+    rolled_up_to: datetime | None = None  #: oldest rollup watermark of the counter points (all data up to it)
+
+    def point(self, point_id: int) -> Point:
+        return self._by_id()[point_id]
+
+    def _by_id(self) -> dict[int, Point]:
+        return {p.point_id: p for p in self.points}
+
+    def with_role(self, *roles: str) -> list[Point]:
+        return [p for p in self.points if p.role in roles]
+
+    def series(self, point_id: int, start: datetime, end: datetime) -> list[IntervalEnergy]:
+        """One point's stored intervals starting in [start, end), in time order."""
+        self._check(start, end)
+        return [iv for t, iv in self.intervals.get(point_id, {}).items() if start <= t < end]
+
+    def point_findings(self, point_ids: list[int], start: datetime, end: datetime) -> list[PointFinding]:
+        ids = set(point_ids)
+        return [f for f in self.findings if f.point_id in ids and start <= f.finding.ts <= end]
+
+    def _check(self, start: datetime, end: datetime) -> None:
+        if start < self.start or end > self.end:
+            raise ValueError(f"[{start.isoformat()}, {end.isoformat()}) is outside the data loaded "
+                             f"[{self.start.isoformat()}, {self.end.isoformat()})")
+
+
+def interval_count(start: datetime, end: datetime) -> int:
+    """Intervals in [start, end), both aligned."""
+    return int((end - start).total_seconds()) // INTERVAL_S
+
+
+__all__ = ["EnterprisePeriod", "Point", "PointFinding", "interval_count", "floor_interval"]

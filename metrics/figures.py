@@ -1,0 +1,256 @@
+"""Every balance figure of an enterprise, from its stored interval energy: one function per figure.
+
+The flows (flows/metrics.py, flows/eligibility.py) and the reports (``greengauge report …``) call
+these same functions on a :class:`metrics.bundle.EnterprisePeriod` loaded the same way
+(``store.bundle.load_enterprise_period``), so a stored result and the report agree to the Wh and
+the status (docs/accounting.md "One path").
+
+Rules defined here once:
+
+- **Balance roles**: :data:`metrics.balance.ROLES`.
+- **Measured interval** (:func:`site_energy`): a quarter hour is measured for the site only when
+  *every* balance point has a stored, not estimated interval in it. A balance point with no
+  measurement (a dead export meter) makes the interval unmeasured — its energy is counted as
+  far as it is known, but it does not count towards completeness.
+- **Completeness** of a period = measured site intervals ÷ intervals in the period; below the
+  threshold (95 % by default) R1 is ``unknown``.
+- **Period end** of a year to date (:func:`year_to_date`): ``min(year end, as_of floored to the
+  quarter hour)``; the ledger counts local days up to :func:`metrics.periods.local_end_day`.
+- **Suspect energy**: with ``count_suspect=False`` a suspect interval's energy is capped at the
+  point's rated power × 15 min.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from array import array
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from fractions import Fraction
+
+from metrics.balance import ROLES, BalanceTotals, BatteryPool, IntervalBalance, site_balance, totals
+from metrics.bundle import EnterprisePeriod, Point, interval_count
+from metrics.energy import INTERVAL_S, CounterFinding, IntervalEnergy, floor_interval, sum_by_interval  # noqa: F401
+from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
+from metrics.green_share import (
+    COMPLETENESS_THRESHOLD, GreenShare, GreenShareResult, assess_green_share, green_share, project_year_end,
+)
+from metrics.hourly_match import hourly_match
+from metrics.ledger import LedgerGreen, ledger_green
+from metrics.periods import local_bounds, local_end_day
+
+BALANCE_ROLES = ROLES  #: the one list (metrics/balance.py)
+
+
+@dataclass(frozen=True)
+class PointSummary:
+    """One point's stored intervals over a period: counts and energy."""
+
+    point: Point
+    expected: int
+    measured: int
+    estimated: int
+    missing: int
+    suspect: int
+    energy_wh: int  #: [Wh]
+
+    @property
+    def completeness(self) -> Fraction:
+        return Fraction(self.measured, self.expected) if self.expected else Fraction(0)
+
+    def evidence(self) -> PointEvidence:
+        return PointEvidence(self.point.name, self.point.role or "", None, self.expected, self.measured,
+                             self.estimated, self.missing, self.suspect, self.completeness, self.energy_wh,
+                             self.point.rollover_wh, self.point.rated_power_w)
+
+
+@dataclass
+class SiteEnergy:
+    """The site balance of [start, end) from stored intervals."""
+
+    enterprise: str
+    start: datetime
+    end: datetime
+    points: list[Point]
+    balance: list[IntervalBalance]
+    totals: BalanceTotals
+    share: GreenShare | None  #: on-site green / consumption (no ledger), None without consumption
+    findings: list[CounterFinding]
+    per_point: dict[int, PointSummary] = field(default_factory=dict)
+    measured_intervals: int = 0  #: intervals every balance point measured
+    expected_intervals: int = 0
+    inputs_sha256: str = ""
+    count_suspect: bool = True
+    point_findings: list[FindingEvidence] = field(default_factory=list)
+
+    @property
+    def completeness(self) -> Fraction:
+        """Measured site intervals ÷ intervals in the period (0 for an empty period)."""
+        return Fraction(self.measured_intervals, self.expected_intervals) if self.expected_intervals else Fraction(0)
+
+
+def capped(iv: IntervalEnergy, rated_power_w: int | None) -> IntervalEnergy:
+    """A suspect interval's energy capped at rated power × interval length (floor) [Wh]."""
+    if not iv.suspect or rated_power_w is None:
+        return iv
+    cap = rated_power_w * INTERVAL_S // 3600
+    return iv if iv.energy_wh <= cap else dataclasses.replace(iv, energy_wh=cap)
+
+
+def point_summary(period: EnterprisePeriod, p: Point, start: datetime, end: datetime, *,
+                  count_suspect: bool = True) -> tuple[PointSummary, list[IntervalEnergy]]:
+    """One point's intervals in [start, end) (suspect ones capped unless ``count_suspect``)."""
+    ivs = period.series(p.point_id, start, end)
+    if not count_suspect:
+        ivs = [capped(iv, p.rated_power_w) for iv in ivs]
+    expected = interval_count(start, end)
+    measured = sum(not iv.estimated for iv in ivs)
+    return PointSummary(p, expected, measured, len(ivs) - measured, expected - len(ivs), sum(iv.suspect for iv in ivs),
+                        sum(iv.energy_wh for iv in ivs)), ivs
+
+
+def digest_intervals(digest: InputDigest, p: Point, ivs: list[IntervalEnergy]) -> None:
+    digest.add_json({"point": p.name, "role": p.role, "rated_power_w": p.rated_power_w, "rollover_wh": p.rollover_wh,
+                     "n": len(ivs)})
+    digest.add_bytes(array("q", [int(iv.start.timestamp()) for iv in ivs]).tobytes())
+    digest.add_bytes(array("q", [iv.energy_wh for iv in ivs]).tobytes())
+    digest.add_bytes(bytes(int(iv.estimated) | int(iv.suspect) << 1 for iv in ivs))
+
+
+def site_energy(period: EnterprisePeriod, start: datetime, end: datetime, *, count_suspect: bool = True,
+                pool: BatteryPool | None = None) -> SiteEnergy:
+    """The site balance of [start, end) (an empty battery pool at ``start`` unless given), with
+    per-point counts, the measured-interval rule and a digest of the stored intervals used."""
+    points = period.with_role(*BALANCE_ROLES)
+    digest = InputDigest()
+    digest.add_json({"enterprise": period.enterprise, "start": start, "end": end, "count_suspect": count_suspect})
+    per_point: dict[int, PointSummary] = {}
+    series: dict[int, list[IntervalEnergy]] = {}
+    measured: set[datetime] | None = None
+    for p in points:
+        per_point[p.point_id], series[p.point_id] = point_summary(period, p, start, end, count_suspect=count_suspect)
+        mine = {iv.start for iv in series[p.point_id] if not iv.estimated}
+        measured = mine if measured is None else measured & mine
+        digest_intervals(digest, p, series[p.point_id])
+        digest.add_json({"replacements": [(r.ts, r.old_final_wh, r.new_initial_wh)
+                                          for r in period.replacements.get(p.point_id, ())]})
+    measured = measured or set()
+    by_role = {role: sum_by_interval([series[p.point_id] for p in points if p.role == role]) for role in BALANCE_ROLES}
+    balance, _ = site_balance(by_role, pool)
+    # missing meter: an interval is measured for the site only when every balance point measured it
+    balance = [b if b.estimated == (b.start not in measured) else dataclasses.replace(b, estimated=b.start not in measured)
+               for b in balance]
+    t = totals(balance)
+    names = {p.point_id: p.name for p in points}
+    pf = sorted((FindingEvidence(names[f.point_id], f.finding.kind, f.finding.ts, f.finding.detail)
+                 for f in period.point_findings(list(names), start, end)), key=lambda f: (f.ts, f.point, f.kind))
+    findings = [CounterFinding(f.kind, f.ts, f.detail) for f in pf]
+    share = None
+    if 0 < t.consumption_wh and t.green_wh <= t.consumption_wh:
+        share = green_share(t.green_wh, t.consumption_wh)
+    elif t.green_wh > t.consumption_wh:
+        # the meters disagree (e.g. export metered without the PV that produced it): no share, said so
+        findings.append(CounterFinding("balance_inconsistent", start, f"on-site green {t.green_wh} Wh exceeds "
+                                       f"consumption {t.consumption_wh} Wh over the period: check the meters"))
+    return SiteEnergy(period.enterprise, start, end, points, balance, t, share, findings, per_point, len(measured),
+                      interval_count(start, end), digest.hexdigest(), count_suspect, pf)
+
+
+def day_balance(period: EnterprisePeriod, day: date) -> tuple[BalanceTotals, int]:
+    """One local day's balance totals (an empty battery pool at local midnight, as ``report balance
+    --day`` gives) and its measured intervals."""
+    ds, de = local_bounds("day", day, period.timezone)
+    se = site_energy(period, max(ds, period.start), max(ds, min(de, period.end)))  # today: up to the data read
+    return se.totals, se.measured_intervals
+
+
+def year_to_date(year: int, tz: str, as_of: datetime) -> tuple[datetime, datetime, datetime]:
+    """(year start, period end, year end) of a local year read at ``as_of``: the period ends at
+    ``min(year end, as_of floored to 15 min)``. Raises ``ValueError`` for a year not begun."""
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of {as_of} has no time zone")
+    ystart, yend = local_bounds("year", date(year, 1, 1), tz)
+    if as_of <= ystart:
+        raise ValueError(f"year {year} has not begun at {as_of.isoformat()}")
+    return ystart, min(yend, floor_interval(as_of)), yend
+
+
+def ledger_of(period: EnterprisePeriod, start: datetime, end: datetime) -> tuple[LedgerGreen, date, date]:
+    """Trades and certificates counted for [start, end): by local days ``start``'s day up to
+    :func:`local_end_day` of ``end`` (exclusive)."""
+    from zoneinfo import ZoneInfo
+
+    lstart = start.astimezone(ZoneInfo(period.timezone)).date()
+    lend = max(lstart, local_end_day(end, period.timezone))
+    return ledger_green(list(period.trades), list(period.certificates), lstart, lend), lstart, lend
+
+
+def green_share_figure(period: EnterprisePeriod, year: int, as_of: datetime, *, count_suspect: bool = True,
+                       completeness_threshold: Fraction = COMPLETENESS_THRESHOLD,
+                       code_version: str = "") -> GreenShareResult:
+    """Rule R1 for an enterprise's local year to date at ``as_of`` (the whole year once it is over).
+
+    On-site green and consumption from the site balance of the stored intervals; trades settled and
+    certificates retired from the ledger for the period's local days; completeness by the
+    measured-interval rule; the hourly-matched share, the year-end projection and the evidence.
+
+    References
+    ----------
+    晋政规〔2024〕2号 §三(一), 晋政規〔2025〕5號 §三(三) (rule R1, docs/accounting.md).
+    """
+    ystart, end, yend = year_to_date(year, period.timezone, as_of)
+    se = site_energy(period, ystart, end, count_suspect=count_suspect)
+    led, lstart, lend = ledger_of(period, ystart, end)
+    digest = InputDigest()
+    digest.add_json({"site_inputs": se.inputs_sha256, "trades": [vars(t) for t in led.trades],
+                     "certificates": [(str(c.first), str(c.last), c.production_month, c.used_on, c.trade_reference)
+                                      for c in period.certificates],
+                     "completeness_threshold": completeness_threshold, "ledger_period": [lstart, lend]})
+    elapsed = interval_count(ystart, end)
+    t = se.totals
+    projection = None
+    if end < yend and elapsed > 0:
+        projection = project_year_end(t.green_wh, t.consumption_wh, led.green_wh, elapsed, interval_count(ystart, yend))
+    evidence = Evidence(
+        enterprise=period.enterprise, period_start=ystart, period_end=end, timezone=period.timezone,
+        points=tuple(s.evidence() for s in se.per_point.values()),
+        findings=tuple(se.point_findings),
+        ledger_entries=tuple(
+            [f"trade {x.reference} settled {x.settled_on} {x.settled_wh / 1e6:g} MWh (counted)" for x in led.trades]
+            + [f"GEC {c.label} produced {c.production_month:%Y-%m} retired {c.used_on} ({c.count} MWh, counted)"
+               for c in led.certificates]
+            + [f"GEC {c.label} delivered with trade {c.trade_reference} (bundled, counted in the trade)"
+               for c in led.bundled]
+            + [f"GEC {c.label} rejected: {why}" for c, why in led.rejected]),
+        count_suspect=count_suspect, completeness_threshold=completeness_threshold,
+        inputs_sha256=digest.hexdigest(), code_version=code_version,
+        notes=(f"ledger counted by local dates {lstart} to {lend} (exclusive)",
+               "from the stored interval energy (interval_energy); an interval is measured only when every "
+               "balance point measured it; completeness = measured intervals / intervals in the period",
+               f"intervals measured for the site: {se.measured_intervals} of {se.expected_intervals}"),
+    )
+    return assess_green_share(
+        t.green_wh, t.consumption_wh, trade_wh=led.trade_wh, certificate_wh=led.certificate_wh,
+        completeness=se.completeness, count_suspect=count_suspect, completeness_threshold=completeness_threshold,
+        projection=projection, hourly=hourly_match(se.balance, led, period.timezone), evidence=evidence)
+
+
+def role_series(period: EnterprisePeriod, points: list[Point], start: datetime, end: datetime
+                ) -> tuple[list[IntervalEnergy] | None, dict]:
+    """Several points' stored intervals of [start, end) summed per interval, and their evidence
+    (None when no point is given)."""
+    if not points:
+        return None, {"points": []}
+    ivs = list(sum_by_interval([period.series(p.point_id, start, end) for p in points]).values())
+    found = period.point_findings([p.point_id for p in points], start, end)
+    return ivs, {"points": [p.name for p in points], "intervals": len(ivs),
+                 "estimated_intervals": sum(iv.estimated for iv in ivs),
+                 "suspect_intervals": sum(iv.suspect for iv in ivs),
+                 "energy_wh": sum(iv.energy_wh for iv in ivs),
+                 "findings": [f"{f.finding.kind} {f.finding.ts.isoformat()} {f.finding.detail}" for f in found]}
+
+
+__all__ = ["BALANCE_ROLES", "PointSummary", "SiteEnergy", "capped", "day_balance", "green_share_figure",
+           "ledger_of", "point_summary", "role_series", "site_energy", "year_to_date"]

@@ -1,0 +1,163 @@
+"""One loader per enterprise and period: everything a figure needs, read once.
+
+:func:`load_enterprise_period` reads the time zone, the points with their roles and settings, the
+meter replacements, the PV projects with their links and SunSpec nameplates, the certificate
+ledger, the facts, the production rows and reference values, and the stored interval energy
+(``interval_energy``, with its estimated/suspect flags) with the rollup's counter findings, into
+one :class:`metrics.bundle.EnterprisePeriod`. Flows and reports compute every figure from it with
+the pure functions of :mod:`metrics.figures` and :mod:`metrics.policy`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from metrics.bundle import EnterprisePeriod, Point, PointFinding
+from metrics.energy import CounterFinding, IntervalEnergy, floor_interval
+from store.events import replacements
+from store.facts import enterprise_facts
+from store.ledger import ledger_for
+from store.projects import latest_nameplate, project_records
+
+#: days before a commissioning date the R3 "produced after commissioning" check reads
+#: (metrics.policy.pv_storage); the loader reads that far back for projects commissioned in the period
+PRE_COMMISSIONING_DAYS = 7
+NAMEPLATE_QUANTITIES = ("capacity_w", "storage_capacity_wh")
+
+
+def _point_rollover(profile: str | None, quantity: str, own: float | None) -> float | None:
+    """Wrap width [Wh]: the point's own ``counter_rollover_wh``, else its device profile's
+    ``counter_rollover_bits`` × the register's scale, else None (unknown)."""
+    if own is not None:
+        return own
+    from metrics.energy import rollover_wh
+    from model.profile import load_profile
+
+    try:
+        prof = load_profile(profile)
+        return rollover_wh(prof.counter_rollover_bits, float(prof.register(quantity).factor))
+    except Exception:  # unknown profile or quantity: width unknown
+        return None
+
+
+def load_points(conn: psycopg.Connection, enterprise: str) -> tuple[int, str, tuple[Point, ...]]:
+    """(enterprise id, time zone, points) of an enterprise; LookupError naming the known ones."""
+    row = conn.execute("SELECT enterprise_id, timezone FROM enterprise WHERE code = %s", (enterprise,)).fetchone()
+    if row is None:
+        known = [r[0] for r in conn.execute("SELECT code FROM enterprise ORDER BY code")]
+        raise LookupError(f"no enterprise {enterprise!r} (known: {', '.join(known) or 'none; run greengauge site apply'})")
+    eid, tz = row
+    rows = conn.execute(
+        """SELECT p.point_id, p.name, d.name, p.quantity, p.role, p.subproject, p.rated_power_w, d.profile,
+                  p.counter_rollover_wh, d.poll_interval_s
+           FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+           WHERE s.enterprise_id = %s ORDER BY p.point_id""", (eid,)).fetchall()
+    points = tuple(Point(pid, name, dev, q, role, sub, rated, _point_rollover(profile, q, own), poll)
+                   for pid, name, dev, q, role, sub, rated, profile, own, poll in rows)
+    return eid, tz, points
+
+
+def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: datetime, end: datetime, *,
+                           with_policy: bool = True) -> EnterprisePeriod:
+    """Everything stored for ``enterprise`` and the intervals starting in [start, end).
+
+    With ``with_policy`` (default) also the projects, nameplates, facts and production the policy
+    engine needs; for a project commissioned in the period the intervals are read from
+    :data:`PRE_COMMISSIONING_DAYS` before its commissioning day (R3's check).
+
+    Raises
+    ------
+    LookupError for an unknown enterprise.
+    """
+    start, end = floor_interval(start), floor_interval(end)
+    eid, tz, points = load_points(conn, enterprise)
+    zone = ZoneInfo(tz)
+    projects: tuple = ()
+    nameplates: dict = {}
+    facts: tuple = ()
+    products: tuple = ()
+    references: dict = {}
+    read_from = start
+    if with_policy:
+        projects = tuple(project_records(conn, enterprise))
+        first_day, last_day = start.astimezone(zone).date(), end.astimezone(zone).date()
+        for rec in projects:
+            if first_day.year <= rec.commissioned.year <= last_day.year:
+                lo = datetime.combine(rec.commissioned, datetime.min.time(), zone) - timedelta(days=PRE_COMMISSIONING_DAYS)
+                read_from = min(read_from, floor_interval(lo))
+        devices = sorted({d for rec in projects for part in rec.devices.values() for d, _ in part})
+        for q in NAMEPLATE_QUANTITIES:
+            if devices:
+                by_dev: dict[str, list] = {}
+                for r in latest_nameplate(conn, devices, q):
+                    by_dev.setdefault(r.device, []).append(r)
+                names = {d: n for rec in projects for part in rec.devices.values() for d, n in part}
+                for d in devices:
+                    nameplates[(d, q)] = tuple(by_dev.get(names[d], ()))
+        facts = enterprise_facts(conn, enterprise)
+        years = range(first_day.year, last_day.year + 1)
+        rows = conn.execute(
+            """SELECT p.product, p.period_start, p.period_end, p.quantity, p.unit, p.output_value_yuan
+               FROM production p WHERE p.enterprise_id = %s AND p.period_start <= %s AND p.period_end >= %s
+               ORDER BY p.product, p.period_start""", (eid, date(years[-1], 12, 31), date(years[0], 1, 1))).fetchall()
+        products = tuple(dict(zip(("product", "start", "end", "quantity", "unit", "output_value_yuan"), r)) for r in rows)
+        names_p = sorted({r["product"] for r in products})
+        if names_p:
+            from metrics.intensity import ReferenceValues
+
+            for p, u, lim, acc, adv, avg, std in conn.execute(
+                    """SELECT product, unit, limit_kgce, access_kgce, advanced_kgce, industry_average_kgce, standard
+                       FROM product_reference WHERE product = ANY(%s)""", (names_p,)):
+                references[p] = ReferenceValues(u, lim, acc, adv, avg, std)
+    ids = [p.point_id for p in points]
+    intervals: dict[int, dict[datetime, IntervalEnergy]] = {pid: {} for pid in ids}
+    computed_at = None
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT point_id, bucket_start, energy_wh, estimated, suspect, computed_at FROM interval_energy
+               WHERE point_id = ANY(%s) AND bucket_start >= %s AND bucket_start < %s
+               ORDER BY point_id, bucket_start""", (ids, read_from, end))
+        for pid, t, wh, est, sus, at in cur:
+            intervals[pid][t] = IntervalEnergy(t, wh, est, sus)
+            if computed_at is None or at > computed_at:
+                computed_at = at
+    findings = tuple(PointFinding(pid, CounterFinding(kind, ts, detail)) for pid, ts, kind, detail in conn.execute(
+        """SELECT point_id, ts, kind, detail FROM counter_finding
+           WHERE point_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY ts, point_id, kind""", (ids, read_from, end)))
+    marks = conn.execute("SELECT min(last_reading_ts) FROM rollup_watermark WHERE point_id = ANY(%s)", (ids,)).fetchone()[0]
+    trades, certs = ledger_for(conn, enterprise)
+    events = replacements(conn, ids)
+    return EnterprisePeriod(
+        enterprise, eid, tz, read_from, end, points, intervals, findings,
+        {pid: tuple(v) for pid, v in events.items() if v}, tuple(trades), tuple(certs), tuple(facts), projects,
+        nameplates, products, references, computed_at, marks)
+
+
+def load_enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, until: datetime | None = None,
+                         with_policy: bool = True) -> EnterprisePeriod:
+    """:func:`load_enterprise_period` for a local calendar year (up to ``until`` when given)."""
+    from metrics.periods import local_bounds
+
+    tz = conn.execute("SELECT timezone FROM enterprise WHERE code = %s", (enterprise,)).fetchone()
+    if tz is None:
+        load_points(conn, enterprise)  # raises the LookupError with the known codes
+    start, end = local_bounds("year", date(year, 1, 1), tz[0])
+    if until is not None:
+        end = max(start, min(end, until))
+    return load_enterprise_period(conn, enterprise, start, end, with_policy=with_policy)
+
+
+def write_counter_findings(conn: psycopg.Connection, point_id: int, since: datetime | None, until: datetime | None,
+                           findings: list[CounterFinding]) -> None:
+    """Replace a point's counter findings in [since, until) (None: open) by ``findings``
+    (inside the caller's transaction: the rollup's)."""
+    conn.execute("""DELETE FROM counter_finding WHERE point_id = %s AND (%s::timestamptz IS NULL OR ts >= %s)
+                    AND (%s::timestamptz IS NULL OR ts < %s)""", (point_id, since, since, until, until))
+    keep = [f for f in findings if (since is None or f.ts >= since) and (until is None or f.ts < until)]
+    if keep:
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO counter_finding (point_id, ts, kind, detail) VALUES (%s, %s, %s, %s)",
+                            [(point_id, f.ts, f.kind, f.detail) for f in keep])

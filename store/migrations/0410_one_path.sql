@@ -1,0 +1,29 @@
+-- One path from readings to every figure (docs/accounting.md "One path").
+--
+-- counter_finding: what the rollup found turning a counter point's readings into interval energy
+-- (counter_rollover, meter_replacement, counter_outlier, counter_drop_unexplained,
+-- counter_drop_provisional, spike, ...), for the range it recomputed. The figures' evidence reads
+-- them from here instead of re-reading raw readings.
+CREATE TABLE counter_finding (
+    point_id     bigint NOT NULL REFERENCES point ON DELETE CASCADE,
+    ts           timestamptz NOT NULL,
+    kind         text NOT NULL,
+    detail       text NOT NULL,
+    computed_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX counter_finding_point_ts ON counter_finding (point_id, ts);
+
+-- The stored R1 result carries what the report prints: intervals measured for the site (every
+-- balance point measured), the exact share, the period end it was read to and the inputs digest.
+ALTER TABLE green_share_ytd
+    ADD COLUMN measured_intervals  int,
+    ADD COLUMN expected_intervals  int,
+    ADD COLUMN share_exact         text,            -- 'num/den', the exact share; NULL without consumption
+    ADD COLUMN completeness_exact  text,            -- 'num/den'
+    ADD COLUMN inputs_sha256       text;
+
+ALTER TABLE daily_balance
+    ADD COLUMN measured_intervals  int;             -- intervals every balance point measured
+
+COMMENT ON COLUMN green_share_ytd.estimated_intervals IS
+    'balance intervals not measured for the site: estimated, or a balance point has no measurement';
