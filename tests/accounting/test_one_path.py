@@ -1,0 +1,184 @@
+"""One path (docs/accounting.md): for each scenario, readings in the real PostgreSQL, the flows run
+as plain functions (rollup, metrics, eligibility), then the `report …` command with
+`--format json` — and the report must equal the stored result, to the Wh and the status.
+
+Every test checks both sides: a figure checked on one side only does not count.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from flows.eligibility import evaluate
+from flows.metrics import enterprise_metrics
+from flows.rollup import rollup
+from greengauge.cli import app
+from greengauge.demo import DEMO_SITE
+from store.results import enterprises
+from tests.greengauge.test_cli_accounting import MIDNIGHT, P, at, counter, readings_csv
+
+runner = CliRunner()
+AS_OF = "2025-01-01T02:00:00+08:00"
+
+
+@pytest.fixture
+def env(db_url, monkeypatch, tmp_path):
+    monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
+    r = runner.invoke(app, ["site", "apply", str(DEMO_SITE)])
+    assert r.exit_code == 0, r.output
+    return tmp_path
+
+
+def cli(*args) -> dict:
+    r = runner.invoke(app, [str(a) for a in args] + ["--format", "json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def import_csv(tmp_path, body: str) -> None:
+    f = tmp_path / "r.csv"
+    f.write_text(body)
+    r = runner.invoke(app, ["import", "readings", str(f)])
+    assert r.exit_code == 0, r.output
+
+
+def run_flows(url: str, code: str, as_of: datetime, year: int):
+    """What the scheduled flows do, as their plain functions: rollup, metrics, eligibility."""
+    rollup(url, enterprise=code)
+    with psycopg.connect(url) as conn:
+        (e,) = enterprises(conn, code)
+    m = enterprise_metrics(url, e, as_of, year=year)
+    return e, m
+
+
+def stored_share(url: str, code: str, year: int) -> dict:
+    with psycopg.connect(url) as conn:
+        cur = conn.execute(
+            """SELECT g.* FROM green_share_ytd g JOIN enterprise e USING (enterprise_id)
+               WHERE e.code = %s AND g.year = %s""", (code, year))
+        row = cur.fetchone()
+        assert row is not None, "the metrics flow stored no green share"
+        return dict(zip([d.name for d in cur.description], row))
+
+
+def assert_share_agrees(report: dict, stored: dict) -> None:
+    """report green-share --format json == green_share_ytd, field by field."""
+    e = report["energy_wh"]
+    assert (stored["status"], stored["green_wh"], stored["consumption_wh"], stored["onsite_green_wh"],
+            stored["trade_wh"], stored["certificate_wh"], stored["missing_wh"], stored["certificates_to_buy"]) == (
+        report["status"], e["green"], e["consumption"], e["onsite_green"], e["trade"], e["certificates"],
+        report["missing_wh"], report["certificates_to_buy"])
+    assert stored["share_exact"] == (report["share"] or {}).get("exact")
+    assert stored["completeness_exact"] == report["completeness"]["exact"]
+    assert stored["data_through"].isoformat() == report["evidence"]["period_end"]
+    assert stored["inputs_sha256"] == report["evidence"]["inputs_sha256"]
+
+
+def test_counters_ledger_and_30_percent_report_equals_stored(env, db_url):
+    # the hand-checked case of tests/greengauge/test_cli_accounting.py: a 32-bit wrap, a recorded
+    # replacement, an unexplained drop and a trade: exactly 30 % qualifies, on both sides
+    import_csv(env, readings_csv())
+    r = runner.invoke(app, ["meter", "replace", "--point", P + "battery.energy_export", "--at",
+                            "2025-01-01T01:05:00+08:00", "--old-final-wh", "11000", "--new-initial-wh", "0",
+                            "--reason", "display failed"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["ledger", "add", "trade", "--enterprise", "jj-shoes", "--reference", "T1",
+                            "--settled-on", "2025-01-01", "--mwh", "0.084"])
+    assert r.exit_code == 0, r.output
+    as_of = datetime.fromisoformat(AS_OF)
+    run_flows(db_url, "jj-shoes", as_of, 2025)
+    rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", AS_OF)
+    assert rep["status"] == "qualifies" and rep["energy_wh"]["consumption"] == 980_000  # hand-checked
+    assert_share_agrees(rep, stored_share(db_url, "jj-shoes", 2025))
+    # the stored findings are the report's evidence: wrap, replacement, unexplained drop
+    assert sorted(f["kind"] for f in rep["evidence"]["findings"]) == [
+        "counter_drop_unexplained", "counter_rollover", "meter_replacement"]
+
+    # report balance --day == daily_balance of that day, to the Wh
+    bal = cli("report", "balance", "--enterprise", "jj-shoes", "--day", "2025-01-01")
+    with psycopg.connect(db_url) as conn:
+        cur = conn.execute("SELECT * FROM daily_balance WHERE day = '2025-01-01'")
+        row = dict(zip([d.name for d in cur.description], cur.fetchone()))
+    e = bal["energy_wh"]
+    assert (row["import_wh"], row["export_wh"], row["pv_wh"], row["charge_wh"], row["discharge_wh"],
+            row["consumption_wh"], row["green_wh"], row["intervals"], row["estimated_intervals"],
+            row["measured_intervals"]) == (
+        e["import"], e["export"], e["pv"], e["charge"], e["discharge"], e["consumption"], e["green"],
+        bal["intervals"], bal["estimated_intervals"], bal["measured_intervals"])
+    assert e["consumption"] == 980_000
+
+
+def test_missing_export_meter_is_unknown_in_the_flow_as_in_the_report(env, db_url):
+    # 9 §3f: the export meter is dead (no reading at all) while the others are read every 15 min.
+    # Import 100 kWh, PV 100 kWh per quarter hour -> on-site green 100 of 200 kWh consumption
+    # would be 50 % "qualifies"; but no interval is measured for the site (export unknown), so the
+    # share is unknown — in the stored result as in the report.
+    rows = []
+    for k in range(-1, 9):
+        rows.append((P + "grid.energy_import", at(k), 1_000_000 + 100_000 * (k + 1)))
+        rows.append((P + "pv.energy_export", at(k), 100_000 * (k + 1)))
+        rows.append((P + "battery.energy_import", at(k), 5_000))
+        rows.append((P + "battery.energy_export", at(k), 7_000))
+    import_csv(env, "point,ts,value\n" + "".join(f"{p},{t.isoformat()},{v}\n" for p, t, v in rows))
+    run_flows(db_url, "jj-shoes", datetime.fromisoformat(AS_OF), 2025)
+    rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", AS_OF)
+    stored = stored_share(db_url, "jj-shoes", 2025)
+    assert rep["status"] == "unknown" and rep["completeness"]["exact"] == "0/1"
+    assert stored["measured_intervals"] == 0
+    assert_share_agrees(rep, stored)
+
+    # the export meter comes back for the first hour only: 4 of 8 quarter hours measured
+    rows = [(P + "grid.energy_export", at(k), 0) for k in range(-1, 5)]  # 23:45 .. 01:00
+    import_csv(env, "point,ts,value\n" + "".join(f"{p},{t.isoformat()},{v}\n" for p, t, v in rows))
+    run_flows(db_url, "jj-shoes", datetime.fromisoformat(AS_OF), 2025)
+    rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", AS_OF)
+    stored = stored_share(db_url, "jj-shoes", 2025)
+    assert rep["status"] == "unknown" and rep["completeness"]["exact"] == "1/2"
+    assert_share_agrees(rep, stored)
+
+
+def test_carbon_report_equals_carbon_ytd(env, db_url):
+    import_csv(env, readings_csv())
+    # a closed year: the whole local year 2025 on both sides
+    as_of = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    _, m = run_flows(db_url, "jj-shoes", as_of, 2025)
+    rep = cli("report", "carbon", "--enterprise", "jj-shoes", "--year", 2025, "--factor-year-offset", -2,
+              "--latest-available")
+    with psycopg.connect(db_url) as conn:
+        cur = conn.execute("SELECT * FROM carbon_ytd WHERE year = 2025")
+        row = dict(zip([d.name for d in cur.description], cur.fetchone()))
+    assert row["grid_import_wh"] == rep["grid_import_wh"] == 800_000
+    assert str(row["location_co2_kg"]) == rep["location_based"]["co2_kg"] if row["location_co2_kg"] is not None \
+        else rep["location_based"]["co2_kg"] is None
+    assert str(row["coal_equivalent_kgce"]) == rep["standard_coal"]["equivalent"]["total_kgce"]
+
+
+def test_storage_award_report_equals_stored_decision(db_url, conn, monkeypatch, tmp_path):
+    # R3 (晋政规〔2024〕2号 §三(一)): two projects, each checked from its own battery; the award
+    # `report awards` prints is the version the eligibility flow stored, status and yuan
+    from tests.flows.test_policy_inputs import meter_two_projects
+    from tests.store.test_projects import TWO_PROJECTS
+
+    monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
+    site = tmp_path / "site.yaml"
+    site.write_text(TWO_PROJECTS, encoding="utf-8")
+    assert runner.invoke(app, ["site", "apply", str(site)]).exit_code == 0
+    ids = dict(conn.execute("SELECT name, point_id FROM point").fetchall())
+    meter_two_projects(conn, ids)
+    as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)  # 2024 is closed: its whole year on both sides
+    e, _ = run_flows(db_url, "e1", as_of, 2024)
+    evaluate(db_url, e, 2024, as_of)
+    rep = cli("report", "awards", "--enterprise", "e1", "--year", 2024)
+    with psycopg.connect(db_url) as c:
+        stored = {(d, cl, r, s): (st, None if a is None else f"{a:.2f}") for d, cl, r, s, st, a in c.execute(
+            "SELECT document, clause, rule, subject, status, amount FROM eligibility_current WHERE year = 2024")}
+    shown = {(x["document"], x["clause"], x["rule"], x["subject"]): (x["status"], x["amount"])
+             for x in rep["candidates"]}
+    assert shown == stored
+    roof_b = [v for k, v in shown.items() if k[0] == "晋政规〔2024〕2号" and k[3] == "project roof-b"]
+    assert roof_b == [("qualifies", "34000.00")]  # its storage verified by its own telemetry
