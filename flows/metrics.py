@@ -31,7 +31,7 @@ from metrics import figures
 from metrics.balance import BalanceTotals
 from metrics.bundle import EnterprisePeriod
 from metrics.figures import BALANCE_ROLES
-from metrics.green_share import GreenShareResult, Projection
+from metrics.green_share import GreenShareResult, Projection, percent_text
 from metrics.periods import local_bounds
 from model import CODE_VERSION
 from store.bundle import load_enterprise_period
@@ -255,7 +255,8 @@ def metrics_flow(database_url: str | None = None, enterprise: str | None = None,
             data = load_year(url, e, year, now)
             m = compute(data, carbon)
             m.carbon = write_metrics(url, m, carbon)
-            pct = f"{m.share.percent:.2f} % ({m.share.status})" if m.share and m.share.percent is not None else "n/a"
+            pct = (f"{percent_text(m.share.share, threshold=m.share.threshold)} ({m.share.status})"
+                   if m.share and m.share.share is not None else "n/a")
             log.info("%s %d: %d days rebalanced, year-to-date green share %s, carbon %s", e.code, m.year,
                      len(m.daily), pct, m.carbon["status"] if m.carbon else "n/a")
             if m.carbon and m.carbon.get("note"):

@@ -196,7 +196,10 @@ def _kwh(wh: int) -> str:
 
 
 def _pct(f: Fraction | None) -> str:
-    return "—" if f is None else f"{float(f * 100):.3f} %"
+    """Cut, never rounded up: a share below 30 % never shows as 30.000 % (metrics.green_share.percent_text)."""
+    from metrics.green_share import THRESHOLD, percent_text
+
+    return percent_text(f, threshold=THRESHOLD)
 
 
 @green_share_app.callback()
@@ -249,12 +252,14 @@ def report_green_share(
                   "(2024-2 §三(一), 2025-5 §三(三); Civil Code Art. 1259)", highlight=False)
     console.print(f"completeness: {_pct(r.completeness)} (unknown below {_pct(r.completeness_threshold)}); "
                   f"spike energy {'counted' if r.count_suspect else 'capped at rating'}", highlight=False)
-    console.print(f"missing to reach 30 %: {_kwh(r.missing_wh)} kWh = {r.certificates_to_buy} certificates to buy",
-                  highlight=False)
+    from metrics.green_share import plural
+
+    console.print(f"missing to reach 30 %: {_kwh(r.missing_wh)} kWh = {plural(r.certificates_to_buy, 'certificate')} "
+                  "to buy", highlight=False)
     if r.projection is not None:
         p = r.projection
         console.print(f"year-end projection ({_pct(p.elapsed)} of the year elapsed): {_pct(p.share)}; "
-                      f"{p.certificates_to_buy} certificates to buy by year end", highlight=False)
+                      f"{plural(p.certificates_to_buy, 'certificate')} to buy by year end", highlight=False)
     if r.hourly is not None:
         console.print(f"hourly-matched share: {_pct(r.hourly.share)}", highlight=False)
     counts = ev.intervals

@@ -64,21 +64,23 @@ def _print_table(result: Evaluation) -> None:
     table = Table(title=f"{result.enterprise} {result.year}: award candidates", show_header=True)
     for col in ("", "document", "clause", "subject", "status", "yuan"):
         table.add_column(col, justify="right" if col == "yuan" else "left")
-    order = {"qualifies": 0, "unknown": 1, "does_not_qualify": 2, "not_applicable": 3}
+    order = {"qualifies": 0, "qualifies_unverified": 1, "unknown": 2, "does_not_qualify": 3, "not_applicable": 4}
     shown = sorted(result.candidates, key=lambda c: (not c.chosen, order[c.status], c.group))
     for c in shown:
         table.add_row("✓" if c.chosen else "", c.document, c.clause, c.subject, c.status,
                       "" if c.amount is None else f"{c.amount:,}")
     console.print(table)
     for c in shown:
-        if c.status in ("qualifies", "unknown"):
+        if c.status in ("qualifies", "qualifies_unverified", "unknown"):
             console.print(f"{'✓' if c.chosen else '·'} {c.document} {c.clause} {c.rule} ({c.subject}): {c.status}",
                           highlight=False)
             for r in c.reasons:
                 console.print(f"    {r}", highlight=False)
             if c.choice:
                 console.print(f"    → {c.choice}", highlight=False)
-    console.print(f"total of the chosen awards: {result.total:,} yuan", highlight=False)
+    console.print(f"total of the chosen awards: {result.total:,} yuan"
+                  + (f", of which {result.unverified_total:,} yuan rest on unverified telemetry (qualifies_unverified)"
+                     if result.unverified_total else ""), highlight=False)
 
 
 def report_awards(

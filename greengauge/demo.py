@@ -28,6 +28,7 @@ from collectors.clock import AcceleratedClock
 from collectors.run import collect
 from collectors.simulator import SimulatedSite
 from accounting.site_energy import SiteEnergy, site_energy
+from metrics.green_share import percent_text
 from model.settings import DEFAULT_DATABASE_URL, get_settings
 from model.site import SiteConfig, load_site
 from metrics.periods import local_bounds
@@ -136,7 +137,7 @@ def print_report(console: Console, result: SiteEnergy, title: str) -> None:
     s = result.share
     flag = "[green]reaches[/green]" if s.qualifies else "[red]does not reach[/red]"
     console.print(
-        f"green share: {s.green_wh} Wh / {s.consumption_wh} Wh = {s.percent:.3f} % — {flag} the 30 % "
+        f"green share: {s.green_wh} Wh / {s.consumption_wh} Wh = {percent_text(s.share, threshold=s.threshold)} — {flag} the 30 % "
         "threshold (2024-2 §三(一), 2025-5 §三(三); 30 % inclusive, Civil Code Art. 1259)"
     )
 

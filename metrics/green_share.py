@@ -63,6 +63,31 @@ def green_share(green_wh: int, consumption_wh: int, threshold: Fraction = THRESH
     return GreenShare(green_wh, consumption_wh, share, threshold, qualifies)
 
 
+def percent_text(share: Fraction | None, places: int = 3, *, threshold: Fraction | None = None) -> str:
+    """A share as a percentage for display, cut (never rounded up) to ``places`` decimals, with
+    more decimals when that is what tells it from ``threshold``: a share below 30 % never prints
+    as "30.000 %" (29.9996 % prints "29.999 %"), one at or above it never below it.
+
+    Display only: decisions compare the exact fractions."""
+    from decimal import ROUND_FLOOR, Decimal
+
+    if share is None:
+        return "—"
+    pct = share * 100
+    while True:
+        q = Decimal(1).scaleb(-places)
+        d = (Decimal(pct.numerator) / Decimal(pct.denominator)).quantize(q, rounding=ROUND_FLOOR)
+        exact_d = Fraction(d)
+        if threshold is None or places >= 12 or (exact_d < threshold * 100) == (pct < threshold * 100):
+            return f"{d} %"
+        places += 1
+
+
+def plural(n: int, word: str) -> str:
+    """``1 certificate``, ``2 certificates``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 #: below this completeness (share of intervals measured) a result is ``unknown``
 COMPLETENESS_THRESHOLD = Fraction(95, 100)
 WH_PER_MWH = 1_000_000

@@ -33,15 +33,19 @@ from decimal import ROUND_DOWN, Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
-from metrics.green_share import green_share
+from metrics.green_share import green_share, percent_text
 from metrics.intensity import grade_unit_energy, meets_level
 from metrics.policy.documents import PolicyDocument, Reach, Rule
 from metrics.policy.inputs import EnterpriseYear, Fact, PvProject
 from metrics.policy.pv_storage import pv_storage_award
+from metrics.policy.storage_checks import Check
 from metrics.policy.recycling import recycling_award
 
-Status = Literal["qualifies", "does_not_qualify", "unknown", "not_applicable"]
-STATUSES: tuple[Status, ...] = ("qualifies", "does_not_qualify", "unknown", "not_applicable")
+Status = Literal["qualifies", "qualifies_unverified", "does_not_qualify", "unknown", "not_applicable"]
+#: ``qualifies_unverified``: qualifies on the recorded nameplates, but a telemetry check the amount
+#: rests on could not be run or decided (R3): paid on the claim, flagged, never a bare ``qualifies``
+STATUSES: tuple[Status, ...] = ("qualifies", "qualifies_unverified", "does_not_qualify", "unknown", "not_applicable")
+QUALIFYING: tuple[Status, ...] = ("qualifies", "qualifies_unverified")
 from metrics.exact import FEN  # noqa: E402  (defined once)
 
 
@@ -64,8 +68,14 @@ class Candidate:
 
     @property
     def key(self) -> tuple[str, str]:
-        """Candidates with the same key compete; only one of them is paid."""
-        return (self.group, self.subject if self.kind == "pv_storage" else "")
+        """Candidates with the same key compete; only one of them is paid (就高不重复).
+
+        Overlapping measures or documents for the *same thing* share a group (the documents' YAML)
+        and a subject (the year, the recorded fact, the project). Separate things under one
+        measure — two retrofit projects recorded in one year, two PV projects — have different
+        subjects and are each paid. A qualifying year-level candidate competes with every subject
+        of its group (:func:`choose`)."""
+        return (self.group, self.subject)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,8 +101,14 @@ class Evaluation:
 
     @property
     def total(self) -> Decimal:
-        """Sum of the chosen money awards [yuan]."""
+        """Sum of the chosen money awards [yuan], unverified ones included (see :attr:`unverified_total`)."""
         return sum((c.amount for c in self.chosen if c.amount is not None), Decimal("0.00"))
+
+    @property
+    def unverified_total(self) -> Decimal:
+        """The part of :attr:`total` that rests on unverified telemetry (status ``qualifies_unverified``)."""
+        return sum((c.amount for c in self.chosen if c.amount is not None and c.status == "qualifies_unverified"),
+                   Decimal("0.00"))
 
     def in_group(self, group: str) -> tuple[Candidate, ...]:
         return tuple(c for c in self.candidates if c.group == group)
@@ -104,6 +120,7 @@ class Evaluation:
         re-runs the engine on the same inputs and documents can compare one string.
         """
         body = {"enterprise": self.enterprise, "year": self.year, "total": str(self.total),
+                "unverified_total": str(self.unverified_total),
                 "code_version": self.code_version, "inputs": _jsonable(self.inputs),
                 "candidates": [c.to_dict() for c in self.candidates]}
         canonical = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -194,7 +211,7 @@ def _green_share(doc: PolicyDocument, rule: Rule, ey: EnterpriseYear, reach: Rea
         gs = green_share(ey.green_wh, ey.consumption_wh, t)
     except ValueError as exc:
         return _cand(doc, rule, subject, "unknown", None, [str(exc)], reach)
-    why = (f"green share {gs.percent:.2f} % {'≥' if gs.qualifies else '<'} {float(t * 100):g} % "
+    why = (f"green share {percent_text(gs.share, threshold=t)} {'≥' if gs.qualifies else '<'} {percent_text(t)} "
            f"({gs.green_wh} of {gs.consumption_wh} Wh): {rule.benefit}")
     return _cand(doc, rule, subject, "qualifies" if gs.qualifies else "does_not_qualify", None, [why], reach,
                  green_wh=gs.green_wh, consumption_wh=gs.consumption_wh, share=gs.share, threshold=t)
@@ -322,9 +339,9 @@ def evaluate_pv_project(doc: PolicyDocument, rule: Rule, p: PvProject) -> Candid
     if storage is not None and failed_storage:
         reasons += [f"telemetry disproves the storage nameplate: {c.detail}" for c in failed_storage]
         storage = None
-    for c in p.checks:
-        if c.status == "unknown":
-            reasons.append(f"telemetry not verified: {c.name}: {c.detail}")
+    unknown = [c for c in p.checks if c.status == "unknown"]
+    for c in unknown:
+        reasons.append(f"telemetry not verified: {c.name}: {c.detail}")
     a = pv_storage_award(
         p.pv_w,
         storage.power_w if storage else None,
@@ -338,6 +355,15 @@ def evaluate_pv_project(doc: PolicyDocument, rule: Rule, p: PvProject) -> Candid
                    capped=a.capped, rates=dict(rule.amount), unit=rule.unit)
     if not a.pv_ok:
         return _cand(doc, rule, subject, "does_not_qualify", None, reasons, reach, **ev, **figures)
+    # an amount resting on a check that could not be decided says so (晋政规〔2024〕2号 §三(一) pays
+    # what was built and put into operation; the nameplate alone has not shown it)
+    rests_on = [c for c in unknown if c.name == "pv_produced_after_commissioning"
+                or (c.name.startswith("storage_") and a.storage_amount > 0)]
+    if not any(c.name == "pv_produced_after_commissioning" for c in p.checks):
+        rests_on.append(Check("pv_produced_after_commissioning", "unknown", "not run"))
+    if rests_on:
+        reasons.append("unverified: the amount rests on the nameplate for " + ", ".join(c.name for c in rests_on))
+        return _cand(doc, rule, subject, "qualifies_unverified", a.amount, reasons, reach, **ev, **figures)
     return _cand(doc, rule, subject, "qualifies", a.amount, reasons, reach, **ev, **figures)
 
 
@@ -379,18 +405,24 @@ def _unit_energy(doc: PolicyDocument, rule: Rule, ey: EnterpriseYear, reach: Rea
 # ---- choosing ----------------------------------------------------------------------------------
 
 def choose(candidates: Sequence[Candidate], documents: Sequence[PolicyDocument]) -> list[Candidate]:
-    """Mark one qualifying candidate per group as chosen: highest amount, then newest document.
+    """Mark one qualifying candidate per key (group and subject, :attr:`Candidate.key`; the whole
+    group when a year-level candidate qualifies in it) as chosen:
+    the highest amount (就高), then the newest document (从新) on equal amounts.
 
-    Returns the candidates in the same order, each with ``chosen`` and ``choice`` set.
+    Returns the candidates in the same order, each with ``chosen`` and ``choice`` set; the choice
+    text names the tie-break that decided it.
     """
     issued = {d.number: d.issued or date.min for d in documents}
     principle = {d.number: d.overlap for d in documents}
+    # a year-level candidate (e.g. R2's recycling energy of the year) overlaps every subject of its
+    # group (the listing the year's award rests on): then the whole group is one competition
+    year_level = {c.group for c in candidates if c.status in QUALIFYING and c.subject.startswith("year ")}
     by_key: dict[tuple[str, str], list[int]] = {}
     for i, c in enumerate(candidates):
-        by_key.setdefault(c.key, []).append(i)
+        by_key.setdefault((c.group, "") if c.group in year_level else c.key, []).append(i)
     out = list(candidates)
     for idxs in by_key.values():
-        qual = [i for i in idxs if out[i].status == "qualifies"]
+        qual = [i for i in idxs if out[i].status in QUALIFYING]
         if not qual:
             continue
         win = max(qual, key=lambda i: (out[i].amount or Decimal(0), issued.get(out[i].document, date.min)))
@@ -400,17 +432,23 @@ def choose(candidates: Sequence[Candidate], documents: Sequence[PolicyDocument])
         how = "; ".join(rule_names) or "就高不重复"
         rivals = [i for i in qual if i != win]
         pending = [out[i] for i in idxs if out[i].status == "unknown"]
-        choice = "chosen" if not rivals else f"chosen over {len(rivals)} other candidate(s) by {how}"
+        choice = "chosen" if not rivals else f"chosen over {len(rivals)} other candidate(s) for {w.subject} ({how})"
         if pending:
             choice += "; undecided in the same group: " + ", ".join(f"{c.document} {c.clause}" for c in pending)
         out[win] = replace(w, chosen=True, choice=choice)
         for i in rivals:
             c = out[i]
-            if w.amount is None:
-                out[i] = replace(c, choice=f"superseded: {w.document} {w.clause} gives the same benefit ({how})")
+            if w.amount is None and c.amount is None:
+                out[i] = replace(c, choice=f"superseded: {w.document} {w.clause} gives the same benefit for "
+                                           f"{w.subject}; the newer document applies (从新; {how})")
                 continue
-            cmp = "lower amount" if (c.amount or 0) < w.amount else "equal amount, older document (从新)"
-            out[i] = replace(c, choice=f"not paid: {w.document} {w.clause} pays {w.amount} ({cmp}; {how})")
+            if (c.amount or 0) < (w.amount or 0):
+                why = f"the higher amount is paid (就高): {w.amount} > {c.amount or 0}"
+            else:
+                why = (f"equal amount {w.amount}: the newer document is paid (从新), {w.document} issued "
+                       f"{issued.get(w.document)} vs {c.document} issued {issued.get(c.document)}")
+            out[i] = replace(c, choice=f"not paid: {w.document} {w.clause} pays {w.amount} for "
+                                       f"{w.subject}; {why} ({how})")
     return out
 
 

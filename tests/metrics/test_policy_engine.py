@@ -132,7 +132,9 @@ def pv_candidate(project, year=None):
 def test_pv_storage_passes():
     # 2024-2 §三(一): PV 0.8 MW → 32,000 (pro rata below 1 MW); storage 0.1 MW / 0.2 MWh → 10,000
     c, r = pv_candidate(pv(800_000, (100_000, 200_000)))
-    assert c.status == "qualifies" and c.chosen
+    # no telemetry check run: paid on the nameplates, and the status says so (never a bare qualifies)
+    assert c.status == "qualifies_unverified" and c.chosen
+    assert r.unverified_total == c.amount
     assert (c.evidence["pv_amount"], c.evidence["storage_amount"], c.amount) == (
         Decimal("32000.00"), Decimal("10000.00"), Decimal("42000.00"))
 
@@ -146,7 +148,7 @@ def test_pv_below_half_megawatt():
 def test_storage_below_ten_percent_of_pv():
     # 2024-2 §三(一) "不小于项目规模10%": 0.08 MW storage for 1 MW PV → only the PV's 40,000
     c, _ = pv_candidate(pv(1_000_000, (80_000, 160_000)))
-    assert c.status == "qualifies" and c.amount == Decimal("40000.00")
+    assert c.status == "qualifies_unverified" and c.amount == Decimal("40000.00")
     assert c.evidence["storage_amount"] == 0
 
 
@@ -174,23 +176,24 @@ def test_pv_commissioned_after_repeal_has_no_subsidy():
 def test_pv_commissioned_before_repeal_in_2025():
     # commissioned 2025-06-14, the last day 2024-2 reaches
     c, _ = pv_candidate(pv(800_000, commissioned=date(2025, 6, 14)))
-    assert c.status == "qualifies" and c.amount == Decimal("32000.00")
+    assert c.status == "qualifies_unverified" and c.amount == Decimal("32000.00")
 
 
 def test_pv_commissioned_retroactive_window():
     # 2024-2 §五(三): 2024-03-01 is before 2024-05-07 but inside the retroactive window
     c, _ = pv_candidate(pv(800_000, commissioned=date(2024, 3, 1)))
-    assert c.status == "qualifies" and "retroactive" in c.evidence["reach"]
+    assert c.status == "qualifies_unverified" and "retroactive" in c.evidence["reach"]
 
 
 def test_battery_observed_discharge_short_of_two_hours():
     # 2024-2 §三(一) "时长不低于2小时": the nameplate says 2 h, telemetry's longest discharge was 1.5 h
     short = Check("storage_discharge_duration", "fail", "the largest continuous discharge delivered 150000 Wh, short of 190000 Wh",
                   {"episode_energy_wh": 150_000})
-    c, _ = pv_candidate(pv(800_000, (100_000, 200_000), checks=(short,)))
-    assert c.status == "qualifies" and c.amount == Decimal("32000.00")  # PV only
+    produced = Check("pv_produced_after_commissioning", "pass", "PV produced")
+    c, _ = pv_candidate(pv(800_000, (100_000, 200_000), checks=(produced, short)))
+    assert c.status == "qualifies" and c.amount == Decimal("32000.00")  # PV only, verified
     assert any("telemetry disproves" in x for x in c.reasons)
-    assert c.evidence["checks"][0]["status"] == "fail"
+    assert c.evidence["checks"][1]["status"] == "fail"
 
 
 def test_pv_not_producing_disqualifies():
@@ -202,7 +205,19 @@ def test_pv_not_producing_disqualifies():
 def test_unverified_telemetry_is_listed():
     unk = Check("pv_produced_after_commissioning", "unknown", "no PV readings")
     c, _ = pv_candidate(pv(800_000, checks=(unk,)))
-    assert c.status == "qualifies" and any("not verified" in x for x in c.reasons)
+    # 9 §3g: an award resting on an unverified check says so in its status
+    assert c.status == "qualifies_unverified" and any("not verified" in x for x in c.reasons)
+    assert any(x.startswith("unverified: the amount rests on the nameplate") for x in c.reasons)
+
+
+def test_unknown_storage_check_flags_only_a_paid_storage_part():
+    ok = Check("pv_produced_after_commissioning", "pass", "PV produced")
+    unk = Check("storage_discharge_duration", "unknown", "no storage telemetry in the period")
+    c, _ = pv_candidate(pv(800_000, (100_000, 200_000), checks=(ok, unk)))
+    assert c.status == "qualifies_unverified" and c.evidence["storage_amount"] == Decimal("10000.00")
+    # storage too small to be paid (below 10 % of PV): nothing rests on its check
+    c, _ = pv_candidate(pv(1_000_000, (80_000, 160_000), checks=(ok, unk)))
+    assert c.status == "qualifies" and c.amount == Decimal("40000.00")
 
 
 def test_storage_commissioned_after_repeal_not_paid():
@@ -248,7 +263,19 @@ def test_green_factory_equal_amounts_newer_document():
     r = evaluate(EnterpriseYear("E1", 2025, facts=(Fact("green_factory", date(2025, 2, 1), level="national"),)))
     [c] = chosen_in(r, "green-factory.national")
     assert c.document == D2025 and c.amount == Decimal("200000")
-    assert "older document" in pick(r, D2024, "green-factory-national", c.subject).choice
+    # the reason names the real tie-break: equal amounts, the newer document (从新)
+    assert "equal amount 200000.00: the newer document is paid (从新)" in pick(
+        r, D2024, "green-factory-national", c.subject).choice
+
+
+def test_two_retrofit_projects_in_one_year_are_both_paid():
+    # 9 §3h: 就高不重复 is between overlapping measures or documents for the same thing; two
+    # energy-saving retrofits recorded in one year are two things under one measure: both paid
+    facts = (Fact("energy_saving_retrofit", date(2024, 6, 1), level="provincial", reference="R-1"),
+             Fact("energy_saving_retrofit", date(2024, 9, 1), level="provincial", reference="R-2"))
+    r = evaluate(EnterpriseYear("E1", 2024, facts=facts))
+    paid = [c for c in r.candidates if c.group == "energy-saving-retrofit" and c.chosen]
+    assert len(paid) == 2 and len({c.subject for c in paid}) == 2
 
 
 def test_energy_management_first_time():

@@ -164,8 +164,30 @@ def test_storage_passing_only_on_estimated_intervals_is_unknown():
     assert check_storage_duration(series([25_000] * 8, estimated={3}), 100_000).status == "unknown"
 
 
-def test_storage_no_discharge_is_unknown():
-    assert check_storage_duration(series([0, 0]), 100_000).status == "unknown"
+def test_storage_telemetry_without_discharge_is_evidence_against():
+    # 9 §3g: a period of telemetry with no discharge at all is a fail, not "unknown, nameplate decides";
+    # only no telemetry at all is unknown
+    assert check_storage_duration(series([0, 0]), 100_000).status == "fail"
+    assert check_storage_duration([], 100_000).status == "unknown"
+
+
+def test_storage_energy_above_rating_and_suspect_intervals_do_not_count():
+    # 100 kW battery: 8 quarter hours of 25 kWh = 2 h × rated → pass; one meter step of 60 kWh in a
+    # quarter hour counts only 25 kWh (rated × 15 min); a suspect interval breaks the discharge
+    assert check_storage_duration(series([25_000] * 8), 100_000).status == "pass"
+    capped = check_storage_duration(series([60_000] * 4), 100_000)
+    assert capped.status == "fail" and capped.data["episode_energy_wh"] == 100_000  # 1 h, capped
+    ivs = series([25_000] * 8)
+    ivs[4] = Interval(ivs[4].start, ivs[4].energy_wh, suspect=True)
+    assert check_storage_duration(ivs, 100_000).status == "fail"  # two 1 h runs, not one of 2 h
+
+
+def test_two_hours_means_one_continuous_discharge_of_two_hours():
+    # half power for 4 h delivers 2 h × rated energy and lasts ≥ 2 h: passes; full power for 1.75 h
+    # plus tolerance on the energy does not make 2 h (the tolerance is on energy only)
+    assert check_storage_duration(series([12_500] * 16), 100_000).status == "pass"
+    short = check_storage_duration(series([25_000] * 7), 100_000, tolerance=Decimal("0.2"))
+    assert short.status == "fail" and "short of 2 h" in short.detail
 
 
 def test_storage_check_takes_interval_energy():
