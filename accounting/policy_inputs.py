@@ -27,7 +27,7 @@ import psycopg
 from accounting.site_energy import green_share_json, green_share_report, point_intervals, site_energy
 from metrics.carbon import electricity_carbon
 from metrics.coal import CoalResult, standard_coal
-from metrics.energy import sum_by_interval
+from metrics.intervals import sum_by_interval
 from metrics.intensity import IntensityRow, ReferenceValues, energy_per_10k_yuan, grade_unit_energy, rank_within_industry
 from metrics.ledger import WH_PER_CERTIFICATE, ledger_green
 from metrics.periods import local_bounds

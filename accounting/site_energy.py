@@ -13,9 +13,9 @@ import psycopg
 
 from model import CODE_VERSION
 from metrics.balance import BalanceTotals, IntervalBalance, site_balance, totals
-from metrics.energy import (
-    CounterEnergy, CounterFinding, IntervalEnergy, MeterReplacement, counter_energy, counter_intervals,
-    floor_interval, rollover_wh, sum_by_interval,
+from metrics.counters import CounterFinding, MeterReplacement, rollover_wh
+from metrics.intervals import (
+    CounterEnergy, IntervalEnergy, counter_energy, counter_intervals, floor_interval, sum_by_interval,
 )
 from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
 from metrics.green_share import (
@@ -95,7 +95,7 @@ def settings_intervals(
     ts: list[datetime], values: list[float], settings: CounterSettings, *, count_suspect: bool = True,
 ) -> tuple[list[IntervalEnergy], list[CounterFinding]]:
     """One point's raw readings to every interval and the findings, with the point's settings:
-    :func:`metrics.energy.counter_intervals`, the path both the report and the rollup take."""
+    :func:`metrics.intervals.counter_intervals`, the path both the report and the rollup take."""
     return counter_intervals(ts, values, rollover_wh=settings.rollover_wh, replacements=settings.replacements,
                              rated_power_w=settings.rated_power_w, count_suspect=count_suspect)
 

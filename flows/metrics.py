@@ -29,7 +29,7 @@ from accounting.policy_inputs import carbon_year, coal_of, energy_year
 from accounting.site_energy import BALANCE_ROLES
 from flows.tasks import io_task, metric_task, resolve_url
 from metrics.balance import BalanceTotals, site_balance, totals
-from metrics.energy import INTERVAL_S, IntervalEnergy, sum_by_interval
+from metrics.intervals import INTERVAL_S, IntervalEnergy, sum_by_interval
 from metrics.green_share import GreenShareResult, Projection, assess_green_share, project_year_end
 from metrics.ledger import CertificateBlock, Trade, ledger_green
 from metrics.periods import local_bounds

@@ -18,7 +18,8 @@ from prefect import flow, get_run_logger
 
 from flows.tasks import io_task, resolve_url
 from accounting.site_energy import CounterSettings, counter_settings, settings_intervals
-from metrics.energy import INTERVAL_S, CounterFinding, floor_interval
+from metrics.counters import CounterFinding
+from metrics.intervals import INTERVAL_S, floor_interval
 from store.db import storage_mode
 from store.rollups import (IntervalWriter, PointReadings, counter_points, refresh_continuous_aggregate,
                            stream_readings, watermarks)

@@ -7,7 +7,7 @@ from datetime import datetime
 import psycopg
 from psycopg import errors
 
-from metrics.energy import MeterReplacement
+from metrics.counters import MeterReplacement
 from store.rollups import lower_watermark
 
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from metrics.energy import INTERVAL_S
+from metrics.intervals import INTERVAL_S
 
 FEN = Decimal("0.01")
 W_PER_MW = 1_000_000
@@ -153,7 +153,7 @@ class Check:
 
 @dataclass(frozen=True, slots=True)
 class Interval:
-    """Energy of one interval (as :class:`metrics.energy.IntervalEnergy`, with its length)."""
+    """Energy of one interval (as :class:`metrics.intervals.IntervalEnergy`, with its length)."""
 
     start: datetime  #: timezone-aware
     energy_wh: int  #: [Wh]
@@ -162,7 +162,7 @@ class Interval:
 
 
 def _len(iv: Any) -> int:
-    """Length of an interval; :class:`metrics.energy.IntervalEnergy` has none and is 15 min."""
+    """Length of an interval; :class:`metrics.intervals.IntervalEnergy` has none and is 15 min."""
     return getattr(iv, "length_s", INTERVAL_S)
 
 
@@ -224,7 +224,7 @@ def discharge_episodes(intervals: Sequence[Interval], min_power_w: Fraction = Fr
     Parameters
     ----------
     intervals : interval energy of the storage discharge point (:class:`Interval` or
-        :class:`metrics.energy.IntervalEnergy`) [Wh]
+        :class:`metrics.intervals.IntervalEnergy`) [Wh]
     min_power_w : an interval whose mean power (energy / length) is at most this ends an episode [W]
 
     Returns
@@ -270,7 +270,7 @@ def check_storage_duration(
     Parameters
     ----------
     intervals : interval energy of the storage discharge point (:class:`Interval` or
-        :class:`metrics.energy.IntervalEnergy`) [Wh]
+        :class:`metrics.intervals.IntervalEnergy`) [Wh]
     rated_power_w : the storage's nameplate power [W]
     min_hours : the duration the nameplate claims to reach [h]
     tolerance : the shortfall accepted for metering and ageing, as a fraction of the required
@@ -341,7 +341,7 @@ def check_storage_power_ratio(
     Parameters
     ----------
     intervals : interval energy of the storage discharge point (:class:`Interval` or
-        :class:`metrics.energy.IntervalEnergy`) [Wh]
+        :class:`metrics.intervals.IntervalEnergy`) [Wh]
     pv_w : the PV project's nameplate capacity [W]
     min_ratio : storage power / PV capacity to reach (不小于项目规模10%) [1]
     tolerance : accepted shortfall, as a fraction of the required power [1]

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.energy import (
-    MeterReplacement, completeness, continuous_counter, counter_energy, floor_interval, interval_energy, rollover_wh,
-)
+from metrics.counters import MeterReplacement, continuous_counter, rollover_wh
+from metrics.intervals import completeness, counter_energy, floor_interval, interval_energy
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
