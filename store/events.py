@@ -8,14 +8,14 @@ import psycopg
 from psycopg import errors
 
 from metrics.counters import MeterReplacement
-from store.rollups import lower_watermark
+from store.rollups import mark_dirty
 
 
 def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_final_wh: float,
                        new_initial_wh: float, reason: str) -> int:
     """Record a replacement of the meter behind ``point`` (by name); return its id.
 
-    The point's rollup watermark is moved back to ``ts`` (:func:`store.rollups.lower_watermark`),
+    The point is marked for the next rollup from ``ts`` on (:func:`store.rollups.mark_dirty`),
     so the next rollup recomputes its stored intervals from the swap on.
 
     Raises ValueError naming the value for an unknown point, a naive time, a negative reading,
@@ -41,7 +41,7 @@ def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_f
                 (row[0], ts, old_final_wh, new_initial_wh, reason.strip())).fetchone()[0]
             # the stored intervals from the swap on were computed without it: the next incremental
             # rollup recomputes them (daily balances and year-to-date figures need a backfill)
-            lower_watermark(conn, row[0], ts)
+            mark_dirty(conn, row[0], ts)
             return rid
     except errors.UniqueViolation:
         raise ValueError(f"point {point!r} already has a replacement recorded at {ts.isoformat()}") from None

@@ -258,3 +258,81 @@ def test_a_glitch_just_after_a_backfill_range_is_judged_as_in_a_full_run(conn, d
     rollup(db_url)  # the whole series
     assert stored(conn, pid, sd.start, sd.end) == ranged
     assert max(r[1] for r in ranged) < 2_000_000 * 0.25  # no quarter hour above the 2 MW rating
+
+
+def _demo_point(conn, name="jj-shoes.main.grid.energy_import"):
+    from greengauge.demo import DEMO_SITE
+    from model.site import load_site
+    from store.sites import apply_site
+
+    ids = apply_site(conn, load_site(str(DEMO_SITE)))
+    conn.commit()
+    return ids[name]
+
+
+def test_history_imported_a_month_late_reopens_its_intervals(conn, db_url, tmp_path):
+    # Late data at any age (docs/accounting.md "Late data"): May 20 has only its first and last
+    # readings (the gateway's backlog never arrived) and June 21 is live. After a rollup, May 20 is
+    # one long estimated gap. Importing May 20 minute by minute, a month after the watermark,
+    # re-opens those intervals on the next incremental rollup: measured, 6 Wh a minute.
+    from datetime import datetime, timezone
+
+    from model.readings import Reading
+    from store.readings_import import import_readings
+
+    pid = _demo_point(conn)
+    may = datetime(2025, 5, 20, 0, 0, tzinfo=timezone.utc)
+    june = datetime(2025, 6, 21, 0, 0, tzinfo=timezone.utc)
+    base = 1_000_000  # Wh at May 20 00:00; the counter climbs 6 Wh a minute (360 W)
+    counter = lambda t: base + 6 * int((t - may).total_seconds() // 60)  # noqa: E731
+    live = [june + timedelta(minutes=i) for i in range(0, 120)]
+    write_readings(conn, [Reading(pid, t, float(counter(t))) for t in [may, may + timedelta(hours=2)] + live])
+    conn.commit()
+    rollup(db_url)
+    before = stored(conn, pid, may, may + timedelta(hours=2))
+    assert len(before) == 8 and all(r[2] for r in before)  # estimated across the 2 h gap
+    computed = conn.execute("SELECT max(computed_at) FROM interval_energy WHERE point_id = %s AND bucket_start < %s",
+                            (pid, may + timedelta(hours=2))).fetchone()[0]
+    conn.commit()
+
+    f = tmp_path / "may.csv"
+    f.write_text("point,ts,value\n" + "".join(
+        f"jj-shoes.main.grid.energy_import,{(may + timedelta(minutes=i)).isoformat()},{counter(may + timedelta(minutes=i))}\n"
+        for i in range(1, 120)))
+    assert import_readings(conn, f)[1] == 119
+    # marked at ingest, in the statement that stored the batch: the earliest late reading
+    assert conn.execute("SELECT since FROM rollup_dirty WHERE point_id = %s", (pid,)).fetchone() == (
+        may + timedelta(minutes=1),)
+    conn.commit()
+    r = rollup(db_url)  # incremental: the 2 h trailing window alone would never reach May
+    after = stored(conn, pid, may, may + timedelta(hours=2))
+    assert [(x[1], x[2]) for x in after] == [(90, False)] * 8  # 15 min × 6 Wh, measured
+    assert r.changed_from == may and r.changed_to < june  # the range the metrics flow sees
+    assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (0,)  # cleared with the run
+    # the days it touched show as changed to the metrics flow (interval computed_at moved)
+    assert conn.execute("SELECT max(computed_at) FROM interval_energy WHERE point_id = %s AND bucket_start < %s",
+                        (pid, may + timedelta(hours=2))).fetchone()[0] > computed
+    conn.commit()
+    # the same as a rollup of everything from scratch
+    incremental = stored(conn, pid)
+    conn.execute("TRUNCATE interval_energy, energy_hourly, energy_daily, rollup_watermark")
+    conn.commit()
+    rollup(db_url)
+    assert stored(conn, pid) == incremental
+    assert not rollup(db_url).changed
+
+
+def test_a_replayed_duplicate_marks_nothing(conn, db_url):
+    # only readings actually inserted are late: a spool replaying what is stored marks no point
+    from datetime import datetime, timezone
+
+    from model.readings import Reading
+
+    pid = _demo_point(conn)
+    t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    batch = [Reading(pid, t0 + timedelta(minutes=i), 1000.0 + 10 * i) for i in range(30)]
+    write_readings(conn, batch)
+    conn.commit()
+    rollup(db_url)
+    assert write_readings(conn, batch) == 0
+    assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (0,)
