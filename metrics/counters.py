@@ -66,16 +66,22 @@ def rollover_wh(bits: int | None, scale_wh: float) -> float | None:
     return float(2**bits) * float(scale_wh)
 
 
+#: without a rating, a wrap must carry at most this share of the width (the counter was near its
+#: top and is near zero); a drop from further below the top is a reset (docs/accounting.md "Rollover")
+UNRATED_WRAP_SHARE = 8
+
+
 def _is_wrap(prev: float, value: float, width: float | None, dt_s: float, rated_power_w: float | None) -> bool:
     """A drop is a wrap when the counter was in the upper half of its range, is now in the lower
-    half, and the energy across the wrap is physically possible for the point."""
+    half, and the energy across the wrap is physically possible for the point: at most its rated
+    power × the time between the readings, or, with no rating, at most 1/8 of the width."""
     if width is None or prev > width or value < 0:
         return False
     if not (prev >= width / 2 > value):
         return False
     if rated_power_w is not None:
         return value + width - prev <= rated_power_w * dt_s / 3600 + 1
-    return True
+    return value + width - prev <= width / UNRATED_WRAP_SHARE
 
 
 def _knots(
@@ -262,7 +268,8 @@ def continuous_counter(
        energy; the next computation with more readings decides it;
     5. a drop the next reading continues from that matches the rollover width (the counter was in
        the upper half of its range, is now in the lower half, and ``reading + width - previous``
-       is within the rated power × elapsed time): the energy is ``reading + width - previous``
+       is within the rated power × elapsed time, or with no rating within 1/8 of the width): the
+       energy is ``reading + width - previous``
        (finding ``counter_rollover``);
     6. any other drop the next reading continues from is a reset: the counter counts on from its
        new value and the step itself is given no energy, so a drop never makes energy. With no

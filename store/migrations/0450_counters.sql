@@ -32,3 +32,9 @@ CREATE TABLE reading_resolution (
     CHECK (until >= since)
 );
 CREATE INDEX reading_resolution_point_idx ON reading_resolution (point_id, since);
+
+-- A meter behind current/voltage transformers reports secondary values that the collector
+-- multiplies by these ratios (model/profile.py ratio_factor), so its stored counter wraps at
+-- 2**bits × scale × ct × pt, not 2**bits × scale. Kept from the site file by `site apply`.
+ALTER TABLE device ADD COLUMN ct_ratio numeric NOT NULL DEFAULT 1 CHECK (ct_ratio > 0),
+                   ADD COLUMN pt_ratio numeric NOT NULL DEFAULT 1 CHECK (pt_ratio > 0);

@@ -336,3 +336,50 @@ def test_a_replayed_duplicate_marks_nothing(conn, db_url):
     rollup(db_url)
     assert write_readings(conn, batch) == 0
     assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (0,)
+
+
+HV_SITE = """
+enterprise: {code: hv-works, name: HV works, timezone: Asia/Shanghai}
+site: {code: main, name: Main}
+devices:
+  - name: incomer
+    profile: acrel-dtsd1352
+    host: 127.0.0.1
+    port: 15020
+    ct_ratio: 40
+    pt_ratio: 100
+    points:
+      - {quantity: energy_import, role: grid_import}
+  - name: old
+    profile: generic-3ph-meter
+    host: 127.0.0.1
+    port: 15021
+    points:
+      - {quantity: energy_import, role: subproject, subproject: line, counter_rollover_wh: 65536}
+"""
+
+
+def test_a_reset_behind_ct_pt_transformers_is_not_a_wrap(conn, db_url, tmp_path):
+    # An Acrel DTSD1352 counts 0.01 kWh in a 32-bit register on the secondary side; behind CT 40 and
+    # PT 100 the stored (primary) counter wraps at 2**32 × 10 Wh × 4000 = 171.8 TWh, not 42.9 GWh.
+    # A reset from 30 GWh to 0 was a "wrap" adding 12.9 GWh; it is a reset (no energy from the drop).
+    from datetime import datetime, timezone
+
+    from accounting.site_energy import point_rollover
+    from model.readings import Reading
+    from model.site import load_site
+    from store.sites import apply_site
+
+    f = tmp_path / "hv.yaml"
+    f.write_text(HV_SITE)
+    ids = apply_site(conn, load_site(f))
+    pid, old = ids["hv-works.main.incomer.energy_import"], ids["hv-works.main.old.energy_import"]
+    widths = point_rollover(conn, [pid, old])
+    assert widths[pid] == 2**32 * 10 * 4000
+    assert widths[old] == 65536  # the site file's counter_rollover_wh, kept by `site apply`
+    t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    values = [30e9 - 2000, 30e9 - 1000, 30e9, 0.0, 1000.0, 2000.0]
+    write_readings(conn, [Reading(pid, t0 + timedelta(minutes=15 * i), v) for i, v in enumerate(values)])
+    conn.commit()
+    rollup(db_url)
+    assert sum(r[1] for r in stored(conn, pid)) == 4000  # 1 000 Wh per quarter hour, the reset adds none
