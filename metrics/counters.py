@@ -29,7 +29,7 @@ class MeterReplacement:
     meter's energy from ``new_initial_wh`` on.
     """
 
-    ts: datetime  #: when the meter was swapped, timezone-aware
+    ts: datetime  #: when the meter was swapped, timezone-aware; a reading at this instant is the old meter's
     old_final_wh: float  #: the old meter's final reading [Wh]
     new_initial_wh: float  #: the new meter's initial reading [Wh]
     reason: str = ""
@@ -101,7 +101,9 @@ def _knots(
     n = len(values)
 
     def swapped(t0: datetime, t1: datetime) -> list[MeterReplacement]:
-        return [r for r in events if t0 < r.ts <= t1]
+        # a reading at the very instant of a swap is the old meter's final reading: the new meter
+        # starts after it (docs/accounting.md "Meter replacement")
+        return [r for r in events if t0 <= r.ts < t1]
 
     def ahead(i: int, k: int) -> float | None:
         """The reading ``k`` after ``i``, when there is one and no replacement lies in between."""

@@ -38,3 +38,9 @@ CREATE INDEX reading_resolution_point_idx ON reading_resolution (point_id, since
 -- 2**bits × scale × ct × pt, not 2**bits × scale. Kept from the site file by `site apply`.
 ALTER TABLE device ADD COLUMN ct_ratio numeric NOT NULL DEFAULT 1 CHECK (ct_ratio > 0),
                    ADD COLUMN pt_ratio numeric NOT NULL DEFAULT 1 CHECK (pt_ratio > 0);
+
+-- A replacement whose figures the readings around the swap make impossible is refused unless a
+-- person forces it; the forced ones say so. Only one live (unrevoked) replacement per instant.
+ALTER TABLE meter_replacement ADD COLUMN forced boolean NOT NULL DEFAULT false;
+ALTER TABLE meter_replacement DROP CONSTRAINT meter_replacement_point_id_ts_key;
+CREATE UNIQUE INDEX meter_replacement_live_idx ON meter_replacement (point_id, ts) WHERE revoked_at IS NULL;

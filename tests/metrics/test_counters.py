@@ -65,6 +65,17 @@ def test_recorded_replacement_keeps_energy_continuous():
     assert [f.kind for f in findings] == ["meter_replacement"]
 
 
+def test_a_replacement_at_the_instant_of_the_final_reading_starts_the_new_meter_after_it():
+    # the old meter's final reading 5 300 Wh is taken at 00:30, the very instant the swap is
+    # recorded; the new meter starts at 12 and reads 212 at 00:45. That reading is the old meter's:
+    # 300 Wh then 200 Wh, not 5 300 - 12 Wh of the whole old counter
+    ts = minutes(0, 15, 30, 45)
+    swap = MeterReplacement(T0 + timedelta(minutes=30), 5_300, 12, "meter failed calibration")
+    cont, findings = continuous_counter([4_700.0, 5_000.0, 5_300.0, 212.0], ts, replacements=[swap])
+    assert [iv.energy_wh for iv in interval_energy(ts, cont)] == [300, 300, 200]
+    assert [f.kind for f in findings] == ["meter_replacement"]
+
+
 def test_replacement_whose_figures_do_not_fit_is_reported_and_never_negative():
     swap = MeterReplacement(T0 + timedelta(minutes=5), 900, 50, "typo")
     cont, findings = continuous_counter([1_000.0, 60.0], minutes(0, 15), replacements=[swap])
