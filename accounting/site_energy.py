@@ -21,9 +21,9 @@ import psycopg
 
 from model import CODE_VERSION
 from metrics.balance import BalanceTotals, IntervalBalance, site_balance, totals
-from metrics.energy import (
-    CounterEnergy, CounterFinding, IntervalEnergy, MeterReplacement, counter_energy, counter_intervals,
-    floor_interval, rollover_wh, sum_by_interval,
+from metrics.counters import CounterFinding, MeterReplacement, rollover_wh
+from metrics.intervals import (
+    CounterEnergy, IntervalEnergy, counter_energy, counter_intervals, floor_interval, sum_by_interval,
 )
 from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
 from metrics.green_share import (
@@ -44,22 +44,24 @@ from store.bundle import load_enterprise_period  # noqa: E402
 
 def point_rollover(conn: psycopg.Connection, points: list[PointRow] | list[int]) -> dict[int, float | None]:
     """Wrap width of each point (a :class:`PointRow` or a point id) [Wh]: the point's own
-    ``counter_rollover_wh``, else its device profile's ``counter_rollover_bits`` × the register's
-    scale, else None (unknown)."""
-    from model.profile import load_profile
+    ``counter_rollover_wh`` (site file), else its device profile's ``counter_rollover_bits`` × the
+    register's scale × the device's CT/PT ratios when the register is secondary-side (the stored
+    counter is primary-side: :func:`model.profile.ratio_factor`), else None (unknown)."""
+    from model.profile import load_profile, ratio_factor
 
     rows = conn.execute(
-        """SELECT p.point_id, d.profile, p.quantity, p.counter_rollover_wh
+        """SELECT p.point_id, d.profile, p.quantity, p.counter_rollover_wh, d.ct_ratio, d.pt_ratio
            FROM point p JOIN device d USING (device_id) WHERE p.point_id = ANY(%s)""",
         ([getattr(p, "point_id", p) for p in points],)).fetchall()
     out: dict[int, float | None] = {}
-    for pid, profile, quantity, own in rows:
+    for pid, profile, quantity, own, ct, pt in rows:
         if own is not None:
             out[pid] = own
             continue
         try:
             prof = load_profile(profile)
-            out[pid] = rollover_wh(prof.counter_rollover_bits, float(prof.register(quantity).factor))
+            spec = prof.register(quantity)
+            out[pid] = rollover_wh(prof.counter_rollover_bits, float(spec.factor * ratio_factor(spec, ct, pt)))
         except Exception:  # unknown profile or quantity: width unknown, every drop is a reset
             out[pid] = None
     return out
@@ -90,7 +92,7 @@ def settings_intervals(
     ts: list[datetime], values: list[float], settings: CounterSettings, *, count_suspect: bool = True,
 ) -> tuple[list[IntervalEnergy], list[CounterFinding]]:
     """One point's raw readings to every interval and the findings, with the point's settings:
-    :func:`metrics.energy.counter_intervals`, the path both the report and the rollup take."""
+    :func:`metrics.intervals.counter_intervals`, the path both the report and the rollup take."""
     return counter_intervals(ts, values, rollover_wh=settings.rollover_wh, replacements=settings.replacements,
                              rated_power_w=settings.rated_power_w, count_suspect=count_suspect)
 

@@ -1,8 +1,10 @@
 """Raw readings -> 15-minute interval energy per counter point -> hourly and daily sums.
 
 Incremental: each point is recomputed from its watermark (the newest reading already rolled up)
-minus a trailing window, so readings that arrive late or are replayed from a collector's spool
-correct the intervals they fall in; a rerun with no new readings changes nothing. A whole run is
+minus a trailing window, and from further back when a late reading marked it (``rollup_dirty``,
+set by :mod:`store.ingest` for a reading older than the watermark, whatever its age: an import of
+history, a gateway's backlog, a spool replayed after a long outage); the mark is cleared in the
+run's transaction. A rerun with no new readings changes nothing. A whole run is
 one transaction: a failed run leaves the previous rollup in place. A backfill (``start``/``end``)
 recomputes exactly that range and leaves the watermarks alone.
 """
@@ -18,11 +20,12 @@ from prefect import flow, get_run_logger
 
 from flows.tasks import io_task, resolve_url
 from accounting.site_energy import CounterSettings, counter_settings, settings_intervals
-from metrics.energy import INTERVAL_S, CounterFinding, floor_interval
+from metrics.counters import CounterFinding
+from metrics.intervals import INTERVAL_S, floor_interval
 from store.bundle import write_counter_findings
 from store.db import storage_mode
-from store.rollups import (IntervalWriter, PointReadings, counter_points, refresh_continuous_aggregate,
-                           stream_readings, watermarks)
+from store.rollups import (IntervalWriter, PointReadings, clear_dirty, counter_points, dirty_marks,
+                           refresh_continuous_aggregate, stream_readings, watermarks)
 
 #: how far back each incremental run recomputes, before the newest reading already rolled up
 TRAILING_WINDOW = timedelta(hours=2)
@@ -76,6 +79,19 @@ def _ceil_interval(ts: datetime) -> datetime:
     return f if f == ts else f + _STEP
 
 
+def _incremental_since(mark: datetime | None, dirty, trailing_window: timedelta) -> datetime | None:
+    """Where an incremental run recomputes a point from: None (the first reading) when never
+    rolled up or when a late reading precedes all but two of its readings."""
+    if mark is None:
+        return None
+    since = floor_interval(mark - trailing_window)
+    if dirty is not None:
+        if dirty.context_ts is None:
+            return None
+        since = min(since, floor_interval(dirty.context_ts))
+    return since
+
+
 def rollup(
     url: str,
     *,
@@ -89,7 +105,9 @@ def rollup(
     """Roll up every counter point (of ``enterprise``, or all), in one transaction.
 
     Without ``start``/``end``: incremental from each point's watermark minus ``trailing_window``
-    (from the first reading for a point never rolled up). With them: recompute the intervals
+    (from the first reading for a point never rolled up), or from its late-data mark when that is
+    earlier (three readings before the earliest late reading: see
+    :data:`store.rollups.CONTEXT_READINGS`); the marks recomputed are cleared in the same transaction. With them: recompute the intervals
     starting in [start, end) (a backfill), watermarks untouched.
     ``on_point(done, total, readings)`` is called after each point, for progress display.
     """
@@ -98,12 +116,14 @@ def rollup(
     with psycopg.connect(url) as read, psycopg.connect(url) as write:
         points = counter_points(read, enterprise)
         ids = [p.point_id for p in points]
+        dirty = {}
         if start is not None:
             lo, hi = floor_interval(start), _ceil_interval(end)
             ranges = {pid: (lo, hi) for pid in ids}
         else:
             marks = watermarks(read, ids)
-            ranges = {pid: (floor_interval(marks[pid] - trailing_window) if pid in marks else None, None)
+            dirty = dirty_marks(read, ids)
+            ranges = {pid: (_incremental_since(marks.get(pid), dirty.get(pid), trailing_window), None)
                       for pid in ids}
         settings = counter_settings(read, ids)
         readings = findings = done = 0
@@ -122,6 +142,7 @@ def rollup(
                 if on_point:
                     on_point(done, len(ids), len(r.ts))
             stats = writer.finish()
+            clear_dirty(write, list(dirty.values()))
         read.rollback()
         mode = storage_mode(read)
     if mode == "timescaledb" and stats.changed_range:

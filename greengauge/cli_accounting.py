@@ -115,32 +115,81 @@ def ledger_add_gec(
 @meter_app.command("replace")
 def meter_replace(
     point: str = typer.Option(..., help="point name, e.g. grid.energy_import"),
-    at: str = typer.Option(..., help="time of the swap, ISO 8601 with offset"),
+    at: str = typer.Option(..., help="time of the swap, ISO 8601 with offset; a reading at this instant is the "
+                                      "old meter's final reading"),
     old_final_wh: float = typer.Option(..., help="the old meter's final reading [Wh]"),
     new_initial_wh: float = typer.Option(..., help="the new meter's initial reading [Wh]"),
-    reason: str = typer.Option(..., help="why the meter was replaced"),
+    reason: str = typer.Option(..., help="why the meter was replaced (with --force: also why the figures stand)"),
+    force: bool = typer.Option(False, "--force", help="record it although the readings around the swap "
+                                                      "contradict the figures"),
 ) -> None:
     """Record a meter replacement so energy stays continuous across it.
 
-    The point's stored intervals are recomputed by the next rollup; the daily balances and
-    year-to-date figures of the enterprise need a backfill from the swap's day, which is printed."""
-    from zoneinfo import ZoneInfo
-
+    The figures are checked against the readings around the swap; an impossible one is refused
+    unless --force. The point's stored intervals are recomputed by the next rollup; the daily
+    balances and year-to-date figures of the enterprise need a backfill from the swap's day,
+    which is printed."""
     from store.events import point_enterprise, record_replacement
 
     ts = _parse("--at", datetime.fromisoformat, at)
     with connect() as conn:
         try:
-            rid = record_replacement(conn, point, ts, old_final_wh, new_initial_wh, reason)
+            rid = record_replacement(conn, point, ts, old_final_wh, new_initial_wh, reason, force=force)
             enterprise, tz = point_enterprise(conn, point)
         except (LookupError, ValueError) as exc:
             fail(str(exc).strip("'\""))
+    console.print(f"replacement {rid} recorded for {point} at {ts.isoformat()}", highlight=False)
+    _backfill_hint(point, ts, enterprise, tz)
+
+
+def _backfill_hint(point: str, ts: datetime, enterprise: str, tz: str) -> None:
+    from zoneinfo import ZoneInfo
+
     zone = ZoneInfo(tz)
     day, today = ts.astimezone(zone).date(), datetime.now(zone).date()
-    console.print(f"replacement {rid} recorded for {point} at {ts.isoformat()}", highlight=False)
     console.print(f"the next rollup recomputes {point}'s intervals from {ts.isoformat()}; to correct the daily "
                   f"balances, year-to-date figures and eligibility of {enterprise}, run:\n"
                   f"  greengauge flows backfill {enterprise} --from {day} --to {today}", highlight=False)
+
+
+@meter_app.command("list")
+def meter_list(
+    enterprise: Optional[str] = typer.Option(None, help="only this enterprise's points"),
+    point: Optional[str] = typer.Option(None, help="only this point"),
+) -> None:
+    """Recorded meter replacements, revoked ones included (they are never deleted)."""
+    from store.events import list_replacements
+
+    with connect() as conn:
+        rows = list_replacements(conn, enterprise=enterprise, point=point)
+    if not rows:
+        console.print("no meter replacements recorded", highlight=False)
+        return
+    for r in rows:  # one line each, so it reads in a narrow terminal and greps
+        state = (f"revoked {r.revoked_at.isoformat(timespec='seconds')}: {r.revoked_reason}" if r.revoked_at
+                 else "forced" if r.forced else "live")
+        console.print(f"{r.replacement_id}  {r.point}  {r.ts.isoformat()}  old final {r.old_final_wh:g} Wh  "
+                      f"new initial {r.new_initial_wh:g} Wh  reason: {r.reason}  [{state}]",
+                      highlight=False, markup=False)
+
+
+@meter_app.command("revoke")
+def meter_revoke(
+    replacement_id: int = typer.Argument(..., help="the id `meter list` shows"),
+    reason: str = typer.Option(..., help="why the replacement was wrong"),
+) -> None:
+    """Revoke a recorded replacement (kept with the time and reason, never deleted); the point's
+    intervals from the swap on are recomputed by the next rollup."""
+    from store.events import point_enterprise, revoke_replacement
+
+    with connect() as conn:
+        try:
+            r = revoke_replacement(conn, replacement_id, reason)
+            enterprise, tz = point_enterprise(conn, r.point)
+        except (LookupError, ValueError) as exc:
+            fail(str(exc).strip("'\""))
+    console.print(f"replacement {r.replacement_id} of {r.point} at {r.ts.isoformat()} revoked", highlight=False)
+    _backfill_hint(r.point, r.ts, enterprise, tz)
 
 
 def bring_current(enterprise: str | None) -> dict:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from metrics.energy import IntervalEnergy
+from metrics.intervals import IntervalEnergy
 
 ROLES = ("grid_import", "grid_export", "pv_generation", "storage_charge", "storage_discharge")
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from metrics.energy import CounterFinding, IntervalEnergy, MeterReplacement, floor_interval, INTERVAL_S
+from metrics.counters import CounterFinding, MeterReplacement
+from metrics.intervals import INTERVAL_S, IntervalEnergy, floor_interval
 from metrics.ledger import CertificateBlock, Trade
 
 

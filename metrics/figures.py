@@ -32,7 +32,8 @@ from fractions import Fraction
 
 from metrics.balance import ROLES, BalanceTotals, BatteryPool, IntervalBalance, site_balance, totals
 from metrics.bundle import EnterprisePeriod, Point, interval_count
-from metrics.energy import INTERVAL_S, CounterFinding, IntervalEnergy, floor_interval, sum_by_interval  # noqa: F401
+from metrics.counters import CounterFinding
+from metrics.intervals import INTERVAL_S, IntervalEnergy, floor_interval, sum_by_interval  # noqa: F401
 from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
 from metrics.green_share import (
     COMPLETENESS_THRESHOLD, GreenShare, GreenShareResult, assess_green_share, green_share, project_year_end,

@@ -58,6 +58,9 @@ class PointConfig(_Strict):
     role: Role | None = None
     subproject: str | None = Field(default=None, description="name of the sub-metered project, with role subproject")
     rated_power_w: int | None = Field(default=None, gt=0, description="the most power this point can carry [W]")
+    counter_rollover_wh: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="the stored (primary-side) counter's wrap width [Wh], when the profile cannot tell it")
 
     @model_validator(mode="after")
     def _check(self) -> PointConfig:

@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from metrics.bundle import EnterprisePeriod, Point, PointFinding
-from metrics.energy import CounterFinding, IntervalEnergy, floor_interval
+from metrics.counters import CounterFinding
+from metrics.intervals import IntervalEnergy, floor_interval
 from store.events import replacements
 from store.facts import enterprise_facts
 from store.ledger import ledger_for
@@ -28,17 +29,19 @@ PRE_COMMISSIONING_DAYS = 7
 NAMEPLATE_QUANTITIES = ("capacity_w", "storage_capacity_wh")
 
 
-def _point_rollover(profile: str | None, quantity: str, own: float | None) -> float | None:
-    """Wrap width [Wh]: the point's own ``counter_rollover_wh``, else its device profile's
-    ``counter_rollover_bits`` × the register's scale, else None (unknown)."""
+def _point_rollover(profile: str | None, quantity: str, own: float | None, ct, pt) -> float | None:
+    """Wrap width [Wh], for the evidence (the rollup decides the energy with the same rule,
+    ``accounting.site_energy.point_rollover``): the point's own ``counter_rollover_wh``, else its
+    device profile's ``counter_rollover_bits`` × the register's scale × CT/PT when secondary-side."""
     if own is not None:
         return own
-    from metrics.energy import rollover_wh
-    from model.profile import load_profile
+    from metrics.counters import rollover_wh
+    from model.profile import load_profile, ratio_factor
 
     try:
         prof = load_profile(profile)
-        return rollover_wh(prof.counter_rollover_bits, float(prof.register(quantity).factor))
+        spec = prof.register(quantity)
+        return rollover_wh(prof.counter_rollover_bits, float(spec.factor * ratio_factor(spec, ct, pt)))
     except Exception:  # unknown profile or quantity: width unknown
         return None
 
@@ -52,11 +55,11 @@ def load_points(conn: psycopg.Connection, enterprise: str) -> tuple[int, str, tu
     eid, tz = row
     rows = conn.execute(
         """SELECT p.point_id, p.name, d.name, p.quantity, p.role, p.subproject, p.rated_power_w, d.profile,
-                  p.counter_rollover_wh, d.poll_interval_s
+                  p.counter_rollover_wh, d.poll_interval_s, d.ct_ratio, d.pt_ratio
            FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
            WHERE s.enterprise_id = %s ORDER BY p.point_id""", (eid,)).fetchall()
-    points = tuple(Point(pid, name, dev, q, role, sub, rated, _point_rollover(profile, q, own), poll)
-                   for pid, name, dev, q, role, sub, rated, profile, own, poll in rows)
+    points = tuple(Point(pid, name, dev, q, role, sub, rated, _point_rollover(profile, q, own, ct, pt), poll)
+                   for pid, name, dev, q, role, sub, rated, profile, own, poll, ct, pt in rows)
     return eid, tz, points
 
 

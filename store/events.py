@@ -1,25 +1,83 @@
-"""Meter replacement events a person records; energy is continuous across them."""
+"""Meter replacement events a person records; energy is continuous across them.
+
+A replacement is checked against the readings around the swap before it is stored, can be listed,
+and is revoked (with a reason, kept for audit), never deleted. Recording or revoking one marks the
+point for the next rollup from the swap on (:func:`store.rollups.mark_dirty`), whatever its age.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 from psycopg import errors
 
-from metrics.energy import MeterReplacement
-from store.rollups import lower_watermark
+from metrics.counters import MeterReplacement
+from store.rollups import mark_dirty
+
+
+class ImpossibleReplacement(ValueError):
+    """The figures of a replacement contradict the readings around the swap (``force`` overrides)."""
+
+
+@dataclass(frozen=True)
+class ReplacementRow:
+    replacement_id: int
+    point: str
+    ts: datetime
+    old_final_wh: float
+    new_initial_wh: float
+    reason: str
+    recorded_at: datetime
+    forced: bool
+    revoked_at: datetime | None
+    revoked_reason: str | None
+
+
+def check_replacement(conn: psycopg.Connection, point_id: int, ts: datetime, old_final_wh: float,
+                      new_initial_wh: float) -> list[str]:
+    """What makes a replacement impossible given the point's usable readings around ``ts``: the
+    old meter's final reading below its last reading at or before the swap (a reading at the
+    instant of the swap is the old meter's), the new meter's first reading after it below its
+    initial reading, or either step implying more than the point's rated power. Empty: possible."""
+    rated = conn.execute("SELECT rated_power_w FROM point WHERE point_id = %s", (point_id,)).fetchone()[0]
+    before = conn.execute(
+        """SELECT ts, value FROM reading WHERE point_id = %s AND ts <= %s AND quality < 2
+           ORDER BY ts DESC LIMIT 1""", (point_id, ts)).fetchone()
+    after = conn.execute(
+        """SELECT ts, value FROM reading WHERE point_id = %s AND ts > %s AND quality < 2
+           ORDER BY ts LIMIT 1""", (point_id, ts)).fetchone()
+    problems = []
+    if before is not None:
+        bts, bv = before
+        if old_final_wh < bv - 0.5:
+            problems.append(f"the old meter's final reading {old_final_wh:g} Wh is below its reading {bv:g} Wh "
+                            f"at {bts.isoformat()}")
+        elif rated is not None and old_final_wh - bv > rated * (ts - bts).total_seconds() / 3600 + 1:
+            problems.append(f"from its reading {bv:g} Wh at {bts.isoformat()} to the final {old_final_wh:g} Wh the "
+                            f"old meter would have carried more than the rated {rated} W")
+    if after is not None:
+        ats, av = after
+        if av < new_initial_wh - 0.5:
+            problems.append(f"the new meter's first reading {av:g} Wh at {ats.isoformat()} is below its initial "
+                            f"reading {new_initial_wh:g} Wh")
+        elif rated is not None and av - new_initial_wh > rated * (ats - ts).total_seconds() / 3600 + 1:
+            problems.append(f"from the initial {new_initial_wh:g} Wh to its reading {av:g} Wh at {ats.isoformat()} "
+                            f"the new meter would have carried more than the rated {rated} W")
+    return problems
 
 
 def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_final_wh: float,
-                       new_initial_wh: float, reason: str) -> int:
+                       new_initial_wh: float, reason: str, *, force: bool = False) -> int:
     """Record a replacement of the meter behind ``point`` (by name); return its id.
 
-    The point's rollup watermark is moved back to ``ts`` (:func:`store.rollups.lower_watermark`),
-    so the next rollup recomputes its stored intervals from the swap on.
+    Checked first (:func:`check_replacement`): an impossible one raises
+    :class:`ImpossibleReplacement` unless ``force`` (stored as forced). The point is marked for the
+    next rollup from ``ts`` on (:func:`store.rollups.mark_dirty`).
 
     Raises ValueError naming the value for an unknown point, a naive time, a negative reading,
-    an empty reason or a second event at the same instant.
+    an empty reason or a second live event at the same instant.
     """
     if ts.tzinfo is None:
         raise ValueError(f"time {ts} has no UTC offset")
@@ -33,25 +91,66 @@ def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_f
         raise ValueError(f"no point {point!r}")
     if row[1] != "counter":
         raise ValueError(f"point {point!r} is a {row[1]}, not a counter")
+    problems = check_replacement(conn, row[0], ts, old_final_wh, new_initial_wh)
+    if problems and not force:
+        raise ImpossibleReplacement(
+            f"replacement of {point} at {ts.isoformat()} refused: " + "; ".join(problems)
+            + " (check the figures; to record it anyway use --force with a --reason saying why)")
     try:
         with conn.transaction():
             rid = conn.execute(
-                """INSERT INTO meter_replacement (point_id, ts, old_final_wh, new_initial_wh, reason)
-                   VALUES (%s, %s, %s, %s, %s) RETURNING replacement_id""",
-                (row[0], ts, old_final_wh, new_initial_wh, reason.strip())).fetchone()[0]
-            # the stored intervals from the swap on were computed without it: the next incremental
-            # rollup recomputes them (daily balances and year-to-date figures need a backfill)
-            lower_watermark(conn, row[0], ts)
+                """INSERT INTO meter_replacement (point_id, ts, old_final_wh, new_initial_wh, reason, forced)
+                   VALUES (%s, %s, %s, %s, %s, %s) RETURNING replacement_id""",
+                (row[0], ts, old_final_wh, new_initial_wh, reason.strip(), bool(problems))).fetchone()[0]
+            # the stored intervals from the swap on were computed without it
+            mark_dirty(conn, row[0], ts)
             return rid
     except errors.UniqueViolation:
-        raise ValueError(f"point {point!r} already has a replacement recorded at {ts.isoformat()}") from None
+        raise ValueError(f"point {point!r} already has a replacement recorded at {ts.isoformat()} "
+                         "(revoke it first: greengauge meter revoke)") from None
+
+
+def revoke_replacement(conn: psycopg.Connection, replacement_id: int, reason: str) -> ReplacementRow:
+    """Revoke a recorded replacement (kept, with the time and reason); mark its point for the
+    next rollup from the swap on. ValueError for an unknown or already revoked one or no reason."""
+    if not reason.strip():
+        raise ValueError("revoking a replacement needs a reason")
+    with conn.transaction():
+        row = conn.execute(
+            """UPDATE meter_replacement SET revoked_at = now(), revoked_reason = %s
+               WHERE replacement_id = %s AND revoked_at IS NULL RETURNING point_id, ts""",
+            (reason.strip(), replacement_id)).fetchone()
+        if row is None:
+            known = conn.execute("SELECT revoked_at FROM meter_replacement WHERE replacement_id = %s",
+                                 (replacement_id,)).fetchone()
+            if known is None:
+                raise ValueError(f"no replacement {replacement_id} (see greengauge meter list)")
+            raise ValueError(f"replacement {replacement_id} was already revoked at {known[0].isoformat()}")
+        mark_dirty(conn, row[0], row[1])
+    return list_replacements(conn, replacement_id=replacement_id)[0]
+
+
+def list_replacements(conn: psycopg.Connection, *, enterprise: str | None = None, point: str | None = None,
+                      replacement_id: int | None = None) -> list[ReplacementRow]:
+    """Recorded replacements, revoked ones included, in point and time order."""
+    rows = conn.execute(
+        """SELECT m.replacement_id, p.name, m.ts, m.old_final_wh, m.new_initial_wh, m.reason, m.recorded_at,
+                  m.forced, m.revoked_at, m.revoked_reason
+           FROM meter_replacement m JOIN point p USING (point_id) JOIN device d USING (device_id)
+           JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id)
+           WHERE (%(e)s::text IS NULL OR e.code = %(e)s) AND (%(p)s::text IS NULL OR p.name = %(p)s)
+             AND (%(i)s::bigint IS NULL OR m.replacement_id = %(i)s)
+           ORDER BY p.name, m.ts, m.replacement_id""",
+        {"e": enterprise, "p": point, "i": replacement_id}).fetchall()
+    return [ReplacementRow(*r) for r in rows]
 
 
 def replacements(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, list[MeterReplacement]]:
+    """The live (unrevoked) replacements of each point, in time order."""
     out: dict[int, list[MeterReplacement]] = {pid: [] for pid in point_ids}
     for pid, ts, old, new, reason in conn.execute(
         """SELECT point_id, ts, old_final_wh, new_initial_wh, reason FROM meter_replacement
-           WHERE point_id = ANY(%s) ORDER BY point_id, ts""", (point_ids,)):
+           WHERE point_id = ANY(%s) AND revoked_at IS NULL ORDER BY point_id, ts""", (point_ids,)):
         out[pid].append(MeterReplacement(ts, old, new, reason))
     return out
 

@@ -3,6 +3,11 @@
 Idempotent on (point, timestamp): a batch written twice, a retry, or a replay from the spool
 leaves one row per (point, timestamp) and the first value stored. A batch is one transaction, so
 a failure leaves nothing half-written.
+
+Late data: the statement that stores the batch also marks, per point, the earliest new usable
+reading older than the point's rollup watermark in ``rollup_dirty``, so the next rollup
+recomputes from there whatever its age (docs/accounting.md "Late data"). One statement per
+batch, no trigger, the same on plain PostgreSQL and TimescaleDB.
 """
 
 from __future__ import annotations
@@ -20,10 +25,23 @@ _COPY = "COPY reading_stage (point_id, ts, value, quality) FROM STDIN (FORMAT BI
 _TYPES = ["int8", "timestamptz", "float8", "int2"]
 # DISTINCT ON keeps the batch itself idempotent: two readings of one point and instant in one
 # batch (a replay racing a live write) become one row.
-_MERGE = """INSERT INTO reading (point_id, ts, value, quality)
-            SELECT DISTINCT ON (point_id, ts) point_id, ts, value, quality FROM reading_stage
-            ORDER BY point_id, ts
-            ON CONFLICT (point_id, ts) DO NOTHING"""
+# Only rows actually inserted can be late: a replayed duplicate changes nothing and marks nothing.
+# Quality 2 and above (bad) never takes part in a rollup, so it marks nothing either.
+_MERGE = """WITH ins AS (
+                INSERT INTO reading (point_id, ts, value, quality)
+                SELECT DISTINCT ON (point_id, ts) point_id, ts, value, quality FROM reading_stage
+                ORDER BY point_id, ts
+                ON CONFLICT (point_id, ts) DO NOTHING
+                RETURNING point_id, ts, quality),
+            late AS (
+                INSERT INTO rollup_dirty AS d (point_id, since)
+                SELECT i.point_id, min(i.ts) FROM ins i JOIN rollup_watermark w USING (point_id)
+                WHERE i.ts < w.last_reading_ts AND i.quality < 2
+                GROUP BY i.point_id
+                ON CONFLICT (point_id) DO UPDATE
+                    SET since = least(d.since, EXCLUDED.since), marked_at = clock_timestamp()
+                RETURNING 1)
+            SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM late)"""
 
 
 def _rows(readings: Iterable[Reading]):
@@ -43,6 +61,6 @@ def write_readings(conn: psycopg.Connection, readings: list[Reading]) -> int:
                 for row in _rows(readings):
                     copy.write_row(row)
             cur.execute(_MERGE)
-            inserted = cur.rowcount
+            inserted, _late = cur.fetchone()
         return inserted
 

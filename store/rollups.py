@@ -67,13 +67,63 @@ def watermarks(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, date
 
 
 def lower_watermark(conn: psycopg.Connection, point_id: int, ts: datetime) -> bool:
-    """Move a point's rollup watermark back to ``ts`` when it is later, so the next incremental
-    rollup recomputes the point's intervals from ``ts`` minus its trailing window on (e.g. after a
-    meter replacement recorded late). Returns whether it moved; a point never rolled up has none."""
+    """Move a point's rollup watermark back to ``ts`` when it is later. Returns whether it moved;
+    a point never rolled up has none. Prefer :func:`mark_dirty`, which leaves the watermark alone."""
     cur = conn.execute(
         """UPDATE rollup_watermark SET last_reading_ts = %s, rolled_at = now()
            WHERE point_id = %s AND last_reading_ts > %s""", (ts, point_id, ts))
     return cur.rowcount > 0
+
+
+def mark_dirty(conn: psycopg.Connection, point_id: int, ts: datetime) -> bool:
+    """Have the next rollup recompute a point's intervals from ``ts`` on (e.g. a meter replacement
+    recorded or revoked after its time was rolled up), whatever its age. A point never rolled up is
+    computed in full anyway and is not marked. Returns whether a mark was set or moved earlier."""
+    cur = conn.execute(
+        """INSERT INTO rollup_dirty AS d (point_id, since)
+           SELECT point_id, %(ts)s FROM rollup_watermark WHERE point_id = %(p)s
+           ON CONFLICT (point_id) DO UPDATE SET since = least(d.since, EXCLUDED.since),
+                                                marked_at = clock_timestamp()""",
+        {"p": point_id, "ts": ts})
+    return cur.rowcount > 0
+
+
+@dataclass(frozen=True)
+class DirtyMark:
+    """A point's late-data mark (``rollup_dirty``) and where recomputing it must start."""
+
+    point_id: int
+    since: datetime  #: the earliest late reading or event
+    marked_at: datetime  #: identifies this version of the mark (cleared only if unchanged)
+    context_ts: datetime | None  #: the third usable reading before ``since``; None: fewer exist
+
+
+#: usable readings read before a recomputed range (and judged again), so that a late reading
+#: changes how the readings before it are judged exactly as in a run over the whole series: the
+#: energy between the last reading before it and it, and an outlier decision that looks two
+#: readings ahead (docs/accounting.md "Late data")
+CONTEXT_READINGS = 3
+
+
+def dirty_marks(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, DirtyMark]:
+    """The late-data marks of these points (see :data:`CONTEXT_READINGS`)."""
+    rows = conn.execute(
+        """SELECT d.point_id, d.since, d.marked_at,
+                  (SELECT r.ts FROM reading r WHERE r.point_id = d.point_id AND r.ts < d.since
+                   AND r.quality < 2 ORDER BY r.ts DESC OFFSET %s LIMIT 1)
+           FROM rollup_dirty d WHERE d.point_id = ANY(%s)""", (CONTEXT_READINGS - 1, point_ids)).fetchall()
+    return {r[0]: DirtyMark(*r) for r in rows}
+
+
+def clear_dirty(conn: psycopg.Connection, marks: list[DirtyMark]) -> int:
+    """Delete the marks a rollup has recomputed, in its transaction; a mark moved meanwhile (a
+    reading stored during the run) stays for the next run."""
+    if not marks:
+        return 0
+    with conn.cursor() as cur:
+        cur.executemany("DELETE FROM rollup_dirty WHERE point_id = %s AND marked_at = %s",
+                        [(m.point_id, m.marked_at) for m in marks])
+        return cur.rowcount
 
 
 def stream_readings(
@@ -83,10 +133,11 @@ def stream_readings(
     itersize: int = 50_000,
 ) -> Iterator[PointReadings]:
     """Usable readings (good or suspect) of each point for recomputing [since, until), one point at
-    a time in point order, plus the last reading before ``since`` and the first three at or after
-    ``until``: the counter is interpolated at the edges, and a drop or a rise at the first reading
-    after ``until`` is judged by the readings that follow it (outlier, reset or wrap), as in a run
-    over the whole series. ``None`` means unbounded.
+    a time in point order, plus the last three readings before ``since`` and the first three at or
+    after ``until``: the counter is interpolated at the edges, a glitch on the reading just before
+    ``since`` is judged by the readings around it, and a drop or a rise at the first reading after
+    ``until`` by the readings that follow it (outlier, reset or wrap), as in a run over the whole
+    series. ``None`` means unbounded.
 
     ``conn`` must not be in autocommit mode and is used only for this stream (a server-side
     cursor lives in its transaction).
@@ -99,9 +150,11 @@ def stream_readings(
         with cur.copy("COPY rollup_range (point_id, since, until) FROM STDIN") as copy:
             for pid, (since, until) in ranges.items():
                 copy.write_row((pid, since, until))
-    # the readings to fetch: from the last one before `since` to the third one at or after `until`
+    # the readings to fetch: from the third one before `since` to the third one at or after `until`
     conn.execute("""UPDATE rollup_range g SET
-            lo = coalesce((SELECT max(r.ts) FROM reading r WHERE r.point_id = g.point_id
+            lo = coalesce((SELECT r.ts FROM reading r WHERE r.point_id = g.point_id
+                           AND r.ts < g.since AND r.quality < 2 ORDER BY r.ts DESC OFFSET 2 LIMIT 1),
+                          (SELECT min(r.ts) FROM reading r WHERE r.point_id = g.point_id
                            AND r.ts < g.since AND r.quality < 2), g.since, '-infinity'),
             hi = coalesce((SELECT r.ts FROM reading r WHERE r.point_id = g.point_id
                            AND r.ts >= g.until AND r.quality < 2 ORDER BY r.ts OFFSET 2 LIMIT 1),

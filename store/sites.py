@@ -25,26 +25,30 @@ class PointRow:
 
 
 def _upsert_device(conn: psycopg.Connection, site_id: int, name: str, profile: str | None,
-                   transport: dict, interval_s: float) -> int:
+                   transport: dict, interval_s: float, ct_ratio=1, pt_ratio=1) -> int:
     return conn.execute(
-        """INSERT INTO device (site_id, name, profile, transport, poll_interval_s) VALUES (%s, %s, %s, %s, %s)
+        """INSERT INTO device (site_id, name, profile, transport, poll_interval_s, ct_ratio, pt_ratio)
+           VALUES (%s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (site_id, name) DO UPDATE SET profile = EXCLUDED.profile,
-               transport = EXCLUDED.transport, poll_interval_s = EXCLUDED.poll_interval_s
+               transport = EXCLUDED.transport, poll_interval_s = EXCLUDED.poll_interval_s,
+               ct_ratio = EXCLUDED.ct_ratio, pt_ratio = EXCLUDED.pt_ratio
            RETURNING device_id""",
-        (site_id, name, profile, Jsonb(transport), interval_s),
+        (site_id, name, profile, Jsonb(transport), interval_s, ct_ratio, pt_ratio),
     ).fetchone()[0]
 
 
 def _upsert_point(conn: psycopg.Connection, device_id: int, name: str, p) -> int:
     q = QUANTITIES[p.quantity]
     return conn.execute(
-        """INSERT INTO point (device_id, name, quantity, kind, unit, role, subproject, rated_power_w)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        """INSERT INTO point (device_id, name, quantity, kind, unit, role, subproject, rated_power_w,
+                              counter_rollover_wh)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (device_id, quantity) DO UPDATE SET name = EXCLUDED.name,
                role = EXCLUDED.role, subproject = EXCLUDED.subproject,
-               rated_power_w = EXCLUDED.rated_power_w
+               rated_power_w = EXCLUDED.rated_power_w, counter_rollover_wh = EXCLUDED.counter_rollover_wh
            RETURNING point_id""",
-        (device_id, name, p.quantity, q.kind, q.unit, p.role, p.subproject, p.rated_power_w),
+        (device_id, name, p.quantity, q.kind, q.unit, p.role, p.subproject, p.rated_power_w,
+         p.counter_rollover_wh),
     ).fetchone()[0]
 
 
@@ -79,7 +83,8 @@ def apply_site(conn: psycopg.Connection, cfg: SiteConfig) -> dict[str, int]:
         for d in cfg.devices:
             transport = {"kind": d.transport, "host": d.host, "port": d.port, "unit_id": d.unit_id,
                          "timeout_s": d.timeout_s}
-            device_id = _upsert_device(conn, site_id, d.name, d.profile, transport, d.poll_interval_s)
+            device_id = _upsert_device(conn, site_id, d.name, d.profile, transport, d.poll_interval_s,
+                                       d.ct_ratio, d.pt_ratio)
             for p in d.point_configs():
                 ids[cfg.point_name(d, p)] = _upsert_point(conn, device_id, cfg.point_name(d, p), p)
         if cfg.mqtt is not None:

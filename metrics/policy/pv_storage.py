@@ -21,7 +21,7 @@ from fractions import Fraction
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from metrics.energy import INTERVAL_S
+from metrics.intervals import INTERVAL_S
 
 from metrics.exact import FEN  # noqa: E402  (defined once)
 W_PER_MW = 1_000_000

@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from metrics.energy import INTERVAL_S
+from metrics.intervals import INTERVAL_S
 
 CheckStatus = Literal["pass", "fail", "unknown"]
 
@@ -44,7 +44,7 @@ class Check:
 
 @dataclass(frozen=True, slots=True)
 class Interval:
-    """Energy of one interval (as :class:`metrics.energy.IntervalEnergy`, with its length)."""
+    """Energy of one interval (as :class:`metrics.intervals.IntervalEnergy`, with its length)."""
 
     start: datetime  #: timezone-aware
     energy_wh: int  #: [Wh]
@@ -54,7 +54,7 @@ class Interval:
 
 
 def _len(iv: Any) -> int:
-    """Length of an interval; :class:`metrics.energy.IntervalEnergy` has none and is 15 min."""
+    """Length of an interval; :class:`metrics.intervals.IntervalEnergy` has none and is 15 min."""
     return getattr(iv, "length_s", INTERVAL_S)
 
 
@@ -124,7 +124,7 @@ def discharge_episodes(intervals: Sequence[Interval], min_power_w: Fraction = Fr
     Parameters
     ----------
     intervals : interval energy of the storage discharge point (:class:`Interval` or
-        :class:`metrics.energy.IntervalEnergy`) [Wh]
+        :class:`metrics.intervals.IntervalEnergy`) [Wh]
     min_power_w : an interval whose mean power (energy / length) is at most this ends an episode [W]
     rated_power_w : each interval counts at most this power × its length [W]; None: uncapped
 
@@ -173,7 +173,7 @@ def check_storage_duration(
     Parameters
     ----------
     intervals : interval energy of the storage discharge point (:class:`Interval` or
-        :class:`metrics.energy.IntervalEnergy`) [Wh]
+        :class:`metrics.intervals.IntervalEnergy`) [Wh]
     rated_power_w : the storage's nameplate power [W]
     min_hours : the duration the nameplate claims to reach [h]
     tolerance : the shortfall accepted for metering and ageing, as a fraction of the required
@@ -261,7 +261,7 @@ def check_storage_power_ratio(
     Parameters
     ----------
     intervals : interval energy of the storage discharge point (:class:`Interval` or
-        :class:`metrics.energy.IntervalEnergy`) [Wh]
+        :class:`metrics.intervals.IntervalEnergy`) [Wh]
     pv_w : the PV project's nameplate capacity [W]
     min_ratio : storage power / PV capacity to reach (不小于项目规模10%) [1]
     tolerance : accepted shortfall, as a fraction of the required power [1]

@@ -258,3 +258,128 @@ def test_a_glitch_just_after_a_backfill_range_is_judged_as_in_a_full_run(conn, d
     rollup(db_url)  # the whole series
     assert stored(conn, pid, sd.start, sd.end) == ranged
     assert max(r[1] for r in ranged) < 2_000_000 * 0.25  # no quarter hour above the 2 MW rating
+
+
+def _demo_point(conn, name="jj-shoes.main.grid.energy_import"):
+    from greengauge.demo import DEMO_SITE
+    from model.site import load_site
+    from store.sites import apply_site
+
+    ids = apply_site(conn, load_site(str(DEMO_SITE)))
+    conn.commit()
+    return ids[name]
+
+
+def test_history_imported_a_month_late_reopens_its_intervals(conn, db_url, tmp_path):
+    # Late data at any age (docs/accounting.md "Late data"): May 20 has only its first and last
+    # readings (the gateway's backlog never arrived) and June 21 is live. After a rollup, May 20 is
+    # one long estimated gap. Importing May 20 minute by minute, a month after the watermark,
+    # re-opens those intervals on the next incremental rollup: measured, 6 Wh a minute.
+    from datetime import datetime, timezone
+
+    from model.readings import Reading
+    from store.readings_import import import_readings
+
+    pid = _demo_point(conn)
+    may = datetime(2025, 5, 20, 0, 0, tzinfo=timezone.utc)
+    june = datetime(2025, 6, 21, 0, 0, tzinfo=timezone.utc)
+    base = 1_000_000  # Wh at May 20 00:00; the counter climbs 6 Wh a minute (360 W)
+    counter = lambda t: base + 6 * int((t - may).total_seconds() // 60)  # noqa: E731
+    live = [june + timedelta(minutes=i) for i in range(0, 120)]
+    write_readings(conn, [Reading(pid, t, float(counter(t))) for t in [may, may + timedelta(hours=2)] + live])
+    conn.commit()
+    rollup(db_url)
+    before = stored(conn, pid, may, may + timedelta(hours=2))
+    assert len(before) == 8 and all(r[2] for r in before)  # estimated across the 2 h gap
+    computed = conn.execute("SELECT max(computed_at) FROM interval_energy WHERE point_id = %s AND bucket_start < %s",
+                            (pid, may + timedelta(hours=2))).fetchone()[0]
+    conn.commit()
+
+    f = tmp_path / "may.csv"
+    f.write_text("point,ts,value\n" + "".join(
+        f"jj-shoes.main.grid.energy_import,{(may + timedelta(minutes=i)).isoformat()},{counter(may + timedelta(minutes=i))}\n"
+        for i in range(1, 120)))
+    assert import_readings(conn, f)[1] == 119
+    # marked at ingest, in the statement that stored the batch: the earliest late reading
+    assert conn.execute("SELECT since FROM rollup_dirty WHERE point_id = %s", (pid,)).fetchone() == (
+        may + timedelta(minutes=1),)
+    conn.commit()
+    r = rollup(db_url)  # incremental: the 2 h trailing window alone would never reach May
+    after = stored(conn, pid, may, may + timedelta(hours=2))
+    assert [(x[1], x[2]) for x in after] == [(90, False)] * 8  # 15 min × 6 Wh, measured
+    assert r.changed_from == may and r.changed_to < june  # the range the metrics flow sees
+    assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (0,)  # cleared with the run
+    # the days it touched show as changed to the metrics flow (interval computed_at moved)
+    assert conn.execute("SELECT max(computed_at) FROM interval_energy WHERE point_id = %s AND bucket_start < %s",
+                        (pid, may + timedelta(hours=2))).fetchone()[0] > computed
+    conn.commit()
+    # the same as a rollup of everything from scratch
+    incremental = stored(conn, pid)
+    conn.execute("TRUNCATE interval_energy, energy_hourly, energy_daily, rollup_watermark")
+    conn.commit()
+    rollup(db_url)
+    assert stored(conn, pid) == incremental
+    assert not rollup(db_url).changed
+
+
+def test_a_replayed_duplicate_marks_nothing(conn, db_url):
+    # only readings actually inserted are late: a spool replaying what is stored marks no point
+    from datetime import datetime, timezone
+
+    from model.readings import Reading
+
+    pid = _demo_point(conn)
+    t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    batch = [Reading(pid, t0 + timedelta(minutes=i), 1000.0 + 10 * i) for i in range(30)]
+    write_readings(conn, batch)
+    conn.commit()
+    rollup(db_url)
+    assert write_readings(conn, batch) == 0
+    assert conn.execute("SELECT count(*) FROM rollup_dirty").fetchone() == (0,)
+
+
+HV_SITE = """
+enterprise: {code: hv-works, name: HV works, timezone: Asia/Shanghai}
+site: {code: main, name: Main}
+devices:
+  - name: incomer
+    profile: acrel-dtsd1352
+    host: 127.0.0.1
+    port: 15020
+    ct_ratio: 40
+    pt_ratio: 100
+    points:
+      - {quantity: energy_import, role: grid_import}
+  - name: old
+    profile: generic-3ph-meter
+    host: 127.0.0.1
+    port: 15021
+    points:
+      - {quantity: energy_import, role: subproject, subproject: line, counter_rollover_wh: 65536}
+"""
+
+
+def test_a_reset_behind_ct_pt_transformers_is_not_a_wrap(conn, db_url, tmp_path):
+    # An Acrel DTSD1352 counts 0.01 kWh in a 32-bit register on the secondary side; behind CT 40 and
+    # PT 100 the stored (primary) counter wraps at 2**32 × 10 Wh × 4000 = 171.8 TWh, not 42.9 GWh.
+    # A reset from 30 GWh to 0 was a "wrap" adding 12.9 GWh; it is a reset (no energy from the drop).
+    from datetime import datetime, timezone
+
+    from accounting.site_energy import point_rollover
+    from model.readings import Reading
+    from model.site import load_site
+    from store.sites import apply_site
+
+    f = tmp_path / "hv.yaml"
+    f.write_text(HV_SITE)
+    ids = apply_site(conn, load_site(f))
+    pid, old = ids["hv-works.main.incomer.energy_import"], ids["hv-works.main.old.energy_import"]
+    widths = point_rollover(conn, [pid, old])
+    assert widths[pid] == 2**32 * 10 * 4000
+    assert widths[old] == 65536  # the site file's counter_rollover_wh, kept by `site apply`
+    t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    values = [30e9 - 2000, 30e9 - 1000, 30e9, 0.0, 1000.0, 2000.0]
+    write_readings(conn, [Reading(pid, t0 + timedelta(minutes=15 * i), v) for i, v in enumerate(values)])
+    conn.commit()
+    rollup(db_url)
+    assert sum(r[1] for r in stored(conn, pid)) == 4000  # 1 000 Wh per quarter hour, the reset adds none

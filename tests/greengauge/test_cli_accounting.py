@@ -195,3 +195,28 @@ def test_ledger_commands_and_a_certificate_used_twice(env):
     r = invoke("ledger", "add", "gec", "--enterprise", "jj-shoes", "--serial", "GEC0003", "--to", "GEC0005",
                "--production-month", "2025-01", "--retired-on", "2025-04-01")
     assert r.exit_code == 0 and "GEC GEC0003..GEC0005: 3 MWh retired on 2025-04-01" in r.output
+
+
+def test_meter_replace_refuses_impossible_figures_lists_and_revokes(env):
+    f = env / "readings.csv"
+    f.write_text(readings_csv())
+    assert invoke("import", "readings", f).exit_code == 0
+    # the discharge meter read 1 000 Wh at 17:00Z: a final reading of 500 Wh five minutes later is impossible
+    args = ["meter", "replace", "--point", P + "battery.energy_export", "--at", "2025-01-01T01:05:00+08:00",
+            "--old-final-wh", 500, "--new-initial-wh", 0, "--reason", "display failed"]
+    r = invoke(*args)
+    assert r.exit_code == 2 and "old meter's final reading 500 Wh is below its reading 1000 Wh" in r.output
+    assert "--force" in r.output
+    r = invoke(*args, "--force")
+    assert r.exit_code == 0, r.output
+    r = invoke("meter", "list", "--enterprise", "jj-shoes")
+    assert r.exit_code == 0 and "forced" in r.output and "display failed" in r.output
+    assert "[forced]" in r.output
+    rid = r.output.split()[0]
+    r = invoke("meter", "revoke", rid, "--reason", "wrong final reading")
+    assert r.exit_code == 0, r.output
+    assert "revoked" in r.output and "greengauge flows backfill jj-shoes --from 2025-01-01" in r.output
+    r = invoke("meter", "list", "--point", P + "battery.energy_export")
+    assert "revoked" in r.output and "wrong final reading" in r.output
+    r = invoke("meter", "revoke", rid, "--reason", "again")
+    assert r.exit_code == 2 and "already revoked" in r.output

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from metrics.balance import BatteryPool, site_balance, totals
-from metrics.energy import IntervalEnergy
+from metrics.intervals import IntervalEnergy
 
 T0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
 

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.energy import (
-    MeterReplacement, completeness, continuous_counter, counter_energy, floor_interval, interval_energy, rollover_wh,
-)
+from metrics.counters import MeterReplacement, continuous_counter, rollover_wh
+from metrics.intervals import completeness, counter_energy, floor_interval, interval_energy
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -66,6 +65,17 @@ def test_recorded_replacement_keeps_energy_continuous():
     assert [f.kind for f in findings] == ["meter_replacement"]
 
 
+def test_a_replacement_at_the_instant_of_the_final_reading_starts_the_new_meter_after_it():
+    # the old meter's final reading 5 300 Wh is taken at 00:30, the very instant the swap is
+    # recorded; the new meter starts at 12 and reads 212 at 00:45. That reading is the old meter's:
+    # 300 Wh then 200 Wh, not 5 300 - 12 Wh of the whole old counter
+    ts = minutes(0, 15, 30, 45)
+    swap = MeterReplacement(T0 + timedelta(minutes=30), 5_300, 12, "meter failed calibration")
+    cont, findings = continuous_counter([4_700.0, 5_000.0, 5_300.0, 212.0], ts, replacements=[swap])
+    assert [iv.energy_wh for iv in interval_energy(ts, cont)] == [300, 300, 200]
+    assert [f.kind for f in findings] == ["meter_replacement"]
+
+
 def test_replacement_whose_figures_do_not_fit_is_reported_and_never_negative():
     swap = MeterReplacement(T0 + timedelta(minutes=5), 900, 50, "typo")
     cont, findings = continuous_counter([1_000.0, 60.0], minutes(0, 15), replacements=[swap])
@@ -111,12 +121,13 @@ def test_rollover_width_bad_input(bits, scale, match):
 
 @st.composite
 def wrapped_series(draw):
-    """A true counter with gaps, reported through a 16-bit register (wraps many times)."""
+    """A true counter with gaps, reported through a 16-bit register (wraps many times); with no
+    rating, a step is at most 1/8 of the width (more is a reset: UNRATED_WRAP_SHARE)."""
     n = draw(st.integers(min_value=2, max_value=50))
     ts, true = [T0], [draw(st.integers(min_value=0, max_value=2**16 - 1))]
     for _ in range(n - 1):
         ts.append(ts[-1] + timedelta(seconds=draw(st.integers(min_value=1, max_value=3600))))
-        true.append(true[-1] + draw(st.integers(min_value=0, max_value=2**15 - 1)))
+        true.append(true[-1] + draw(st.integers(min_value=0, max_value=2**13)))
     return ts, true
 
 
@@ -311,3 +322,16 @@ def test_an_outlier_before_the_first_reading_is_bounded_by_the_next_gap():
     dirty = counter_energy(t, [3454, 2577, 3454, 3454, 3454], a, b, **kw).total_wh
     assert clean == 877
     assert abs(dirty - clean) <= 10_000 * 631 / 3600
+
+
+def test_without_a_rating_a_drop_far_below_the_top_is_a_reset():
+    # a 32-bit register of 10 Wh per unit wraps at 42.9 GWh; a counter at 30 GWh (upper half, but
+    # 12.9 GWh below the top) falling to 0 is a reset: a wrap would invent 12.9 GWh in 15 min
+    width = rollover_wh(32, 10.0)
+    cont, findings = continuous_counter([30e9 - 100, 30e9, 0.0, 100.0], minutes(0, 15, 30, 45), rollover_wh=width)
+    assert [f.kind for f in findings] == ["counter_drop_unexplained"]
+    assert cont[-1] - cont[0] == 200
+    # near the top it still wraps: 1 000 Wh below the top to 500 Wh is 1 500 Wh
+    cont, findings = continuous_counter([width - 2000, width - 1000, 500.0, 900.0], minutes(0, 15, 30, 45),
+                                        rollover_wh=width)
+    assert [f.kind for f in findings] == ["counter_rollover"] and cont[2] - cont[1] == 1500

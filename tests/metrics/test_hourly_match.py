@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 
 from metrics.balance import site_balance
-from metrics.energy import IntervalEnergy
+from metrics.intervals import IntervalEnergy
 from metrics.hourly_match import hourly_match
 from metrics.ledger import CertificateBlock, LedgerGreen, Trade, serial_range
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metrics.energy import IntervalEnergy
+from metrics.intervals import IntervalEnergy
 from metrics.policy.pv_storage import (
     Interval,
     check_pv_produced_after,

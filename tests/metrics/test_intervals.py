@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics.energy import continuous_counter, floor_interval, interval_energy, sum_by_interval
+from metrics.counters import continuous_counter
+from metrics.intervals import floor_interval, interval_energy, sum_by_interval
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
