@@ -52,9 +52,10 @@ from model import CODE_VERSION
 from model.tables import load_documents
 from store.facts import enterprise_facts
 from store.ledger import ledger_for
+from store.bundle import nameplate_digest_rows, policy_read_start
 from store.projects import project_records
-from store.results import (Enterprise, current_decisions, evidence_hash, input_fingerprint, insert_decision,
-                           last_fingerprint, lock, save_fingerprint)
+from store.results import (Enterprise, changed_years, current_decisions, evidence_hash, input_fingerprint,
+                           insert_decision, last_fingerprint, lock, save_fingerprint)
 
 Candidate = dict
 CandidateSource = Callable[[psycopg.Connection, Enterprise, int, datetime, datetime], list[Candidate]]
@@ -148,10 +149,13 @@ CANDIDATE_SOURCES: list[CandidateSource] = [policy_candidates]
 #: JSON-able value``. A change re-evaluates.
 def metering_settings(conn: psycopg.Connection, enterprise: str) -> str:
     """Digest of what shapes the energy figures besides the readings: the enterprise's time zone,
-    its points' roles, ratings and rollover widths, and the meter replacements recorded."""
+    its points' names, quantities, roles, ratings and rollover widths, the devices' profiles, CT/PT
+    ratios and poll intervals, and the meter replacements recorded (revoked ones with their state)."""
     rows = conn.execute(
-        """SELECT e.timezone, p.point_id, p.role, p.subproject, p.rated_power_w, p.counter_rollover_wh,
-                  (SELECT json_agg(json_build_array(m.ts, m.old_final_wh, m.new_initial_wh) ORDER BY m.ts)
+        """SELECT e.timezone, p.point_id, p.name, p.quantity, p.role, p.subproject, p.rated_power_w,
+                  p.counter_rollover_wh, d.profile, d.ct_ratio, d.pt_ratio, d.poll_interval_s,
+                  (SELECT json_agg(json_build_array(m.ts, m.old_final_wh, m.new_initial_wh, m.revoked_at, m.forced)
+                                   ORDER BY m.ts)
                    FROM meter_replacement m WHERE m.point_id = p.point_id)
            FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
            JOIN enterprise e USING (enterprise_id) WHERE e.code = %s ORDER BY p.point_id""", (enterprise,)).fetchall()
@@ -162,6 +166,7 @@ FINGERPRINT_INPUTS: dict[str, Callable[[psycopg.Connection, Enterprise, int], ob
     "recorded": lambda conn, e, year: recorded_inputs(conn, e.code),
     "metering": lambda conn, e, year: metering_settings(conn, e.code),
     "documents": lambda conn, e, year: {d.number: d.digest for d in load_documents()},
+    "nameplates": lambda conn, e, year: _digest(nameplate_digest_rows(conn, e.code)),
 }
 
 
@@ -245,7 +250,10 @@ def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: li
         lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
         extra = {"code": code_version(), "sources": [getattr(s, "version", s.__qualname__) for s in srcs],
                  **{k: f(conn, e, year) for k, f in FINGERPRINT_INPUTS.items()}}
-        fingerprint = input_fingerprint(conn, e.enterprise_id, *period, extra)
+        # the intervals the decision reads: the period, from a week before a commissioning in it (R3)
+        read_from = policy_read_start(project_records(conn, e.code), period[0], period[1], e.timezone)
+        fingerprint = input_fingerprint(conn, e.enterprise_id, read_from, period[1],
+                                        {**extra, "period": [period[0], period[1]]})
         if not force and fingerprint == last_fingerprint(conn, e.enterprise_id, year):
             return []
         candidates = [c for src in srcs for c in src(conn, e, year, *period)]
@@ -257,20 +265,43 @@ def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: li
 evaluate_task = io_task(evaluate, task_run_name="evaluate-{e.code}-{year}")
 
 
+def enterprise_decisions(url: str, e: Enterprise, as_of: datetime, years: list[int] | None = None) -> list[Recorded]:
+    """One enterprise's eligibility: the given years, or this year and the last plus every closed
+    year whose intervals changed after its last evaluation (late data of any age: that year's
+    changed decisions get a new version, reason ``late_data``)."""
+    this_year = as_of.astimezone(ZoneInfo(e.timezone)).year
+    if years is None:
+        with psycopg.connect(url) as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id) "
+                "WHERE s.enterprise_id = %s", (e.enterprise_id,))]
+            late = changed_years(conn, e, ids)
+        years = sorted({this_year - 1, this_year} | {y for y in late if y <= this_year})
+    out = []
+    for y in years:
+        out.extend(evaluate(url, e, y, as_of))
+    return out
+
+
+decisions_task = io_task(enterprise_decisions, task_run_name="eligibility-{e.code}")
+
+
 @flow(name="eligibility")
 def eligibility_flow(database_url: str | None = None, enterprise: str | None = None,
                      years: list[int] | None = None, as_of: datetime | None = None) -> list[Recorded]:
-    """Every rule of every document in force, per enterprise and year (default: this year and the last)."""
+    """Every rule of every document in force, per enterprise (fanned out: ``decisions_task.map``)
+    and year (default: this year, the last, and closed years re-opened by late data)."""
+    from prefect import unmapped
+
     url = resolve_url(database_url)
     now = as_of or datetime.now(timezone.utc)
     log = get_run_logger()
     out = []
-    for e in list_enterprises(url, enterprise):
-        this_year = now.astimezone(ZoneInfo(e.timezone)).year
-        for y in years or [this_year - 1, this_year]:
-            recorded = evaluate_task(url, e, y, now)
-            for r in recorded:
-                log.info("%s %d %s %s %s %s: version %d (%s) %s", e.code, y, r.document, r.clause, r.rule,
-                         r.subject, r.version, r.reason, r.status)
-            out.extend(recorded)
+    ents = list_enterprises(url, enterprise)
+    futures = decisions_task.map(unmapped(url), ents, unmapped(now), unmapped(years))
+    for e, recorded in zip(ents, futures.result()):
+        for r in recorded:
+            log.info("%s %s %s %s %s: version %d (%s) %s", e.code, r.document, r.clause, r.rule,
+                     r.subject, r.version, r.reason, r.status)
+        out.extend(recorded)
     return out

@@ -35,8 +35,8 @@ from metrics.green_share import GreenShareResult, Projection, percent_text
 from metrics.periods import local_bounds
 from model import CODE_VERSION
 from store.bundle import load_enterprise_period
-from store.results import (Enterprise, dirty_days, enterprises, lock, write_carbon_ytd, write_daily_balance,
-                           write_green_share_ytd, write_projection)
+from store.results import (Enterprise, changed_days, dirty_days, enterprises, lock, save_metrics_watermark,
+                           write_carbon_ytd, write_daily_balance, write_green_share_ytd, write_projection)
 #: how long after New Year the metrics flow still rebalances the year before
 LATE_YEAR_GRACE = timedelta(days=3)
 
@@ -235,6 +235,32 @@ def enterprise_metrics(url: str, e: Enterprise, as_of: datetime, *, year: int | 
     return m
 
 
+def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOptions = CarbonOptions()
+                    ) -> list[EnterpriseMetrics]:
+    """One enterprise's metrics: every local year holding intervals changed since its last pass
+    (late data of any age: a year-old import re-opens that year), plus this year (and, early in
+    January, the last), each from one bundle; the changed days rebalanced. The watermark moves
+    only after every year is stored, so a failed pass is redone in full."""
+    with psycopg.connect(url) as conn:
+        ids = [r[0] for r in conn.execute(
+            """SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+               WHERE s.enterprise_id = %s AND p.role = ANY(%s)""", (e.enterprise_id, list(BALANCE_ROLES)))]
+        days, newest = changed_days(conn, e, ids)
+    this_year = year_of(e, as_of)
+    # early in January, late readings can still change the last days of the year before
+    years = {year_of(e, as_of - LATE_YEAR_GRACE), this_year} | {d.year for d in days if d.year <= this_year}
+    out = []
+    for year in sorted(years):
+        m = enterprise_metrics(url, e, as_of, year=year, days=[d for d in days if d.year == year], carbon=carbon)
+        out.append(m)
+    with psycopg.connect(url) as conn:
+        save_metrics_watermark(conn, e.enterprise_id, newest)
+    return out
+
+
+enterprise_task = io_task(enterprise_pass, task_run_name="metrics-{e.code}")
+
+
 @flow(name="metrics")
 def metrics_flow(database_url: str | None = None, enterprise: str | None = None, as_of: datetime | None = None,
                  region: str = CarbonOptions.region,
@@ -242,24 +268,25 @@ def metrics_flow(database_url: str | None = None, enterprise: str | None = None,
                  factor_fallback: bool = CarbonOptions.factor_fallback,
                  equal_value_kgce_per_kwh: Decimal | None = None) -> list[EnterpriseMetrics]:
     """Daily balance, year-to-date green share, projection and gap to 30 %, carbon and standard coal
-    for every enterprise. ``region``, ``factor_year_offset``, ``factor_fallback`` and
-    ``equal_value_kgce_per_kwh`` choose the CO2 factors and the equal value (see CarbonOptions)."""
+    for every enterprise, fanned out per enterprise (``enterprise_task.map``: the flow's task
+    runner runs them concurrently; docs/flows.md says how to spread a pass over machines).
+    ``region``, ``factor_year_offset``, ``factor_fallback`` and ``equal_value_kgce_per_kwh``
+    choose the CO2 factors and the equal value (see CarbonOptions)."""
+    from prefect import unmapped
+
     url = resolve_url(database_url)
     carbon = CarbonOptions(region, factor_year_offset, factor_fallback, equal_value_kgce_per_kwh)
     now = as_of or datetime.now(timezone.utc)
     log = get_run_logger()
     out = []
-    for e in list_enterprises(url, enterprise):
-        # early in January, late readings can still change the last days of the year before
-        for year in sorted({year_of(e, now - LATE_YEAR_GRACE), year_of(e, now)}):
-            data = load_year(url, e, year, now)
-            m = compute(data, carbon)
-            m.carbon = write_metrics(url, m, carbon)
+    futures = enterprise_task.map(unmapped(url), list_enterprises(url, enterprise), unmapped(now), unmapped(carbon))
+    for ms in futures.result():
+        for m in ms:
             pct = (f"{percent_text(m.share.share, threshold=m.share.threshold)} ({m.share.status})"
                    if m.share and m.share.share is not None else "n/a")
-            log.info("%s %d: %d days rebalanced, year-to-date green share %s, carbon %s", e.code, m.year,
-                     len(m.daily), pct, m.carbon["status"] if m.carbon else "n/a")
+            log.info("%s %d: %d days rebalanced, year-to-date green share %s, carbon %s", m.enterprise.code,
+                     m.year, len(m.daily), pct, m.carbon["status"] if m.carbon else "n/a")
             if m.carbon and m.carbon.get("note"):
-                log.warning("%s %d carbon: %s", e.code, m.year, m.carbon["note"])
+                log.warning("%s %d carbon: %s", m.enterprise.code, m.year, m.carbon["note"])
             out.append(m)
     return out

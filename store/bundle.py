@@ -46,6 +46,31 @@ def _point_rollover(profile: str | None, quantity: str, own: float | None, ct, p
         return None
 
 
+def policy_read_start(projects, start: datetime, end: datetime, tz: str) -> datetime:
+    """Where the policy figures of [start, end) start reading intervals: ``start``, or
+    :data:`PRE_COMMISSIONING_DAYS` before the commissioning day of a project commissioned in the
+    period's years (R3's "produced after commissioning" check). The loader and the eligibility
+    fingerprint use it alike, so the fingerprint covers what the decision reads."""
+    zone = ZoneInfo(tz)
+    first, last = start.astimezone(zone).date().year, end.astimezone(zone).date().year
+    out = start
+    for rec in projects:
+        if first <= rec.commissioned.year <= last:
+            lo = datetime.combine(rec.commissioned, datetime.min.time(), zone) - timedelta(days=PRE_COMMISSIONING_DAYS)
+            out = min(out, floor_interval(lo))
+    return out
+
+
+def nameplate_digest_rows(conn: psycopg.Connection, enterprise: str) -> list:
+    """The latest SunSpec nameplate reading of every project device (what R3 reads when the site
+    file states no nameplate), for the eligibility fingerprint."""
+    devices = sorted({d for rec in project_records(conn, enterprise) for part in rec.devices.values() for d, _ in part})
+    if not devices:
+        return []
+    return [(q, r.device, r.point, r.ts, r.value) for q in NAMEPLATE_QUANTITIES
+            for r in latest_nameplate(conn, devices, q)]
+
+
 def load_points(conn: psycopg.Connection, enterprise: str) -> tuple[int, str, tuple[Point, ...]]:
     """(enterprise id, time zone, points) of an enterprise; LookupError naming the known ones."""
     row = conn.execute("SELECT enterprise_id, timezone FROM enterprise WHERE code = %s", (enterprise,)).fetchone()
@@ -87,10 +112,7 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
     if with_policy:
         projects = tuple(project_records(conn, enterprise))
         first_day, last_day = start.astimezone(zone).date(), end.astimezone(zone).date()
-        for rec in projects:
-            if first_day.year <= rec.commissioned.year <= last_day.year:
-                lo = datetime.combine(rec.commissioned, datetime.min.time(), zone) - timedelta(days=PRE_COMMISSIONING_DAYS)
-                read_from = min(read_from, floor_interval(lo))
+        read_from = policy_read_start(projects, start, end, tz)
         devices = sorted({d for rec in projects for part in rec.devices.values() for d, _ in part})
         for q in NAMEPLATE_QUANTITIES:
             if devices:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -60,6 +60,52 @@ def dirty_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int], si
            ORDER BY d.day""",
         {"tz": e.timezone, "ids": point_ids, "since": since, "e": e.enterprise_id},
     ).fetchall()
+    return [r[0] for r in rows]
+
+
+#: a rollup transaction that began before the metrics flow read but committed after it carries an
+#: older ``computed_at``; changes this much older than the watermark are looked at again
+WATERMARK_MARGIN_S = 600
+
+
+def changed_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int]) -> tuple[list[date], datetime | None]:
+    """Local days (of any year) holding intervals that changed since the enterprise's metrics
+    watermark, and the newest ``computed_at`` seen (the next watermark). Without a watermark:
+    every day with intervals. Uses the (point_id, computed_at) index: an hourly run reads only
+    what changed."""
+    row = conn.execute("SELECT seen_through FROM metrics_watermark WHERE enterprise_id = %s",
+                       (e.enterprise_id,)).fetchone()
+    since = None if row is None else row[0] - timedelta(seconds=WATERMARK_MARGIN_S)
+    rows = conn.execute(
+        """SELECT (date_trunc('day', bucket_start, %(tz)s) AT TIME ZONE %(tz)s)::date, max(computed_at)
+           FROM interval_energy WHERE point_id = ANY(%(ids)s)
+             AND (%(since)s::timestamptz IS NULL OR computed_at > %(since)s)
+           GROUP BY 1 ORDER BY 1""", {"tz": e.timezone, "ids": point_ids, "since": since}).fetchall()
+    newest = max((r[1] for r in rows), default=None)
+    return [r[0] for r in rows], newest if newest is not None else (row[0] if row else None)
+
+
+def save_metrics_watermark(conn: psycopg.Connection, enterprise_id: int, seen_through: datetime | None) -> None:
+    if seen_through is None:
+        return
+    conn.execute("""INSERT INTO metrics_watermark (enterprise_id, seen_through) VALUES (%s, %s)
+                    ON CONFLICT (enterprise_id) DO UPDATE SET
+                        seen_through = greatest(metrics_watermark.seen_through, EXCLUDED.seen_through),
+                        run_at = now()""", (enterprise_id, seen_through))
+
+
+def changed_years(conn: psycopg.Connection, e: Enterprise, point_ids: list[int]) -> list[int]:
+    """Local years holding intervals that changed after that year's last eligibility evaluation
+    (late data of any age): they are evaluated again."""
+    rows = conn.execute(
+        """WITH ev AS (SELECT year, evaluated_at FROM eligibility_input WHERE enterprise_id = %(e)s)
+           SELECT DISTINCT y FROM (
+               SELECT extract(year FROM bucket_start AT TIME ZONE %(tz)s)::int AS y, computed_at
+               FROM interval_energy WHERE point_id = ANY(%(ids)s)
+                 AND computed_at > (SELECT coalesce(min(evaluated_at), '-infinity') FROM ev)) c
+           LEFT JOIN ev ON ev.year = c.y
+           WHERE ev.year IS NOT NULL AND c.computed_at > ev.evaluated_at ORDER BY 1""",
+        {"e": e.enterprise_id, "tz": e.timezone, "ids": point_ids}).fetchall()
     return [r[0] for r in rows]
 
 

@@ -27,3 +27,13 @@ ALTER TABLE daily_balance
 
 COMMENT ON COLUMN green_share_ytd.estimated_intervals IS
     'balance intervals not measured for the site: estimated, or a balance point has no measurement';
+
+-- Which intervals changed since the metrics flow last looked (any age: a year-old import too):
+-- the flow keeps the newest interval_energy.computed_at it has taken in, per enterprise, and finds
+-- the local days and years to recompute through this index.
+CREATE INDEX interval_energy_changed ON interval_energy (point_id, computed_at);
+CREATE TABLE metrics_watermark (
+    enterprise_id  bigint PRIMARY KEY REFERENCES enterprise ON DELETE CASCADE,
+    seen_through   timestamptz NOT NULL,   -- newest interval_energy.computed_at taken in
+    run_at         timestamptz NOT NULL DEFAULT now()
+);

@@ -182,3 +182,45 @@ def test_storage_award_report_equals_stored_decision(db_url, conn, monkeypatch, 
     assert shown == stored
     roof_b = [v for k, v in shown.items() if k[0] == "晋政规〔2024〕2号" and k[3] == "project roof-b"]
     assert roof_b == [("qualifies", "34000.00")]  # its storage verified by its own telemetry
+
+
+def test_late_data_reopens_a_closed_year_on_both_sides(env, db_url):
+    # 9 §2: readings of a closed year arriving late (an import of history) re-open its intervals;
+    # the metrics flow recomputes that year's days and year to date, the eligibility flow gives
+    # the year's changed decisions a new version with reason late_data — and report = stored
+    from flows.eligibility import enterprise_decisions
+    from flows.metrics import enterprise_pass
+
+    import_csv(env, readings_csv())
+    as_of = datetime(2026, 3, 1, tzinfo=timezone.utc)  # 2025 is closed
+    url = db_url
+    rollup(url)
+    with psycopg.connect(url) as conn:
+        (e,) = enterprises(conn, "jj-shoes")
+    enterprise_pass(url, e, as_of)
+    first = enterprise_decisions(url, e, as_of, None)
+    assert {r.reason for r in first} == {"first"}
+    before = stored_share(url, "jj-shoes", 2025)
+
+    # a gateway's backlog for 2025-03-01 (local), long after the watermark: grid import 50 kWh per
+    # quarter hour for two hours
+    day = datetime(2025, 3, 1, tzinfo=timezone(timedelta(hours=8)))
+    rows = [(P + "grid.energy_import", day + timedelta(minutes=15 * k), 100_000_000 + 50_000 * k) for k in range(9)]
+    import_csv(env, "point,ts,value\n" + "".join(f"{p},{t.isoformat()},{v}\n" for p, t, v in rows))
+    rollup(url)
+    ms = enterprise_pass(url, e, as_of)
+    m2025 = next(m for m in ms if m.year == 2025)
+    assert date(2025, 3, 1) in m2025.daily  # the late day is rebalanced
+    after = stored_share(url, "jj-shoes", 2025)
+    assert after["consumption_wh"] > before["consumption_wh"]
+    later = enterprise_decisions(url, e, as_of, None)
+    r1 = [r for r in later if r.rule == "green-share-priority"]
+    assert r1 and all(r.reason == "late_data" for r in r1)
+
+    # and the reports say what is stored
+    rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", as_of.isoformat())
+    assert_share_agrees(rep, after)
+    bal = cli("report", "balance", "--enterprise", "jj-shoes", "--day", "2025-03-01")
+    with psycopg.connect(url) as conn:
+        (cons,) = conn.execute("SELECT consumption_wh FROM daily_balance WHERE day = '2025-03-01'").fetchone()
+    assert bal["energy_wh"]["consumption"] == cons == 400_000
