@@ -29,6 +29,7 @@ accounting/policy_inputs.py (R1 through the accounting's green-share report with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -60,6 +61,7 @@ from store.results import (Enterprise, changed_years, current_decisions, evidenc
 Candidate = dict
 CandidateSource = Callable[[psycopg.Connection, Enterprise, int, datetime, datetime], list[Candidate]]
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
     try:
         return package_version("greengauge")

@@ -12,6 +12,7 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,6 +66,8 @@ class EnterprisePeriod:
     references: dict[str, Any] = field(default_factory=dict)  #: product -> reference values
     computed_at: datetime | None = None  #: newest ``computed_at`` of the intervals read (how current)
     rolled_up_to: datetime | None = None  #: oldest rollup watermark of the counter points (all data up to it)
+    _idx: dict | None = field(default=None, repr=False, compare=False)
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def point(self, point_id: int) -> Point:
         return self._by_id()[point_id]
@@ -78,7 +81,25 @@ class EnterprisePeriod:
     def series(self, point_id: int, start: datetime, end: datetime) -> list[IntervalEnergy]:
         """One point's stored intervals starting in [start, end), in time order."""
         self._check(start, end)
-        return [iv for t, iv in self.intervals.get(point_id, {}).items() if start <= t < end]
+        idx = self._index().get(point_id)
+        if idx is None:
+            return []
+        starts, ivs = idx
+        return ivs[bisect_left(starts, start):bisect_left(starts, end)]
+
+    def _index(self) -> dict[int, tuple[list[datetime], list[IntervalEnergy]]]:
+        if self._idx is None:
+            self._idx = {}
+            for pid, d in self.intervals.items():
+                keys = sorted(d)
+                self._idx[pid] = (keys, [d[k] for k in keys])
+        return self._idx
+
+    def memo(self, key, make):
+        """A figure computed once per bundle (the same period asked for by several figures)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
     def point_findings(self, point_ids: list[int], start: datetime, end: datetime) -> list[PointFinding]:
         ids = set(point_ids)

@@ -43,6 +43,8 @@ from metrics.ledger import LedgerGreen, ledger_green
 from metrics.periods import local_bounds, local_end_day
 
 BALANCE_ROLES = ROLES  #: the one list (metrics/balance.py)
+_EPOCH = datetime(1970, 1, 1, tzinfo=__import__("datetime").timezone.utc)
+_SECOND = __import__("datetime").timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ def point_summary(period: EnterprisePeriod, p: Point, start: datetime, end: date
 def digest_intervals(digest: InputDigest, p: Point, ivs: list[IntervalEnergy]) -> None:
     digest.add_json({"point": p.name, "role": p.role, "rated_power_w": p.rated_power_w, "rollover_wh": p.rollover_wh,
                      "n": len(ivs)})
-    digest.add_bytes(array("q", [int(iv.start.timestamp()) for iv in ivs]).tobytes())
+    digest.add_bytes(array("q", [(iv.start - _EPOCH) // _SECOND for iv in ivs]).tobytes())
     digest.add_bytes(array("q", [iv.energy_wh for iv in ivs]).tobytes())
     digest.add_bytes(bytes(int(iv.estimated) | int(iv.suspect) << 1 for iv in ivs))
 
@@ -123,7 +125,16 @@ def digest_intervals(digest: InputDigest, p: Point, ivs: list[IntervalEnergy]) -
 def site_energy(period: EnterprisePeriod, start: datetime, end: datetime, *, count_suspect: bool = True,
                 pool: BatteryPool | None = None) -> SiteEnergy:
     """The site balance of [start, end) (an empty battery pool at ``start`` unless given), with
-    per-point counts, the measured-interval rule and a digest of the stored intervals used."""
+    per-point counts, the measured-interval rule and a digest of the stored intervals used.
+    Computed once per bundle and period (R1, carbon and the balance ask for the same one)."""
+    if pool is None:
+        return period.memo(("site_energy", start, end, count_suspect),
+                           lambda: _site_energy(period, start, end, count_suspect, None))
+    return _site_energy(period, start, end, count_suspect, pool)
+
+
+def _site_energy(period: EnterprisePeriod, start: datetime, end: datetime, count_suspect: bool,
+                 pool: BatteryPool | None) -> SiteEnergy:
     points = period.with_role(*BALANCE_ROLES)
     digest = InputDigest()
     digest.add_json({"enterprise": period.enterprise, "start": start, "end": end, "count_suspect": count_suspect})

@@ -145,10 +145,10 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
             """SELECT point_id, bucket_start, energy_wh, estimated, suspect, computed_at FROM interval_energy
                WHERE point_id = ANY(%s) AND bucket_start >= %s AND bucket_start < %s
                ORDER BY point_id, bucket_start""", (ids, read_from, end))
-        for pid, t, wh, est, sus, at in cur:
+        rows = cur.fetchall()
+        for pid, t, wh, est, sus, at in rows:
             intervals[pid][t] = IntervalEnergy(t, wh, est, sus)
-            if computed_at is None or at > computed_at:
-                computed_at = at
+        computed_at = max((r[5] for r in rows), default=None)
     findings = tuple(PointFinding(pid, CounterFinding(kind, ts, detail)) for pid, ts, kind, detail in conn.execute(
         """SELECT point_id, ts, kind, detail FROM counter_finding
            WHERE point_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY ts, point_id, kind""", (ids, read_from, end)))

@@ -1,0 +1,190 @@
+"""Benchmark: a province's pass — every enterprise's figures and eligibility from stored intervals.
+
+Creates a database of its own on the test PostgreSQL (GREENGAUGE_TEST_ADMIN_URL, default
+postgresql://postgres@127.0.0.1:5432/postgres) with ENTERPRISES enterprises × 6 counter points
+(grid import/export, PV, battery charge/discharge, a recycling sub-project) and a full local
+year (2025, Asia/Shanghai) of 15-minute intervals written straight into ``interval_energy`` with
+COPY (the rollup is benchmarked by bench/bench_rollup.py), then times
+
+* **bare**: one ordered ``SELECT`` of the same intervals, fetched to Python;
+* **full**: the metrics pass (``flows.metrics.enterprise_pass``: daily balances, year to date,
+  R1, projection, carbon) and the eligibility pass (``flows.eligibility.enterprise_decisions``)
+  for every enterprise, as the flows' mapped tasks run them (plain functions, one process);
+* **incremental**: one more hour of intervals for every enterprise, then the same two passes.
+
+and prints the times, the ratios full/bare and incremental/full, and the peak RSS of a pass over
+a fifth of the enterprises and over all of them (each pass in a fresh process; it must not grow
+with the number of enterprises). Ratios are printed, never asserted.
+
+    .venv/bin/python bench/bench_province.py                      # 100 enterprises, full year
+    .venv/bin/python bench/bench_province.py --enterprises 10 --days 30   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing as mp
+import os
+import resource
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg  # noqa: E402
+
+from metrics.periods import local_bounds  # noqa: E402
+from store.db import create_database, drop_database, with_database  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+
+ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: role -> (energy per quarter hour at the daily peak [Wh], hour of the peak)
+ROLES = {"grid_import": (50_000, 10), "grid_export": (2_000, 13), "pv_generation": (25_000, 12),
+         "storage_charge": (6_000, 11), "storage_discharge": (5_500, 19), "subproject": (8_000, 15)}
+STEP = timedelta(minutes=15)
+
+
+def quarter_wh(role: str, k: int, seed: int) -> int:
+    """A deterministic daily profile: peak at the role's hour, zero twelve hours away."""
+    peak, hour = ROLES[role]
+    q = k % 96
+    d = abs(q - hour * 4)
+    d = min(d, 96 - d)
+    return max(0, peak * (48 - d) // 48 + (seed % 7) * 10)
+
+
+def fill(url: str, enterprises: int, start: datetime, end: datetime) -> int:
+    with psycopg.connect(url) as conn, conn.transaction():
+        ids: list[tuple[int, str, int]] = []
+        for e in range(enterprises):
+            eid = conn.execute("INSERT INTO enterprise (code, name, industry) VALUES (%s, %s, 'footwear') "
+                               "RETURNING enterprise_id", (f"e{e:04d}", f"Enterprise {e}")).fetchone()[0]
+            sid = conn.execute("INSERT INTO site (enterprise_id, code, name) VALUES (%s, 'main', 'Main') "
+                               "RETURNING site_id", (eid,)).fetchone()[0]
+            for role in ROLES:
+                did = conn.execute(
+                    """INSERT INTO device (site_id, name, profile, transport, poll_interval_s)
+                       VALUES (%s, %s, 'generic-3ph-meter', '{}', 60) RETURNING device_id""", (sid, role)).fetchone()[0]
+                pid = conn.execute(
+                    """INSERT INTO point (device_id, name, quantity, kind, unit, role, subproject)
+                       VALUES (%s, %s, 'energy_import', 'counter', 'Wh', %s, %s) RETURNING point_id""",
+                    (did, f"e{e:04d}.{role}", role, "recycling" if role == "subproject" else None)).fetchone()[0]
+                ids.append((pid, role, e))
+        n = write_intervals(conn, ids, start, end)
+        for pid, _, _ in ids:
+            conn.execute("INSERT INTO rollup_watermark (point_id, last_reading_ts) VALUES (%s, %s)", (pid, end))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE interval_energy")
+    return n
+
+
+def write_intervals(conn: psycopg.Connection, ids, start: datetime, end: datetime) -> int:
+    """COPY the intervals of [start, end) of every point straight into interval_energy."""
+    n = 0
+    k0 = int((start - datetime(2024, 12, 31, 16, tzinfo=timezone.utc)).total_seconds()) // 900
+    count = int((end - start).total_seconds()) // 900
+    with conn.cursor().copy("COPY interval_energy (point_id, bucket_start, energy_wh, estimated, suspect) "
+                            "FROM STDIN") as cp:
+        for pid, role, e in ids:
+            buf = io.StringIO()
+            for i in range(count):
+                t = start + i * STEP
+                buf.write(f"{pid}\t{t.isoformat()}\t{quarter_wh(role, k0 + i, pid)}\tf\tf\n")
+            cp.write(buf.getvalue())
+            n += count
+    return n
+
+
+def bare_select(url: str, start: datetime, end: datetime) -> int:
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("""SELECT point_id, bucket_start, energy_wh, estimated, suspect FROM interval_energy
+                       WHERE bucket_start >= %s AND bucket_start < %s ORDER BY point_id, bucket_start""", (start, end))
+        n = 0
+        while rows := cur.fetchmany(50_000):
+            n += len(rows)
+    return n
+
+
+def full_pass(url: str, as_of: datetime, limit: int | None = None) -> tuple[float, int]:
+    """Metrics and eligibility for every enterprise (the first ``limit``); (seconds, peak RSS kB)."""
+    from flows.eligibility import enterprise_decisions
+    from flows.metrics import enterprise_pass
+    from store.results import enterprises
+
+    with psycopg.connect(url) as conn:
+        ents = enterprises(conn)[:limit]
+    t = time.perf_counter()
+    for e in ents:
+        enterprise_pass(url, e, as_of)
+        enterprise_decisions(url, e, as_of, None)
+    return time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _child(q, url, as_of, limit):
+    q.put(full_pass(url, as_of, limit))
+
+
+def in_child(url: str, as_of: datetime, limit: int | None = None) -> tuple[float, int]:
+    """:func:`full_pass` in a fresh process (its own peak RSS)."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(q, url, as_of, limit))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--enterprises", type=int, default=100)
+    ap.add_argument("--days", type=int, default=365, help="days of 2025 with intervals (365: the full year)")
+    ap.add_argument("--keep", action="store_true", help="keep the database (prints its name)")
+    args = ap.parse_args()
+    start, _ = local_bounds("year", datetime(2025, 1, 1).date(), "Asia/Shanghai")
+    end = start + timedelta(days=args.days)
+    as_of = end + timedelta(hours=1, minutes=1)  # the day after the data: complete days for eligibility
+    name = f"gg_bench_province_{uuid.uuid4().hex[:8]}"
+    create_database(ADMIN_URL, name)
+    url = with_database(ADMIN_URL, name)
+    try:
+        with psycopg.connect(url) as conn:
+            upgrade(conn)
+        t = time.perf_counter()
+        n = fill(url, args.enterprises, start, end)
+        print(f"{args.enterprises} enterprises × {len(ROLES)} points × {args.days} days: {n:,} intervals "
+              f"written by COPY in {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        rows = bare_select(url, start, end)
+        bare = time.perf_counter() - t
+        print(f"bare ordered SELECT of the intervals: {rows:,} rows in {bare:.2f} s")
+        full, rss_full = in_child(url, as_of, None)
+        print(f"full pass (metrics + eligibility, {args.enterprises} enterprises): {full:.2f} s "
+              f"= {full / bare:.2f}× the bare SELECT (goal ≤ 2×)")
+        # one more hour of intervals for every enterprise, then the incremental pass
+        with psycopg.connect(url) as conn, conn.transaction():
+            ids = conn.execute("SELECT point_id, role, 0 FROM point ORDER BY point_id").fetchall()
+            write_intervals(conn, ids, end, end + timedelta(hours=1))
+            conn.execute("UPDATE rollup_watermark SET last_reading_ts = %s", (end + timedelta(hours=1),))
+        inc, rss_inc = in_child(url, as_of + timedelta(hours=1), None)
+        print(f"incremental pass after one more hour: {inc:.2f} s = {100 * inc / full:.1f} % of the full pass "
+              "(goal ≤ 2 %)")
+        # the same kind of pass (nothing new) over a fifth of the enterprises, in a fresh process
+        small = max(1, args.enterprises // 5)
+        _, rss_small = in_child(url, as_of + timedelta(hours=1), small)
+        print(f"peak RSS: full pass {rss_full / 1024:.0f} MB; repeat pass over all {args.enterprises} "
+              f"{rss_inc / 1024:.0f} MB vs over {small}: {rss_small / 1024:.0f} MB "
+              f"(ratio {rss_inc / rss_small:.2f}; one enterprise-year in memory at a time)")
+    finally:
+        if args.keep:
+            print(f"kept database {name}")
+        else:
+            drop_database(ADMIN_URL, name)
+
+
+if __name__ == "__main__":
+    main()
