@@ -290,8 +290,10 @@ decisions_task = io_task(enterprise_decisions, task_run_name="eligibility-{e.cod
 
 @flow(name="eligibility")
 def eligibility_flow(database_url: str | None = None, enterprise: str | None = None,
-                     years: list[int] | None = None, as_of: datetime | None = None) -> list[Recorded]:
-    """Every rule of every document in force, per enterprise (fanned out: ``decisions_task.map``)
+                     years: list[int] | None = None, as_of: datetime | None = None,
+                     deferred: bool = False) -> list[Recorded]:
+    """Every rule of every document in force, per enterprise (fanned out: ``decisions_task.map``;
+    ``deferred``: to task workers on any machine)
     and year (default: this year, the last, and closed years re-opened by late data)."""
     from prefect import unmapped
 
@@ -300,7 +302,7 @@ def eligibility_flow(database_url: str | None = None, enterprise: str | None = N
     log = get_run_logger()
     out = []
     ents = list_enterprises(url, enterprise)
-    futures = decisions_task.map(unmapped(url), ents, unmapped(now), unmapped(years))
+    futures = decisions_task.map(unmapped(url), ents, unmapped(now), unmapped(years), deferred=deferred)
     for e, recorded in zip(ents, futures.result()):
         for r in recorded:
             log.info("%s %s %s %s %s: version %d (%s) %s", e.code, r.document, r.clause, r.rule,

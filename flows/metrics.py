@@ -266,9 +266,11 @@ def metrics_flow(database_url: str | None = None, enterprise: str | None = None,
                  region: str = CarbonOptions.region,
                  factor_year_offset: int = CarbonOptions.factor_year_offset,
                  factor_fallback: bool = CarbonOptions.factor_fallback,
-                 equal_value_kgce_per_kwh: Decimal | None = None) -> list[EnterpriseMetrics]:
+                 equal_value_kgce_per_kwh: Decimal | None = None,
+                 deferred: bool = False) -> list[EnterpriseMetrics]:
     """Daily balance, year-to-date green share, projection and gap to 30 %, carbon and standard coal
-    for every enterprise, fanned out per enterprise (``enterprise_task.map``: the flow's task
+    for every enterprise, fanned out per enterprise (``deferred``: to the task workers
+    ``prefect task serve`` runs, on any machine; docs/flows.md) (``enterprise_task.map``: the flow's task
     runner runs them concurrently; docs/flows.md says how to spread a pass over machines).
     ``region``, ``factor_year_offset``, ``factor_fallback`` and ``equal_value_kgce_per_kwh``
     choose the CO2 factors and the equal value (see CarbonOptions)."""
@@ -279,7 +281,8 @@ def metrics_flow(database_url: str | None = None, enterprise: str | None = None,
     now = as_of or datetime.now(timezone.utc)
     log = get_run_logger()
     out = []
-    futures = enterprise_task.map(unmapped(url), list_enterprises(url, enterprise), unmapped(now), unmapped(carbon))
+    futures = enterprise_task.map(unmapped(url), list_enterprises(url, enterprise), unmapped(now), unmapped(carbon),
+                                  deferred=deferred)
     for ms in futures.result():
         for m in ms:
             pct = (f"{percent_text(m.share.share, threshold=m.share.threshold)} ({m.share.status})"
