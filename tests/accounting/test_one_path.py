@@ -224,3 +224,46 @@ def test_late_data_reopens_a_closed_year_on_both_sides(env, db_url):
     with psycopg.connect(url) as conn:
         (cons,) = conn.execute("SELECT consumption_wh FROM daily_balance WHERE day = '2025-03-01'").fetchone()
     assert bal["energy_wh"]["consumption"] == cons == 400_000
+
+
+def test_ct_pt_reset_is_no_energy_in_the_report_as_in_the_stored_result(db_url, conn, monkeypatch, tmp_path):
+    # 9 §3a (the rollup's fix, counters): a reset behind CT 40 / PT 100 is not a wrap of 42.9 GWh;
+    # the grid import of the day is 4 000 Wh in the report and in daily_balance / carbon_ytd alike
+    from tests.flows.test_rollup import HV_SITE
+
+    monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
+    f = tmp_path / "hv.yaml"
+    f.write_text(HV_SITE)
+    assert runner.invoke(app, ["site", "apply", str(f)]).exit_code == 0
+    t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    values = [30e9 - 2000, 30e9 - 1000, 30e9, 0.0, 1000.0, 2000.0]
+    import_csv(tmp_path, "point,ts,value\n" + "".join(
+        f"hv-works.main.incomer.energy_import,{(t0 + timedelta(minutes=15 * i)).isoformat()},{v}\n"
+        for i, v in enumerate(values)))
+    as_of = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    run_flows(db_url, "hv-works", as_of, 2025)
+    bal = cli("report", "balance", "--enterprise", "hv-works", "--day", "2025-06-21")
+    with psycopg.connect(db_url) as c:
+        (imp,) = c.execute("SELECT import_wh FROM daily_balance WHERE day = '2025-06-21'").fetchone()
+        (carbon_import,) = c.execute("SELECT grid_import_wh FROM carbon_ytd WHERE year = 2025").fetchone()
+    assert bal["energy_wh"]["import"] == imp == carbon_import == 5_000 - 1_000  # 4 quarter hours of 1 kWh
+
+
+def test_replacement_at_the_final_reading_report_equals_stored(env, db_url):
+    # 9 §3c (counters): a replacement recorded at the instant of the old meter's final reading;
+    # that reading is the old meter's — 300 Wh in the swap's quarter hour, not the old counter's 5 288
+    t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    q = lambda k: t0 + timedelta(minutes=15 * k)  # noqa: E731
+    rows = [(P + "battery.energy_export", q(k), 4_400 + 300 * k) for k in range(4)]
+    rows += [(P + "battery.energy_export", q(k), 12 + 200 * (k - 3)) for k in range(4, 8)]
+    import_csv(env, "point,ts,value\n" + "".join(f"{p},{t.isoformat()},{v}\n" for p, t, v in rows))
+    r = runner.invoke(app, ["meter", "replace", "--point", P + "battery.energy_export", "--at", q(3).isoformat(),
+                            "--old-final-wh", "5300", "--new-initial-wh", "12", "--reason", "failed calibration"])
+    assert r.exit_code == 0, r.output
+    run_flows(db_url, "jj-shoes", datetime(2025, 6, 22, 1, tzinfo=timezone.utc), 2025)
+    bal = cli("report", "balance", "--enterprise", "jj-shoes", "--day", "2025-06-21")
+    with psycopg.connect(db_url) as c:
+        (dis,) = c.execute("SELECT discharge_wh FROM daily_balance WHERE day = '2025-06-21'").fetchone()
+    assert bal["energy_wh"]["discharge"] == dis == 3 * 300 + 4 * 200
+    kinds = [f["kind"] for f in bal["evidence"]["findings"]]
+    assert "meter_replacement" in kinds
