@@ -1,8 +1,9 @@
 """Read what the policy engine and the policy reports need from the store.
 
-Thin by design, like :mod:`accounting.site_energy`: queries in :mod:`store`, figures from the pure
-functions in :mod:`metrics`. Used by ``greengauge report awards / intensity / carbon`` and callable
-from a Prefect flow (plain functions of a connection).
+Thin by design: every function takes an enterprise-period bundle (:mod:`store.bundle`, read once)
+or a connection (then it loads the bundle itself) and computes with the pure functions of
+:mod:`metrics`. Used by ``greengauge report awards / intensity / carbon`` and by the metrics and
+eligibility flows, on the same stored intervals.
 
 - :func:`enterprise_year`: the engine's :class:`~metrics.policy.EnterpriseYear` for one enterprise
   and local calendar year (recycling electricity, green share, facts, PV projects with their
@@ -26,9 +27,9 @@ import psycopg
 
 from accounting.site_energy import green_share_json
 from metrics.bundle import EnterprisePeriod
-from metrics.figures import green_share_figure, role_series, site_energy, year_to_date
+from metrics.figures import green_share_figure, role_series, site_energy
 from metrics.periods import local_end_day
-from store.bundle import PRE_COMMISSIONING_DAYS, load_enterprise_year
+from store.bundle import PRE_COMMISSIONING_DAYS, load_enterprise_year  # noqa: F401  (re-exported)
 from metrics.carbon import electricity_carbon
 from metrics.coal import CoalResult, standard_coal
 from metrics.intensity import IntensityRow, ReferenceValues, energy_per_10k_yuan, grade_unit_energy, rank_within_industry
@@ -38,8 +39,6 @@ from metrics.policy import EnterpriseYear, ProductYear, PvProject, Storage, tele
 from model import CODE_VERSION
 from model.tables import load_coal_factors, load_factors
 from store.projects import ProjectRecord
-from store.ledger import ledger_for
-from store.sites import enterprise_timezone, site_points
 
 DEFAULT_REGION = "福建省/泉州市/晋江市"
 #: metered carriers besides electricity: point quantity -> metrics.coal carrier

@@ -1,24 +1,25 @@
 """Per enterprise: daily balance, year-to-date green share, year-end projection and gap to 30 %,
-year-to-date carbon and standard coal.
+year-to-date carbon and standard coal — from one bundle of stored data per enterprise-year.
 
-Reads rolled-up interval energy (flows/rollup.py keeps it current), calls metrics/ (balance,
-green share, with the certificate ledger, and its year-end projection), and writes every result of an enterprise in one
-transaction. Daily balances are recomputed only for the local days whose intervals changed since
-they were last computed; the year to date is recomputed every run.
+One path (docs/accounting.md): :func:`read_year` loads the enterprise's year once
+(:func:`store.bundle.load_enterprise_period`: the stored ``interval_energy``, ledger, points);
+:func:`compute_metrics` calls the functions ``greengauge report …`` calls
+(:func:`metrics.figures.day_balance`, :func:`metrics.figures.green_share_figure`,
+:func:`accounting.policy_inputs.carbon_year` on the same bundle); :func:`store_metrics` writes every
+result of an enterprise in one transaction. :func:`enterprise_pass` finds the local days whose
+intervals changed since the enterprise's watermark (any age) and recomputes every year they fall
+in; the flow maps it over the enterprises.
 
-Carbon and standard coal (table ``carbon_ytd``) are :func:`accounting.policy_inputs.carbon_year` for
-the year to date, read up to the period end (``data_through`` of the green share), inside the
-same transaction as the other results. The factor year is ``year + factor_year_offset`` (default
-0); with ``factor_fallback`` (default on) a year without a published factor takes the latest
-earlier one and the row says so (status ``factor_fallback``, the factors used in ``note``).
-Without a factor the row has status ``no_factor``, the reason in ``note`` and no CO2 figure.
+Carbon: the factor year is ``year + factor_year_offset`` (default 0); with ``factor_fallback``
+(default on) a year without a published factor takes the latest earlier one and the row says so
+(status ``factor_fallback``, the factors used in ``note``). Without a factor the row has status
+``no_factor``, the reason in ``note`` and no CO2 figure.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from fractions import Fraction
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +30,7 @@ from accounting.policy_inputs import carbon_year, coal_of, energy_year
 from flows.tasks import io_task, metric_task, resolve_url
 from metrics import figures
 from metrics.balance import BalanceTotals
-from metrics.bundle import EnterprisePeriod
+from metrics.bundle import EnterprisePeriod  # noqa: F401  (YearData.bundle)
 from metrics.figures import BALANCE_ROLES
 from metrics.green_share import GreenShareResult, Projection, percent_text
 from metrics.periods import local_bounds
