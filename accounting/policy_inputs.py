@@ -27,7 +27,7 @@ import psycopg
 
 from accounting.site_energy import green_share_json
 from metrics.bundle import EnterprisePeriod
-from metrics.figures import green_share_figure, role_series, site_energy
+from metrics.figures import green_share_figure, points_energy, role_series, site_energy
 from metrics.periods import local_end_day
 from store.bundle import PRE_COMMISSIONING_DAYS, load_enterprise_year  # noqa: F401  (re-exported)
 from metrics.carbon import electricity_carbon
@@ -214,10 +214,13 @@ def energy_year(src: Source, enterprise: str, year: int, *, until: datetime | No
         fp = [p for p in pts if p.quantity == quantity]
         if not fp:
             continue
-        ivs, fev = _series(data, fp, start, end)
-        fuels[carrier] = sum(iv.energy_wh for iv in ivs or [])  # the counter's own unit, not Wh
+        if data.prefix is not None and start < data.start:  # the metrics flow's carried days
+            fev = {"points": [p.name for p in fp], "carried_through": data.start.isoformat()}
+        else:
+            _, fev = _series(data, fp, start, end)
+            fev.pop("energy_wh", None)
+        fuels[carrier] = points_energy(data, list(fp), start, end)  # the counter's own unit, not Wh
         fev["total"] = fuels[carrier]
-        fev.pop("energy_wh", None)
         ev[carrier] = fev
     return EnergyYear(enterprise, year, tz, t.import_wh if has_import else None, t.export_wh, t.consumption_wh,
                       t.green_wh, t.pv_wh, fuels, ev)

@@ -35,7 +35,7 @@ from metrics.figures import BALANCE_ROLES
 from metrics.green_share import GreenShareResult, Projection, percent_text
 from metrics.periods import local_bounds
 from model import CODE_VERSION
-from store.bundle import load_enterprise_period
+from store.bundle import load_enterprise_period, load_prefix, save_prefix
 from store.results import (Enterprise, changed_days, dirty_days, enterprises, lock, save_metrics_watermark,
                            write_carbon_ytd, write_daily_balance, write_green_share_ytd, write_projection)
 #: how long after New Year the metrics flow still rebalances the year before
@@ -77,6 +77,7 @@ class EnterpriseMetrics:
     projection: Projection | None
     carbon: dict[str, Any] | None = None  #: the carbon_ytd row written (columns of store.results.CARBON_COLUMNS)
     measured: tuple[int, int] = (0, 0)  #: intervals measured for the site, intervals in the period
+    prefix: Any = None  #: metrics.figures.Segment up to the last local midnight, for the next run
 
 
 def year_of(e: Enterprise, as_of: datetime) -> int:
@@ -95,16 +96,39 @@ def list_enterprises(url: str, code: str | None) -> list[Enterprise]:
         return enterprises(conn, code)
 
 
-def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[date] | None = None) -> YearData:
+def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[date] | None = None, *,
+              carried: bool = False) -> YearData:
     """The enterprise's year up to ``as_of`` in one bundle (:func:`store.bundle.load_enterprise_period`),
-    and the local days whose intervals changed since their balance was computed."""
+    and the local days whose intervals changed since their balance was computed.
+
+    With ``carried`` (the flow's own runs, ``days`` being every changed day since the last run): the
+    parts of the year up to the last local midnight the previous run kept (``metrics_prefix``) are
+    carried and only the days after them are read — unless one of ``days`` is before that midnight
+    or the points changed, then the whole year is read (the result is the same either way:
+    metrics.figures.span cuts every period the same way)."""
     start, end = local_bounds("year", date(year, 1, 1), e.timezone)
     upto = max(start, min(as_of, end))
     with psycopg.connect(url) as conn:
-        bundle = load_enterprise_period(conn, e.code, start, upto, with_policy=False)
+        prefix = None
+        if carried and days is not None:
+            state = load_prefix(conn, e.enterprise_id, year)
+            if state is not None:
+                prefix = figures.Segment.from_json(state)
+                ids_now = {r[0] for r in conn.execute(
+                    "SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id) "
+                    "WHERE s.enterprise_id = %s", (e.enterprise_id,))}
+                first_changed = min((local_bounds("day", d, e.timezone)[0] for d in days), default=None)
+                if (prefix.start != start or prefix.end > upto or set(prefix.per_point) != ids_now
+                        or (first_changed is not None and first_changed < prefix.end)):
+                    prefix = None
+        if prefix is not None:
+            bundle = load_enterprise_period(conn, e.code, prefix.end, upto, with_policy=False, findings_from=start)
+            bundle.prefix = prefix
+        else:
+            bundle = load_enterprise_period(conn, e.code, start, upto, with_policy=False)
         ids = [p.point_id for p in bundle.with_role(*BALANCE_ROLES)]
         dirty = days if days is not None else dirty_days(conn, e, ids, start)
-        dirty = [d for d in dirty if d.year == year]
+        dirty = [d for d in dirty if d.year == year and local_bounds("day", d, e.timezone)[0] < upto]
         sources = {}
         if dirty:
             for d, changed in conn.execute(
@@ -137,6 +161,7 @@ def compute_metrics(data: YearData, carbon: "CarbonOptions | None" = None) -> En
     through = share.evidence.period_end
     ytd = figures.site_energy(b, data.start, through)
     m = EnterpriseMetrics(e, data.year, through, daily, ytd.totals, share, share.projection)
+    m.prefix = figures.head_of(b, data.start, through)  # carried by the next run
     m.carbon = carbon_row(b, e, data.year, through, carbon or CarbonOptions())
     m.measured = (ytd.measured_intervals, ytd.expected_intervals)
     return m
@@ -221,6 +246,8 @@ def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = Carbon
                                  m.share.missing_wh, (m.data_through - ystart).days)
             row = m.carbon if m.carbon is not None else carbon_row(conn, m.enterprise, m.year, m.data_through, carbon)
             write_carbon_ytd(conn, m.enterprise.enterprise_id, m.year, row)
+        save_prefix(conn, m.enterprise.enterprise_id, m.year, m.prefix.end if m.prefix else m.data_through or
+                    datetime.now(timezone.utc), m.prefix.to_json() if m.prefix else None)
     return row
 
 
@@ -229,9 +256,9 @@ write_metrics = io_task(store_metrics, task_run_name="write-metrics")
 
 def enterprise_metrics(url: str, e: Enterprise, as_of: datetime, *, year: int | None = None,
                        days: list[date] | None = None,
-                       carbon: CarbonOptions = CarbonOptions()) -> EnterpriseMetrics:
+                       carbon: CarbonOptions = CarbonOptions(), carried: bool = False) -> EnterpriseMetrics:
     """Plain-function form of one enterprise's metrics run (backfill and tests use it)."""
-    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days), carbon)
+    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days, carried=carried), carbon)
     m.carbon = store_metrics(url, m, carbon)
     return m
 
@@ -252,7 +279,8 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
     years = {year_of(e, as_of - LATE_YEAR_GRACE), this_year} | {d.year for d in days if d.year <= this_year}
     out = []
     for year in sorted(years):
-        m = enterprise_metrics(url, e, as_of, year=year, days=[d for d in days if d.year == year], carbon=carbon)
+        m = enterprise_metrics(url, e, as_of, year=year, days=[d for d in days if d.year == year], carbon=carbon,
+                               carried=True)
         out.append(m)
     with psycopg.connect(url) as conn:
         save_metrics_watermark(conn, e.enterprise_id, newest)

@@ -66,6 +66,9 @@ class EnterprisePeriod:
     references: dict[str, Any] = field(default_factory=dict)  #: product -> reference values
     computed_at: datetime | None = None  #: newest ``computed_at`` of the intervals read (how current)
     rolled_up_to: datetime | None = None  #: oldest rollup watermark of the counter points (all data up to it)
+    #: the parts of the year before ``start`` already counted (metrics.figures.Segment), carried by the
+    #: metrics flow so it reads only the days after them; None: the bundle holds the whole period
+    prefix: Any = None
     _idx: dict | None = field(default=None, repr=False, compare=False)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 

@@ -25,6 +25,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import dataclasses
+from bisect import bisect_left
 from array import array
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -38,7 +39,7 @@ from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEviden
 from metrics.green_share import (
     COMPLETENESS_THRESHOLD, GreenShare, GreenShareResult, assess_green_share, green_share, project_year_end,
 )
-from metrics.hourly_match import hourly_match
+from metrics.hourly_match import HourlyParts, hourly_from_parts, hourly_match, hourly_parts  # noqa: F401
 from metrics.ledger import LedgerGreen, ledger_green
 from metrics.periods import local_bounds, local_end_day
 
@@ -87,6 +88,7 @@ class SiteEnergy:
     inputs_sha256: str = ""
     count_suspect: bool = True
     point_findings: list[FindingEvidence] = field(default_factory=list)
+    segment: "Segment | None" = None  #: the additive parts (hourly match, pool, per-point counts)
 
     @property
     def completeness(self) -> Fraction:
@@ -122,6 +124,134 @@ def digest_intervals(digest: InputDigest, p: Point, ivs: list[IntervalEnergy]) -
     digest.add_bytes(bytes(int(iv.estimated) | int(iv.suspect) << 1 for iv in ivs))
 
 
+@dataclass
+class Segment:
+    """The additive parts of the site balance over [start, end): what a year to date needs from a
+    run of local days, so the metrics flow can carry the days already counted (``bundle.prefix``)
+    and read only the days after them. Parts of consecutive segments add up exactly (integer Wh,
+    the battery pool carried) to the parts of the whole."""
+
+    start: datetime
+    end: datetime
+    totals: BalanceTotals
+    pool_total_wh: int  #: battery pool at ``end``
+    pool_green_wh: int
+    measured: int  #: intervals every balance point measured
+    per_point: dict[int, list[int]]  #: point -> [expected, measured, estimated, missing, suspect, energy_wh]
+    hourly: HourlyParts
+    day_digests: list[str]  #: sha256 of each local day's stored intervals (the last one may be partial)
+    balance: list[IntervalBalance] = field(default_factory=list)  #: the intervals computed here
+
+    def __add__(self, o: "Segment") -> "Segment":
+        if o.start != self.end:
+            raise ValueError(f"segments {self.start}..{self.end} and {o.start}..{o.end} are not consecutive")
+        t = BalanceTotals(**{k: getattr(self.totals, k) + getattr(o.totals, k) for k in _TOTAL_FIELDS})
+        pp = {pid: list(v) for pid, v in self.per_point.items()}
+        for pid, v in o.per_point.items():
+            pp[pid] = [x + y for x, y in zip(pp.get(pid, [0] * 6), v)]
+        return Segment(self.start, o.end, t, o.pool_total_wh, o.pool_green_wh, self.measured + o.measured, pp,
+                       self.hourly + o.hourly, self.day_digests + o.day_digests, self.balance + o.balance)
+
+    def to_json(self) -> dict:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "totals": dataclasses.asdict(self.totals),
+                "pool": [self.pool_total_wh, self.pool_green_wh], "measured": self.measured,
+                "per_point": {str(k): v for k, v in self.per_point.items()},
+                "hourly": {"hours": self.hourly.hours, "consumption_wh": self.hourly.consumption_wh,
+                           "onsite_matched_wh": self.hourly.onsite_matched_wh,
+                           "residual_by_month": {m.isoformat(): v for m, v in self.hourly.residual_by_month.items()}},
+                "day_digests": self.day_digests}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Segment":
+        h = d["hourly"]
+        return cls(datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"]), BalanceTotals(**d["totals"]),
+                   d["pool"][0], d["pool"][1], d["measured"], {int(k): list(v) for k, v in d["per_point"].items()},
+                   HourlyParts(h["hours"], h["consumption_wh"], h["onsite_matched_wh"],
+                               {date.fromisoformat(m): v for m, v in h["residual_by_month"].items()}),
+                   list(d["day_digests"]))
+
+
+_TOTAL_FIELDS = [f.name for f in dataclasses.fields(BalanceTotals)]
+
+
+def _segment(period: EnterprisePeriod, start: datetime, end: datetime, count_suspect: bool,
+             pool: BatteryPool | None) -> Segment:
+    """Compute the parts of [start, end) from the bundle's intervals (pool at ``start`` given)."""
+    points = period.with_role(*BALANCE_ROLES)
+    per_point: dict[int, list[int]] = {}
+    series: dict[int, list[IntervalEnergy]] = {}
+    measured: set[datetime] | None = None
+    for p in period.points:
+        summ, ivs = point_summary(period, p, start, end, count_suspect=count_suspect)
+        per_point[p.point_id] = [summ.expected, summ.measured, summ.estimated, summ.missing, summ.suspect,
+                                 summ.energy_wh]
+        if p.role in BALANCE_ROLES:
+            series[p.point_id] = ivs
+            mine = {iv.start for iv in ivs if not iv.estimated}
+            measured = mine if measured is None else measured & mine
+    measured = measured or set()
+    by_role = {role: sum_by_interval([series[p.point_id] for p in points if p.role == role]) for role in BALANCE_ROLES}
+    pool = BatteryPool(pool.total_wh, pool.green_wh) if pool else BatteryPool()
+    balance, pool = site_balance(by_role, pool)
+    # missing meter: an interval is measured for the site only when every balance point measured it
+    balance = [b if b.estimated == (b.start not in measured) else dataclasses.replace(b, estimated=b.start not in measured)
+               for b in balance]
+    # one digest per local day (days cut at local midnight, as segments are)
+    digests = []
+    starts = {p.point_id: [iv.start for iv in series[p.point_id]] for p in points}
+    day = start
+    while day < end:
+        nxt = min(end, _next_midnight(day, period.timezone))
+        d = InputDigest()
+        for p in points:
+            st = starts[p.point_id]
+            digest_intervals(d, p, series[p.point_id][bisect_left(st, day):bisect_left(st, nxt)])
+        digests.append(d.hexdigest())
+        day = nxt
+    return Segment(start, end, totals(balance), pool.total_wh, pool.green_wh, len(measured), per_point,
+                   hourly_parts(balance, period.timezone), digests, balance)
+
+
+def _next_midnight(t: datetime, tz: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    local = t.astimezone(ZoneInfo(tz)).date()
+    return local_bounds("day", local, tz)[1]
+
+
+def _last_midnight(t: datetime, tz: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return local_bounds("day", t.astimezone(ZoneInfo(tz)).date(), tz)[0]
+
+
+def span(period: EnterprisePeriod, start: datetime, end: datetime, count_suspect: bool = True,
+         pool: BatteryPool | None = None) -> Segment:
+    """The parts of [start, end), always cut the same way — the days before ``end``'s local day,
+    then that day — so a flow that carried the first part (``period.prefix``) and a report that
+    computes everything get the same figures to the Wh and the same digest."""
+    pre = period.prefix
+    if pool is None and pre is not None and pre.start == start and pre.end == period.start <= end:
+        head = pre
+        rest = span(period, pre.end, end, count_suspect, BatteryPool(pre.pool_total_wh, pre.pool_green_wh))
+        return head + rest
+    cut = _last_midnight(end, period.timezone)
+    if start < cut < end:
+        key = ("span", start, cut, count_suspect, None if pool is None else (pool.total_wh, pool.green_wh))
+        head = period.memo(key, lambda: _segment(period, start, cut, count_suspect, pool))
+        return head + _segment(period, cut, end, count_suspect, BatteryPool(head.pool_total_wh, head.pool_green_wh))
+    return _segment(period, start, end, count_suspect, pool)
+
+
+def head_of(period: EnterprisePeriod, start: datetime, end: datetime, count_suspect: bool = True) -> Segment | None:
+    """The parts of [start, the local midnight before ``end``): what the metrics flow keeps as the
+    next run's ``prefix`` (None when that is empty)."""
+    cut = _last_midnight(end, period.timezone)
+    if cut <= start:
+        return None
+    return span(period, start, cut, count_suspect)
+
+
 def site_energy(period: EnterprisePeriod, start: datetime, end: datetime, *, count_suspect: bool = True,
                 pool: BatteryPool | None = None) -> SiteEnergy:
     """The site balance of [start, end) (an empty battery pool at ``start`` unless given), with
@@ -135,26 +265,18 @@ def site_energy(period: EnterprisePeriod, start: datetime, end: datetime, *, cou
 
 def _site_energy(period: EnterprisePeriod, start: datetime, end: datetime, count_suspect: bool,
                  pool: BatteryPool | None) -> SiteEnergy:
+    seg = span(period, start, end, count_suspect, pool)
     points = period.with_role(*BALANCE_ROLES)
     digest = InputDigest()
-    digest.add_json({"enterprise": period.enterprise, "start": start, "end": end, "count_suspect": count_suspect})
-    per_point: dict[int, PointSummary] = {}
-    series: dict[int, list[IntervalEnergy]] = {}
-    measured: set[datetime] | None = None
-    for p in points:
-        per_point[p.point_id], series[p.point_id] = point_summary(period, p, start, end, count_suspect=count_suspect)
-        mine = {iv.start for iv in series[p.point_id] if not iv.estimated}
-        measured = mine if measured is None else measured & mine
-        digest_intervals(digest, p, series[p.point_id])
-        digest.add_json({"replacements": [(r.ts, r.old_final_wh, r.new_initial_wh)
-                                          for r in period.replacements.get(p.point_id, ())]})
-    measured = measured or set()
-    by_role = {role: sum_by_interval([series[p.point_id] for p in points if p.role == role]) for role in BALANCE_ROLES}
-    balance, _ = site_balance(by_role, pool)
-    # missing meter: an interval is measured for the site only when every balance point measured it
-    balance = [b if b.estimated == (b.start not in measured) else dataclasses.replace(b, estimated=b.start not in measured)
-               for b in balance]
-    t = totals(balance)
+    digest.add_json({"enterprise": period.enterprise, "start": start, "end": end, "count_suspect": count_suspect,
+                     "points": [(p.name, p.role, p.rated_power_w, p.rollover_wh) for p in points],
+                     "replacements": [[(r.ts, r.old_final_wh, r.new_initial_wh)
+                                       for r in period.replacements.get(p.point_id, ())] for p in points]})
+    digest.add_json(seg.day_digests)
+    per_point = {p.point_id: PointSummary(p, *seg.per_point.get(p.point_id, [interval_count(start, end), 0, 0,
+                                                                            interval_count(start, end), 0, 0]))
+                 for p in points}
+    t = seg.totals
     names = {p.point_id: p.name for p in points}
     pf = sorted((FindingEvidence(names[f.point_id], f.finding.kind, f.finding.ts, f.finding.detail)
                  for f in period.point_findings(list(names), start, end)), key=lambda f: (f.ts, f.point, f.kind))
@@ -166,8 +288,14 @@ def _site_energy(period: EnterprisePeriod, start: datetime, end: datetime, count
         # the meters disagree (e.g. export metered without the PV that produced it): no share, said so
         findings.append(CounterFinding("balance_inconsistent", start, f"on-site green {t.green_wh} Wh exceeds "
                                        f"consumption {t.consumption_wh} Wh over the period: check the meters"))
-    return SiteEnergy(period.enterprise, start, end, points, balance, t, share, findings, per_point, len(measured),
-                      interval_count(start, end), digest.hexdigest(), count_suspect, pf)
+    return SiteEnergy(period.enterprise, start, end, points, seg.balance, t, share, findings, per_point, seg.measured,
+                      interval_count(start, end), digest.hexdigest(), count_suspect, pf, seg)
+
+
+def points_energy(period: EnterprisePeriod, points: list[Point], start: datetime, end: datetime) -> int:
+    """Sum of the stored energy of ``points`` in [start, end), counting the carried ``prefix``
+    (the counter's own unit: Wh, or m3/kg/MJ for fuels)."""
+    return sum(span(period, start, end).per_point.get(p.point_id, [0] * 6)[5] for p in points)
 
 
 def day_balance(period: EnterprisePeriod, day: date) -> tuple[BalanceTotals, int]:
@@ -246,7 +374,7 @@ def green_share_figure(period: EnterprisePeriod, year: int, as_of: datetime, *, 
     return assess_green_share(
         t.green_wh, t.consumption_wh, trade_wh=led.trade_wh, certificate_wh=led.certificate_wh,
         completeness=se.completeness, count_suspect=count_suspect, completeness_threshold=completeness_threshold,
-        projection=projection, hourly=hourly_match(se.balance, led, period.timezone), evidence=evidence)
+        projection=projection, hourly=hourly_from_parts(se.segment.hourly, led), evidence=evidence)
 
 
 def role_series(period: EnterprisePeriod, points: list[Point], start: datetime, end: datetime

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -62,6 +62,29 @@ def hourly_match(balance: Sequence[IntervalBalance], ledger: LedgerGreen, tz: st
     Issue 4 "Hourly-matched share: per hour, green supply counted only up to that hour's
     consumption; certificates count by production month".
     """
+    return hourly_from_parts(hourly_parts(balance, tz), ledger)
+
+
+@dataclass
+class HourlyParts:
+    """What the hourly match needs from a run of whole local hours; parts of disjoint hours add up
+    (the metrics flow carries them from one day to the next)."""
+
+    hours: int = 0
+    consumption_wh: int = 0
+    onsite_matched_wh: int = 0
+    residual_by_month: dict[date, int] = field(default_factory=dict)
+
+    def __add__(self, other: "HourlyParts") -> "HourlyParts":
+        res = dict(self.residual_by_month)
+        for m, v in other.residual_by_month.items():
+            res[m] = res.get(m, 0) + v
+        return HourlyParts(self.hours + other.hours, self.consumption_wh + other.consumption_wh,
+                           self.onsite_matched_wh + other.onsite_matched_wh, res)
+
+
+def hourly_parts(balance: Sequence[IntervalBalance], tz: str = "Asia/Shanghai") -> HourlyParts:
+    """Per local hour: consumption, on-site green matched up to it, residual by month."""
     zone = ZoneInfo(tz)
     cons: dict[datetime, int] = defaultdict(int)
     green: dict[datetime, int] = defaultdict(int)
@@ -77,10 +100,15 @@ def hourly_match(balance: Sequence[IntervalBalance], ledger: LedgerGreen, tz: st
         m = min(max(green[hour], 0), c)
         onsite += m
         residual_by_month[hour.date().replace(day=1)] += c - m
+    return HourlyParts(len(cons.keys() | green.keys()), total, onsite, dict(residual_by_month))
+
+
+def hourly_from_parts(parts: HourlyParts, ledger: LedgerGreen) -> HourlyMatch:
+    """Trades and certificates matched against the residual of their month (see :func:`hourly_match`)."""
     pool: dict[date, int] = defaultdict(int)
     for t in ledger.trades:
         pool[t.settled_on.replace(day=1)] += t.settled_wh
     for c in ledger.certificates:
         pool[c.production_month.replace(day=1)] += c.count * WH_PER_CERTIFICATE
-    matched = sum(min(v, residual_by_month.get(month, 0)) for month, v in pool.items())
-    return HourlyMatch(len(cons.keys() | green.keys()), total, onsite, matched, sum(pool.values()) - matched)
+    matched = sum(min(v, parts.residual_by_month.get(month, 0)) for month, v in pool.items())
+    return HourlyMatch(parts.hours, parts.consumption_wh, parts.onsite_matched_wh, matched, sum(pool.values()) - matched)

@@ -89,7 +89,7 @@ def load_points(conn: psycopg.Connection, enterprise: str) -> tuple[int, str, tu
 
 
 def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: datetime, end: datetime, *,
-                           with_policy: bool = True) -> EnterprisePeriod:
+                           with_policy: bool = True, findings_from: datetime | None = None) -> EnterprisePeriod:
     """Everything stored for ``enterprise`` and the intervals starting in [start, end).
 
     With ``with_policy`` (default) also the projects, nameplates, facts and production the policy
@@ -151,7 +151,8 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
         computed_at = max((r[5] for r in rows), default=None)
     findings = tuple(PointFinding(pid, CounterFinding(kind, ts, detail)) for pid, ts, kind, detail in conn.execute(
         """SELECT point_id, ts, kind, detail FROM counter_finding
-           WHERE point_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY ts, point_id, kind""", (ids, read_from, end)))
+           WHERE point_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY ts, point_id, kind""",
+        (ids, min(read_from, findings_from or read_from), end)))
     marks = conn.execute("SELECT min(last_reading_ts) FROM rollup_watermark WHERE point_id = ANY(%s)", (ids,)).fetchone()[0]
     trades, certs = ledger_for(conn, enterprise)
     events = replacements(conn, ids)
@@ -186,3 +187,21 @@ def write_counter_findings(conn: psycopg.Connection, point_id: int, since: datet
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO counter_finding (point_id, ts, kind, detail) VALUES (%s, %s, %s, %s)",
                             [(point_id, f.ts, f.kind, f.detail) for f in keep])
+
+
+def load_prefix(conn: psycopg.Connection, enterprise_id: int, year: int) -> dict | None:
+    row = conn.execute("SELECT state FROM metrics_prefix WHERE enterprise_id = %s AND year = %s",
+                       (enterprise_id, year)).fetchone()
+    return None if row is None else row[0]
+
+
+def save_prefix(conn: psycopg.Connection, enterprise_id: int, year: int, through: datetime, state: dict | None) -> None:
+    """Keep (or, with ``state`` None, drop) the metrics flow's carried year-to-date parts."""
+    if state is None:
+        conn.execute("DELETE FROM metrics_prefix WHERE enterprise_id = %s AND year = %s", (enterprise_id, year))
+        return
+    from psycopg.types.json import Jsonb
+
+    conn.execute("""INSERT INTO metrics_prefix (enterprise_id, year, through, state) VALUES (%s, %s, %s, %s)
+                    ON CONFLICT (enterprise_id, year) DO UPDATE SET through = EXCLUDED.through,
+                        state = EXCLUDED.state, computed_at = now()""", (enterprise_id, year, through, Jsonb(state)))

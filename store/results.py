@@ -63,26 +63,31 @@ def dirty_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int], si
     return [r[0] for r in rows]
 
 
-#: a rollup transaction that began before the metrics flow read but committed after it carries an
-#: older ``computed_at``; changes this much older than the watermark are looked at again
-WATERMARK_MARGIN_S = 600
+#: a rollup transaction that began (its ``computed_at``) just before the metrics flow took the
+#: rollup lock, but queued for the lock after it, carries a slightly older ``computed_at``
+WATERMARK_MARGIN_S = 5
 
 
 def changed_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int]) -> tuple[list[date], datetime | None]:
     """Local days (of any year) holding intervals that changed since the enterprise's metrics
-    watermark, and the newest ``computed_at`` seen (the next watermark). Without a watermark:
-    every day with intervals. Uses the (point_id, computed_at) index: an hourly run reads only
-    what changed."""
+    watermark, and the next watermark. Without a watermark: every day with intervals. Uses the
+    (point_id, computed_at) index: an hourly run reads only what changed.
+
+    The next watermark is the time just before the rollup lock is taken in shared mode: every
+    rollup that began earlier has committed by then and is seen here; every later one stamps its
+    intervals later (``computed_at`` is its transaction's start)."""
     row = conn.execute("SELECT seen_through FROM metrics_watermark WHERE enterprise_id = %s",
                        (e.enterprise_id,)).fetchone()
     since = None if row is None else row[0] - timedelta(seconds=WATERMARK_MARGIN_S)
+    (now,) = conn.execute("SELECT clock_timestamp()").fetchone()
+    conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext('greengauge.flows.rollup'))")
     rows = conn.execute(
-        """SELECT (date_trunc('day', bucket_start, %(tz)s) AT TIME ZONE %(tz)s)::date, max(computed_at)
+        """SELECT DISTINCT (date_trunc('day', bucket_start, %(tz)s) AT TIME ZONE %(tz)s)::date
            FROM interval_energy WHERE point_id = ANY(%(ids)s)
              AND (%(since)s::timestamptz IS NULL OR computed_at > %(since)s)
-           GROUP BY 1 ORDER BY 1""", {"tz": e.timezone, "ids": point_ids, "since": since}).fetchall()
-    newest = max((r[1] for r in rows), default=None)
-    return [r[0] for r in rows], newest if newest is not None else (row[0] if row else None)
+           ORDER BY 1""", {"tz": e.timezone, "ids": point_ids, "since": since}).fetchall()
+    conn.commit()  # the shared lock goes with the transaction
+    return [r[0] for r in rows], now
 
 
 def save_metrics_watermark(conn: psycopg.Connection, enterprise_id: int, seen_through: datetime | None) -> None:
@@ -96,7 +101,7 @@ def save_metrics_watermark(conn: psycopg.Connection, enterprise_id: int, seen_th
 
 def changed_years(conn: psycopg.Connection, e: Enterprise, point_ids: list[int]) -> list[int]:
     """Local years holding intervals that changed after that year's last eligibility evaluation
-    (late data of any age): they are evaluated again."""
+    (late data of any age: evaluated again), or that were never evaluated (history imported)."""
     rows = conn.execute(
         """WITH ev AS (SELECT year, evaluated_at FROM eligibility_input WHERE enterprise_id = %(e)s)
            SELECT DISTINCT y FROM (
@@ -104,7 +109,7 @@ def changed_years(conn: psycopg.Connection, e: Enterprise, point_ids: list[int])
                FROM interval_energy WHERE point_id = ANY(%(ids)s)
                  AND computed_at > (SELECT coalesce(min(evaluated_at), '-infinity') FROM ev)) c
            LEFT JOIN ev ON ev.year = c.y
-           WHERE ev.year IS NOT NULL AND c.computed_at > ev.evaluated_at ORDER BY 1""",
+           WHERE ev.year IS NULL OR c.computed_at > ev.evaluated_at ORDER BY 1""",
         {"e": e.enterprise_id, "tz": e.timezone, "ids": point_ids}).fetchall()
     return [r[0] for r in rows]
 

@@ -37,3 +37,15 @@ CREATE TABLE metrics_watermark (
     seen_through   timestamptz NOT NULL,   -- newest interval_energy.computed_at taken in
     run_at         timestamptz NOT NULL DEFAULT now()
 );
+
+-- The year to date's additive parts up to the last local midnight (metrics.figures.Segment), so the
+-- next metrics run reads only the days after it; dropped (recomputed in full) when an earlier day
+-- changed. Private to the metrics flow: dashboards read green_share_ytd.
+CREATE TABLE metrics_prefix (
+    enterprise_id  bigint NOT NULL REFERENCES enterprise ON DELETE CASCADE,
+    year           int NOT NULL,
+    through        timestamptz NOT NULL,
+    state          jsonb NOT NULL,
+    computed_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (enterprise_id, year)
+);

@@ -267,3 +267,47 @@ def test_replacement_at_the_final_reading_report_equals_stored(env, db_url):
     assert bal["energy_wh"]["discharge"] == dis == 3 * 300 + 4 * 200
     kinds = [f["kind"] for f in bal["evidence"]["findings"]]
     assert "meter_replacement" in kinds
+
+
+def test_carried_days_give_the_figures_of_a_full_read(env, db_url, monkeypatch):
+    # the metrics flow carries the year's parts up to the last local midnight (metrics_prefix) and
+    # reads only the days after them; the report computes the whole year: same Wh, status, digest
+    import flows.metrics as fm
+    import store.results
+
+    # everything here happens within seconds: no margin for rollups committing during the pass
+    monkeypatch.setattr(store.results, "WATERMARK_MARGIN_S", 0)
+    t0 = datetime.fromisoformat("2025-01-01T00:00:00+08:00")
+
+    def csv(k0, k1):  # grid 40 kWh, PV 10 kWh per quarter hour (PV used on site), battery idle
+        rows = []
+        for k in range(k0, k1):
+            t = t0 + timedelta(minutes=15 * k)
+            rows += [(P + "grid.energy_import", t, 40_000 * k), (P + "pv.energy_export", t, 10_000 * k),
+                     (P + "grid.energy_export", t, 0), (P + "battery.energy_import", t, 0),
+                     (P + "battery.energy_export", t, 0)]
+        return "point,ts,value\n" + "".join(f"{p},{t.isoformat()},{v}\n" for p, t, v in rows)
+
+    import_csv(env, csv(0, 96 + 25))  # 2025-01-01 00:00 .. 2025-01-02 06:00 local
+    url = db_url
+    rollup(url)
+    with psycopg.connect(url) as conn:
+        (e,) = enterprises(conn, "jj-shoes")
+    fm.enterprise_pass(url, e, t0 + timedelta(hours=30))
+    with psycopg.connect(url) as conn:
+        (through,) = conn.execute("SELECT through FROM metrics_prefix WHERE year = 2025").fetchone()
+    assert through == t0 + timedelta(days=1)
+    import_csv(env, csv(96 + 25, 96 + 33))  # two more hours of readings
+    rollup(url)
+    starts = []
+    real = fm.load_enterprise_period
+    monkeypatch.setattr(fm, "load_enterprise_period", lambda conn, code, start, end, **kw: (
+        starts.append(start), real(conn, code, start, end, **kw))[1])
+    as_of2 = t0 + timedelta(hours=32)
+    fm.enterprise_pass(url, e, as_of2)
+    assert starts[-1] == through  # 2025: only the day after the carried ones was read (starts[0]: 2024)
+    rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", as_of2.isoformat())
+    stored = stored_share(url, "jj-shoes", 2025)
+    assert_share_agrees(rep, stored)  # inputs_sha256 included
+    # 128 quarter hours of 50 kWh, 10 kWh of it PV: 20 %, below 30 %
+    assert rep["energy_wh"]["consumption"] == 50_000 * 128 and rep["status"] == "does_not_qualify"
