@@ -132,9 +132,15 @@ def to_dict(obj) -> dict:
     return json.loads(json.dumps(obj, cls=JSONEncoder))
 
 
+# which organizations get a dashboard: a park organization the Plant and Park dashboards, the bureau
+# organization all three (its reader sees every park). One directory per set, one provider each.
+FOLDERS = {"plant": "park", "park": "park", "bureau": "bureau"}
+
+
 def build_all() -> dict[str, dict]:
-    """``{"plant.zh.json": {...}, ...}``: the six dashboards as Grafana JSON."""
-    return {f"{name}.{lang}.json": to_dict(build_dashboard(name, lang)) for name in DASHBOARDS for lang in LANGS}
+    """``{"park/plant.zh.json": {...}, ...}``: the six dashboards as Grafana JSON, by path under OUT_DIR."""
+    return {f"{FOLDERS[name]}/{name}.{lang}.json": to_dict(build_dashboard(name, lang))
+            for name in DASHBOARDS for lang in LANGS}
 
 
 def render(model: dict) -> str:
@@ -146,6 +152,7 @@ def write_all(out_dir: Path = OUT_DIR) -> list[Path]:
     written = []
     for fname, model in build_all().items():
         path = out_dir / fname
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(model), encoding="utf-8")
         written.append(path)
     return written
