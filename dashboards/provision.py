@@ -81,9 +81,9 @@ def organizations(conn: psycopg.Connection, *, create_missing: bool = False) -> 
     """The organizations the database's tenants call for: the bureau (id 1) and each park that has
     a park reader (ids 2, 3, … in park id order). A park without a reader is an error naming the
     command that makes one, unless ``create_missing``, which makes it (and a bureau reader)."""
-    from store.tenancy import add_reader, list_readers
+    from store.tenancy import add_reader
 
-    readers = [r for r in list_readers(conn) if not r.can_write]
+    readers = [r for r in _readers(conn) if not r.can_write]
     parks = conn.execute("SELECT code, name FROM park ORDER BY park_id").fetchall()
     by_park = {}
     for r in readers:
@@ -106,6 +106,21 @@ def organizations(conn: psycopg.Connection, *, create_missing: bool = False) -> 
         r = by_park[code]
         orgs.append(Org(code, f"{name} ({code})", i + 2, r.name, ("park",), r.password))
     return orgs
+
+
+def _readers(conn: psycopg.Connection):
+    """The tenancy's readers (store.tenancy.list_readers' rows). Read here because list_readers on
+    branch tenancy 7611ce8 fails: its ``LEFT JOIN park p USING (park_id)`` is ambiguous after
+    joining enterprise (both carry park_id)."""
+    from store.tenancy import Reader
+
+    rows = conn.execute(
+        """SELECT t.role_name, t.kind, coalesce(e.code, p.code), t.can_write
+           FROM tenant_scope t LEFT JOIN enterprise e ON e.enterprise_id = t.enterprise_id
+           LEFT JOIN park p ON p.park_id = t.park_id
+           JOIN pg_roles r ON r.rolname = t.role_name
+           ORDER BY t.kind, 3 NULLS FIRST, t.role_name""").fetchall()
+    return [Reader(n, k, c, w) for n, k, c, w in rows]
 
 
 def _yaml() -> YAML:

@@ -235,6 +235,7 @@ import greengauge.cli_policy  # noqa: E402,F401  registers facts, policies, prod
 from greengauge.cli_accounting import green_share_app, import_app, ledger_app, meter_app  # noqa: E402
 from greengauge.cli_devices import app as devices_app  # noqa: E402
 from greengauge.cli_flows import app as flows_app  # noqa: E402
+from greengauge.cli_dashboards import app as dashboards_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
 app.add_typer(ledger_app, name="ledger")
@@ -242,6 +243,7 @@ app.add_typer(meter_app, name="meter")
 report_app.add_typer(green_share_app, name="green-share")
 app.add_typer(devices_app, name="devices")
 app.add_typer(flows_app, name="flows")
+app.add_typer(dashboards_app, name="dashboards")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
