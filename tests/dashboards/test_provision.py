@@ -192,3 +192,14 @@ def test_push_command_reports_an_unreachable_grafana(tmp_path, orgs):
     res = CliRunner().invoke(app, ["dashboards", "push", "--url", "http://127.0.0.1:9", "--token-file", str(cred),
                                    "--provisioning", str(tmp_path)])
     assert res.exit_code != 0
+
+
+def test_compose_gives_grafana_the_dashboards_and_no_owner_credentials():
+    from ruamel.yaml import YAML
+
+    root = Path(__file__).resolve().parents[2]
+    g = YAML(typ="safe").load((root / "docker-compose.yml").read_text())["services"]["grafana"]
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards/greengauge:ro" in g["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in g["volumes"]
+    assert not any("POSTGRES_PASSWORD" in str(v) for v in g["environment"].values())
+    assert not (root / "deploy/grafana/provisioning/datasources/greengauge.yaml").exists()  # the owner datasource
