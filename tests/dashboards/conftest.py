@@ -15,10 +15,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from collectors.readings import Reading
+from model.readings import Reading
 from collectors.simulator import Plant
 from greengauge.demo import DEMO_SITE
-from greengauge.site import load_site
+from model.site import load_site
 from metrics.periods import local_bounds
 from store.db import create_database, drop_database, with_database
 from store.ingest import write_readings

@@ -82,7 +82,7 @@ def test_bad_contact_point():
 
 def test_provision_command(plant_db, tmp_path, monkeypatch):
     monkeypatch.setenv("GREENGAUGE_DATABASE_URL", plant_db.url)
-    from greengauge.settings import get_settings
+    from model.settings import get_settings
     get_settings.cache_clear() if hasattr(get_settings, "cache_clear") else None
     res = CliRunner().invoke(app, ["dashboards", "provision", "--out", str(tmp_path), "--gap-minutes", "20"])
     assert res.exit_code == 0, res.output
