@@ -14,10 +14,11 @@ Grafana's file provisioning cannot create organizations: ``greengauge dashboards
 them by name through the HTTP API (the bureau is the Main Org., id 1; parks follow in park id
 order), and refuses to go on if Grafana gave an organization another id than these files carry.
 
-Passwords never enter these files: each datasource reads ``$GG_READER_PASSWORD_<ORG>`` from
-Grafana's environment. A reader created here (``create_missing``) has its password written once
-to ``grafana-readers.env`` (mode 0600) beside the files; an existing reader's password was shown
-once by ``greengauge tenants add-reader``.
+Passwords never enter these files: each datasource reads its reader's password from a file,
+``$__file{/etc/grafana/provisioning/secrets/<org>}`` (Grafana expands ``$__file{}`` in
+provisioning), i.e. ``secrets/<org>`` beside these files, mode 0600 and git-ignored. A reader
+created here (``create_missing``) has its password written there; for an existing reader, put the
+password ``greengauge tenants add-reader`` showed once into that file.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dashboards import alerts
 from dashboards.query import DATASOURCE_TYPE, DATASOURCE_UID
 
 DASHBOARDS_PATH = "/var/lib/grafana/dashboards/greengauge"  # where docker-compose mounts deploy/grafana/dashboards
+GRAFANA_PROVISIONING = "/etc/grafana/provisioning"  # where docker-compose mounts the provisioning directory
 FOLDER = "GreenGauge"
 
 
@@ -51,8 +53,9 @@ class Org:
     password: str | None = field(default=None, repr=False)  # only for a reader created now
 
     @property
-    def password_env(self) -> str:
-        return "GG_READER_PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", self.key.upper())
+    def password_file(self) -> str:
+        """The reader's password file, relative to the provisioning directory."""
+        return "secrets/" + re.sub(r"[^a-z0-9_.-]", "_", self.key.lower())
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def datasource_file(org: Org, db_host: str, db_name: str) -> dict:
         "access": "proxy", "url": db_host, "user": org.reader, "isDefault": True, "editable": False,
         "jsonData": {"database": db_name, "sslmode": "disable", "postgresVersion": 1500, "timescaledb": False,
                      "maxOpenConns": 10, "timeInterval": "1m"},
-        "secureJsonData": {"password": "$" + org.password_env},
+        "secureJsonData": {"password": "$__file{" + f"{GRAFANA_PROVISIONING}/{org.password_file}" + "}"},
     }]}
 
 
@@ -161,7 +164,7 @@ def alerting_file(org: Org, contact: ContactPoint, gap_minutes: int) -> dict:
 
 def manifest(orgs: list[Org]) -> dict:
     return {"organizations": [{"id": o.org_id, "key": o.key, "name": o.name, "reader": o.reader,
-                               "password_env": o.password_env, "dashboards": list(o.dashboard_sets)} for o in orgs]}
+                               "password_file": o.password_file, "dashboards": list(o.dashboard_sets)} for o in orgs]}
 
 
 def write(out: Path, orgs: list[Org], *, db_host: str = "db:5432", db_name: str = "greengauge",
@@ -182,15 +185,20 @@ def write(out: Path, orgs: list[Org], *, db_host: str = "db:5432", db_name: str 
             y.dump(data, f)
         tmp.replace(path)
         written.append(path)
-    secrets = {o.password_env: o.password for o in orgs if o.password}
-    if secrets:
-        env = out / "grafana-readers.env"
-        fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            for k, v in secrets.items():
-                f.write(f"{k}={v}\n")
-        written.append(env)
+    for o in orgs:
+        if o.password:  # a reader created now: its password, once, readable by the owner only
+            path = out / o.password_file
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(o.password + "\n")
+            written.append(path)
     return written
+
+
+def missing_passwords(out: Path, orgs: list[Org]) -> list[Path]:
+    """The password files Grafana will need that are not there yet."""
+    return [out / o.password_file for o in orgs if not (out / o.password_file).is_file()]
 
 
 def load(out: Path) -> dict:

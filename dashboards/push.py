@@ -12,7 +12,6 @@ that can create organizations and act in each), or an API token for a single-org
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,13 +30,17 @@ class PushResult:
     updated: list[str] = field(default_factory=list)
 
 
-def read_credential(path: Path) -> str | tuple[str, str]:
+def read_credential(path: Path, user: str | None = None) -> str | tuple[str, str]:
+    """``user:password`` or a token from ``path``; with ``user``, the file holds that user's password
+    (e.g. docker-compose's secrets/grafana_admin_password)."""
     try:
         text = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ProvisionError(f"{path}: cannot read the Grafana credential ({exc.strerror})") from None
     if not text:
         raise ProvisionError(f"{path}: empty; put user:password of a Grafana admin or an API token in it")
+    if user:
+        return user, text
     if ":" in text and not text.startswith("glsa_"):
         user, _, password = text.partition(":")
         return user, password
@@ -56,23 +59,10 @@ def _missing(exc: GrafanaClientError) -> bool:
     return exc.status_code == 404
 
 
-def read_env_file(path: Path | None) -> dict[str, str]:
-    if path is None:
-        return {}
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            k, _, v = line.partition("=")
-            out[k.strip()] = v.strip()
-    return out
-
-
-def push(url: str, credential, provisioning: Path, dashboards_dir: Path, *,
-         secrets_file: Path | None = None) -> PushResult:
+def push(url: str, credential, provisioning: Path, dashboards_dir: Path) -> PushResult:
     files = load(provisioning)
     if "organizations.yaml" not in files:
         raise ProvisionError(f"{provisioning}: no organizations.yaml; run `greengauge dashboards provision` first")
-    secrets = {**read_env_file(secrets_file), **os.environ}
     res = PushResult()
     admin = _api(url, credential)
     existing = {o["name"]: o["id"] for o in admin.organizations.list_organization()}
@@ -93,7 +83,7 @@ def push(url: str, credential, provisioning: Path, dashboards_dir: Path, *,
             raise ProvisionError(f"organization {name!r} has id {existing[name]} in Grafana, {oid} in the files")
         res.organizations.append(name)
         api = _api(url, credential, oid)
-        _datasource(api, files[f"datasources/greengauge-{key}.yaml"]["datasources"][0], org, secrets, res)
+        _datasource(api, files[f"datasources/greengauge-{key}.yaml"]["datasources"][0], org, provisioning, res)
         _folder(api, res)
         for s in org["dashboards"]:
             for path in sorted((dashboards_dir / s).glob("*.json")):
@@ -105,13 +95,15 @@ def push(url: str, credential, provisioning: Path, dashboards_dir: Path, *,
     return res
 
 
-def _datasource(api: GrafanaApi, ds: dict, org: dict, secrets: dict[str, str], res: PushResult) -> None:
-    env = org["password_env"]
-    if env not in secrets:
-        raise ProvisionError(f"organization {org['name']}: the reader's password is not in ${env} (set it, or give "
-                             "--secrets-file with the grafana-readers.env that provision wrote)")
+def _datasource(api: GrafanaApi, ds: dict, org: dict, provisioning: Path, res: PushResult) -> None:
+    pw = provisioning / org["password_file"]
+    try:
+        password = pw.read_text(encoding="utf-8").strip()
+    except OSError:
+        raise ProvisionError(f"organization {org['name']}: no password file {pw} for reader {org['reader']} (put the "
+                             "password `tenants add-reader` showed into it, or provision with --create-readers)") from None
     body = {k: v for k, v in ds.items() if k not in ("orgId", "editable")}
-    body["secureJsonData"] = {"password": secrets[env]}
+    body["secureJsonData"] = {"password": password}  # the API takes the value, not Grafana's $__file{}
     try:
         api.datasource.get_datasource_by_uid(ds["uid"])
     except GrafanaClientError as exc:

@@ -33,10 +33,10 @@ def provision(
     db_host: str = typer.Option("db:5432", help="host:port of PostgreSQL as Grafana reaches it"),
     db_name: str = typer.Option("greengauge", help="database name as Grafana reaches it"),
     create_readers: bool = typer.Option(False, help="create the missing park/bureau reader roles "
-                                                    "(their passwords go to OUT/grafana-readers.env)"),
+                                                    "(their passwords go to OUT/secrets/, mode 0600)"),
 ) -> None:
     """Write one Grafana organization per park and one for the bureau, each with a datasource on its reader role."""
-    from dashboards.provision import ContactPoint, ProvisionError, organizations, write
+    from dashboards.provision import ContactPoint, ProvisionError, missing_passwords, organizations, write
 
     try:
         cp = ContactPoint.parse(contact)
@@ -46,18 +46,20 @@ def provision(
     except ProvisionError as exc:
         fail(str(exc))
     for o in orgs:
-        console.print(f"organization {o.org_id} {o.name}: reader {o.reader}, password from ${o.password_env}")
+        console.print(f"organization {o.org_id} {o.name}: reader {o.reader}, password file {out / o.password_file}")
     for p in paths:
         console.print(f"wrote {p}")
+    for p in missing_passwords(out, orgs):
+        console.print(f"[yellow]put the reader's password into {p}[/yellow] (shown once by `tenants add-reader`)")
 
 
 @app.command("push")
 def push_cmd(
     url: str = typer.Option(..., help="Grafana base URL, e.g. http://localhost:3000"),
     token_file: Path = typer.Option(..., help="file holding user:password of a Grafana admin, or an API token"),
+    user: Optional[str] = typer.Option(None, help="Grafana user whose password is the token file's content"),
     provisioning: Path = typer.Option(DEFAULT_PROVISIONING, help="what `dashboards provision` wrote"),
     dashboards_dir: Optional[Path] = typer.Option(None, help="[default: deploy/grafana/dashboards]"),
-    secrets_file: Optional[Path] = typer.Option(None, help="KEY=VALUE file with the readers' passwords"),
 ) -> None:
     """Create the organizations and send datasources, dashboards and alert rules to a running Grafana."""
     from grafana_client.client import GrafanaException
@@ -67,7 +69,7 @@ def push_cmd(
     from dashboards.push import push, read_credential
 
     try:
-        res = push(url, read_credential(token_file), provisioning, dashboards_dir or OUT_DIR, secrets_file=secrets_file)
+        res = push(url, read_credential(token_file, user), provisioning, dashboards_dir or OUT_DIR)
     except ProvisionError as exc:
         fail(str(exc))
     except GrafanaException as exc:

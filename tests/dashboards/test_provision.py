@@ -44,7 +44,8 @@ def test_files_parse_and_name_only_provisioned_datasources(tmp_path, orgs):
     for o in orgs:
         (ds,) = files[f"datasources/greengauge-{o.key}.yaml"]["datasources"]
         assert ds["user"] == o.reader and ds["orgId"] == o.org_id
-        assert ds["secureJsonData"]["password"] == "$" + o.password_env  # no secret in the file
+        # no secret in the file: Grafana reads it from the password file beside it
+        assert ds["secureJsonData"]["password"] == f"$__file{{/etc/grafana/provisioning/{o.password_file}}}"
         provisioned[o.org_id] = {ds["uid"]}
         providers = files[f"dashboards/greengauge-{o.key}.yaml"]["providers"]
         assert [p["options"]["path"].rsplit("/", 1)[1] for p in providers] == list(o.dashboard_sets)
@@ -152,11 +153,12 @@ def grafana():
 def test_push_creates_organizations_and_sends_everything_into_each(tmp_path, orgs, grafana):
     url, rec = grafana
     write(tmp_path, orgs)
-    secrets = tmp_path / "secrets.env"
-    secrets.write_text("".join(f"{o.password_env}=pw-{o.key}\n" for o in orgs))
+    for o in orgs:
+        (tmp_path / o.password_file).parent.mkdir(exist_ok=True)
+        (tmp_path / o.password_file).write_text(f"pw-{o.key}\n")
     cred = tmp_path / "grafana-admin"
     cred.write_text("admin:s3cret\n")
-    res = push(url, read_credential(cred), tmp_path, OUT_DIR, secrets_file=secrets)
+    res = push(url, read_credential(cred), tmp_path, OUT_DIR)
     assert res.organizations == [o.name for o in orgs]
     reqs = rec.requests
     assert all(r["auth"].startswith("Basic ") for r in reqs)
@@ -176,13 +178,44 @@ def test_push_creates_organizations_and_sends_everything_into_each(tmp_path, org
         assert any(r["path"] == "/api/folders" and r["body"]["uid"] == "greengauge" for r in mine)
 
 
-def test_push_refuses_without_the_readers_passwords(tmp_path, orgs, grafana, monkeypatch):
+def test_push_refuses_without_the_readers_passwords(tmp_path, orgs, grafana):
     url, _ = grafana
     write(tmp_path, orgs)
-    for o in orgs:
-        monkeypatch.delenv(o.password_env, raising=False)
-    with pytest.raises(ProvisionError, match="password is not in \\$GG_READER_PASSWORD_BUREAU"):
+    with pytest.raises(ProvisionError, match="no password file .*secrets/bureau"):
         push(url, "token", tmp_path, OUT_DIR)
+
+
+def test_created_readers_passwords_are_files_only_the_owner_reads(plant_db, tmp_path):
+    """--create-readers: a park without a reader gets one; its password lands in secrets/, mode 0600."""
+    with psycopg.connect(plant_db.url) as conn:
+        conn.execute("INSERT INTO park (code, name) VALUES ('new-park', '新园区')")
+        conn.commit()
+        try:
+            orgs = organizations(conn, create_missing=True)
+            new = next(o for o in orgs if o.key == "new-park")
+            assert new.password and all(o.password is None for o in orgs if o.key != "new-park")
+            write(tmp_path, orgs)
+            f = tmp_path / new.password_file
+            assert f.read_text().strip() == new.password and (f.stat().st_mode & 0o777) == 0o600
+            assert new.password not in "".join(p.read_text() for p in tmp_path.rglob("*.yaml"))
+        finally:
+            from store.tenancy import revoke_reader
+            revoke_reader(conn, new.reader)
+            conn.execute("DELETE FROM park WHERE code = 'new-park'")
+            conn.commit()
+
+
+def test_credential_file_forms(tmp_path):
+    f = tmp_path / "c"
+    f.write_text("admin:pa:ss\n")
+    assert read_credential(f) == ("admin", "pa:ss")
+    f.write_text("glsa_token_x")
+    assert read_credential(f) == "glsa_token_x"
+    f.write_text("only-the-password\n")
+    assert read_credential(f, "admin") == ("admin", "only-the-password")
+    f.write_text("")
+    with pytest.raises(ProvisionError, match="empty"):
+        read_credential(f)
 
 
 def test_push_command_reports_an_unreachable_grafana(tmp_path, orgs):
@@ -191,7 +224,7 @@ def test_push_command_reports_an_unreachable_grafana(tmp_path, orgs):
     cred.write_text("glsa_abc")
     res = CliRunner().invoke(app, ["dashboards", "push", "--url", "http://127.0.0.1:9", "--token-file", str(cred),
                                    "--provisioning", str(tmp_path)])
-    assert res.exit_code != 0
+    assert res.exit_code == 2 and "cannot reach Grafana" in res.output, res.output
 
 
 def test_compose_gives_grafana_the_dashboards_and_no_owner_credentials():
