@@ -14,7 +14,7 @@ from grafana_foundation_sdk.builders import bargauge, common as common_b, dashbo
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common, dashboard
 
-from dashboards.panels import DASHBOARDS, Panel, Text
+from dashboards.panels import COLUMN_TITLES, DASHBOARDS, STATUS_WORDS, UNTITLED, Panel, Text
 from dashboards.query import SqlQueryBuilder, datasource_ref
 
 LANGS = ("zh", "en")
@@ -79,12 +79,31 @@ def variables(name: str, lang: str) -> list:
     return out
 
 
+def status_mappings(lang: str) -> list[dict]:
+    return [{"type": "value", "options": {value: {"text": text(lang), "color": color, "index": i}
+                                          for i, (value, (text, color)) in enumerate(STATUS_WORDS.items())}}]
+
+
 def _overrides(builder, panel: Panel, lang: str):
-    for col, unit in panel.column_units.items():
-        builder = builder.override_by_name(col, [dashboard.DynamicConfigValue(id_val="unit", value=unit)])
-    for col, (title, url) in panel.links.items():
-        builder = builder.override_by_name(col, [dashboard.DynamicConfigValue(
-            id_val="links", value=[{"title": title(lang), "url": url, "targetBlank": True}])])
+    per_column: dict[str, list] = {}
+    for col in panel.columns:
+        props = []
+        if col in COLUMN_TITLES and not (col == "load_w" and "metric" in panel.columns):  # series keep their names
+            props.append(dashboard.DynamicConfigValue(id_val="displayName", value=COLUMN_TITLES[col](lang)))
+        if col in panel.column_units:
+            props.append(dashboard.DynamicConfigValue(id_val="unit", value=panel.column_units[col]))
+        if col == "status":
+            props.append(dashboard.DynamicConfigValue(id_val="mappings", value=status_mappings(lang)))
+            if panel.kind == "table":
+                props.append(dashboard.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"}))
+        if col in panel.links:
+            title, url = panel.links[col]
+            props.append(dashboard.DynamicConfigValue(
+                id_val="links", value=[{"title": title(lang), "url": url, "targetBlank": True}]))
+        if props:
+            per_column[col] = props
+    for col, props in per_column.items():
+        builder = builder.override_by_name(col, props)
     return builder
 
 
@@ -100,9 +119,10 @@ def panel_builder(panel: Panel, lang: str):
         b = b.thresholds_style(common_b.GraphThresholdsStyleConfig().mode(
             common.GraphThresholdsStyleMode.LINE if panel.thresholds else common.GraphThresholdsStyleMode.OFF))
     elif panel.kind in ("stat", "gauge", "bargauge"):
+        fields = f"/^{panel.value_column}$/" if panel.value_column else ""
         b = b.reduce_options(common_b.ReduceDataOptions().values(panel.format == "table"
                                                                    and panel.kind == "bargauge")
-                             .calcs(["lastNotNull"]).fields(""))
+                             .calcs(["lastNotNull"]).fields(fields))
         if panel.kind == "gauge":
             b = b.min(0).max(1).show_threshold_markers(True).show_threshold_labels(True)
         if panel.kind == "bargauge":

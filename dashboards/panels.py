@@ -53,6 +53,7 @@ class Panel:
     h: int = 8
     links: dict[str, tuple[Text, str]] = field(default_factory=dict)  # column -> (title, URL) data link
     enterprise_column: str | None = "enterprise"  # the column naming the enterprise of each row, if any
+    value_column: str | None = None  # a bar gauge's bars: this column of each row (the others are its name)
 
 
 SHARE_STEPS = ((None, RED), (GREEN_SHARE_LINE, GREEN))
@@ -302,7 +303,7 @@ WHERE g.year = '$year'::int
 ORDER BY g.share DESC NULLS LAST, e.code""",
         "table", "percentunit", ("enterprise", "name", "share", "status"), ("green_share_ytd",),
         column_units={"enterprise": STATUS_UNIT, "name": STATUS_UNIT, "status": STATUS_UNIT},
-        thresholds=SHARE_STEPS, w=12, h=9),
+        thresholds=SHARE_STEPS, w=12, h=9, value_column="share"),
     Panel(
         "park_stale_devices", "table",
         Text("停更设备", "Stale devices"),
@@ -329,27 +330,39 @@ FROM reader.green_share_ytd g JOIN e USING (enterprise_id)
 WHERE g.year = '$year'::int
 ORDER BY g.completeness, e.code""",
         "table", "percentunit", ("enterprise", "completeness"), ("green_share_ytd",),
-        column_units={"enterprise": STATUS_UNIT}, thresholds=COMPLETENESS_STEPS, w=12, h=8),
+        column_units={"enterprise": STATUS_UNIT}, thresholds=COMPLETENESS_STEPS, w=12, h=8,
+        value_column="completeness"),
     Panel(
         "park_intensity", "bargauge",
         Text("能耗强度排名（万元产值综合能耗）", "Energy intensity ranking (kgce per 10,000 yuan)"),
-        Text("晋政规〔2024〕2号 §四(五)：本年至今折标煤（carbon_ytd，GB/T 2589-2020 当量值）除以登记的工业总产值（万元），由低到高。",
-             "晋政规〔2024〕2号 §四(五): the year's standard coal (carbon_ytd, GB/T 2589-2020 equivalent value) "
-             "over the recorded gross output value in 10,000 yuan, lowest first."),
+        Text("晋政规〔2024〕2号 §四(五) 分行业排名：本年至今综合能耗折标煤（carbon_ytd：外购电力当量值与计量燃料，"
+             "GB/T 2589-2020）除以年内登记的工业总产值（万元），由低到高；缺产值则不排名。",
+             "晋政规〔2024〕2号 §四(五), ranked within each industry: the year's comprehensive energy in standard coal "
+             "(carbon_ytd: purchased electricity at equivalent value plus metered fuels, GB/T 2589-2020) over the "
+             "gross output value recorded within the year, per 10,000 yuan, lowest first; no output value, no rank."),
         f"""WITH e AS ({PARK_ENTERPRISES}),
-o AS (SELECT pr.enterprise_id, sum(pr.output_value_yuan) AS output_value_yuan
+o AS (SELECT pr.enterprise_id, sum(pr.output_value_yuan) AS output_value_yuan,
+             count(*) FILTER (WHERE pr.output_value_yuan IS NULL) AS rows_without_output_value
       FROM reader.production pr JOIN e USING (enterprise_id)
-      WHERE extract(year FROM pr.period_start) = '$year'::int AND pr.output_value_yuan > 0
-      GROUP BY pr.enterprise_id)
-SELECT e.code AS enterprise, c.coal_equivalent_kgce, o.output_value_yuan,
-       c.coal_equivalent_kgce / (o.output_value_yuan / 10000) AS kgce_per_10k_yuan
-FROM reader.carbon_ytd c JOIN e USING (enterprise_id) LEFT JOIN o USING (enterprise_id)
-WHERE c.year = '$year'::int
-ORDER BY kgce_per_10k_yuan NULLS LAST, e.code""",
-        "table", "suffix: kgce/万元", ("enterprise", "coal_equivalent_kgce", "output_value_yuan", "kgce_per_10k_yuan"),
-        ("carbon_ytd", "production"),
-        column_units={"enterprise": STATUS_UNIT, "coal_equivalent_kgce": "suffix: kgce",
-                      "output_value_yuan": "currencyCNY"}, w=12, h=8),
+      WHERE extract(year FROM pr.period_start) = '$year'::int AND extract(year FROM pr.period_end) = '$year'::int
+      GROUP BY pr.enterprise_id),
+i AS (SELECT e.code AS enterprise, coalesce(x.industry, '') AS industry, c.coal_equivalent_kgce, o.output_value_yuan,
+             o.rows_without_output_value,
+             c.coal_equivalent_kgce * 10000 / nullif(o.output_value_yuan, 0) AS kgce_per_10k_yuan
+      FROM reader.carbon_ytd c JOIN e USING (enterprise_id) JOIN reader.enterprise x USING (enterprise_id)
+      LEFT JOIN o USING (enterprise_id)
+      WHERE c.year = '$year'::int)
+SELECT enterprise, industry, coal_equivalent_kgce, output_value_yuan, rows_without_output_value, kgce_per_10k_yuan,
+       CASE WHEN kgce_per_10k_yuan IS NOT NULL
+            THEN rank() OVER (PARTITION BY industry, kgce_per_10k_yuan IS NULL ORDER BY kgce_per_10k_yuan) END
+            AS rank_in_industry
+FROM i ORDER BY industry, kgce_per_10k_yuan NULLS LAST, enterprise""",
+        "table", "suffix: kgce/万元", ("enterprise", "industry", "coal_equivalent_kgce", "output_value_yuan",
+                                      "rows_without_output_value", "kgce_per_10k_yuan", "rank_in_industry"),
+        ("carbon_ytd", "production", "enterprise"),
+        column_units={"enterprise": STATUS_UNIT, "industry": STATUS_UNIT, "coal_equivalent_kgce": "suffix: kgce",
+                      "output_value_yuan": "currencyCNY", "rows_without_output_value": "none",
+                      "rank_in_industry": "none"}, w=12, h=8, value_column="kgce_per_10k_yuan"),
     Panel(
         "park_totals", "stat",
         Text("园区合计", "Park totals"),
@@ -431,7 +444,55 @@ FROM reader.green_share_ytd g JOIN e USING (enterprise_id)
 WHERE g.year = '$year'::int
 ORDER BY g.completeness, e.code""",
         "table", "percentunit", ("enterprise", "completeness"), ("green_share_ytd",),
-        column_units={"enterprise": STATUS_UNIT}, thresholds=COMPLETENESS_STEPS, w=24, h=8),
+        column_units={"enterprise": STATUS_UNIT}, thresholds=COMPLETENESS_STEPS, w=24, h=8,
+        value_column="completeness"),
 ]
 
 DASHBOARDS = {"plant": PLANT, "park": PARK, "bureau": BUREAU}
+
+# -- column headers and status words, in both languages ------------------------------------------
+
+def _t(zh: str, en: str) -> Text:
+    return Text(zh, en)
+
+
+COLUMN_TITLES: dict[str, Text] = {
+    "grid_w": _t("电网", "Grid"), "pv_w": _t("光伏", "PV"), "battery_w": _t("储能", "Battery"), "load_w": _t("负荷", "Load"),
+    "consumption_wh": _t("用电量", "Consumption"), "import_wh": _t("购电", "Grid import"),
+    "export_wh": _t("上网电量", "Grid export"), "pv_wh": _t("光伏发电", "PV generation"),
+    "pv_self_consumed_wh": _t("光伏自用", "PV self-consumed"), "charge_wh": _t("储能充电", "Battery charge"),
+    "discharge_wh": _t("储能放电", "Battery discharge"), "green_wh": _t("绿电", "Green"),
+    "share": _t("绿电占比", "Green share"), "projected_share": _t("年末预测", "Year-end projection"),
+    "missing_wh": _t("尚缺绿电", "Green still missing"), "certificates_to_buy": _t("需购绿证（张）", "Certificates to buy"),
+    "gap_year_end_wh": _t("按预测年末尚缺", "Missing by year end"), "status": _t("状态", "Status"),
+    "completeness": _t("完整度", "Completeness"), "onsite_green_wh": _t("厂内绿电", "On-site green"),
+    "trade_wh": _t("绿电交易", "Green-power trades"), "certificate_wh": _t("绿证", "Certificates"),
+    "data_through": _t("数据截至", "Data through"), "document": _t("文件", "Document"), "clause": _t("条款", "Clause"),
+    "recycling_wh": _t("回收线电量", "Recycling line energy"), "amount_yuan": _t("金额", "Amount"),
+    "subject": _t("对象", "Subject"), "reasons": _t("原因", "Reasons"), "rule": _t("规则", "Rule"),
+    "version": _t("版本", "Version"), "reason": _t("本版本原因", "Why this version"), "decided_at": _t("判定时间", "Decided at"),
+    "device": _t("设备", "Device"), "since": _t("起始", "Since"), "last_success": _t("最后成功", "Last success"),
+    "consecutive_failures": _t("连续失败", "Failures in a row"), "latency_ms": _t("延迟", "Latency"),
+    "last_error": _t("最后错误", "Last error"), "stale_since": _t("停更自", "Stale since"), "kind": _t("类型", "Kind"),
+    "point": _t("计量点", "Point"), "detail": _t("详情", "Detail"), "enterprise": _t("企业", "Enterprise"),
+    "name": _t("名称", "Name"), "industry": _t("行业", "Industry"),
+    "coal_equivalent_kgce": _t("综合能耗（折标煤）", "Energy (standard coal)"),
+    "output_value_yuan": _t("工业总产值", "Gross output value"),
+    "rows_without_output_value": _t("缺产值记录", "Rows without output value"),
+    "kgce_per_10k_yuan": _t("万元产值综合能耗", "kgce per 10,000 yuan"), "rank_in_industry": _t("行业内排名", "Rank in industry"),
+    "enterprises": _t("企业数", "Enterprises"), "grid_import_wh": _t("购电", "Grid import"),
+    "green_share": _t("园区绿电占比", "Park green share"), "co2_kg": _t("碳排放（位置法）", "CO2 (location-based)"),
+    "park": _t("园区", "Park"), "year": _t("年度", "Year"), "co2_location_kg": _t("碳排放（位置法）", "CO2 location-based"),
+    "co2_market_kg": _t("碳排放（市场法）", "CO2 market-based"), "statement": _t("签名报表", "Signed statements"),
+    "supersedes": _t("替代判定", "Supersedes"), "decision_id": _t("判定编号", "Decision id"),
+}
+UNTITLED = {"time", "metric"}  # Grafana's own: the time axis, and the series name of a metric column
+
+STATUS_WORDS: dict[str, tuple[Text, str]] = {  # value -> (shown as, colour)
+    "qualifies": (_t("符合", "qualifies"), GREEN),
+    "does_not_qualify": (_t("不符合", "does not qualify"), RED),
+    "unknown": (_t("无法判定", "unknown"), ORANGE),
+    "not_applicable": (_t("不适用", "not applicable"), "text"),
+    "ok": (_t("正常", "ok"), GREEN),
+    "away": (_t("离线", "away"), RED),
+}

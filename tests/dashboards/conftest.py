@@ -148,6 +148,20 @@ def fill_results(url: str, as_of: datetime) -> None:
     check(url, as_of)
 
 
+PRODUCTION_CSV = """record,enterprise,product,period_start,period_end,quantity,unit,output_value_yuan
+production,xm-textile,fabric,2025-01-01,2025-06-21,1200,t,2500000.00
+production,xm-textile,yarn,2025-06-01,2025-06-21,10,t,
+"""
+
+
+def add_production(conn: psycopg.Connection) -> None:
+    """The second enterprise's output value (the demo plant records none): one row without a value."""
+    from store.production import import_production, parse_production_csv
+
+    import_production(conn, parse_production_csv(PRODUCTION_CSV))
+    conn.commit()
+
+
 def add_health(conn: psycopg.Connection, as_of: datetime) -> None:
     """The collectors' view of the devices: every device answering, except each battery, away
     (what collectors/health.py upserts)."""
@@ -179,6 +193,7 @@ def plant_db(tmp_path_factory) -> Plantdb:
             upgrade(conn)
             write_site_day(conn, Path(DEMO_SITE), recycling_stops=timedelta(hours=2), pv_gap=(10, 11))
             write_site_day(conn, other_file, seed=11, recycling_stops=timedelta(hours=3))
+            add_production(conn)
         start, end = local_bounds("day", DAY, "Asia/Shanghai")
         as_of = end + AS_OF_DELAY
         fill_results(url, as_of)

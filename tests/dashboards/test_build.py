@@ -70,3 +70,26 @@ def test_only_live_power_reads_raw_readings():
     for spec in (p for ps in DASHBOARDS.values() for p in ps):
         if "reader.reading" in spec.sql:
             assert "active_power" in spec.sql and spec.unit == "watt", spec.key
+
+
+def test_every_column_has_a_title_in_both_languages_and_statuses_read_as_words():
+    from dashboards.panels import COLUMN_TITLES, UNTITLED
+
+    for spec in (p for ps in DASHBOARDS.values() for p in ps):
+        assert set(spec.columns) - UNTITLED <= set(COLUMN_TITLES), (spec.key, set(spec.columns) - set(COLUMN_TITLES))
+    zh = BUILT["park/plant.zh.json"]
+    table = next(p for p in zh["panels"] if p["title"].startswith("资格判定"))
+    props = {o["matcher"]["options"]: {x["id"]: x["value"] for x in o["properties"]}
+             for o in table["fieldConfig"]["overrides"]}
+    assert props["status"]["displayName"] == "状态"
+    assert props["status"]["mappings"][0]["options"]["does_not_qualify"] == {"text": "不符合", "color": "red", "index": 1}
+    assert props["decided_at"]["unit"] == "dateTimeAsIso"
+
+
+def test_bar_gauges_draw_one_bar_per_row_of_their_value_column():
+    for fname, model in BUILT.items():
+        for p, spec in zip(model["panels"], DASHBOARDS[fname.split("/")[1].split(".")[0]]):
+            if spec.kind == "bargauge":
+                assert spec.value_column in spec.columns
+                assert p["options"]["reduceOptions"] == {"values": True, "calcs": ["lastNotNull"],
+                                                         "fields": f"/^{spec.value_column}$/"}

@@ -217,7 +217,16 @@ def test_park_rankings_and_totals_are_its_enterprises_stored_years(plant_db):
         assert float(row[3]) == pytest.approx(green / consumption, rel=1e-12)  # numeric division, display only
     coal = owner(plant_db, "SELECT coal_equivalent_kgce FROM carbon_ytd WHERE enterprise_id = %s", e)[0][0]
     # no output value recorded for the demo plant: its intensity is unknown, not zero
-    assert panel_rows(plant_db, *by_key("park_intensity"))[1] == [(DEMO, coal, None, None)]
+    assert panel_rows(plant_db, *by_key("park_intensity"))[1] == [(DEMO, "footwear", coal, None, None, None, None)]
+
+
+def test_intensity_is_the_stored_coal_over_the_output_value_of_the_year(plant_db):
+    other_park, other = plant_db.other(DEMO_PARK)
+    coal = owner(plant_db, "SELECT coal_equivalent_kgce FROM carbon_ytd c JOIN enterprise e USING (enterprise_id) "
+                           "WHERE e.code = %s", other)[0][0]
+    (row,) = panel_rows(plant_db, *by_key("park_intensity"), park=other_park, enterprise=other)[1]
+    # 2 500 000 yuan of fabric; the yarn row has no output value and is counted as missing
+    assert row == (other, "textile", coal, 2500000, 1, coal * 10000 / 2500000, 1)
 
 
 def test_bureau_figures_and_decision_versions(plant_db):
