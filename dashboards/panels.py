@@ -19,6 +19,7 @@ month of the enterprise that contain the end of the dashboard's time range (``$_
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 GREEN_SHARE_LINE = 0.30  # R1: 晋政规〔2024〕2号 §三(一), 晋政規〔2025〕5號 §三(三); 30 % inclusive
@@ -385,35 +386,62 @@ HAVING count(*) > 0""",
 
 # -- Bureau --------------------------------------------------------------------------------------
 
-# The bureau API (issue 12) serves signed statements at /v1/statements/{id}. Until a statements
-# table exists for this SQL to join, each row links to the enterprise-year's statements:
-STATEMENT_URL = "${api_url}/v1/statements?enterprise=${__data.fields.enterprise}&year=${__data.fields.year}"
+# Links to the bureau API (issue 12). Every row links to the enterprise-year's verified figures,
+# GET /v1/enterprises/{code}/years/{year}, from which a signed statement is issued (POST
+# /v1/statements). When the schema has the API's `statement` table (its migration creates it; the
+# tenancy gives it a reader view by enterprise), the row also carries the newest statement's id,
+# linked to GET /v1/statements/{id}. Decided from the migrations when the dashboards are built, so
+# the committed JSON changes (and the test comparing it with a fresh build fails) the day the table
+# lands: run `greengauge dashboards build`.
+FIGURES_URL = "${api_url}/v1/enterprises/${__data.fields.enterprise}/years/${__data.fields.year}"
+STATEMENT_URL = "${api_url}/v1/statements/${__value.raw}"
 
-BUREAU = [
-    Panel(
+
+def has_statements() -> bool:
+    from store.migrate import migrations
+
+    return any(re.search(r"CREATE TABLE\s+statement\s*\(", m.path.read_text(encoding="utf-8"))
+               for m in migrations())
+
+
+HAS_STATEMENTS = has_statements()
+
+
+def bureau_yearly(with_statements: bool = HAS_STATEMENTS) -> Panel:
+    join = """
+LEFT JOIN LATERAL (SELECT st.statement_id::text AS statement FROM reader.statement st
+                   WHERE st.enterprise_id = g.enterprise_id AND st.year = g.year
+                   ORDER BY st.issued_at DESC LIMIT 1) st ON true""" if with_statements else ""
+    extra = ("statement",) if with_statements else ()
+    return Panel(
         "bureau_yearly", "table",
         Text("各企业年度核定数据", "Verified yearly figures per enterprise"),
-        Text("存储的年度结果：绿电（R1）、完整度、碳排放与折标煤，以及签名报表链接。",
-             "The stored year results: green share (R1), completeness, CO2 and standard coal, and a link to the "
-             "signed statements."),
+        Text("存储的年度结果：绿电（R1）、完整度、碳排放与折标煤；链接到 API 的年度数据与签名报表。",
+             "The stored year results: green share (R1), completeness, CO2 and standard coal; links to the API's "
+             "year figures and signed statement."),
         f"""WITH e AS ({BUREAU_ENTERPRISES})
 SELECT e.park, e.code AS enterprise, e.name, g.year, g.status, g.share, g.completeness, g.green_wh, g.consumption_wh,
        c.location_co2_kg AS co2_location_kg, c.market_co2_kg AS co2_market_kg, c.coal_equivalent_kgce,
-       g.data_through, 'statements' AS statement
+       g.data_through, 'API' AS figures{', st.statement' if with_statements else ''}
 FROM reader.green_share_ytd g JOIN e USING (enterprise_id)
-LEFT JOIN reader.carbon_ytd c ON c.enterprise_id = g.enterprise_id AND c.year = g.year
+LEFT JOIN reader.carbon_ytd c ON c.enterprise_id = g.enterprise_id AND c.year = g.year{join}
 WHERE g.year = '$year'::int
 ORDER BY e.park, e.code""",
         "table", "watth", ("park", "enterprise", "name", "year", "status", "share", "completeness", "green_wh",
                            "consumption_wh", "co2_location_kg", "co2_market_kg", "coal_equivalent_kgce",
-                           "data_through", "statement"),
-        ("green_share_ytd", "carbon_ytd"),
-        column_units={**{c: STATUS_UNIT for c in ("park", "enterprise", "name", "status", "statement")},
+                           "data_through", "figures") + extra,
+        ("green_share_ytd", "carbon_ytd") + extra,
+        column_units={**{c: STATUS_UNIT for c in ("park", "enterprise", "name", "status", "figures") + extra},
                       "year": "none", "share": "percentunit", "completeness": "percentunit",
                       "co2_location_kg": "masskg", "co2_market_kg": "masskg", "coal_equivalent_kgce": "suffix: kgce",
                       "data_through": "dateTimeAsIso"},
         thresholds=SHARE_STEPS, w=24, h=9,
-        links={"statement": (Text("签名报表", "Signed statements"), STATEMENT_URL)}),
+        links={"figures": (Text("API 年度核定数据", "Verified figures in the API"), FIGURES_URL),
+               **({"statement": (Text("签名报表", "Signed statement"), STATEMENT_URL)} if with_statements else {})})
+
+
+BUREAU = [
+    bureau_yearly(),
     Panel(
         "bureau_decisions", "table",
         Text("资格判定：版本与原因", "Eligibility decisions with versions and reasons"),
@@ -483,7 +511,8 @@ COLUMN_TITLES: dict[str, Text] = {
     "enterprises": _t("企业数", "Enterprises"), "grid_import_wh": _t("购电", "Grid import"),
     "green_share": _t("园区绿电占比", "Park green share"), "co2_kg": _t("碳排放（位置法）", "CO2 (location-based)"),
     "park": _t("园区", "Park"), "year": _t("年度", "Year"), "co2_location_kg": _t("碳排放（位置法）", "CO2 location-based"),
-    "co2_market_kg": _t("碳排放（市场法）", "CO2 market-based"), "statement": _t("签名报表", "Signed statements"),
+    "co2_market_kg": _t("碳排放（市场法）", "CO2 market-based"), "statement": _t("签名报表", "Signed statement"),
+    "figures": _t("核定数据", "Figures"),
     "supersedes": _t("替代判定", "Supersedes"), "decision_id": _t("判定编号", "Decision id"),
 }
 UNTITLED = {"time", "metric"}  # Grafana's own: the time axis, and the series name of a metric column

@@ -42,7 +42,6 @@ class Plantdb:
     codes: tuple[str, str]  # (demo enterprise, other enterprise)
     parks: tuple[str, str]
     readers: dict[str, str]  # organization (park code or "bureau") -> URL logging in as its reader role
-    scoped: bool  # True: real tenancy roles (store/tenancy.py); False: the temporary stand-in
 
     def other(self, park: str) -> tuple[str, str]:
         """(park, enterprise) of the other park."""
@@ -103,32 +102,15 @@ def write_site_day(conn: psycopg.Connection, site_file: Path, seed: int = 7, *, 
     conn.commit()
 
 
-def make_readers(conn: psycopg.Connection, url: str, parks: tuple[str, ...]) -> tuple[dict[str, str], bool]:
-    """A reader login per park and one for the bureau, as ``dashboards provision`` finds them.
+def make_readers(conn: psycopg.Connection, url: str, parks: tuple[str, ...]) -> dict[str, str]:
+    """A reader login per park and one for the bureau (store/tenancy.py), as `dashboards provision`
+    finds them: organization -> libpq URL logging in as that role."""
+    from store import tenancy
 
-    Until the tenancy migration exists (branch ``tenancy``), a stand-in schema ``reader`` of
-    pass-through views lets the panel SQL run as the owner; the tests that need scoping skip."""
-    try:
-        from store import tenancy
-    except ImportError:
-        tenancy = None
-    if tenancy is not None:
-        out = {p: tenancy.reader_url(url, tenancy.add_reader(conn, park=p)) for p in parks}
-        out["bureau"] = tenancy.reader_url(url, tenancy.add_reader(conn, bureau=True))
-        conn.commit()
-        return out, True
-    conn.execute("CREATE SCHEMA reader")
-    for t in STAND_IN_TABLES:
-        conn.execute(f"CREATE VIEW reader.{t} AS SELECT * FROM public.{t}")
+    out = {p: tenancy.reader_url(url, tenancy.add_reader(conn, park=p)) for p in parks}
+    out["bureau"] = tenancy.reader_url(url, tenancy.add_reader(conn, bureau=True))
     conn.commit()
-    return {**{p: url for p in parks}, "bureau": url}, False
-
-
-STAND_IN_TABLES = ("park", "enterprise", "site", "device", "point", "reading", "interval_energy", "energy_hourly",
-                   "energy_daily", "daily_balance", "green_share_ytd", "green_share_projection", "carbon_ytd",
-                   "eligibility_decision", "eligibility_current", "dq_finding", "collector_finding",
-                   "device_health", "production", "green_trade", "certificate", "enterprise_fact", "pv_project",
-                   "meter_replacement")
+    return out
 
 
 def fill_results(url: str, as_of: datetime) -> None:
@@ -200,13 +182,10 @@ def plant_db(tmp_path_factory) -> Plantdb:
         parks = ("jinjiang-eco", "xiamen-torch")
         with psycopg.connect(url) as conn:
             add_health(conn, as_of)
-            readers, scoped = make_readers(conn, url, parks)
-        yield Plantdb(url, start, end, as_of, ("jj-shoes", "xm-textile"), parks, readers, scoped)
+            readers = make_readers(conn, url, parks)
+        yield Plantdb(url, start, end, as_of, ("jj-shoes", "xm-textile"), parks, readers)
     finally:
+        from store.tenancy import drop_roles
+
         drop_database(ADMIN_URL, name)
-        try:
-            from store.tenancy import drop_roles
-        except ImportError:
-            pass
-        else:
-            drop_roles(ADMIN_URL, name)
+        drop_roles(ADMIN_URL, name)  # roles are cluster-wide: this database's readers

@@ -42,8 +42,11 @@ def org_of(name: str, park: str) -> str:
 
 def run_as(db, org: str, sql: str, tr: TimeRange, vars: dict[str, Variable]):
     with psycopg.connect(db.readers[org]) as conn:
-        if db.scoped:  # the reader role, never the owner
-            assert conn.execute("SELECT current_user").fetchone()[0] != "postgres"
+        user = conn.execute("SELECT current_user").fetchone()[0]
+        # the organization's reader role, never the owner: its scope is the organization's park (or the bureau)
+        assert owner(db, """SELECT t.kind, coalesce(p.code, 'bureau') FROM tenant_scope t
+                            LEFT JOIN park p ON p.park_id = t.park_id WHERE t.role_name = %s""", user) == \
+            [("bureau" if org == "bureau" else "park", org)]
         return run_sql(conn, sql, tr, vars)
 
 
@@ -73,8 +76,6 @@ def test_panel_returns_the_columns_it_expects(plant_db, name, panel):
 def test_no_row_of_the_other_park(plant_db, name, panel):
     """The park organization's reader, asked for the other park's enterprise by its own variables,
     gets nothing: the database decides, not the dashboard's WHERE clause."""
-    if not plant_db.scoped:
-        pytest.skip("needs the tenancy roles (branch tenancy): the stand-in reader schema scopes nothing")
     other_park, other = plant_db.other(DEMO_PARK)
     vars = variables(name, other_park, other, plant_db)
     _, own_rows = run_as(plant_db, DEMO_PARK, panel.sql, day_range(plant_db), vars)
@@ -95,16 +96,16 @@ def test_bureau_sees_every_park_and_only_through_its_own_role(plant_db, name, pa
     cols, rows = panel_rows(plant_db, name, panel)
     i = cols.index("enterprise")
     assert {r[i] for r in rows} == set(plant_db.codes)
-    if plant_db.scoped:  # a park's reader running the bureau's SQL sees only its park
-        cols, rows = panel_rows(plant_db, name, panel, org=DEMO_PARK)
-        assert {r[i] for r in rows} == {DEMO}
+    # a park's reader running the bureau's SQL sees only its park
+    cols, rows = panel_rows(plant_db, name, panel, org=DEMO_PARK)
+    assert {r[i] for r in rows} == {DEMO}
 
 
 def test_variable_queries_list_only_the_organizations_own(plant_db):
     tr = day_range(plant_db)
     cols, rows = run_as(plant_db, DEMO_PARK, PARK_QUERY, tr, {})
     assert cols == ("__value", "__text")
-    assert [r[0] for r in rows] == ([DEMO_PARK] if plant_db.scoped else sorted(plant_db.parks))
+    assert [r[0] for r in rows] == [DEMO_PARK]
     _, rows = run_as(plant_db, DEMO_PARK, ENTERPRISE_QUERY["single"], tr, {"park": Variable(DEMO_PARK)})
     assert [r[0] for r in rows] == [DEMO]
     _, rows = run_as(plant_db, "bureau", ENTERPRISE_QUERY["multi"], tr,
@@ -212,9 +213,8 @@ def test_park_rankings_and_totals_are_its_enterprises_stored_years(plant_db):
     assert panel_rows(plant_db, *by_key("park_green_ranking"))[1] == [(DEMO, name, share, status)]
     assert panel_rows(plant_db, *by_key("park_completeness"))[1] == [(DEMO, completeness)]
     (row,) = panel_rows(plant_db, *by_key("park_totals"))[1]
-    if plant_db.scoped:  # the stand-in sees both parks' rows
-        assert row[:3] == (1, consumption, green)
-        assert float(row[3]) == pytest.approx(green / consumption, rel=1e-12)  # numeric division, display only
+    assert row[:3] == (1, consumption, green)
+    assert float(row[3]) == pytest.approx(green / consumption, rel=1e-12)  # numeric division, display only
     coal = owner(plant_db, "SELECT coal_equivalent_kgce FROM carbon_ytd WHERE enterprise_id = %s", e)[0][0]
     # no output value recorded for the demo plant: its intensity is unknown, not zero
     assert panel_rows(plant_db, *by_key("park_intensity"))[1] == [(DEMO, "footwear", coal, None, None, None, None)]
