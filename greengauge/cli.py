@@ -242,6 +242,8 @@ app.add_typer(meter_app, name="meter")
 report_app.add_typer(green_share_app, name="green-share")
 app.add_typer(devices_app, name="devices")
 app.add_typer(flows_app, name="flows")
+from greengauge.cli_tenants import app as tenants_app  # noqa: E402
+app.add_typer(tenants_app, name="tenants")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
