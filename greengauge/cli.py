@@ -253,6 +253,8 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(flows_app, name="flows")
 app.add_typer(health_app, name="health")
 app.add_typer(dashboards_app, name="dashboards")
+from greengauge.cli_tenants import app as tenants_app  # noqa: E402
+app.add_typer(tenants_app, name="tenants")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
