@@ -18,7 +18,8 @@ Passwords never enter these files: each datasource reads its reader's password f
 ``$__file{/etc/grafana/provisioning/secrets/<org>}`` (Grafana expands ``$__file{}`` in
 provisioning), i.e. ``secrets/<org>`` beside these files, mode 0600 and git-ignored. A reader
 created here (``create_missing``) has its password written there; for an existing reader, put the
-password ``greengauge tenants add-reader`` showed once into that file.
+password ``greengauge tenants add-reader`` showed once into that file (or create the reader with
+``tenants add-reader --park P --secret-file <provisioning>/secrets/P``).
 """
 
 from __future__ import annotations
@@ -84,9 +85,9 @@ def organizations(conn: psycopg.Connection, *, create_missing: bool = False) -> 
     """The organizations the database's tenants call for: the bureau (id 1) and each park that has
     a park reader (ids 2, 3, … in park id order). A park without a reader is an error naming the
     command that makes one, unless ``create_missing``, which makes it (and a bureau reader)."""
-    from store.tenancy import add_reader
+    from store.tenancy import add_reader, list_readers
 
-    readers = [r for r in _readers(conn) if not r.can_write]
+    readers = [r for r in list_readers(conn) if not r.can_write]
     parks = conn.execute("SELECT code, name FROM park ORDER BY park_id").fetchall()
     by_park = {}
     for r in readers:
@@ -95,8 +96,10 @@ def organizations(conn: psycopg.Connection, *, create_missing: bool = False) -> 
     bureau = next((r for r in readers if r.kind == "bureau"), None)
     missing = [code for code, _ in parks if code not in by_park]
     if (missing or bureau is None) and not create_missing:
-        what = [f"park {c}: greengauge tenants add-reader --park {c}" for c in missing]
-        what += ["the bureau: greengauge tenants add-reader --bureau"] if bureau is None else []
+        what = [f"park {c}: greengauge tenants add-reader --park {c} --secret-file <provisioning>/secrets/{c}"
+                for c in missing]
+        what += ["the bureau: greengauge tenants add-reader --bureau --secret-file <provisioning>/secrets/bureau"] \
+            if bureau is None else []
         raise ProvisionError("no reader role for " + "; ".join(what)
                              + " (or run `dashboards provision --create-readers`)")
     if bureau is None:
@@ -109,21 +112,6 @@ def organizations(conn: psycopg.Connection, *, create_missing: bool = False) -> 
         r = by_park[code]
         orgs.append(Org(code, f"{name} ({code})", i + 2, r.name, ("park",), r.password))
     return orgs
-
-
-def _readers(conn: psycopg.Connection):
-    """The tenancy's readers (store.tenancy.list_readers' rows). Read here because list_readers on
-    branch tenancy 7611ce8 fails: its ``LEFT JOIN park p USING (park_id)`` is ambiguous after
-    joining enterprise (both carry park_id)."""
-    from store.tenancy import Reader
-
-    rows = conn.execute(
-        """SELECT t.role_name, t.kind, coalesce(e.code, p.code), t.can_write
-           FROM tenant_scope t LEFT JOIN enterprise e ON e.enterprise_id = t.enterprise_id
-           LEFT JOIN park p ON p.park_id = t.park_id
-           JOIN pg_roles r ON r.rolname = t.role_name
-           ORDER BY t.kind, 3 NULLS FIRST, t.role_name""").fetchall()
-    return [Reader(n, k, c, w) for n, k, c, w in rows]
 
 
 def _yaml() -> YAML:
