@@ -17,6 +17,7 @@ median of 5 runs each, and their ratio (printed, never asserted).
 
     .venv/bin/python bench/bench_dashboards.py                 # 2 parks x 3 enterprises
     .venv/bin/python bench/bench_dashboards.py --parks 5 --enterprises 10
+    .venv/bin/python bench/bench_dashboards.py --explain plant_live_power
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parks", type=int, default=2)
     ap.add_argument("--enterprises", type=int, default=3, help="per park")
+    ap.add_argument("--explain", metavar="PANEL", help="also print EXPLAIN ANALYZE of this panel's query")
     args = ap.parse_args()
     name = f"gg_bench_{uuid.uuid4().hex[:10]}"
     create_database(ADMIN_URL, name)
@@ -129,9 +131,15 @@ def main() -> None:
                             "year": Variable(str(DAY.year))}
                 for panel in panels:
                     sec, n = median_s(conn, expand(panel.sql, tr, vars))
+                    if panel.key == args.explain:
+                        plan = conn.execute(("EXPLAIN (ANALYZE, BUFFERS) " + expand(panel.sql, tr, vars)).encode())
+                        explained = "\n".join(r[0] for r in plan)
+                        conn.rollback()
                     ssec, sn = median_s(owner, bare_scan(owner, panel, tr))
                     print(f"{panel.key:28} {n:6d} {sec * 1e3:10.1f} {sn:10d} {ssec * 1e3:9.1f} "
                           f"{sec / ssec if ssec else float('nan'):7.2f}")
+            if args.explain:
+                print(f"\nEXPLAIN ANALYZE {args.explain}:\n{explained}\n")
             for rule in rules():
                 sec, n = median_s(bconn, expand(rule.sql, tr))
                 print(f"{'alert ' + rule.key:28} {n:6d} {sec * 1e3:10.1f}")
