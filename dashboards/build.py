@@ -62,20 +62,21 @@ def _steps(panel: Panel) -> dash_b.ThresholdsConfig:
 
 def _query_variable(name: str, lang: str, query: str, *, multi: bool = False) -> dash_b.QueryVariable:
     v = (dash_b.QueryVariable(name).label(VAR_LABELS[name](lang)).datasource(datasource_ref()).query(query)
-         .refresh(dashboard.VariableRefresh.ON_DASHBOARD_LOAD).sort(dashboard.VariableSort.DISABLED))
+         .refresh(dashboard.VariableRefresh.ON_DASHBOARD_LOAD).sort(dashboard.VariableSort.DISABLED)
+         .allow_custom_value(False))
     if multi:
         v = v.multi(True).include_all(True)
     return v
 
 
-def variables(name: str, lang: str) -> list:
+def variables(name: str, lang: str, api_url: str = DEFAULT_API_URL) -> list:
     multi = name == "bureau"
     out = [_query_variable("park", lang, PARK_QUERY, multi=multi)]
     if name in ("plant", "bureau"):
         out.append(_query_variable("enterprise", lang, ENTERPRISE_QUERY["multi" if multi else "single"], multi=multi))
     out.append(_query_variable("year", lang, YEAR_QUERY))
     if name == "bureau":
-        out.append(dash_b.ConstantVariable("api_url").label(VAR_LABELS["api_url"](lang)).value(DEFAULT_API_URL))
+        out.append(dash_b.ConstantVariable("api_url").label(VAR_LABELS["api_url"](lang)).value(api_url))
     return out
 
 
@@ -136,11 +137,11 @@ def panel_builder(panel: Panel, lang: str):
     return _overrides(b, panel, lang)
 
 
-def build_dashboard(name: str, lang: str) -> dashboard.Dashboard:
+def build_dashboard(name: str, lang: str, api_url: str = DEFAULT_API_URL) -> dashboard.Dashboard:
     other = "en" if lang == "zh" else "zh"
     d = (dash_b.Dashboard(TITLES[name](lang)).uid(uid(name, lang)).description(DESCRIPTIONS[name](lang))
          .tags(["greengauge", name, lang]).timezone(TIMEZONE).time(*TIME[name]).refresh("1m" if name != "bureau" else "")
-         .editable().tooltip(dashboard.DashboardCursorSync.CROSSHAIR).variables(variables(name, lang))
+         .editable().tooltip(dashboard.DashboardCursorSync.CROSSHAIR).variables(variables(name, lang, api_url))
          .link(dash_b.DashboardLink("English" if other == "en" else "中文").type(dashboard.DashboardLinkType.LINK)
                .url(f"/d/{uid(name, other)}").include_vars(True).keep_time(True)))
     for p in DASHBOARDS[name]:
@@ -157,9 +158,10 @@ def to_dict(obj) -> dict:
 FOLDERS = {"plant": "park", "park": "park", "bureau": "bureau"}
 
 
-def build_all() -> dict[str, dict]:
-    """``{"park/plant.zh.json": {...}, ...}``: the six dashboards as Grafana JSON, by path under OUT_DIR."""
-    return {f"{FOLDERS[name]}/{name}.{lang}.json": to_dict(build_dashboard(name, lang))
+def build_all(api_url: str = DEFAULT_API_URL) -> dict[str, dict]:
+    """``{"park/plant.zh.json": {...}, ...}``: the six dashboards as Grafana JSON, by path under OUT_DIR;
+    ``api_url``: where the Bureau's links to the bureau API point."""
+    return {f"{FOLDERS[name]}/{name}.{lang}.json": to_dict(build_dashboard(name, lang, api_url))
             for name in DASHBOARDS for lang in LANGS}
 
 
@@ -167,10 +169,10 @@ def render(model: dict) -> str:
     return json.dumps(model, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
-def write_all(out_dir: Path = OUT_DIR) -> list[Path]:
+def write_all(out_dir: Path = OUT_DIR, api_url: str = DEFAULT_API_URL) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for fname, model in build_all().items():
+    for fname, model in build_all(api_url).items():
         path = out_dir / fname
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(model), encoding="utf-8")

@@ -17,11 +17,15 @@ DEFAULT_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 
 
 @app.command("build")
-def build(out: Optional[Path] = typer.Option(None, help="directory [default: deploy/grafana/dashboards]")) -> None:
+def build(out: Optional[Path] = typer.Option(None, help="directory [default: deploy/grafana/dashboards]"),
+          api_url: str = typer.Option("http://localhost:8000", help="the bureau API as browsers reach it "
+                                                                   "(the Bureau dashboard's links)")) -> None:
     """Generate the Plant, Park and Bureau dashboards (Chinese and English) as Grafana JSON."""
     from dashboards.build import OUT_DIR, write_all
 
-    for path in write_all(out or OUT_DIR):
+    if not api_url.startswith(("http://", "https://")):
+        fail(f"--api-url {api_url!r}: give an http(s) URL, e.g. https://energy.example.cn")
+    for path in write_all(out or OUT_DIR, api_url.rstrip("/")):
         console.print(f"wrote {path}")
 
 

@@ -93,3 +93,18 @@ def test_bar_gauges_draw_one_bar_per_row_of_their_value_column():
                 assert spec.value_column in spec.columns
                 assert p["options"]["reduceOptions"] == {"values": True, "calcs": ["lastNotNull"],
                                                          "fields": f"/^{spec.value_column}$/"}
+
+
+def test_build_command_writes_the_dashboards_with_the_api_url(tmp_path):
+    from typer.testing import CliRunner
+
+    from greengauge.cli import app
+
+    res = CliRunner().invoke(app, ["dashboards", "build", "--out", str(tmp_path), "--api-url", "https://e.example.cn/"])
+    assert res.exit_code == 0, res.output
+    model = json.loads((tmp_path / "bureau" / "bureau.en.json").read_text())
+    (api,) = [v for v in model["templating"]["list"] if v["name"] == "api_url"]
+    assert api["query"] == "https://e.example.cn"
+    assert len(list(tmp_path.rglob("*.json"))) == 6
+    res = CliRunner().invoke(app, ["dashboards", "build", "--out", str(tmp_path), "--api-url", "e.example.cn"])
+    assert res.exit_code == 2 and "http(s) URL" in res.output
