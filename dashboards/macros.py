@@ -23,7 +23,9 @@ without trailing zeros) and interval seconds as Go's ``%v`` of a float64 (``300`
 
 References: Grafana documentation, "PostgreSQL query editor", sections Macros and Templating
 (grafana.com/docs/grafana/latest/datasources/postgres/query-editor/), and the source files named
-above (Grafana 11.6).
+above (Grafana 11.6). Where the two differ, the source wins: older documentation shows
+``$__timeGroup`` as ``(extract(epoch from c)/300)::bigint*300`` (rounding), the server has long
+sent ``floor(extract(epoch from c)/300)*300`` (truncating to the bucket start).
 """
 
 from __future__ import annotations
