@@ -423,7 +423,8 @@ def test_a_writer_enters_data_for_its_own_enterprise_only_through_the_store_code
 
     from store.events import record_replacement
     from store.facts import FactsError, import_facts, parse_facts_csv
-    from store.ledger import TradeEntry, add_entries
+    from metrics.ledger import Serial
+    from store.ledger import CertificateEntry, TradeEntry, add_entries
 
     ea1, eb1 = world["ents"]["EA1"], world["ents"]["EB1"]
     with connect_as(world, "writer") as conn, psycopg.connect(world["url"]) as owner:
@@ -432,6 +433,12 @@ def test_a_writer_enters_data_for_its_own_enterprise_only_through_the_store_code
         add_entries(conn, [TradeEntry("EA1", "T-new", date(2025, 4, 1), 2_000_000)])
         with pytest.raises(ValueError, match="no enterprise 'EB1'"):  # another tenant's does not exist for it
             add_entries(conn, [TradeEntry("EB1", "T-evil", date(2025, 4, 1), 2_000_000)])
+        # a serial counts once, ever (R1), even against another enterprise's certificate; the error
+        # does not say whose it is (the clash is looked up through the writer's own view)
+        serial = (Serial("GECEB1", 5, 5), Serial("GECEB1", 6, 5))  # inside EB1's GECEB1 00001..00010
+        with pytest.raises(ValueError, match=r"a serial counts once, ever$") as clash:
+            add_entries(conn, [CertificateEntry("EA1", *serial, date(2025, 1, 1), date(2025, 3, 1))])
+        assert "EB1" not in str(clash.value).split("rejected")[1]
         header = "enterprise,record,kind,date,level,scope,until,first_time,amount,reference,project,pv_w,storage_power_w,storage_energy_wh\n"
         ok = header + "EA1,fact,green_factory,2025-02-01,national,,,,,,,,,\nEA1,pv_project,,2025-03-01,,,,,,,roof-9,800000,,\n"
         assert import_facts(conn, parse_facts_csv(ok)).facts == 1
