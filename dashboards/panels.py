@@ -7,7 +7,7 @@ public tables, rows limited to the caller's scope: docs/tenancy.md), and only st
 ``dq_finding``, ``collector_finding``. Raw ``reading`` rows are read only for live power (points of
 quantity ``active_power``), which has no rollup.
 
-Live power sign convention (collectors/quantities.py, the simulator): the grid meter's active power
+Live power sign convention (model/quantities.py, the simulator): the grid meter's active power
 is positive on import, PV positive when generating, the battery positive when charging; the load is
 grid + PV − battery. A device's kind comes from the roles of its counter points.
 
