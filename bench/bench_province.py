@@ -121,7 +121,19 @@ def full_pass(url: str, as_of: datetime, limit: int | None = None) -> tuple[floa
     for e in ents:
         enterprise_pass(url, e, as_of)
         enterprise_decisions(url, e, as_of, None)
-    return time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return time.perf_counter() - t, peak_rss_kb()
+
+
+def peak_rss_kb() -> int:
+    """Peak RSS of this process [kB]: VmHWM of /proc/self/status (reset by exec, unlike ru_maxrss,
+    which Linux carries over from the parent a spawned child was forked from)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _child(q, url, as_of, limit):
