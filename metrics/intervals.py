@@ -41,6 +41,13 @@ def floor_interval(ts: datetime, interval_s: int = INTERVAL_S) -> datetime:
     return _EPOCH + timedelta(seconds=seconds)
 
 
+def whole_wh(x: float) -> int:
+    """A counter value rounded to whole Wh, half up. Not Python's ``round`` (half to even): with it,
+    the same boundary of two runs whose continuous counters differ by an odd whole offset (a reset
+    seen from different first readings) could round 1 Wh apart."""
+    return math.floor(x + 0.5)
+
+
 def interval_energy(
     timestamps: Sequence[datetime],
     values: Sequence[float],
@@ -68,7 +75,8 @@ def interval_energy(
     -------
     one :class:`IntervalEnergy` per interval from the first reading's to the last reading's,
     in time order. The counter is interpolated linearly at each interval boundary and rounded to
-    whole Wh, so the energies sum exactly to ``round(last) - round(first)``.
+    whole Wh (half up, so an integer offset of the counter never moves a boundary), so the energies
+    sum exactly to ``whole_wh(last) - whole_wh(first)``.
 
     Notes
     -----
@@ -110,7 +118,7 @@ def interval_energy(
                 capped.append(capped[-1] + d)
             values = capped
     # knots: (time, rounded counter) at the first reading, every boundary inside, the last reading
-    knots: list[tuple[datetime, int]] = [(timestamps[0], round(values[0]))]
+    knots: list[tuple[datetime, int]] = [(timestamps[0], whole_wh(values[0]))]
     gaps: list[tuple[datetime, datetime]] = []
     i = 0
     boundary = floor_interval(timestamps[0], interval_s) + step
@@ -119,9 +127,9 @@ def interval_energy(
             i += 1
         t0, t1 = timestamps[i], timestamps[i + 1]
         frac = (boundary - t0) / (t1 - t0)
-        knots.append((boundary, round(values[i] + (values[i + 1] - values[i]) * frac)))
+        knots.append((boundary, whole_wh(values[i] + (values[i + 1] - values[i]) * frac)))
         boundary += step
-    knots.append((timestamps[-1], round(values[-1])))
+    knots.append((timestamps[-1], whole_wh(values[-1])))
     for j in range(1, n):
         if (timestamps[j] - timestamps[j - 1]).total_seconds() > max_gap_s:
             gaps.append((timestamps[j - 1], timestamps[j]))
