@@ -41,6 +41,25 @@ def floor_interval(ts: datetime, interval_s: int = INTERVAL_S) -> datetime:
     return _EPOCH + timedelta(seconds=seconds)
 
 
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Readings of a point in [since, until] are expected ``interval_s`` apart (stated on import)."""
+
+    since: datetime
+    until: datetime  #: inclusive
+    interval_s: int  #: [s]
+
+
+def max_gap_between(t0: datetime, t1: datetime, max_gap_s: float, resolutions: Sequence[Resolution]) -> float:
+    """The longest gap that still counts as measured time between readings at ``t0`` and ``t1``:
+    ``max_gap_s``, or a stated resolution holding both readings when longer [s]."""
+    limit = max_gap_s
+    for r in resolutions:
+        if r.since <= t0 and t1 <= r.until and r.interval_s > limit:
+            limit = r.interval_s
+    return limit
+
+
 def whole_wh(x: float) -> int:
     """A counter value rounded to whole Wh, half up. Not Python's ``round`` (half to even): with it,
     the same boundary of two runs whose continuous counters differ by an odd whole offset (a reset
@@ -57,6 +76,7 @@ def interval_energy(
     rated_power_w: float | None = None,
     count_suspect: bool = True,
     spike_tolerance_wh: float = 1.0,
+    resolutions: Sequence[Resolution] = (),
 ) -> list[IntervalEnergy]:
     """Interval energy from readings of a cumulative, continuous counter.
 
@@ -65,11 +85,14 @@ def interval_energy(
     timestamps : reading times, strictly increasing, timezone-aware
     values : counter readings, never falling (see :func:`continuous_counter`) [Wh]
     interval_s : interval length [s]
-    max_gap_s : readings further apart than this make the intervals between them estimated [s]
+    max_gap_s : readings further apart than this make the intervals between them estimated (the
+        point's expected interval, at least the interval length) [s]
     rated_power_w : the most power the point can carry; a step implying more is a spike and the
         intervals it overlaps are marked suspect. None: no spike check [W]
     count_suspect : True counts a spike step's energy in full; False caps it at
         ``rated_power_w * dt`` (the most the point could have carried), so the excess is not counted
+    resolutions : ranges with a stated, longer expected interval (hourly or daily history): gaps
+        inside one no longer than it are measured time (:func:`max_gap_between`)
 
     Returns
     -------
@@ -131,7 +154,8 @@ def interval_energy(
         boundary += step
     knots.append((timestamps[-1], whole_wh(values[-1])))
     for j in range(1, n):
-        if (timestamps[j] - timestamps[j - 1]).total_seconds() > max_gap_s:
+        limit = max_gap_between(timestamps[j - 1], timestamps[j], max_gap_s, resolutions) if resolutions else max_gap_s
+        if (timestamps[j] - timestamps[j - 1]).total_seconds() > limit:
             gaps.append((timestamps[j - 1], timestamps[j]))
 
     out: list[IntervalEnergy] = []
@@ -223,6 +247,7 @@ def counter_intervals(
     count_suspect: bool = True,
     interval_s: int = INTERVAL_S,
     max_gap_s: float = INTERVAL_S,
+    resolutions: Sequence[Resolution] = (),
 ) -> tuple[list[IntervalEnergy], list[CounterFinding]]:
     """Raw counter readings of one point, with the point's settings, to interval energy and findings.
 
@@ -234,7 +259,7 @@ def counter_intervals(
     timestamps : reading times, increasing, timezone-aware
     values : raw counter readings [Wh]
     rollover_wh, replacements, rated_power_w : the point's settings (:func:`continuous_counter`)
-    count_suspect, interval_s, max_gap_s : as in :func:`interval_energy`
+    count_suspect, interval_s, max_gap_s, resolutions : as in :func:`interval_energy`
 
     Returns
     -------
@@ -253,7 +278,7 @@ def counter_intervals(
                 + ("" if count_suspect else "; energy above the rating not counted")))
         findings.sort(key=lambda f: f.ts)
     ivs = interval_energy(ts, cont, interval_s=interval_s, max_gap_s=max_gap_s,
-                          rated_power_w=rated_power_w, count_suspect=count_suspect)
+                          rated_power_w=rated_power_w, count_suspect=count_suspect, resolutions=resolutions)
     return ivs, findings
 
 
@@ -268,6 +293,7 @@ class CounterEnergy:
     suspect_intervals: int = 0
     readings: int = 0  #: readings used, including the one before and after the period
     total_wh: int = 0  #: [Wh]
+    resolution_s: float = INTERVAL_S  #: the longest gap counted as measured in the period [s]
 
 
 def counter_energy(
@@ -282,6 +308,7 @@ def counter_energy(
     count_suspect: bool = True,
     interval_s: int = INTERVAL_S,
     max_gap_s: float = INTERVAL_S,
+    resolutions: Sequence[Resolution] = (),
 ) -> CounterEnergy:
     """Raw counter readings to the interval energy of [start, end), with findings and completeness.
 
@@ -298,6 +325,7 @@ def counter_energy(
         the result)
     interval_s : interval length [s]
     max_gap_s : longest gap between readings that still counts as measured [s]
+    resolutions : ranges with a stated expected interval (:func:`interval_energy`)
 
     Returns
     -------
@@ -314,11 +342,13 @@ def counter_energy(
     """
     all_ivs, findings = counter_intervals(
         timestamps, values, rollover_wh=rollover_wh, replacements=replacements, rated_power_w=rated_power_w,
-        count_suspect=count_suspect, interval_s=interval_s, max_gap_s=max_gap_s)
+        count_suspect=count_suspect, interval_s=interval_s, max_gap_s=max_gap_s, resolutions=resolutions)
     ivs = [iv for iv in all_ivs if start <= iv.start < end]
+    res = [r.interval_s for r in resolutions if r.since < end and r.until >= start]
     return CounterEnergy(
         intervals=ivs, findings=[f for f in findings if start <= f.ts <= end],
         completeness=completeness(ivs, start, end, interval_s=interval_s),
         count_suspect=count_suspect, suspect_intervals=sum(iv.suspect for iv in ivs),
         readings=len(values), total_wh=sum(iv.energy_wh for iv in ivs),
+        resolution_s=max([max_gap_s, *res]),
     )

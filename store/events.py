@@ -14,6 +14,7 @@ import psycopg
 from psycopg import errors
 
 from metrics.counters import MeterReplacement
+from metrics.intervals import Resolution
 from store.rollups import mark_dirty
 
 
@@ -152,6 +153,16 @@ def replacements(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, li
         """SELECT point_id, ts, old_final_wh, new_initial_wh, reason FROM meter_replacement
            WHERE point_id = ANY(%s) AND revoked_at IS NULL ORDER BY point_id, ts""", (point_ids,)):
         out[pid].append(MeterReplacement(ts, old, new, reason))
+    return out
+
+
+def resolutions(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, list[Resolution]]:
+    """The expected intervals stated on import (``reading_resolution``) of each point, in time order."""
+    out: dict[int, list[Resolution]] = {pid: [] for pid in point_ids}
+    for pid, since, until, interval_s in conn.execute(
+        """SELECT point_id, since, until, interval_s FROM reading_resolution
+           WHERE point_id = ANY(%s) ORDER BY point_id, since""", (point_ids,)):
+        out[pid].append(Resolution(since, until, interval_s))
     return out
 
 
