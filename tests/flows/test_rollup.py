@@ -310,7 +310,7 @@ def test_history_imported_a_month_late_reopens_its_intervals(conn, db_url, tmp_p
     f.write_text("point,ts,value\n" + "".join(
         f"jj-shoes.main.grid.energy_import,{(may + timedelta(minutes=i)).isoformat()},{counter(may + timedelta(minutes=i))}\n"
         for i in range(1, 120)))
-    assert import_readings(conn, f)[1] == 119
+    assert import_readings(conn, f, unit="Wh")[1] == 119
     # marked at ingest, in the statement that stored the batch: the earliest late reading
     assert conn.execute("SELECT since FROM rollup_dirty WHERE point_id = %s", (pid,)).fetchone() == (
         may + timedelta(minutes=1),)
