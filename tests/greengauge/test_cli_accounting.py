@@ -220,3 +220,17 @@ def test_meter_replace_refuses_impossible_figures_lists_and_revokes(env):
     assert "revoked" in r.output and "wrong final reading" in r.output
     r = invoke("meter", "revoke", rid, "--reason", "again")
     assert r.exit_code == 2 and "already revoked" in r.output
+
+
+def test_import_readings_with_unit_resolution_and_enterprise(env):
+    # hourly history in kWh, stated as such: stored in Wh, the resolution kept for the file's range
+    f = env / "hourly.csv"
+    f.write_text("point,ts,value\n" + "".join(
+        f"{P}grid.energy_import,{(MIDNIGHT + timedelta(hours=h)).isoformat()},{36 * h}\n" for h in range(4)))
+    r = invoke("import", "readings", f, "--unit", "kWh", "--resolution", "1h", "--enterprise", "jj-shoes")
+    assert r.exit_code == 0, r.output
+    assert "hourly.csv: 4 rows read, 4 new, 0 already stored" in r.output
+    r = invoke("import", "readings", f, "--unit", "kWh", "--resolution", "hourly")
+    assert r.exit_code == 2 and "--resolution: resolution 'hourly' is not a duration" in r.output
+    r = invoke("import", "readings", f)
+    assert r.exit_code == 2 and "say the values' unit" in r.output
