@@ -68,6 +68,9 @@ def seed(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int]]:
                                 VALUES (%s, '2025-03-01 00:00+00', %s, false)""", (pt, e))
                 conn.execute("INSERT INTO rollup_watermark (point_id, last_reading_ts) VALUES (%s, '2025-03-01 01:45+00')",
                              (pt,))
+                conn.execute("INSERT INTO rollup_dirty (point_id, since) VALUES (%s, '2025-03-01 00:30+00')", (pt,))
+                conn.execute("""INSERT INTO reading_resolution (point_id, since, until, interval_s, source)
+                                VALUES (%s, '2025-01-01 00:00+00', '2025-01-31 00:00+00', 3600, %s)""", (pt, s))
                 if plain:  # TimescaleDB: a continuous aggregate and a view over it, filled from interval_energy
                     conn.execute("""INSERT INTO energy_hourly (point_id, bucket_start, energy_wh, intervals,
                                                                estimated_intervals, suspect_intervals)
