@@ -51,8 +51,9 @@ def test_meter_replace_recomputes_the_rollup_and_prints_the_backfill(db_url, con
     day = at.astimezone(sim_day.plant.tz).date()
     today = datetime.now(sim_day.plant.tz).date()
     assert f"greengauge flows backfill jj-shoes --from {day} --to {today}" in out.output
-    # marked: the next rollup recomputes from the swap (the watermark stays at the newest reading)
-    assert conn.execute("SELECT since FROM rollup_dirty WHERE point_id = %s", (pid,)).fetchone() == (at,)
+    from store.rollups import dirty_marks
+
+    assert dirty_marks(conn, [pid])[pid].since == at  # marked: the next rollup recomputes from the swap
     conn.commit()
     rollup(db_url)  # incremental: no backfill range given
     direct = point_intervals(conn, points, sim_day.start, sim_day.end)[0][pid]
