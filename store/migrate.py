@@ -78,6 +78,10 @@ def upgrade(conn: psycopg.Connection) -> list[Migration]:
                     (m.version, m.name, m.checksum),
                 )
             done.append(m)
+        if done and conn.execute("SELECT to_regprocedure('public.tenancy_refresh()')").fetchone()[0]:
+            # a table a migration added gets its reader view and job-role grants (store/tenancy.py)
+            with conn.transaction():
+                conn.execute("SELECT tenancy_refresh()")
         return done
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
