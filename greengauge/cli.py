@@ -232,6 +232,7 @@ def demo(
 
 # The other concerns' commands, one registration each.
 import greengauge.cli_policy  # noqa: E402,F401  registers facts, policies, production, report awards/intensity/carbon
+import greengauge.cli_api  # noqa: E402,F401  registers api (serve, keygen), tokens, statement verify
 from greengauge.cli_accounting import green_share_app, import_app, ledger_app, meter_app  # noqa: E402
 from greengauge.cli_devices import app as devices_app  # noqa: E402
 from greengauge.cli_flows import app as flows_app  # noqa: E402

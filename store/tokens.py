@@ -21,7 +21,7 @@ from store import tenancy
 
 #: every token starts with this, so a leaked one is recognisable (e.g. by secret scanners)
 PREFIX = "ggt_"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,35}$")
 
 
 class TokenError(ValueError):
@@ -58,6 +58,7 @@ def hash_token(secret: str) -> str:
 def grant_service(conn: psycopg.Connection) -> str:
     """Let the API's service role look tokens up and record idempotent answers and statements."""
     role = sql.Identifier(tenancy.service_role(conn))
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
     conn.execute(sql.SQL("GRANT SELECT ON api_token TO {}").format(role))
     conn.execute(sql.SQL("GRANT SELECT, INSERT ON api_idempotency, statement TO {}").format(role))
     return tenancy.service_role(conn)
@@ -72,7 +73,7 @@ def create_token(conn: psycopg.Connection, name: str, *, enterprise: str | None 
     the field for a bad name, scope or lifetime.
     """
     if not _NAME.match(name or ""):
-        raise TokenError(f"name {name!r}: use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit")
+        raise TokenError(f"name {name!r}: use 1-36 lowercase letters, digits, '-' or '_', starting with a letter or digit")
     scopes = [s for s in (enterprise and "enterprise", park and "park", bureau and "bureau") if s]
     if len(scopes) != 1:
         raise TokenError("scope: give exactly one of --enterprise CODE, --park CODE or --bureau")
@@ -114,7 +115,7 @@ def revoke_token(conn: psycopg.Connection, name: str) -> Token:
             known = [r[0] for r in conn.execute("SELECT name FROM api_token ORDER BY name")]
             raise TokenError(f"name {name!r}: no such token (known: {', '.join(known) or 'none'})")
         token = Token(*row)
-        if any(r.name == token.db_role for r in tenancy.list_readers(conn)):
+        if conn.execute("SELECT 1 FROM tenant_scope WHERE role_name = %s", (token.db_role,)).fetchone():
             tenancy.revoke_reader(conn, token.db_role)
     conn.commit()
     return token

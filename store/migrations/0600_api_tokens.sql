@@ -7,7 +7,7 @@
 
 CREATE TABLE api_token (
     token_id     bigserial PRIMARY KEY,
-    name         text NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,39}$'),
+    name         text NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,35}$'),
     token_hash   text NOT NULL UNIQUE CHECK (token_hash ~ '^[0-9a-f]{64}$'),  -- sha256 hex of the token
     kind         text NOT NULL CHECK (kind IN ('enterprise', 'park', 'bureau')),
     scope_code   text,                                    -- enterprise or park code; NULL for the bureau
@@ -48,6 +48,10 @@ CREATE TABLE statement (
     issued_at       timestamptz NOT NULL DEFAULT now(),
     issued_by       bigint REFERENCES api_token ON DELETE SET NULL
 );
+-- tenancy (0500): tokens and idempotency records are the API's own bookkeeping, no reader view;
+-- statements get a reader view scoped by enterprise_id (tenancy_refresh), read by GET /v1/statements/{id}
+INSERT INTO tenancy_table VALUES ('api_token', 'private'), ('api_idempotency', 'private');
+
 CREATE INDEX statement_enterprise_idx ON statement (enterprise_id, year);
 
 CREATE FUNCTION statement_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
