@@ -19,10 +19,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
+from joserfc.jws import JWSRegistry
 
 ALG = "EdDSA"
 #: media type of the statement payload, in the protected header's ``cty``
 CONTENT_TYPE = "application/vnd.greengauge.statement+json"
+
+
+#: a statement carries every decision's evidence and history: far above joserfc's 128 kB default
+MAX_PAYLOAD_BYTES = 16_000_000
+
+
+def _registry() -> JWSRegistry:
+    r = JWSRegistry(algorithms=[ALG])
+    r.max_payload_length = MAX_PAYLOAD_BYTES
+    return r
 
 
 class KeyError_(ValueError):
@@ -75,7 +86,7 @@ def sign(payload: bytes, key: OKPKey) -> str:
     header = {"alg": ALG, "kid": key.thumbprint(), "typ": "JOSE", "cty": CONTENT_TYPE}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return jws.serialize_compact(header, payload, key, algorithms=[ALG])
+        return jws.serialize_compact(header, payload, key, registry=_registry())
 
 
 class InvalidSignature(ValueError):
@@ -97,7 +108,7 @@ def verify(token: str, key_set: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            obj = jws.extract_compact(token.encode("ascii"))
+            obj = jws.extract_compact(token.encode("ascii"), registry=_registry())
         except (JoseError, ValueError, UnicodeError) as exc:
             raise InvalidSignature(f"malformed JWS: {exc}") from None
         header = obj.headers()
@@ -107,7 +118,7 @@ def verify(token: str, key_set: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
         if not any(k.get("kid") == kid for k in key_set.get("keys", [])):
             raise InvalidSignature(f"key {kid!r} is not in the JWKS")
         try:
-            verified = jws.deserialize_compact(token, keys, algorithms=[ALG])
+            verified = jws.deserialize_compact(token, keys, registry=_registry())
         except (JoseError, ValueError) as exc:
             raise InvalidSignature(f"the signature does not match ({exc.__class__.__name__})") from None
     return verified.headers(), verified.payload

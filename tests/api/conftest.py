@@ -115,3 +115,47 @@ def api(module_db, tmp_path_factory) -> Api:
         yield a
     finally:
         stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def plant_api(module_db, tmp_path_factory) -> Api:
+    """A simulated plant's day (tests/flows/conftest.py) rolled up, its figures and eligibility
+    stored by the flows' own functions, plus the two-park seed; tokens of every scope."""
+    from datetime import timedelta as td
+
+    from api.signing import generate_key
+    from flows.eligibility import evaluate
+    from flows.metrics import enterprise_metrics
+    from flows.rollup import rollup
+    from store.results import enterprises
+    from tests.flows.conftest import make_sim_day
+
+    tmp = tmp_path_factory.mktemp("plant")
+    key = tmp / "signing.pem"
+    generate_key(key)
+    with psycopg.connect(module_db) as conn:
+        sim = make_sim_day(conn)
+        # a certificate retired for the plant in the day: the ledger is part of the figures
+        conn.execute("""INSERT INTO certificate (enterprise_id, serial_prefix, serial_first, serial_last, serial_digits,
+                                                 production_month, used_on)
+                        SELECT enterprise_id, 'GEC-PLANT-', 1, 2, 6, '2025-05-01', '2025-06-21' FROM enterprise
+                        WHERE code = 'jj-shoes'""")
+        conn.commit()
+    rollup(module_db)
+    as_of = sim.end + td(hours=3)
+    with psycopg.connect(module_db) as conn:
+        e = [x for x in enterprises(conn) if x.code == "jj-shoes"][0]
+    enterprise_metrics(module_db, e, as_of)
+    evaluate(module_db, e, 2025, as_of)
+    with psycopg.connect(module_db, autocommit=True) as conn:
+        ents, parks = seed(conn)
+    with psycopg.connect(module_db) as conn:
+        tokens = make_tokens(conn)
+        tokens["plant"] = create_token(conn, "plant", enterprise="jj-shoes")[1]
+        tokens["plant-writer"] = create_token(conn, "plant-writer", enterprise="jj-shoes", write=True)[1]
+    proc, base = start_server(module_db, key, tmp / "server.log")
+    a = Api(base, module_db, key, tokens, ents, parks, proc)
+    try:
+        yield a
+    finally:
+        stop_server(proc)
