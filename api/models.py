@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -288,7 +288,8 @@ class CertificateIn(BaseModel):
 
 class LedgerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    entries: list[TradeIn | CertificateIn] = Field(min_length=1, max_length=10_000)
+    entries: list[Annotated[TradeIn | CertificateIn, Field(discriminator="kind")]] = Field(min_length=1,
+                                                                                          max_length=10_000)
 
 
 _Cell = Field(default=None, max_length=200)

@@ -61,3 +61,19 @@ END
 $$;
 CREATE TRIGGER statement_no_change BEFORE UPDATE OR DELETE ON statement
     FOR EACH ROW EXECUTE FUNCTION statement_immutable();
+
+-- A recorded meter replacement moves the point's rollup watermark back to the swap (as
+-- store.rollups.lower_watermark does), so the next rollup recomputes the intervals from it. In the
+-- database, so that a tenant writer (the API's data entry), who may insert the replacement through
+-- its scoped view but holds nothing on rollup state, gets the same effect as the owner's command line.
+CREATE FUNCTION meter_replacement_lowers_watermark() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    UPDATE rollup_watermark SET last_reading_ts = NEW.ts, rolled_at = now()
+     WHERE point_id = NEW.point_id AND last_reading_ts > NEW.ts;
+    RETURN NEW;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION meter_replacement_lowers_watermark() FROM PUBLIC;
+CREATE TRIGGER meter_replacement_lowers_watermark AFTER INSERT ON meter_replacement
+    FOR EACH ROW EXECUTE FUNCTION meter_replacement_lowers_watermark();
