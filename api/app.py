@@ -313,10 +313,12 @@ def service_url(settings: ApiSettings) -> str:
     from store import tenancy
 
     with psycopg.connect(settings.database_url) as conn:
-        role = tenancy.service_role(conn)
+        role = tenancy.service_role(conn, password=settings.api_db_password)
         conn.commit()
     params = conninfo_to_dict(settings.database_url)
     params["user"] = role
+    if settings.api_db_password:
+        params["password"] = settings.api_db_password
     return make_conninfo(**params)
 
 

@@ -14,6 +14,8 @@ class ApiSettings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     #: the service role's URL; default: database_url with the user set to store.tenancy.service_role
     api_database_url: str | None = None
+    #: with api_database_url unset: the service role's password, set at start by the owner (database_url)
+    api_db_password: str | None = None
     #: PEM file of the Ed25519 private key statements are signed with (`greengauge api keygen FILE`)
     signing_key_file: str | None = None
     #: more public keys to serve in the JWKS (earlier keys, so old statements still verify): PEM files, comma-separated

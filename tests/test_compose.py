@@ -39,9 +39,15 @@ def test_greengauge_commands_exist_and_mounted_files_are_in_the_repo():
             assert group is not cli, f"{name}: {words} is not a greengauge command"
         for vol in svc.get("volumes", []):
             src = vol.split(":")[0]
-            if src.startswith("./") and not src.endswith(("site.yaml", "passwd")):
+            if src.startswith("./") and not src.endswith(("site.yaml", "passwd", ".pem")):
                 assert (ROOT / src).exists(), f"{name}: {src} does not exist"
     assert (ROOT / "Dockerfile").exists()
+
+
+def test_the_api_service_has_a_healthcheck_on_its_health_endpoint():
+    api = load()["services"]["api"]
+    assert api["command"][:2] == ["api", "serve"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
 
 
 def test_mosquitto_requires_authentication():
