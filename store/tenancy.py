@@ -168,7 +168,8 @@ def list_readers(conn: psycopg.Connection) -> list[Reader]:
     _check_migrated(conn)
     rows = conn.execute(
         """SELECT t.role_name, t.kind, coalesce(e.code, p.code), t.can_write, t.created_at
-           FROM tenant_scope t LEFT JOIN enterprise e USING (enterprise_id) LEFT JOIN park p USING (park_id)
+           FROM tenant_scope t LEFT JOIN enterprise e ON e.enterprise_id = t.enterprise_id
+                LEFT JOIN park p ON p.park_id = t.park_id
            ORDER BY t.kind, 3 NULLS FIRST, t.role_name"""
     ).fetchall()
     return [Reader(n, k, c, w, None, at) for n, k, c, w, at in rows]

@@ -137,3 +137,268 @@ def test_each_reader_sees_exactly_its_scope_in_every_view(world, who):
             if who != "bureau":
                 assert len(want) < len(expected_rows(owner, view, list(world["ents"].values()), [], True)) or \
                     _key(owner, view)[0] is None, view
+
+
+# -- the hostile part: every path a reader's SQL could take ------------------------------------------
+
+READERS = ["enterprise", "park", "bureau", "writer"]
+
+
+def _others_markers(world, who) -> list[str]:
+    """``secret-<code>`` of every enterprise outside the reader's scope (the orphan finding: non-bureau)."""
+    ents, _ = world["scopes"][who]
+    out = [f"secret-{c}" for c, e in world["ents"].items() if e not in ents]
+    return out + ([] if who == "bureau" else ["secret-ORPHAN"])
+
+
+def _all_relations(conn) -> list[tuple[str, str, str]]:
+    """(schema, name, relkind) of every relation outside pg_catalog/information_schema, TimescaleDB's
+    internal schemas included when present."""
+    return conn.execute(
+        """SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'
+             AND n.nspname NOT LIKE 'pg_temp%%' AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+           ORDER BY 1, 2""").fetchall()
+
+
+def _denied(conn, query, params=None, also=()) -> bool:
+    try:
+        with conn.transaction():
+            conn.execute(query, params)
+    except (psycopg.errors.InsufficientPrivilege, *also):
+        return True
+    return False
+
+
+# a write to a view that is not updatable is refused before its privileges are checked
+NOT_UPDATABLE = (psycopg.errors.ObjectNotInPrerequisiteState, psycopg.errors.FeatureNotSupported)
+
+
+@pytest.mark.parametrize("who", READERS)
+def test_no_table_outside_schema_reader_can_be_read_or_copied(world, who):
+    with psycopg.connect(world["url"]) as owner, connect_as(world, who) as conn:
+        rels = [r for r in _all_relations(owner) if r[0] != "reader"]
+        assert ("public", "reading", "r") in rels and ("public", "tenant_scope", "r") in rels
+        for nsp, rel, kind in rels:
+            ident = sql.Identifier(nsp, rel)
+            if kind == "S":
+                assert _denied(conn, sql.SQL("SELECT nextval({})").format(sql.Literal(f"{nsp}.{rel}"))), rel
+                assert _denied(conn, sql.SQL("SELECT * FROM {}").format(ident)), rel
+                continue
+            assert _denied(conn, sql.SQL("SELECT * FROM {} LIMIT 1").format(ident)), f"{who}: SELECT {nsp}.{rel}"
+            assert _denied(conn, sql.SQL("SELECT count(*) FROM {}").format(ident)), rel
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                with conn.cursor().copy(sql.SQL("COPY {} TO STDOUT").format(ident)) as copy:
+                    list(copy)
+            conn.rollback()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                with conn.cursor().copy(sql.SQL("COPY (SELECT * FROM {}) TO STDOUT").format(ident)) as copy:
+                    list(copy)
+            conn.rollback()
+            assert _denied(conn, sql.SQL("EXPLAIN ANALYZE SELECT * FROM {}").format(ident)), rel
+            assert _denied(conn, sql.SQL("DELETE FROM {}").format(ident)), rel
+            assert _denied(conn, sql.SQL("TRUNCATE {}").format(ident)), rel
+
+
+@pytest.mark.parametrize("who", READERS)
+def test_copy_joins_and_explain_of_the_views_show_nothing_of_another_tenant(world, who):
+    ents, parks = world["scopes"][who]
+    others = _others_markers(world, who)
+    with psycopg.connect(world["url"]) as owner, connect_as(world, who) as conn:
+        for view in _reader_views(owner):
+            want = expected_rows(owner, view, ents, parks, who == "bureau")
+            with conn.cursor().copy(sql.SQL("COPY (SELECT v::text FROM reader.{} v) TO STDOUT").format(
+                    sql.Identifier(view))) as copy:
+                got = sorted(bytes(b).decode() for b in copy)
+            assert [g.rstrip("\n") for g in got] == [w.replace("\\", "\\\\") for w in want], view
+            plan = "\n".join(r[0] for r in conn.execute(sql.SQL(
+                "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF) SELECT * FROM reader.{}").format(
+                sql.Identifier(view))).fetchall())
+            assert not [m for m in others if m in plan], view
+        # joins across the views: every row reached belongs to the scope
+        got = conn.execute("""SELECT DISTINCT e.code FROM reader.reading r JOIN reader.point p USING (point_id)
+                              JOIN reader.device d USING (device_id) JOIN reader.site s USING (site_id)
+                              JOIN reader.enterprise e USING (enterprise_id)""").fetchall()
+        assert sorted(c for (c,) in got) == sorted(c for c, e in world["ents"].items() if e in ents)
+        # a join of a view with itself on something other than the key
+        n = conn.execute("SELECT count(*) FROM reader.reading a JOIN reader.reading b ON a.ts = b.ts").fetchone()[0]
+        assert n == 8 * len(ents) ** 2
+
+
+@pytest.mark.parametrize("who", READERS)
+def test_custom_settings_do_not_change_the_scope(world, who):
+    ents, parks = world["scopes"][who]
+    other = next(c for c, e in world["ents"].items() if e not in ents) if who != "bureau" else "EA1"
+    with psycopg.connect(world["url"]) as owner, connect_as(world, who) as conn:
+        want = expected_rows(owner, "enterprise", ents, parks, who == "bureau")
+        for setting in ("greengauge.enterprise", "greengauge.park", "greengauge.tenant", "app.enterprise_id",
+                        "greengauge.bureau", "request.jwt.claims"):
+            for value in (other, str(world["ents"][other]), "true", "*"):
+                conn.execute("SELECT set_config(%s, %s, false)", (setting, value))
+                got = sorted(r[0] for r in conn.execute("SELECT v::text FROM reader.enterprise v").fetchall())
+                assert got == want, (setting, value)
+        conn.execute("SET search_path = public, reader")
+        assert sorted(r[0] for r in conn.execute("SELECT v::text FROM enterprise v").fetchall()) == want
+
+
+@pytest.mark.parametrize("who", READERS)
+def test_no_function_can_be_made_and_a_leaky_one_sees_only_the_scope(world, who):
+    ents, parks = world["scopes"][who]
+    others = _others_markers(world, who)
+    with psycopg.connect(world["url"], autocommit=True) as owner, connect_as(world, who) as conn:
+        schemas = [r[0] for r in owner.execute("SELECT nspname FROM pg_namespace ORDER BY 1").fetchall()]
+        for nsp in schemas + ["pg_temp"]:
+            assert _denied(conn, sql.SQL("CREATE FUNCTION {}.leak(text) RETURNS boolean LANGUAGE sql AS 'SELECT true'")
+                           .format(sql.Identifier(nsp))), nsp
+        assert _denied(conn, "CREATE SCHEMA mine")
+        assert _denied(conn, "CREATE TEMP TABLE mine (x int)")
+        for nsp in schemas:
+            assert not conn.execute("SELECT has_schema_privilege(%s, 'CREATE')", (nsp,)).fetchone()[0], nsp
+        # a leaky function someone else made and granted: it runs after the views' filter (security_barrier)
+        owner.execute("CREATE SCHEMA leaky")
+        owner.execute("""CREATE FUNCTION leaky.peek(text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS
+                         $$ BEGIN RAISE NOTICE 'peek: %', $1; RETURN true; END $$""")
+        owner.execute(sql.SQL("GRANT USAGE ON SCHEMA leaky TO {r}; GRANT EXECUTE ON FUNCTION leaky.peek(text) TO {r}")
+                      .format(r=sql.Identifier(world["readers"][who].name)))
+        seen: list[str] = []
+        conn.add_notice_handler(lambda d: seen.append(d.message_primary or ""))
+        for view in _reader_views(owner):
+            want = expected_rows(owner, view, ents, parks, who == "bureau")
+            seen.clear()
+            got = conn.execute(sql.SQL("SELECT v::text FROM reader.{} v WHERE leaky.peek(v::text)").format(
+                sql.Identifier(view))).fetchall()
+            assert sorted(r[0] for r in got) == want
+            assert sorted(s.removeprefix("peek: ") for s in seen) == want, view
+            # per column too: a leaky qual on one column is not pushed below the filter either
+            col = owner.execute("""SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum = 1""",
+                                (f"reader.{view}",)).fetchone()[0]
+            seen.clear()
+            conn.execute(sql.SQL("SELECT 1 FROM reader.{} v WHERE leaky.peek(v.{}::text)").format(
+                sql.Identifier(view), sql.Identifier(col))).fetchall()
+            assert len(seen) == len(want), view
+            # an error-raising expression only reaches the scope's rows (no error from another tenant's)
+            for m in others:
+                # (not 1 / 0: the planner folds that constant and fails whatever the rows)
+                conn.execute(sql.SQL("SELECT 1 FROM reader.{v} v WHERE CASE WHEN strpos(v::text, {m}) > 0 "
+                                     "THEN 1 / (strpos(v::text, {m}) - strpos(v::text, {m})) ELSE 1 END = 1").format(
+                    v=sql.Identifier(view), m=sql.Literal(m))).fetchall()
+
+
+@pytest.mark.parametrize("who", READERS)
+def test_statistics_roles_sequences_and_writes(world, who):
+    others = _others_markers(world, who)
+    with psycopg.connect(world["url"]) as owner, connect_as(world, who) as conn:
+        assert owner.execute("SELECT count(*) FROM pg_stats WHERE schemaname = 'public'").fetchone()[0] > 0
+        stats = conn.execute("SELECT s::text FROM pg_stats s WHERE schemaname <> 'pg_catalog'").fetchall()
+        assert not [s for (s,) in stats if any(m in s for m in others)]
+        assert conn.execute("SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'reader')").fetchone()[0] == 0
+        assert _denied(conn, "SELECT * FROM pg_statistic")
+        assert conn.execute("SELECT count(*) FROM pg_stats_ext WHERE schemaname = 'public'").fetchone()[0] == 0
+        # SET ROLE: only to roles it is a member of, and those see nothing (narrower, never wider)
+        me = world["readers"][who].name
+        mine = {r[0] for r in owner.execute(
+            "SELECT rolname FROM pg_roles WHERE pg_has_role(%s, oid, 'MEMBER')", (me,)).fetchall()}
+        for (role,) in owner.execute("SELECT rolname FROM pg_roles ORDER BY 1").fetchall():
+            if role in mine:
+                continue
+            assert _denied(conn, sql.SQL("SET ROLE {}").format(sql.Identifier(role))), role
+            assert _denied(conn, sql.SQL("SET SESSION AUTHORIZATION {}").format(sql.Identifier(role))), role
+        for role in mine - {me}:
+            conn.rollback()  # so the block below is a transaction of its own (SET LOCAL ends with it)
+            with conn.transaction():
+                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+                for view in _reader_views(owner):
+                    try:
+                        with conn.transaction():  # a savepoint: a group role may not even have SELECT
+                            n = conn.execute(sql.SQL("SELECT count(*) FROM reader.{}").format(
+                                sql.Identifier(view))).fetchone()[0]
+                    except psycopg.errors.InsufficientPrivilege:
+                        continue
+                    assert n == len(expected_rows(owner, view, [], [], False)), (role, view)
+        # sequences: none for a reader; a writer only those of the tables it enters
+        entry = {r[0] for r in owner.execute("SELECT relname FROM tenancy_table WHERE class = 'entry'").fetchall()}
+        for (seq, table) in owner.execute(
+                """SELECT s.oid, t.relname FROM pg_class s
+                   JOIN pg_depend d ON d.objid = s.oid AND d.deptype = 'a' JOIN pg_class t ON t.oid = d.refobjid
+                   WHERE s.relkind = 'S'""").fetchall():
+            allowed = who == "writer" and table in entry
+            # by oid: no schema lookup (the name in public would fail on the schema alone)
+            assert _denied(conn, "SELECT nextval(%s::oid::regclass)", (seq,)) != allowed, table
+            assert _denied(conn, "SELECT setval(%s::oid::regclass, 1)", (seq,)), table
+        # no writes through any view (a writer: only the entry views, checked below)
+        for view in _reader_views(owner):
+            if who == "writer" and view in entry:
+                continue
+            ident = sql.Identifier("reader", view)
+            assert _denied(conn, sql.SQL("DELETE FROM {}").format(ident), also=NOT_UPDATABLE), view
+            assert _denied(conn, sql.SQL("UPDATE {} SET {} = {}").format(
+                ident, sql.Identifier(_first_col(owner, view)), sql.Identifier(_first_col(owner, view))),
+                also=NOT_UPDATABLE), view
+            assert _denied(conn, sql.SQL("INSERT INTO {} SELECT * FROM {} LIMIT 1").format(ident, ident),
+                           also=NOT_UPDATABLE), view
+        # functions of the application: none executable
+        for (fn,) in owner.execute(
+                """SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                   WHERE n.nspname IN ('public', 'reader')""").fetchall():
+            assert not conn.execute("SELECT has_function_privilege(%s::oid, 'EXECUTE')", (fn,)).fetchone()[0], fn
+        assert not conn.execute("SELECT has_schema_privilege('public', 'USAGE')").fetchone()[0]
+        assert _denied(conn, "SELECT public.tenancy_refresh()")
+        assert _denied(conn, "SELECT public.greengauge_reading_retention('1 day')")
+
+
+def _first_col(owner, view):
+    return owner.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum = 1",
+                         (f"reader.{view}",)).fetchone()[0]
+
+
+def test_public_has_no_create_no_connect_and_no_execute(world):
+    with psycopg.connect(world["url"]) as owner:
+        # PUBLIC (grantee 0 in aclexplode) holds nothing: not CREATE/USAGE on schema public, not
+        # CONNECT/TEMP on the database, not EXECUTE on a function, nothing on a relation
+        leaks = owner.execute(
+            """SELECT kind, name FROM (
+                   SELECT 'relation' AS kind, c.oid::regclass::text AS name, c.relacl AS acl FROM pg_class c
+                   WHERE c.relnamespace IN ('public'::regnamespace, 'reader'::regnamespace)
+                   UNION ALL
+                   SELECT 'function', p.oid::regprocedure::text,
+                          coalesce(p.proacl, acldefault('f', p.proowner)) FROM pg_proc p
+                   WHERE p.pronamespace IN ('public'::regnamespace, 'reader'::regnamespace)
+                   UNION ALL
+                   SELECT 'schema', n.nspname, n.nspacl FROM pg_namespace n WHERE n.nspname IN ('public', 'reader')
+                   UNION ALL
+                   SELECT 'database', d.datname, coalesce(d.datacl, acldefault('d', d.datdba)) FROM pg_database d
+                   WHERE d.datname = current_database()) x
+               CROSS JOIN LATERAL aclexplode(x.acl) a WHERE a.grantee = 0""").fetchall()
+        assert leaks == []
+
+
+def test_the_api_service_role_sees_nothing_until_set_role_and_then_only_that_tenant(world):
+    with psycopg.connect(world["url"]) as owner:
+        api = tenancy.service_role(owner)
+        owner.commit()
+        ea1 = world["ents"]["EA1"]
+        with psycopg.connect(tenancy.reader_url(world["url"], tenancy.Reader(api, "bureau", None, False))) as conn:
+            for view in _reader_views(owner):  # NOINHERIT: its memberships give it nothing by themselves
+                assert _denied(conn, sql.SQL("SELECT count(*) FROM reader.{}").format(sql.Identifier(view))), view
+            with tenancy.tenant_transaction(conn, world["readers"]["enterprise"].name):
+                assert conn.execute("SELECT enterprise_id FROM enterprise").fetchall() == [(ea1,)]
+                # inside the request, RESET ROLE goes back to the service role: still nothing
+                conn.execute("RESET ROLE")
+                assert _denied(conn, "SELECT count(*) FROM reader.enterprise")
+            with tenancy.tenant_transaction(conn, world["readers"]["bureau"].name):
+                assert conn.execute("SELECT count(*) FROM enterprise").fetchone()[0] == 4
+            assert conn.execute("SELECT current_user").fetchone()[0] == api  # the role ended with the transaction
+            assert _denied(conn, "SELECT * FROM public.enterprise")
+
+
+def test_a_revoked_reader_sees_nothing_at_once_and_cannot_log_in_again(world):
+    r = world["readers"]["park"]
+    with connect_as(world, "park", autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM reader.enterprise").fetchone()[0] == 2
+        with psycopg.connect(world["url"], autocommit=True) as owner:
+            tenancy.revoke_reader(owner, r.name)
+            assert r.name not in [x.name for x in tenancy.list_readers(owner)]
+        # the session still open: its role is gone, so are its memberships
+        assert _denied(conn, "SELECT count(*) FROM reader.enterprise")
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        connect_as(world, "park")
