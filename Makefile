@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/greengauge demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -312,13 +312,15 @@ def service_url(settings: ApiSettings) -> str:
 
     from store import tenancy
 
+    password = settings.api_db_password()
     with psycopg.connect(settings.database_url) as conn:
-        role = tenancy.service_role(conn, password=settings.api_db_password)
+        role = tenancy.service_role(conn, password=password)
         conn.commit()
     params = conninfo_to_dict(settings.database_url)
     params["user"] = role
-    if settings.api_db_password:
-        params["password"] = settings.api_db_password
+    params.pop("password", None)  # the owner's
+    if password:
+        params["password"] = password
     return make_conninfo(**params)
 
 

@@ -27,7 +27,7 @@ _R2_RULE_IDS = {"miit-norm-listing"}
 
 @lru_cache(maxsize=1)
 def policy_documents() -> tuple[dict[str, Any], ...]:
-    from metrics.policy import load_documents
+    from model.tables import load_documents
 
     return tuple({"number": d.number, "title": d.title, "source": d.source, "sha256": d.digest,
                   "rules": {r.id: r.kind for r in d.rules}} for d in load_documents())

@@ -6,7 +6,7 @@ hour for 2025 (Asia/Shanghai), then times
 
 * the bare scan: every one of those readings fetched to Python (the same rows, the same
   ``counter_series`` query), and
-* the full path: ``flows.site_energy.green_share_report`` for every enterprise (counters ->
+* the full path: ``accounting.site_energy.green_share_report`` for every enterprise (counters ->
   interval energy -> balance -> ledger -> share, hourly match, projection, evidence digest),
 
 and prints both and their ratio (printed, never asserted). Five counter points per enterprise
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
-from flows.site_energy import green_share_report  # noqa: E402
+from accounting.site_energy import green_share_report  # noqa: E402
 from metrics.periods import local_bounds  # noqa: E402
 from store.db import create_database, drop_database, with_database  # noqa: E402
 from store.migrate import upgrade  # noqa: E402

@@ -30,7 +30,7 @@ from collectors.clock import WallClock  # noqa: E402
 from collectors.health import HealthRecorder  # noqa: E402
 from collectors.run import Intake, QualityGate, build_devices  # noqa: E402
 from collectors.writer import BatchingWriter  # noqa: E402
-from greengauge.site import SiteConfig  # noqa: E402
+from model.site import SiteConfig  # noqa: E402
 from store.db import create_database, drop_database, with_database  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.sites import apply_site  # noqa: E402
@@ -99,7 +99,7 @@ def _free(port: int, socket) -> bool:
 
 
 async def bare(site: SiteConfig, seconds: float) -> int:
-    from collectors.profile import plan_reads
+    from model.profile import plan_reads
 
     profile = site.devices[0].profile_model  # the same read plan as the collector's
     plan = plan_reads([*profile.registers, profile.clock])

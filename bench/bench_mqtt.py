@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties  # noqa: E402
 
 from collectors.clock import WallClock  # noqa: E402
 from collectors.run import collect  # noqa: E402
-from greengauge.site import SiteConfig  # noqa: E402
+from model.site import SiteConfig  # noqa: E402
 from store.db import create_database, drop_database, with_database  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.sites import apply_site  # noqa: E402

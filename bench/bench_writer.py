@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
-from collectors.readings import Reading  # noqa: E402
+from model.readings import Reading  # noqa: E402
 from collectors.writer import BatchingWriter  # noqa: E402
-from greengauge.site import SiteConfig  # noqa: E402
+from model.site import SiteConfig  # noqa: E402
 from store.db import create_database, drop_database, with_database  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.sites import apply_site  # noqa: E402

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from collectors.readings import Quality
+from model.readings import Quality
 from store.health import FindingRow, HealthRow, add_findings, upsert_health
 
 log = logging.getLogger(__name__)

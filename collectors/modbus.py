@@ -27,12 +27,12 @@ from decimal import Decimal
 from pymodbus.exceptions import ModbusException
 
 from collectors.clock import Clock, next_aligned, sleep_until
-from collectors.profile import (
+from model.profile import (
     ReadBlock, decode_raw, plan_reads, ratio_factor, registers_for, to_canonical,
 )
-from collectors.readings import Quality, Reading
+from model.readings import Quality, Reading
 from collectors.transport import Connection, ConnectionPool, DeviceRefused, Endpoint, default_pool
-from greengauge.site import SUNSPEC_PROFILE, DeviceConfig
+from model.site import SUNSPEC_PROFILE, DeviceConfig
 
 log = logging.getLogger(__name__)
 

@@ -52,9 +52,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collectors.clock import Clock
-from collectors.quantities import QUANTITIES, unit_factor
-from collectors.readings import Quality, Reading
-from greengauge.site import MqttConfig, MqttField, MqttSubscription, SiteConfig
+from model.quantities import QUANTITIES, unit_factor
+from model.readings import Quality, Reading
+from model.site import MqttConfig, MqttField, MqttSubscription, SiteConfig
 
 log = logging.getLogger(__name__)
 

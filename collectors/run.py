@@ -26,11 +26,11 @@ import psycopg
 from collectors.clock import Clock
 from collectors.health import HealthRecorder
 from collectors.modbus import ModbusDevice, run_devices
-from collectors.quantities import QUANTITIES
-from collectors.readings import Quality, Reading
+from model.quantities import QUANTITIES
+from model.readings import Quality, Reading
 from collectors.spool import DEFAULT_MAX_BYTES, Spool
 from collectors.writer import BatchingWriter
-from greengauge.site import SiteConfig
+from model.site import SiteConfig
 
 log = logging.getLogger(__name__)
 

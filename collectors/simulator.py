@@ -25,8 +25,8 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from collectors.clock import Clock
-from collectors.profile import ClockSpec, RegisterSpec, _DATATYPE
-from greengauge.site import SUNSPEC_PROFILE, DeviceConfig, SimulationConfig, SiteConfig
+from model.profile import ClockSpec, RegisterSpec, _DATATYPE
+from model.site import SUNSPEC_PROFILE, DeviceConfig, SimulationConfig, SiteConfig
 
 #: counters start here, as on meters that have been in service for a while [Wh]
 INITIAL_COUNTERS_WH = {

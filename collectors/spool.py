@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from collectors.readings import Quality, Reading
+from model.readings import Quality, Reading
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ class Endpoint:
 
     @classmethod
     def of(cls, device) -> Endpoint:
-        """The endpoint of a :class:`greengauge.site.DeviceConfig`."""
+        """The endpoint of a :class:`model.site.DeviceConfig`."""
         return cls(
             transport=device.transport, host=device.host, port=device.port, serial_port=device.serial_port,
             baudrate=device.baudrate, parity=device.parity, stopbits=device.stopbits, bytesize=device.bytesize,

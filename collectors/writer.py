@@ -40,7 +40,7 @@ from pathlib import Path
 
 import psycopg
 
-from collectors.readings import Reading
+from model.readings import Reading
 from collectors.spool import Spool
 from store.ingest import write_readings
 

@@ -23,7 +23,7 @@ The table refuses UPDATE (a trigger), so old versions stay; "what changed since 
 Candidate sources are plain functions ``(conn, enterprise, year, period_start, period_end) ->
 list[dict]`` listed in :data:`CANDIDATE_SOURCES`; the source is :func:`policy_candidates`, the
 policy engine (metrics/policy) over every document's rules, fed from the store by
-flows/policy_inputs.py (R1 through the accounting's green-share report with the ledger).
+accounting/policy_inputs.py (R1 through the accounting's green-share report with the ledger).
 """
 
 from __future__ import annotations
@@ -43,11 +43,13 @@ import psycopg
 from prefect import flow, get_run_logger
 
 from flows.metrics import list_enterprises
-from flows.policy_inputs import enterprise_year
+from accounting.policy_inputs import enterprise_year
 from flows.tasks import io_task, resolve_url
 from metrics.evidence import jsonable
 from metrics.periods import local_bounds
-from metrics.policy import evaluate as evaluate_policies, load_documents
+from metrics.policy import evaluate as evaluate_policies
+from model import CODE_VERSION
+from model.tables import load_documents
 from store.facts import enterprise_facts
 from store.ledger import ledger_for
 from store.projects import project_records
@@ -109,7 +111,7 @@ def policy_candidates(conn: psycopg.Connection, e: Enterprise, year: int, start:
     (metrics/policy): each candidate with its document, clause, status, amount, whether it was
     chosen (就高不重复 / 从新、从优、就高不重复) and its evidence. The year is read up to ``end``."""
     ey, inputs = enterprise_year(conn, e.code, year, until=end)
-    evaluation = evaluate_policies(ey)
+    evaluation = evaluate_policies(ey, load_documents(), code_version=CODE_VERSION)
     digests = recorded_inputs(conn, e.code)
     versions = {d.number: d.digest for d in load_documents()}
     out = []

@@ -6,7 +6,7 @@ green share, with the certificate ledger, and its year-end projection), and writ
 transaction. Daily balances are recomputed only for the local days whose intervals changed since
 they were last computed; the year to date is recomputed every run.
 
-Carbon and standard coal (table ``carbon_ytd``) are :func:`flows.policy_inputs.carbon_year` for
+Carbon and standard coal (table ``carbon_ytd``) are :func:`accounting.policy_inputs.carbon_year` for
 the year to date, read up to the period end (``data_through`` of the green share), inside the
 same transaction as the other results. The factor year is ``year + factor_year_offset`` (default
 0); with ``factor_fallback`` (default on) a year without a published factor takes the latest
@@ -25,8 +25,8 @@ from typing import Any
 import psycopg
 from prefect import flow, get_run_logger
 
-from flows.policy_inputs import carbon_year, coal_of, energy_year
-from flows.site_energy import BALANCE_ROLES
+from accounting.policy_inputs import carbon_year, coal_of, energy_year
+from accounting.site_energy import BALANCE_ROLES
 from flows.tasks import io_task, metric_task, resolve_url
 from metrics.balance import BalanceTotals, site_balance, totals
 from metrics.energy import INTERVAL_S, IntervalEnergy, sum_by_interval
@@ -87,7 +87,7 @@ class EnterpriseMetrics:
 def load_role_energy(conn: psycopg.Connection, enterprise: str, start: datetime, end: datetime
                      ) -> tuple[RoleEnergy, list[int]]:
     """Stored interval energy per balance role for intervals starting in [start, end), summed over
-    the points of each role as flows/site_energy.py does."""
+    the points of each role as accounting/site_energy.py does."""
     points = [p for p in site_points(conn, enterprise) if p.role in BALANCE_ROLES]
     ids = [p.point_id for p in points]
     per_point: dict[int, list[IntervalEnergy]] = {pid: [] for pid in ids}
@@ -179,7 +179,7 @@ def carbon_row(conn: psycopg.Connection, e: Enterprise, year: int, through: date
                opts: CarbonOptions = CarbonOptions()) -> dict[str, Any]:
     """The ``carbon_ytd`` row of an enterprise's year to date ``through`` (the period end).
 
-    CO2 and standard coal as :func:`flows.policy_inputs.carbon_year` gives them with
+    CO2 and standard coal as :func:`accounting.policy_inputs.carbon_year` gives them with
     ``until=through``. No factor for the year: status ``no_factor``, the lookup's message in
     ``note``, no CO2 figure (standard coal still given). No metered grid import: status
     ``no_grid_import`` and no figure at all.

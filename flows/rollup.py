@@ -17,7 +17,7 @@ import psycopg
 from prefect import flow, get_run_logger
 
 from flows.tasks import io_task, resolve_url
-from flows.site_energy import CounterSettings, counter_settings, settings_intervals
+from accounting.site_energy import CounterSettings, counter_settings, settings_intervals
 from metrics.energy import INTERVAL_S, CounterFinding, floor_interval
 from store.db import storage_mode
 from store.rollups import (IntervalWriter, PointReadings, counter_points, refresh_continuous_aggregate,
@@ -50,7 +50,7 @@ def compute_intervals(
 ) -> tuple[list[tuple[datetime, int, bool, bool]], list[CounterFinding]]:
     """Interval rows (start, energy_wh, estimated, suspect) of one point for [since, until).
 
-    The same path as the report (:func:`flows.site_energy.settings_intervals`), with the point's
+    The same path as the report (:func:`accounting.site_energy.settings_intervals`), with the point's
     wrap width, recorded replacements and rated power (``settings``; none when omitted): outliers
     skipped, wraps and replacements bridged. An interval is suspect when a spike (a step above the
     rated power) overlaps it or a suspect-quality reading took part in interpolating it.

@@ -13,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from greengauge.settings import get_settings
+from model.settings import get_settings
 
 #: retries of an I/O task: 3, after about 2, 4 and 8 s, each stretched by up to ±50 % jitter
 IO_RETRIES = 3

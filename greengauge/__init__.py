@@ -1,3 +1,3 @@
-"""GreenGauge: command line, settings and the site-configuration model that wires the parts together."""
+"""GreenGauge: the command line and the demo; the shared model is in :mod:`model`."""
 
-__version__ = "0.1.0"
+from model import CODE_VERSION as __version__  # noqa: F401

@@ -17,8 +17,8 @@ import psycopg
 import typer
 
 from greengauge import cli_collectors
-from greengauge.settings import get_settings
-from greengauge.yamlfile import ConfigError
+from model.settings import get_settings
+from model.yamlfile import ConfigError
 
 app = typer.Typer(help="GreenGauge: energy data to green-manufacturing figures.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -45,7 +45,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at DEB
 def db_upgrade() -> None:
     """Apply pending schema migrations (running it twice changes nothing)."""
     from store.db import storage_mode
-    from store.migrate import MigrationError, upgrade
+    from store.migrate import MigrationError, timescale_status, upgrade
 
     with connect() as conn:
         try:
@@ -54,11 +54,12 @@ def db_upgrade() -> None:
             fail(str(exc))
         for m in done:
             console.print(f"applied {m.path.name}")
-        console.print(f"schema up to date ({len(done)} applied now); storage mode: {storage_mode(conn)}")
+        console.print(f"schema up to date ({len(done)} applied now); storage mode: {storage_mode(conn)} "
+                      f"({timescale_status(conn)})", markup=False)
 
 
 def _load_site(path: Path):
-    from greengauge.site import load_site
+    from model.site import load_site
 
     try:
         return load_site(path)
@@ -186,7 +187,7 @@ def report_balance(
     year: Optional[int] = typer.Option(None, help="local calendar year"),
 ) -> None:
     """The energy balance and green share of an enterprise for a local day, month or year."""
-    from flows.site_energy import site_energy
+    from accounting.site_energy import site_energy
     from greengauge.demo import print_report
     from metrics.periods import local_bounds
     from store.sites import enterprise_timezone
@@ -231,18 +232,26 @@ def demo(
 
 
 # The other concerns' commands, one registration each.
-import greengauge.cli_policy  # noqa: E402,F401  registers facts, policies, production, report awards/intensity/carbon
-import greengauge.cli_api  # noqa: E402,F401  registers api (serve, keygen), tokens, statement verify
+from greengauge import cli_api, cli_policy  # noqa: E402
 from greengauge.cli_accounting import green_share_app, import_app, ledger_app, meter_app  # noqa: E402
 from greengauge.cli_devices import app as devices_app  # noqa: E402
 from greengauge.cli_flows import app as flows_app  # noqa: E402
+from greengauge.cli_health import app as health_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(meter_app, name="meter")
+app.add_typer(cli_policy.facts_app, name="facts")
+app.add_typer(cli_policy.policies_app, name="policies")
+app.add_typer(cli_policy.production_app, name="production")
 report_app.add_typer(green_share_app, name="green-share")
+report_app.command("awards")(cli_policy.report_awards)
+report_app.command("intensity")(cli_policy.report_intensity)
+report_app.command("carbon")(cli_policy.report_carbon)
 app.add_typer(devices_app, name="devices")
 app.add_typer(flows_app, name="flows")
+app.add_typer(health_app, name="health")
+cli_api.register(app)  # api (serve, keygen), tokens, statement verify
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

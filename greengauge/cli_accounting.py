@@ -161,7 +161,7 @@ def report_green_share(
     completeness_threshold: int = typer.Option(95, help="below this completeness [%] the result is unknown"),
 ) -> None:
     """Green-electricity share of an enterprise's year (or year to date) against 30 % (rule R1)."""
-    from flows.site_energy import green_share_json, green_share_report
+    from accounting.site_energy import green_share_json, green_share_report
 
     if format not in ("table", "json"):
         fail(f"--format {format!r}: use table or json")

@@ -12,16 +12,19 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from greengauge.cli import app
 from greengauge.terminal import connect, console, err, fail
 
 api_app = typer.Typer(help="The bureau HTTP API.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Bearer tokens of the API (scoped to an enterprise, a park or the bureau).",
                          no_args_is_help=True)
 statement_app = typer.Typer(help="Signed statements.", no_args_is_help=True)
-app.add_typer(api_app, name="api")
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(statement_app, name="statement")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the ``greengauge`` app (greengauge/cli.py)."""
+    app.add_typer(api_app, name="api")
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(statement_app, name="statement")
 
 
 @api_app.command("serve")

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from collectors import sunspec
 from collectors.transport import ConnectionPool, DeviceRefused, Endpoint
-from greengauge.site import DeviceConfig
+from model.site import DeviceConfig
 from greengauge.terminal import console, err
 
 app = typer.Typer(help="Find Modbus devices and describe them for the site file.", no_args_is_help=True)

@@ -135,7 +135,7 @@ def backfill(enterprise: str = typer.Argument(..., help="enterprise code"),
 
     from flows.backfill import backfill as run_backfill
     from flows.backfill import chunks
-    from greengauge.settings import get_settings
+    from model.settings import get_settings
 
     try:
         d0, d1 = date.fromisoformat(first), date.fromisoformat(last)

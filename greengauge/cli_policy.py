@@ -1,9 +1,9 @@
 """Commands of the policy engine: ``facts import``, ``production import``, ``policies list``,
 ``report awards``, ``report intensity``, ``report carbon``.
 
-Registered on the main app by importing this module (one line at the end of greengauge/cli.py).
+Registered on the main app explicitly, in greengauge/cli.py.
 The engine itself is pure (metrics/policy); the inputs are read from the store by
-:mod:`flows.policy_inputs` (``enterprise_year`` lives there now and is re-exported here).
+:mod:`accounting.policy_inputs` (``enterprise_year`` lives there now and is re-exported here).
 """
 
 from __future__ import annotations
@@ -17,18 +17,16 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from flows.policy_inputs import DEFAULT_REGION, enterprise_year  # noqa: F401  (re-exported)
-from greengauge.cli import app, report_app
+from accounting.policy_inputs import DEFAULT_REGION, enterprise_year  # noqa: F401  (re-exported)
 from greengauge.terminal import connect, console, fail
-from metrics.policy import Evaluation, evaluate, load_documents
+from metrics.policy import Evaluation, evaluate
+from model import CODE_VERSION
+from model.tables import load_documents
 
 facts_app = typer.Typer(help="Facts people record: listings, certifications, grants, PV projects.", no_args_is_help=True)
 policies_app = typer.Typer(help="The policy documents the engine applies.", no_args_is_help=True)
-app.add_typer(facts_app, name="facts")
 production_app = typer.Typer(help="Production volumes, output value and the limit standards' reference values.",
                               no_args_is_help=True)
-app.add_typer(policies_app, name="policies")
-app.add_typer(production_app, name="production")
 
 
 @facts_app.command("import")
@@ -83,7 +81,6 @@ def _print_table(result: Evaluation) -> None:
     console.print(f"total of the chosen awards: {result.total:,} yuan", highlight=False)
 
 
-@report_app.command("awards")
 def report_awards(
     enterprise: str = typer.Option(..., help="enterprise code"),
     year: int = typer.Option(..., help="local calendar year"),
@@ -103,7 +100,7 @@ def report_awards(
         except (LookupError, ValueError) as exc:
             fail(str(exc))
     try:
-        result = evaluate(ey)
+        result = evaluate(ey, load_documents(), code_version=CODE_VERSION)
     except ValueError as exc:
         fail(str(exc))
     if format == "json":
@@ -169,7 +166,6 @@ def production_import(file: Path) -> None:
     console.print(f"{file}: {res.production} production rows and {res.references} products' reference values recorded")
 
 
-@report_app.command("intensity")
 def report_intensity(
     industry: str = typer.Option(..., help="industry, as the site files' enterprise.industry"),
     year: int = typer.Option(..., help="local calendar year"),
@@ -181,7 +177,7 @@ def report_intensity(
 ) -> None:
     """Unit-product energy vs the limit standard (福建 002 第七条 3), energy per 10,000 yuan of output,
     and ranking within the industry (晋政规〔2024〕2号 §四(五))."""
-    from flows.policy_inputs import intensity_year
+    from accounting.policy_inputs import intensity_year
 
     if format not in ("table", "json"):
         fail(f"--format must be table or json, got {format!r}")
@@ -216,7 +212,6 @@ def report_intensity(
                       highlight=False)
 
 
-@report_app.command("carbon")
 def report_carbon(
     enterprise: str = typer.Option(..., help="enterprise code"),
     year: int = typer.Option(..., help="local calendar year"),
@@ -228,7 +223,7 @@ def report_carbon(
         None, help="kgce/kWh: also convert electricity at this equal value (等价值)"),
 ) -> None:
     """CO2 of purchased electricity (location- and market-based) and standard coal for a year."""
-    from flows.policy_inputs import carbon_year
+    from accounting.policy_inputs import carbon_year
 
     if format not in ("table", "json"):
         fail(f"--format must be table or json, got {format!r}")

@@ -27,9 +27,9 @@ from rich.table import Table
 from collectors.clock import AcceleratedClock
 from collectors.run import collect
 from collectors.simulator import SimulatedSite
-from flows.site_energy import SiteEnergy, site_energy
-from greengauge.settings import DEFAULT_DATABASE_URL, get_settings
-from greengauge.site import SiteConfig, load_site
+from accounting.site_energy import SiteEnergy, site_energy
+from model.settings import DEFAULT_DATABASE_URL, get_settings
+from model.site import SiteConfig, load_site
 from metrics.periods import local_bounds
 from store.cluster import ClusterError, PrivateCluster
 from store.db import create_database, with_database

@@ -6,7 +6,7 @@ import psycopg
 import typer
 from rich.console import Console
 
-from greengauge.settings import get_settings
+from model.settings import get_settings
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -21,16 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from greengauge.yamlfile import load_model
 from metrics.exact import ExactDecimal
 
-FACTOR_FILE = Path(__file__).resolve().parent / "factors" / "grid_co2.yaml"
 WH_PER_MWH = 1_000_000
 Kind = Literal["location", "market", "fossil"]
 
@@ -110,12 +106,6 @@ class Factor:
     secondary: bool = False
 
 
-@lru_cache(maxsize=4)
-def load_factors(path: str | None = None) -> FactorTable:
-    """The factor table (default: the packaged ``metrics/factors/grid_co2.yaml``)."""
-    return load_model(path or FACTOR_FILE, FactorTable)
-
-
 def _wh(name: str, v: object) -> int:
     if not isinstance(v, int) or isinstance(v, bool):
         raise ValueError(f"{name} must be whole Wh (int), got {v!r}")
@@ -192,14 +182,14 @@ class ElectricityCarbon:
 
 def electricity_carbon(year: int, grid_import_wh: int, *, green_trade_wh: int = 0, certificates: int = 0,
                        region: str = "national", year_offset: int = 0, latest_available: bool = False,
-                       table: FactorTable | None = None) -> ElectricityCarbon:
+                       table: FactorTable) -> ElectricityCarbon:
     """Both methods for one accounting year, with the factors used (kind, region, year, source).
 
     The location-based factor is looked up for ``region`` (falling back to national); the
     market-based factor is national only, as published. See :meth:`FactorTable.factor` for
     ``year_offset`` and ``latest_available``.
     """
-    t = table or load_factors()
+    t = table
     lf = t.factor("location", year, region, year_offset=year_offset, latest_available=latest_available,
                   national_fallback=True)
     mf = t.factor("market", year, "national", year_offset=year_offset, latest_available=latest_available)

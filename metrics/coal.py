@@ -15,16 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from greengauge.yamlfile import load_model
 from metrics.exact import ExactDecimal
 
-FACTOR_FILE = Path(__file__).resolve().parent / "factors" / "standard_coal.yaml"
 
 
 class Carrier(BaseModel):
@@ -43,11 +39,6 @@ class CoalFactors(BaseModel):
     carriers: dict[str, Carrier]
 
 
-@lru_cache(maxsize=4)
-def load_coal_factors(path: str | None = None) -> CoalFactors:
-    return load_model(path or FACTOR_FILE, CoalFactors)
-
-
 @dataclass(frozen=True)
 class CoalResult:
     total_kgce: Decimal  #: [kgce]
@@ -62,7 +53,7 @@ def standard_coal(
     *,
     electricity_method: Literal["equivalent", "equal_value"] = "equivalent",
     equal_value_kgce_per_kwh: Decimal | None = None,
-    factors: CoalFactors | None = None,
+    factors: CoalFactors,
 ) -> CoalResult:
     """Convert energy quantities to standard coal.
 
@@ -89,7 +80,7 @@ def standard_coal(
     ----------
     GB/T 2589-2020 附录 A.
     """
-    table = factors or load_coal_factors()
+    table = factors
     if electricity_method not in ("equivalent", "equal_value"):
         raise ValueError(f"electricity_method must be 'equivalent' or 'equal_value', got {electricity_method!r}")
     if electricity_method == "equal_value":

@@ -533,7 +533,7 @@ def counter_intervals(
     """Raw counter readings of one point, with the point's settings, to interval energy and findings.
 
     The one path from a point's readings to its intervals: the report (:func:`counter_energy`,
-    ``flows.site_energy``) and the stored rollup (``flows.rollup``) both call it, so they agree.
+    ``accounting.site_energy``) and the stored rollup (``flows.rollup``) both call it, so they agree.
 
     Parameters
     ----------

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import psycopg
 
-from metrics.policy import FACT_KINDS, Fact, PvProject, Storage, load_documents
+from metrics.policy import FACT_KINDS, Fact, PvProject, Storage
+from model.tables import load_documents
 
 COLUMNS = (
     "enterprise", "record", "kind", "date", "level", "scope", "until", "first_time", "amount", "reference",
@@ -285,7 +286,7 @@ def enterprise_facts(conn: psycopg.Connection, enterprise: str) -> tuple[Fact, .
 
 def enterprise_projects(conn: psycopg.Connection, enterprise: str) -> tuple[PvProject, ...]:
     """The projects as recorded, nameplates unresolved and without checks; the engine's input comes
-    from :func:`flows.policy_inputs.project_inputs` (SunSpec nameplates, per-project telemetry)."""
+    from :func:`accounting.policy_inputs.project_inputs` (SunSpec nameplates, per-project telemetry)."""
     rows = conn.execute(
         """SELECT p.code, p.pv_w, p.commissioned, p.storage_power_w, p.storage_energy_wh,
                   p.storage_commissioned, p.storage_electrochemical

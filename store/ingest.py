@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import psycopg
 
-from collectors.readings import Reading
+from model.readings import Reading
 
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS reading_stage (
                 point_id bigint, ts timestamptz, value double precision, quality smallint

@@ -18,7 +18,7 @@ from datetime import date, datetime
 
 import psycopg
 
-from greengauge.site import PROJECT_LINK_ROLES, SiteConfig, resolve_point
+from model.site import PROJECT_LINK_ROLES, SiteConfig, resolve_point
 from store.sites import PointRow
 
 #: a linked point is a full :class:`store.sites.PointRow`, so the energy code reads it like any other

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from collectors.readings import Quality, Reading
+from model.readings import Quality, Reading
 from store.ingest import write_readings
 
 COLUMNS = ("point", "ts", "value")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
-from collectors.quantities import QUANTITIES
-from greengauge.site import SiteConfig
+from model.quantities import QUANTITIES
+from model.site import SiteConfig
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,14 @@ Rule R4 of shared/policies/README.md.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from greengauge.yamlfile import ConfigError, load_model
 from metrics.exact import no_float
-
-POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 RULE_KINDS = ("green_share", "recycling_energy", "pv_storage", "listing", "topup", "unit_energy")
 
@@ -246,31 +240,3 @@ class Reach:
     how: str | None = None  #: "in_force", "retroactive" or "days"
     first: date | None = None  #: for a year: first day of it reached
     last: date | None = None  #: for a year: last day of it reached
-
-
-def load_document(path: Path | str) -> PolicyDocument:
-    """Load and validate one policy data file.
-
-    Raises
-    ------
-    ConfigError (a ValueError)
-        naming the file, the line and the field, e.g.
-        ``jinjiang_2024_2.yaml line 40: rules[1].cap: write 500000.0 as a quoted string``.
-    """
-    doc = load_model(path, PolicyDocument)
-    return doc.model_copy(update={"digest": hashlib.sha256(Path(path).read_bytes()).hexdigest()})
-
-
-@lru_cache(maxsize=4)
-def _load_dir(directory: str) -> tuple[PolicyDocument, ...]:
-    docs = [load_document(p) for p in sorted(Path(directory).glob("*.yaml"))]
-    numbers = [d.number for d in docs]
-    dup = sorted({n for n in numbers if numbers.count(n) > 1})
-    if dup:
-        raise ConfigError(f"{directory}: document numbers repeat: {', '.join(dup)}")
-    return tuple(docs)
-
-
-def load_documents(directory: Path | str | None = None) -> tuple[PolicyDocument, ...]:
-    """Every policy document in ``directory`` (default: the packaged ``metrics/policies``)."""
-    return _load_dir(str(directory or POLICY_DIR))

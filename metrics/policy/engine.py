@@ -33,10 +33,9 @@ from decimal import ROUND_DOWN, Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
-from greengauge import __version__
 from metrics.green_share import green_share
 from metrics.intensity import grade_unit_energy, meets_level
-from metrics.policy.documents import PolicyDocument, Reach, Rule, load_documents
+from metrics.policy.documents import PolicyDocument, Reach, Rule
 from metrics.policy.inputs import EnterpriseYear, Fact, PvProject
 from metrics.policy.pv_storage import pv_storage_award
 from metrics.policy.recycling import recycling_award
@@ -84,6 +83,7 @@ class Evaluation:
     year: int
     candidates: tuple[Candidate, ...]
     inputs: dict[str, Any] = field(default_factory=dict)  #: the EnterpriseYear, as plain data
+    code_version: str = ""  #: the version of the code that evaluated (given by the caller)
 
     @property
     def chosen(self) -> tuple[Candidate, ...]:
@@ -104,7 +104,7 @@ class Evaluation:
         re-runs the engine on the same inputs and documents can compare one string.
         """
         body = {"enterprise": self.enterprise, "year": self.year, "total": str(self.total),
-                "code_version": __version__, "inputs": _jsonable(self.inputs),
+                "code_version": self.code_version, "inputs": _jsonable(self.inputs),
                 "candidates": [c.to_dict() for c in self.candidates]}
         canonical = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         body["digest"] = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -414,13 +414,14 @@ def choose(candidates: Sequence[Candidate], documents: Sequence[PolicyDocument])
     return out
 
 
-def evaluate(ey: EnterpriseYear, documents: Sequence[PolicyDocument] | None = None) -> Evaluation:
+def evaluate(ey: EnterpriseYear, documents: Sequence[PolicyDocument], *, code_version: str = "") -> Evaluation:
     """Evaluate every rule of every document for one enterprise and year, and choose.
 
     Parameters
     ----------
     ey : the enterprise's year: metered energy [Wh], recorded facts, PV projects, products
-    documents : the policy documents; default the packaged ``metrics/policies/*.yaml``
+    documents : the policy documents (``model.tables.load_documents()`` loads the packaged ones)
+    code_version : the calling code's version, recorded in :meth:`Evaluation.to_dict`
 
     Returns
     -------
@@ -433,9 +434,9 @@ def evaluate(ey: EnterpriseYear, documents: Sequence[PolicyDocument] | None = No
     """
     if not isinstance(ey.year, int) or not 1900 < ey.year < 2200:
         raise ValueError(f"year must be a calendar year, got {ey.year!r}")
-    docs = list(load_documents() if documents is None else documents)
+    docs = list(documents)
     cands: list[Candidate] = []
     for doc in sorted(docs, key=lambda d: (d.issued or date.min, d.number)):
         for rule in doc.rules:
             cands.extend(_evaluate_rule(doc, rule, ey))
-    return Evaluation(ey.enterprise, ey.year, tuple(choose(cands, docs)), asdict(ey))
+    return Evaluation(ey.enterprise, ey.year, tuple(choose(cands, docs)), asdict(ey), code_version)

@@ -51,7 +51,7 @@ CREATE TABLE point (
 );
 CREATE INDEX point_role_idx ON point (role);
 
--- quality: 0 good, 1 suspect, 2 bad (collectors/readings.py). A bad reading may carry no value.
+-- quality: 0 good, 1 suspect, 2 bad (model/readings.py). A bad reading may carry no value.
 CREATE TABLE reading (
     point_id     bigint NOT NULL REFERENCES point ON DELETE CASCADE,
     ts           timestamptz NOT NULL,

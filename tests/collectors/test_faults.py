@@ -29,10 +29,10 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from ruamel.yaml import YAML
 
 from collectors.clock import WallClock
-from collectors.readings import Quality
+from model.readings import Quality
 from collectors.run import collect
 from collectors.spool import decode
-from greengauge.site import SiteConfig
+from model.site import SiteConfig
 from store.cluster import PrivateCluster, find_pg_bin
 from store.migrate import upgrade
 from store.sites import apply_site

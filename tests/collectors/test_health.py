@@ -13,7 +13,7 @@ from collectors.clock import WallClock
 from collectors.health import HealthRecorder
 from collectors.run import collect
 from greengauge.cli import app
-from greengauge.site import SiteConfig
+from model.site import SiteConfig
 from store.health import device_ids
 from store.sites import apply_site
 from tests.conftest import free_port

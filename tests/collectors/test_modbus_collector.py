@@ -9,10 +9,10 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from collectors.modbus import ModbusDevice
-from collectors.readings import Quality
+from model.readings import Quality
 from collectors.run import build_devices
 from collectors.writer import BatchingWriter
-from greengauge.site import SiteConfig
+from model.site import SiteConfig
 from store.sites import apply_site
 from tests.conftest import free_port
 

@@ -15,9 +15,9 @@ import pytest
 
 from collectors.clock import WallClock
 from collectors.mqtt import Router, parse_timestamp
-from collectors.readings import Quality
+from model.readings import Quality
 from collectors.run import collect
-from greengauge.site import SiteConfig
+from model.site import SiteConfig
 from store.sites import apply_site
 from tests.collectors.mqtt_helpers import HOST, PORT, PrivateBroker, Publisher, unique
 from tests.conftest import free_port

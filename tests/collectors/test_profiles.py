@@ -18,9 +18,9 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from collectors.modbus import ModbusDevice
-from collectors.profile import _DATATYPE, REGISTER_COUNT, known_profiles, load_profile, ratio_factor
-from collectors.readings import Quality
-from greengauge.site import DeviceConfig
+from model.profile import _DATATYPE, REGISTER_COUNT, known_profiles, load_profile, ratio_factor
+from model.readings import Quality
+from model.site import DeviceConfig
 from tests.conftest import free_port
 
 #: a known value per quantity, canonical unit; each fits every profile's type and scale exactly

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from collectors.health import HealthRecorder
-from collectors.readings import Quality, Reading
+from model.readings import Quality, Reading
 from collectors.run import QualityGate
-from greengauge.site import SiteConfig
+from model.site import SiteConfig
 
 NOW = datetime(2025, 6, 21, 4, 0, tzinfo=timezone.utc)
 

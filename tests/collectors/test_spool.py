@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from collectors.readings import Quality, Reading
+from model.readings import Quality, Reading
 from collectors.spool import Spool, SpoolBusy, SpoolCorrupt, decode, encode
 
 T0 = datetime(2025, 6, 21, 4, 0, 0, 123456, tzinfo=timezone.utc)

@@ -13,10 +13,10 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from collectors import sunspec
 from collectors.modbus import ModbusDevice
-from collectors.readings import Quality
+from model.readings import Quality
 from collectors.sunspec_sim import SimulatedSunSpec, build_image, demo_inverter, demo_meter, serve
 from collectors.transport import ConnectionPool, Endpoint
-from greengauge.site import DeviceConfig
+from model.site import DeviceConfig
 from tests.conftest import free_port
 
 NOW = datetime(2025, 6, 21, 4, 16, 30, tzinfo=timezone.utc)

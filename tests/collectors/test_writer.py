@@ -5,10 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
-from collectors.readings import Reading
+from model.readings import Reading
 from collectors.spool import Spool
 from collectors.writer import BatchingWriter
-from greengauge.site import SiteConfig
+from model.site import SiteConfig
 from store.sites import apply_site
 from tests.conftest import free_port
 

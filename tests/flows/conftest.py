@@ -14,10 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from collectors.readings import Quality, Reading
+from model.readings import Quality, Reading
 from collectors.simulator import Plant
 from greengauge.demo import DEMO_SITE
-from greengauge.site import SiteConfig, load_site
+from model.site import SiteConfig, load_site
 from metrics.periods import local_bounds
 from store.ingest import write_readings
 from store.sites import apply_site

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import flows.backfill
 from flows.rollup import rollup
-from flows.site_energy import point_intervals
+from accounting.site_energy import point_intervals
 from greengauge.cli import app
 from store.rollups import watermarks
 from store.sites import site_points

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from flows.metrics import CarbonOptions, enterprise_metrics
-from flows.policy_inputs import carbon_year
+from accounting.policy_inputs import carbon_year
 from flows.rollup import rollup
 from metrics.ledger import serial_range
 from store.ledger import CertificateEntry, add_entries

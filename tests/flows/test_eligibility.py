@@ -6,10 +6,10 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from collectors.readings import Reading
+from model.readings import Reading
 from flows.eligibility import evaluate, period_of, policy_candidates, record_candidates
 from flows.rollup import rollup
-from flows.site_energy import site_energy
+from accounting.site_energy import site_energy
 from store.ingest import write_readings
 from store.results import decisions_since, enterprises, last_fingerprint
 

@@ -8,11 +8,11 @@ import pytest
 from flows.metrics import enterprise_metrics
 from datetime import date
 
-from flows.site_energy import green_share_report
+from accounting.site_energy import green_share_report
 from metrics.ledger import serial_range
 from store.ledger import CertificateEntry, add_entries
 from flows.rollup import rollup
-from flows.site_energy import site_energy
+from accounting.site_energy import site_energy
 from metrics.periods import local_bounds
 from store.results import enterprises
 

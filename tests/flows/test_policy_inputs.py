@@ -1,4 +1,4 @@
-"""flows.policy_inputs against the real PostgreSQL: projects checked from their own points, nameplates
+"""accounting.policy_inputs against the real PostgreSQL: projects checked from their own points, nameplates
 from SunSpec, products fed to the engine, green instruments from the ledger, energy by carrier.
 
 Readings are written with store.ingest.write_readings.
@@ -9,10 +9,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from flows.policy_inputs import energy_year, enterprise_year, green_instruments, project_inputs
-from metrics.policy import evaluate, load_document, load_documents
+from accounting.policy_inputs import energy_year, enterprise_year, green_instruments, project_inputs
+from metrics.policy import evaluate as _evaluate
+from model.tables import load_document, load_documents
 from metrics.ledger import serial_range
-from metrics.policy.documents import POLICY_DIR
+from model.tables import POLICY_DIR
+
+
+def evaluate(ey, documents=None):
+    return _evaluate(ey, load_documents() if documents is None else documents)
 from store.ledger import CertificateEntry, TradeEntry, add_entries
 from store.production import import_production, parse_production_csv
 from tests.store.test_projects import CST, TWO_PROJECTS, apply, counter, day_of_pv, write_counter

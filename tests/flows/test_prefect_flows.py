@@ -12,7 +12,7 @@ from flows.metrics import metrics_flow
 from flows.quality import quality_flow
 from flows.rollup import rollup_flow, rollup_points
 from flows.serve import deployments, schedules
-from flows.site_energy import site_energy
+from accounting.site_energy import site_energy
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from collectors.readings import Quality, Reading
+from model.readings import Quality, Reading
 from flows.quality import check
 from store.findings import findings
 from store.ingest import write_readings

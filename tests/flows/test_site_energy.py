@@ -1,12 +1,12 @@
-"""flows/site_energy.py against the real PostgreSQL: meters that disagree never crash a report."""
+"""accounting/site_energy.py against the real PostgreSQL: meters that disagree never crash a report."""
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from collectors.readings import Reading
-from flows.site_energy import site_energy
+from model.readings import Reading
+from accounting.site_energy import site_energy
 from greengauge.demo import DEMO_SITE
-from greengauge.site import load_site
+from model.site import load_site
 from store.ingest import write_readings
 from store.sites import apply_site
 

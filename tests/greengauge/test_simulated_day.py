@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from flows.site_energy import point_intervals, site_energy
+from accounting.site_energy import point_intervals, site_energy
 from greengauge.demo import DEMO_SITE, draw_day_chart, run_simulated
-from greengauge.site import load_site
+from model.site import load_site
 from metrics.periods import local_bounds
 from store.sites import site_points
 from tests.conftest import free_port

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from greengauge.demo import DEMO_SITE
-from greengauge.site import load_site
-from greengauge.yamlfile import ConfigError
+from model.site import load_site
+from model.yamlfile import ConfigError
 
 GOOD = Path(str(DEMO_SITE)).read_text(encoding="utf-8")
 

@@ -4,7 +4,13 @@ from decimal import Decimal
 
 import pytest
 
-from metrics.carbon import FactorTable, electricity_carbon, load_factors, location_based, market_based
+from functools import partial
+
+from metrics.carbon import FactorTable, location_based, market_based
+from metrics.carbon import electricity_carbon as _electricity_carbon
+from model.tables import load_factors
+
+electricity_carbon = partial(_electricity_carbon, table=load_factors())
 
 MWH = 1_000_000  # Wh
 

@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metrics.coal import standard_coal
+from functools import partial
+
+from metrics.coal import standard_coal as _standard_coal
+from model.tables import load_coal_factors
+
+standard_coal = partial(_standard_coal, factors=load_coal_factors())
 
 
 def test_electricity_equivalent_value():

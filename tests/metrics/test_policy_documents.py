@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from greengauge.yamlfile import ConfigError
-from metrics.policy import load_document, load_documents
+from model.yamlfile import ConfigError
+from model.tables import load_document, load_documents
 
 D2024 = "晋政规〔2024〕2号"
 D2025 = "晉政規〔2025〕5號"

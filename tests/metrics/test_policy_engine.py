@@ -16,9 +16,15 @@ from metrics.policy import (
     ProductYear,
     PvProject,
     Storage,
-    evaluate,
-    load_documents,
 )
+from metrics.policy import evaluate as _evaluate
+from model import CODE_VERSION
+from model.tables import load_documents
+
+
+def evaluate(ey, documents=None):
+    """The engine over the packaged documents unless others are given."""
+    return _evaluate(ey, load_documents() if documents is None else documents, code_version=CODE_VERSION)
 
 D2024 = "晋政规〔2024〕2号"
 D2025 = "晉政規〔2025〕5號"

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from greengauge.demo import DEMO_SITE
-from greengauge.site import load_site
+from model.site import load_site
 from store.facts import FactsError, enterprise_facts, enterprise_projects, import_facts, parse_facts_csv
 from store.sites import apply_site
 

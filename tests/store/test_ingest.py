@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
-from collectors.readings import Quality, Reading
-from greengauge.site import SiteConfig
+from model.readings import Quality, Reading
+from model.site import SiteConfig
 from store.ingest import write_readings
 from store.sites import apply_site
 

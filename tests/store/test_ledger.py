@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from greengauge.demo import DEMO_SITE
-from greengauge.site import load_site
+from model.site import load_site
 from metrics.ledger import ledger_green
 from store.events import record_replacement, replacements
 from store.ledger import LedgerError, add_entries, import_csv, ledger_for, parse_csv

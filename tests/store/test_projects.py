@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from collectors.readings import Reading
-from greengauge.site import SiteConfig, load_site
-from greengauge.yamlfile import ConfigError
+from model.readings import Reading
+from model.site import SiteConfig, load_site
+from model.yamlfile import ConfigError
 from store.ingest import write_readings
 from store.projects import latest_nameplate, project_records
 from store.sites import apply_site
@@ -167,7 +167,7 @@ def test_storage_power_from_file_energy_from_sunspec(conn, tmp_path):
     b = {r.code: r for r in project_records(conn, "e1")}["roof-b"]
     assert (b.storage_power_w, b.storage_energy_wh) == (120_000, None)
     write_readings(conn, [Reading(ids["e1.main.bat2.storage_capacity_wh"], datetime(2024, 6, 1, tzinfo=CST), 300_000.0)])
-    from flows.policy_inputs import project_inputs
+    from accounting.policy_inputs import project_inputs
 
     projects, ev = project_inputs(conn, "e1", 2024, "Asia/Shanghai")
     s = {p.id: p for p in projects}["roof-b"].storage

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from greengauge.demo import DEMO_SITE
-from greengauge.site import load_site
+from model.site import load_site
 from store.readings_import import ImportError_, import_readings, parse_readings
 from store.sites import apply_site
 

@@ -1,7 +1,7 @@
 """The site configuration: one YAML file describes an enterprise, its site, devices and points.
 
 Validated with pydantic; errors name the file, the line and the field (see
-:mod:`greengauge.yamlfile`). ``greengauge site apply FILE`` upserts it into the database.
+:mod:`model.yamlfile`). ``greengauge site apply FILE`` upserts it into the database.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from collectors.profile import Profile, load_profile
-from collectors.quantities import QUANTITIES, unit_factor
-from greengauge.yamlfile import ConfigError, load_model
+from model.profile import Profile, load_profile
+from model.quantities import QUANTITIES, unit_factor
+from model.yamlfile import ConfigError, load_model
 
 Role = Literal["grid_import", "grid_export", "pv_generation", "storage_charge", "storage_discharge", "subproject"]
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -121,7 +121,7 @@ class DeviceConfig(_Strict):
         elif not self.host:
             raise ValueError(f"transport {self.transport!r} needs host")
         if self.profile == SUNSPEC_PROFILE:
-            from collectors.sunspec import sunspec_quantities
+            from model.sunspec_models import sunspec_quantities
 
             mapped = sunspec_quantities()
             if not self.points:
@@ -129,7 +129,7 @@ class DeviceConfig(_Strict):
             if self.ct_ratio != 1 or self.pt_ratio != 1:
                 raise ValueError("ct_ratio/pt_ratio do not apply to SunSpec devices (they report primary values)")
             if self.sunspec_models is not None:
-                from collectors.sunspec import models
+                from model.sunspec_models import models
 
                 unknown = sorted(set(self.sunspec_models) - set(models()))
                 if unknown:

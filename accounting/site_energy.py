@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import psycopg
 
-import greengauge
+from model import CODE_VERSION
 from metrics.balance import BalanceTotals, IntervalBalance, site_balance, totals
 from metrics.energy import (
     CounterEnergy, CounterFinding, IntervalEnergy, MeterReplacement, counter_energy, counter_intervals,
@@ -51,7 +51,7 @@ def point_rollover(conn: psycopg.Connection, points: list[PointRow] | list[int])
     """Wrap width of each point (a :class:`PointRow` or a point id) [Wh]: the point's own
     ``counter_rollover_wh``, else its device profile's ``counter_rollover_bits`` × the register's
     scale, else None (unknown)."""
-    from collectors.profile import load_profile
+    from model.profile import load_profile
 
     rows = conn.execute(
         """SELECT p.point_id, d.profile, p.quantity, p.counter_rollover_wh
@@ -220,7 +220,7 @@ def green_share_report(
                for c in led.bundled]
             + [f"GEC {c.label} rejected: {why}" for c, why in led.rejected]),
         count_suspect=count_suspect, completeness_threshold=completeness_threshold,
-        inputs_sha256=digest.hexdigest(), code_version=greengauge.__version__,
+        inputs_sha256=digest.hexdigest(), code_version=CODE_VERSION,
         notes=(f"ledger counted by local dates {lstart} to {lend} (exclusive)",
                "completeness is the lowest over the points used"),
     )

@@ -1,6 +1,6 @@
 """Read what the policy engine and the policy reports need from the store.
 
-Thin by design, like :mod:`flows.site_energy`: queries in :mod:`store`, figures from the pure
+Thin by design, like :mod:`accounting.site_energy`: queries in :mod:`store`, figures from the pure
 functions in :mod:`metrics`. Used by ``greengauge report awards / intensity / carbon`` and callable
 from a Prefect flow (plain functions of a connection).
 
@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from flows.site_energy import green_share_json, green_share_report, point_intervals, site_energy
+from accounting.site_energy import green_share_json, green_share_report, point_intervals, site_energy
 from metrics.carbon import electricity_carbon
 from metrics.coal import CoalResult, standard_coal
 from metrics.energy import sum_by_interval
@@ -32,6 +32,7 @@ from metrics.intensity import IntensityRow, ReferenceValues, energy_per_10k_yuan
 from metrics.ledger import WH_PER_CERTIFICATE, ledger_green
 from metrics.periods import local_bounds
 from metrics.policy import EnterpriseYear, ProductYear, PvProject, Storage, telemetry_checks
+from model.tables import load_coal_factors, load_factors
 from store.facts import enterprise_facts
 from store.projects import ProjectRecord, latest_nameplate, project_records
 from store.ledger import ledger_for
@@ -215,9 +216,9 @@ def coal_of(energy: EnergyYear, equal_value_kgce_per_kwh: Decimal | None = None)
     """Standard coal of the purchased electricity and fuels: equivalent value, and equal value when
     a factor is given (GB/T 2589-2020)."""
     q = energy.coal_quantities()
-    out = {"equivalent": standard_coal(q)}
+    out = {"equivalent": standard_coal(q, factors=load_coal_factors())}
     if equal_value_kgce_per_kwh is not None:
-        out["equal_value"] = standard_coal(q, electricity_method="equal_value",
+        out["equal_value"] = standard_coal(q, electricity_method="equal_value", factors=load_coal_factors(),
                                            equal_value_kgce_per_kwh=equal_value_kgce_per_kwh)
     return out
 
@@ -228,7 +229,7 @@ def green_instruments(conn: psycopg.Connection, enterprise: str, year: int, *, u
                       ) -> dict[str, Any]:
     """Settled green-power trades and retired certificates of the enterprise in the local year
     (with ``until``: the year to date, counting the local days up to and including the one
-    ``until`` falls in, as :func:`flows.site_energy.green_share_report` does for R1).
+    ``until`` falls in, as :func:`accounting.site_energy.green_share_report` does for R1).
 
     The certificate ledger (store/ledger.py, migration 0201) decides what counts, by
     :func:`metrics.ledger.ledger_green`: trades by settlement date; certificates not bundled with a
@@ -273,7 +274,7 @@ def carbon_year(conn: psycopg.Connection, enterprise: str, year: int, *, region:
     gi = green_instruments(conn, enterprise, year, until=until)
     c = electricity_carbon(year, e.grid_import_wh, green_trade_wh=gi["green_trade_wh"],
                            certificates=gi["certificates"], region=region, year_offset=year_offset,
-                           latest_available=latest_available)
+                           latest_available=latest_available, table=load_factors())
     coal = coal_of(e, equal_value_kgce_per_kwh)
 
     def factor(f):
@@ -505,7 +506,7 @@ def enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, sub
             green_wh, consumption_wh = r1.green_wh, r1.consumption_wh
         evidence["green_share"] = green_share_json(r1)
     projects, evidence["projects"] = project_inputs(conn, enterprise, year, tz, tolerance=tolerance, until=end)
-    kgce = standard_coal(e.coal_quantities()).total_kgce if e.grid_import_wh is not None else None
+    kgce = standard_coal(e.coal_quantities(), factors=load_coal_factors()).total_kgce if e.grid_import_wh is not None else None
     products, evidence["products"] = product_years(conn, enterprise, year, kgce)
     ey = EnterpriseYear(enterprise, year, region=region, recycling_wh=recycling_wh, green_wh=green_wh,
                         consumption_wh=consumption_wh, facts=enterprise_facts(conn, enterprise), projects=projects,

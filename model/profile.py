@@ -2,7 +2,7 @@
 
 A profile lists registers (wire address, 0-based; function; type; word order; scale; unit;
 quantity). Adding a meter touches no Python. The decoder turns raw registers into values in the
-quantity's canonical unit (see :mod:`collectors.quantities`).
+quantity's canonical unit (see :mod:`model.quantities`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymodbus.client import ModbusBaseClient
 
-from collectors.quantities import QUANTITIES, unit_factor
-from greengauge.yamlfile import ConfigError, load_model
+from model.quantities import QUANTITIES, unit_factor
+from model.yamlfile import ConfigError, load_model
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "collectors" / "profiles"  #: the profiles are the collectors' data
 MAX_READ_REGISTERS = 125  # Modbus limit for one read of holding/input registers
 
 DataType = Literal["uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64"]
@@ -52,7 +52,7 @@ def ratio_factor(spec: "RegisterSpec", ct_ratio: Decimal, pt_ratio: Decimal) -> 
 
 
 class RegisterSpec(_Strict):
-    quantity: str = Field(description="canonical quantity, see collectors/quantities.py")
+    quantity: str = Field(description="canonical quantity, see model/quantities.py")
     address: int = Field(ge=0, le=65535, description="wire address, 0-based")
     function: Function = "holding"
     type: DataType

@@ -1,0 +1,1 @@
+"""Accounting services: read an enterprise-period from store/ once, compute with metrics/."""
