@@ -59,6 +59,7 @@ BEGIN
     RAISE EXCEPTION 'signed statements are never changed or deleted (% refused); issue a new one', TG_OP;
 END
 $$;
+REVOKE EXECUTE ON FUNCTION statement_immutable() FROM PUBLIC;
 CREATE TRIGGER statement_no_change BEFORE UPDATE OR DELETE ON statement
     FOR EACH ROW EXECUTE FUNCTION statement_immutable();
 
