@@ -173,6 +173,7 @@ def statement_verify(
     if now is None:
         fail(f"enterprise {e.get('code')!r} is not in the database")
     diffs = differences({k: payload.get(k) for k in COMPARED}, {k: now.get(k) for k in COMPARED})
+    diffs += _recomputed(payload)
     # a figure recomputed by a later flow run moves computed_at without changing: say so apart
     moved = [d for d in diffs if ".computed_at:" in d or d.startswith("computed_at")]
     real = [d for d in diffs if d not in moved]
@@ -184,6 +185,41 @@ def statement_verify(
         console.print(f"[yellow]{len(real)} difference(s)[/yellow] between the statement and the database now")
         raise typer.Exit(3)
     console.print("every figure, status and input digest equals the database now")
+
+
+#: members of the stated green share that the metrics flow's own computation gives again
+RECOMPUTED = ("green_wh", "consumption_wh", "onsite_green_wh", "trade_wh", "certificate_wh", "status", "missing_wh",
+              "certificates_to_buy")
+
+
+def _recomputed(payload: dict) -> list[str]:
+    """Rule R1 for the stated period recomputed from the stored interval energy and the ledger by
+    the metrics flow's own functions (flows.metrics.read_year + compute_metrics, nothing written):
+    a difference means the inputs changed since (late data, a ledger entry), not a second method."""
+    from datetime import datetime
+
+    from flows.metrics import compute_metrics, read_year
+    from model.settings import get_settings
+    from store.results import enterprises
+
+    stated = payload.get("green_share")
+    if not stated or not payload.get("data_through"):
+        return []
+    url = get_settings().database_url
+    with connect() as conn:
+        e = enterprises(conn, payload["enterprise"]["code"])[0]
+    m = compute_metrics(read_year(url, e, payload["year"], datetime.fromisoformat(payload["data_through"])))
+    if m.share is None:
+        return ["green_share: stated, but nothing to recompute it from now"]
+    out = []
+    for k in RECOMPUTED:
+        again = getattr(m.share, k)
+        if stated.get(k) != again:
+            out.append(f"green_share.{k} recomputed from interval energy: {stated.get(k)} -> {again}")
+    if not out:
+        console.print("recomputed from the stored interval energy and ledger: rule R1 gives the stated figures",
+                      highlight=False)
+    return out
 
 
 def _as_bureau(conn, code, year, frozen_figures):

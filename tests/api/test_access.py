@@ -79,6 +79,20 @@ def test_another_tenants_resource_is_404_and_its_own_is_200(api, url, token, own
     assert f"secret-{other}" not in theirs.text
 
 
+def test_another_tenants_decision_history_is_404(api):
+    import psycopg
+
+    with psycopg.connect(api.db_url) as conn:
+        ids = dict(conn.execute("""SELECT e.code, d.decision_id FROM eligibility_decision d
+                                   JOIN enterprise e USING (enterprise_id)""").fetchall())
+    with api.client("ea1") as c:
+        mine = c.get(f"/v1/decisions/{ids['EA1']}/versions")
+        assert mine.status_code == 200 and [v["version"] for v in mine.json()] == [1]
+        for other in ("EA2", "EB1"):
+            r = c.get(f"/v1/decisions/{ids[other]}/versions")
+            assert r.status_code == 404 and f"secret-{other}" not in r.text
+
+
 @pytest.mark.parametrize("url", PARK_URLS)
 def test_another_park_is_404(api, url):
     with api.client("pa") as c:

@@ -123,6 +123,7 @@ def test_cli_verifies_offline_and_against_the_database(plant_api, issued, tmp_pa
              env_url=plant_api.db_url)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "every figure, status and input digest equals the database now" in r.stdout
+    assert "rule R1 gives the stated figures" in r.stdout  # recomputed by the metrics flow's functions
     # tampered: invalid, exit 1
     head, body, sig = s["jws"].split(".")
     forged = json.loads(_b64(body))
@@ -142,6 +143,8 @@ def test_cli_verifies_offline_and_against_the_database(plant_api, issued, tmp_pa
              env_url=plant_api.db_url)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "differs: inputs.ledger.sha256" in r.stdout and "differs: ledger.trades: 0 entries -> 1" in r.stdout
+    # the recomputation counts the new trade: 1.5 MWh more green than stated
+    assert f"green_share.trade_wh recomputed from interval energy: 0 -> 1500000" in r.stdout
 
 
 def test_fujian_report_json_and_xlsx_carry_the_signature(plant_api, issued):
