@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
-from psycopg import sql
+import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -109,6 +109,29 @@ def decision_versions(decision_id: Annotated[int, Path(ge=1, le=2**63 - 1)], t: 
     """Every version of the decision's (enterprise, year, document, clause, rule, subject), oldest
     first, each with its evidence."""
     return figures.decision_versions(t.conn, decision_id) or _404(f"decision {decision_id}")
+
+
+@router.get("/changes", response_model=list[models.Change], tags=["figures"],
+            summary="Decision versions newer than a decision id (what changed since the last pull)")
+def changes(t: TenantDep, since: Annotated[int, Query(ge=0, le=2**63 - 1, description="the last decision_id seen")] = 0,
+            limit: Annotated[int, Query(ge=1, le=10_000)] = 1000):
+    """Every eligibility decision version with ``decision_id > since`` the token may see, oldest
+    first, each beside the status and amount it replaced; page on with the last ``decision_id``."""
+    with t.conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT c.decision_id, e.code AS enterprise, c.year, c.document, c.clause, c.rule, c.subject, c.version,
+                      c.reason, c.old_status, c.new_status, c.old_amount, c.new_amount, c.decided_at
+               FROM reader.eligibility_change c JOIN reader.enterprise e USING (enterprise_id)
+               WHERE c.decision_id > %s ORDER BY c.decision_id LIMIT %s""", (since, limit)).fetchall()
+
+
+@router.get("/enterprises/{code}/statements", response_model=list[models.StatementRef], tags=["statements"])
+def enterprise_statements(code: str, t: TenantDep):
+    """The statements issued for the enterprise, newest first."""
+    eid = _enterprise(t, code)["enterprise_id"]
+    with t.conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("""SELECT statement_id::text, year, kid, issued_at, data_through FROM reader.statement
+                              WHERE enterprise_id = %s ORDER BY issued_at DESC, statement_id""", (eid,)).fetchall()
 
 
 @router.get("/enterprises/{code}/daily-balance", response_model=list[models.DailyBalance], tags=["figures"])
@@ -349,6 +372,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.signing_key = signing_key
     app.state.public_keys = public
     problems.install(app)
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_away(request: Request, exc: psycopg.OperationalError):
+        log.error("database unavailable: %s", exc)
+        return problems.problem_response(503, "the database is unavailable; retry later", request.url.path,
+                                         headers={"Retry-After": "30"})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz():

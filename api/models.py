@@ -167,6 +167,31 @@ class FullVersion(BaseModel):
     decided_at: datetime
 
 
+class Change(BaseModel):
+    decision_id: int
+    enterprise: str
+    year: int
+    document: str
+    clause: str
+    rule: str
+    subject: str
+    version: int
+    reason: str
+    old_status: str | None = None
+    new_status: str
+    old_amount: Decimal | None = None
+    new_amount: Decimal | None = None
+    decided_at: datetime
+
+
+class StatementRef(BaseModel):
+    statement_id: str
+    year: int
+    kid: str
+    issued_at: datetime
+    data_through: datetime | None = None
+
+
 class Checks(BaseModel):
     R1: list[Decision] = []
     R2: list[Decision] = []

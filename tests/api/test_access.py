@@ -15,6 +15,7 @@ TENANT_URLS = [
     "/v1/enterprises/{e}/years/2025/eligibility",
     "/v1/enterprises/{e}/daily-balance?from=2025-01-01&to=2025-12-31",
     "/v1/enterprises/{e}/findings",
+    "/v1/enterprises/{e}/statements",
     "/v1/points/{e}.main.grid",
     "/v1/points/{e}.main.grid/intervals.csv?from=2025-03-01T00:00:00Z&to=2025-03-02T00:00:00Z",
     "/v1/points/{e}.main.grid/intervals.xlsx?from=2025-03-01T00:00:00Z&to=2025-03-02T00:00:00Z",
@@ -91,6 +92,15 @@ def test_another_tenants_decision_history_is_404(api):
         for other in ("EA2", "EB1"):
             r = c.get(f"/v1/decisions/{ids[other]}/versions")
             assert r.status_code == 404 and f"secret-{other}" not in r.text
+
+
+@pytest.mark.parametrize("token, sees", [("ea1", {"EA1"}), ("pb", {"EB1", "EB2"}),
+                                         ("bureau", {"EA1", "EA2", "EB1", "EB2"})])
+def test_changes_since_are_scoped(api, token, sees):
+    with api.client(token) as c:
+        rows = c.get("/v1/changes?since=0").json()
+        assert {r["enterprise"] for r in rows} == sees
+        assert c.get(f"/v1/changes?since={max(r['decision_id'] for r in rows)}").json() == []
 
 
 @pytest.mark.parametrize("url", PARK_URLS)
