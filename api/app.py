@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+import psycopg
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
-import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 

@@ -13,7 +13,8 @@ import base64
 import hashlib
 import json
 import uuid
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
+from decimal import Decimal
 from importlib.metadata import PackageNotFoundError, version as package_version
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -138,8 +139,6 @@ def fujian_indicators(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _dec(v):
-    from decimal import Decimal
-
     return None if v is None else Decimal(str(v))
 
 
@@ -156,7 +155,3 @@ def _t(kg) -> str | None:
 def _pct(share) -> str | None:
     d = _dec(share)
     return None if d is None else str((d * 100).quantize(_dec("0.01")))
-
-
-def today_local(tz: str) -> date:
-    return datetime.now(ZoneInfo(tz)).date()

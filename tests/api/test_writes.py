@@ -135,3 +135,20 @@ def test_writes_are_scoped(api, path, body):
         assert r.status_code == 403 and "--write" in r.json()["detail"]  # a reading token
     with api.client("expired") as c:
         assert c.post(path.format(e="EA1"), json=body).status_code == 401
+
+
+def test_concurrent_retries_with_one_key_enter_once(api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"entries": [{"kind": "trade", "reference": "T-API-RACE", "settled_on": "2025-05-04", "mwh": "3"}]}
+
+    def post(_):
+        with api.client("ea1-writer") as c:
+            return c.post("/v1/enterprises/EA1/ledger", json=body, headers={"Idempotency-Key": "race-1"})
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, range(4)))
+    assert [r.status_code for r in answers] == [201] * 4, [r.text for r in answers]
+    assert len({r.text for r in answers}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in answers) == 3
+    assert _count(api, "SELECT count(*) FROM green_trade WHERE reference = 'T-API-RACE'") == 1
