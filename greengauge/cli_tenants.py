@@ -45,7 +45,7 @@ def add_reader(
                                                     "instead of printing it"),
 ) -> None:
     """Create a login role for a reader; its password is shown (or written) once, never stored in clear."""
-    from greengauge.settings import get_settings
+    from model.settings import get_settings
     from store.tenancy import TenancyError, reader_url
     from store.tenancy import add_reader as add
 
