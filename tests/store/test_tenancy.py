@@ -353,6 +353,10 @@ def test_statistics_roles_sequences_and_writes(world, who):
                    WHERE n.nspname IN ('public', 'reader')""").fetchall():
             assert not conn.execute("SELECT has_function_privilege(%s::oid, 'EXECUTE')", (fn,)).fetchone()[0], fn
         assert not conn.execute("SELECT has_schema_privilege('public', 'USAGE')").fetchone()[0]
+        # the server's file and process functions (PostgreSQL 15 grants them to no one by default)
+        for fn in ("pg_read_file(text)", "pg_read_binary_file(text)", "pg_ls_dir(text)", "pg_stat_file(text)",
+                   "lo_import(text)", "lo_export(oid, text)", "pg_reload_conf()", "pg_rotate_logfile()"):
+            assert not conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (fn,)).fetchone()[0], fn
         assert _denied(conn, "SELECT public.tenancy_refresh()")
         assert _denied(conn, "SELECT public.greengauge_reading_retention('1 day')")
 
@@ -463,6 +467,16 @@ def test_a_writer_enters_data_for_its_own_enterprise_only_through_the_store_code
             with pytest.raises(psycopg.errors.WithCheckOptionViolation, match="check option"):
                 with conn.transaction():
                     conn.execute(q, args)
+        # nor can its certificate hang on another enterprise's trade, whose id it may guess: the same
+        # refusal, with no key shown, as for an id that does not exist
+        eb1_trade = owner.execute("SELECT trade_id FROM green_trade WHERE enterprise_id = %s", (eb1,)).fetchone()[0]
+        for trade_id in (eb1_trade, 10**9):
+            with pytest.raises(psycopg.errors.ForeignKeyViolation) as fk:
+                with conn.transaction():
+                    conn.execute("""INSERT INTO certificate (enterprise_id, serial_prefix, serial_first, serial_last,
+                                        serial_digits, production_month, used_on, trade_id)
+                                    VALUES (%s, 'GECX', 1, 1, 3, '2025-01-01', '2025-03-01', %s)""", (ea1, trade_id))
+            assert str(trade_id) not in str(fk.value) + (fk.value.diag.message_detail or "")
         # another's rows cannot be reached to update; nothing can be deleted
         assert conn.execute("UPDATE green_trade SET settled_wh = 1 WHERE enterprise_id = %s", (eb1,)).rowcount == 0
         conn.execute("INSERT INTO production (enterprise_id, product, period_start, period_end, quantity, unit) "
