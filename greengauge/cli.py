@@ -251,6 +251,8 @@ report_app.command("carbon")(cli_policy.report_carbon)
 app.add_typer(devices_app, name="devices")
 app.add_typer(flows_app, name="flows")
 app.add_typer(health_app, name="health")
+from greengauge.cli_tenants import app as tenants_app  # noqa: E402
+app.add_typer(tenants_app, name="tenants")
 cli_api.register(app)  # api (serve, keygen), tokens, statement verify
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,6 +61,13 @@ def grant_service(conn: psycopg.Connection) -> str:
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
     conn.execute(sql.SQL("GRANT SELECT ON api_token TO {}").format(role))
     conn.execute(sql.SQL("GRANT SELECT, INSERT ON api_idempotency, statement TO {}").format(role))
+    # row-level security is on for every base table (0501: only the job roles have a policy)
+    for table, cmd in (("api_token", "SELECT"), ("api_idempotency", "ALL"), ("statement", "ALL")):
+        if not conn.execute("SELECT 1 FROM pg_policy WHERE polrelid = %s::regclass AND polname = 'api_service'",
+                            (table,)).fetchone():
+            conn.execute(sql.SQL("CREATE POLICY api_service ON {} FOR {} TO {} USING (true)").format(
+                sql.Identifier(table), sql.SQL(cmd), role)
+                + (sql.SQL(" WITH CHECK (true)") if cmd == "ALL" else sql.SQL("")))
     return tenancy.service_role(conn)
 
 

@@ -142,6 +142,10 @@ def test_each_reader_sees_exactly_its_scope_in_every_view(world, who):
 # -- the hostile part: every path a reader's SQL could take ------------------------------------------
 
 READERS = ["enterprise", "park", "bureau", "writer"]
+# schemas of TimescaleDB's own metadata, readable by PUBLIC by the extension's design; chunks live in
+# _timescaledb_internal and carry the hypertable's grants (none for a reader)
+TIMESCALE_METADATA = {"_timescaledb_catalog", "_timescaledb_config", "_timescaledb_cache", "timescaledb_information",
+                      "timescaledb_experimental"}
 
 
 def _others_markers(world, who) -> list[str]:
@@ -179,8 +183,15 @@ def test_no_table_outside_schema_reader_can_be_read_or_copied(world, who):
     with psycopg.connect(world["url"]) as owner, connect_as(world, who) as conn:
         rels = [r for r in _all_relations(owner) if r[0] != "reader"]
         assert ("public", "reading", "r") in rels and ("public", "tenant_scope", "r") in rels
+        others = _others_markers(world, who)
         for nsp, rel, kind in rels:
             ident = sql.Identifier(nsp, rel)
+            if nsp in TIMESCALE_METADATA and not _denied(conn, sql.SQL("SELECT 1 FROM {} LIMIT 1").format(ident)):
+                # TimescaleDB lets PUBLIC read its catalog (table and chunk names, settings): no tenant's rows
+                with conn.cursor().copy(sql.SQL("COPY (SELECT * FROM {}) TO STDOUT").format(ident)) as copy:
+                    text = b"".join(bytes(b) for b in copy).decode()
+                assert not [m for m in others if m in text], (nsp, rel)
+                continue
             if kind == "S":
                 assert _denied(conn, sql.SQL("SELECT nextval({})").format(sql.Literal(f"{nsp}.{rel}"))), rel
                 assert _denied(conn, sql.SQL("SELECT * FROM {}").format(ident)), rel
@@ -342,6 +353,10 @@ def test_statistics_roles_sequences_and_writes(world, who):
                    WHERE n.nspname IN ('public', 'reader')""").fetchall():
             assert not conn.execute("SELECT has_function_privilege(%s::oid, 'EXECUTE')", (fn,)).fetchone()[0], fn
         assert not conn.execute("SELECT has_schema_privilege('public', 'USAGE')").fetchone()[0]
+        # the server's file and process functions (PostgreSQL 15 grants them to no one by default)
+        for fn in ("pg_read_file(text)", "pg_read_binary_file(text)", "pg_ls_dir(text)", "pg_stat_file(text)",
+                   "lo_import(text)", "lo_export(oid, text)", "pg_reload_conf()", "pg_rotate_logfile()"):
+            assert not conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (fn,)).fetchone()[0], fn
         assert _denied(conn, "SELECT public.tenancy_refresh()")
         assert _denied(conn, "SELECT public.greengauge_reading_retention('1 day')")
 
@@ -402,3 +417,205 @@ def test_a_revoked_reader_sees_nothing_at_once_and_cannot_log_in_again(world):
         assert _denied(conn, "SELECT count(*) FROM reader.enterprise")
     with pytest.raises(psycopg.OperationalError, match="does not exist"):
         connect_as(world, "park")
+
+
+# -- writers, the collector and the flows through their real code paths ----------------------------
+
+
+def test_a_writer_enters_data_for_its_own_enterprise_only_through_the_store_code(world):
+    from datetime import date, datetime, timezone
+
+    from store.events import record_replacement
+    from store.facts import FactsError, import_facts, parse_facts_csv
+    from metrics.ledger import Serial
+    from store.ledger import CertificateEntry, TradeEntry, add_entries
+
+    ea1, eb1 = world["ents"]["EA1"], world["ents"]["EB1"]
+    with connect_as(world, "writer") as conn, psycopg.connect(world["url"]) as owner:
+        # search_path = reader (the login's setting): the store code runs unchanged on the views
+        assert conn.execute("SHOW search_path").fetchone()[0] == "reader"
+        add_entries(conn, [TradeEntry("EA1", "T-new", date(2025, 4, 1), 2_000_000)])
+        with pytest.raises(ValueError, match="no enterprise 'EB1'"):  # another tenant's does not exist for it
+            add_entries(conn, [TradeEntry("EB1", "T-evil", date(2025, 4, 1), 2_000_000)])
+        # a serial counts once, ever (R1), even against another enterprise's certificate; the error
+        # does not say whose it is (the clash is looked up through the writer's own view)
+        serial = (Serial("GECEB1", 5, 5), Serial("GECEB1", 6, 5))  # inside EB1's GECEB1 00001..00010
+        with pytest.raises(ValueError, match=r"a serial counts once, ever$") as clash:
+            add_entries(conn, [CertificateEntry("EA1", *serial, date(2025, 1, 1), date(2025, 3, 1))])
+        assert "EB1" not in str(clash.value).split("rejected")[1]
+        header = "enterprise,record,kind,date,level,scope,until,first_time,amount,reference,project,pv_w,storage_power_w,storage_energy_wh\n"
+        ok = header + "EA1,fact,green_factory,2025-02-01,national,,,,,,,,,\nEA1,pv_project,,2025-03-01,,,,,,,roof-9,800000,,\n"
+        assert import_facts(conn, parse_facts_csv(ok)).facts == 1
+        assert import_facts(conn, parse_facts_csv(ok)).facts == 1  # ON CONFLICT DO UPDATE through the view
+        with pytest.raises(FactsError, match="no enterprise 'EB1'"):
+            import_facts(conn, parse_facts_csv(header + "EB1,fact,green_factory,2025-02-01,national,,,,,,,,,\n"))
+        record_replacement(conn, "EA1.main.grid", datetime(2025, 3, 1, 0, 30, tzinfo=timezone.utc), 5, 0, "swap")
+        conn.commit()
+        assert owner.execute("SELECT last_reading_ts FROM rollup_watermark WHERE point_id = "
+                             "(SELECT point_id FROM point WHERE name = 'EA1.main.grid')").fetchone()[0] \
+            == datetime(2025, 3, 1, 0, 30, tzinfo=timezone.utc)  # lowered in the same transaction
+        with pytest.raises(ValueError, match="no point 'EB1.main.grid'"):
+            record_replacement(conn, "EB1.main.grid", datetime(2025, 3, 1, 0, 30, tzinfo=timezone.utc), 5, 0, "x")
+        conn.rollback()
+        # by hand: a row for another enterprise is refused by the view's check option
+        for q, args in [
+            ("INSERT INTO green_trade (enterprise_id, reference, settled_on, settled_wh) VALUES (%s, 'T-x', '2025-04-01', 1)", (eb1,)),
+            ("INSERT INTO production (enterprise_id, product, period_start, period_end, quantity, unit) "
+             "VALUES (%s, 'shoes', '2025-02-01', '2025-02-28', 1, '万双')", (eb1,)),
+            ("UPDATE green_trade SET enterprise_id = %s WHERE reference = 'T-new'", (eb1,)),
+        ]:
+            with pytest.raises(psycopg.errors.WithCheckOptionViolation, match="check option"):
+                with conn.transaction():
+                    conn.execute(q, args)
+        # nor can its certificate hang on another enterprise's trade, whose id it may guess: the same
+        # refusal, with no key shown, as for an id that does not exist
+        eb1_trade = owner.execute("SELECT trade_id FROM green_trade WHERE enterprise_id = %s", (eb1,)).fetchone()[0]
+        for trade_id in (eb1_trade, 10**9):
+            with pytest.raises(psycopg.errors.ForeignKeyViolation) as fk:
+                with conn.transaction():
+                    conn.execute("""INSERT INTO certificate (enterprise_id, serial_prefix, serial_first, serial_last,
+                                        serial_digits, production_month, used_on, trade_id)
+                                    VALUES (%s, 'GECX', 1, 1, 3, '2025-01-01', '2025-03-01', %s)""", (ea1, trade_id))
+            assert str(trade_id) not in str(fk.value) + (fk.value.diag.message_detail or "")
+        # another's rows cannot be reached to update; nothing can be deleted
+        assert conn.execute("UPDATE green_trade SET settled_wh = 1 WHERE enterprise_id = %s", (eb1,)).rowcount == 0
+        conn.execute("INSERT INTO production (enterprise_id, product, period_start, period_end, quantity, unit) "
+                     "VALUES (%s, 'shoes', '2025-02-01', '2025-02-28', 1, '万双')", (ea1,))
+        assert _denied(conn, "DELETE FROM green_trade WHERE reference = 'T-new'")
+        assert _denied(conn, "INSERT INTO product_reference (product, unit) VALUES ('x', 't')")
+        assert _denied(conn, "INSERT INTO public.green_trade (enterprise_id, reference, settled_on, settled_wh) "
+                             "VALUES (%s, 'T-y', '2025-04-01', 1)", (ea1,))
+        conn.commit()
+        assert owner.execute("SELECT count(*) FROM green_trade WHERE enterprise_id = %s", (eb1,)).fetchone()[0] == 1
+        assert owner.execute("SELECT count(*) FROM production WHERE enterprise_id = %s", (ea1,)).fetchone()[0] == 2
+
+
+def test_the_bureau_cannot_be_a_writer_and_a_scope_must_be_one(world):
+    with psycopg.connect(world["url"], autocommit=True) as owner:
+        with pytest.raises(tenancy.TenancyError, match="cannot be a writer"):
+            tenancy.add_reader(owner, bureau=True, writer=True)
+        with pytest.raises(tenancy.TenancyError, match="exactly one scope"):
+            tenancy.add_reader(owner, enterprise="EA1", park="PA")
+        with pytest.raises(tenancy.TenancyError, match=r"enterprise 'nope' does not exist \(known: EA1, EA2, EB1, EB2\)"):
+            tenancy.add_reader(owner, enterprise="nope")
+        with pytest.raises(tenancy.TenancyError, match="job role"):
+            tenancy.add_reader(owner, park="PA", name="flows")
+
+
+def _site_for(port):
+    from model.site import SiteConfig
+
+    return SiteConfig.model_validate({
+        "enterprise": {"code": "acme", "name": "Acme"}, "site": {"code": "main", "name": "Main"},
+        "devices": [{"name": "grid", "profile": "generic-3ph-meter", "host": "127.0.0.1", "port": port,
+                     "poll_interval_s": 0.2, "timeout_s": 0.5, "points": [{"quantity": "energy_import"}]}],
+    })
+
+
+def test_the_collector_role_runs_the_real_collector_and_can_do_nothing_else(db_url):
+    import asyncio
+
+    from pymodbus.server import ModbusTcpServer
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    from collectors.clock import WallClock
+    from collectors.health import HealthRecorder
+    from collectors.run import collect
+    from store.sites import apply_site
+    from tests.conftest import free_port
+
+    port = free_port()
+    site = _site_for(port)
+    with psycopg.connect(db_url, autocommit=True) as owner:
+        ids = apply_site(owner, site)
+        name, password = tenancy.add_job_login(owner, "collector", "collector_acme")
+    url = tenancy.reader_url(db_url, tenancy.Reader(name, "bureau", None, False, password))
+
+    async def main():
+        server = ModbusTcpServer([SimDevice(id=1, simdata=[SimData(0, count=18, values=7,
+                                                                   datatype=DataType.REGISTERS)])],
+                                 address=("127.0.0.1", port))
+        await server.serve_forever(background=True)
+        stop = asyncio.Event()
+        # device_ids=None: the collector looks its device ids up itself, as this role
+        task = asyncio.create_task(collect(site, ids, url, WallClock(), stop, flush_interval_s=0.1,
+                                           health_interval_s=0.1))
+        await asyncio.sleep(1.0)
+        stop.set()
+        writer = await task
+        await server.shutdown()
+        h = HealthRecorder(lambda: psycopg.connect(url), {"grid": None})
+        for _ in range(2):  # the second time the finding's count is added to (ON CONFLICT DO UPDATE)
+            h.finding("device_error", "grid", "refused", device="grid")
+            await h.flush()
+        return writer
+
+    writer = asyncio.run(main())
+    assert writer.written > 0 and writer.rejected == 0 and writer.spooled == 0
+    with psycopg.connect(db_url) as owner:
+        assert owner.execute("SELECT count(*) FROM reading").fetchone()[0] == writer.written
+        assert owner.execute("SELECT status FROM device_health").fetchone()[0] == "ok"
+        assert owner.execute("SELECT count FROM collector_finding WHERE kind = 'device_error'").fetchone()[0] == 2
+    with psycopg.connect(url) as conn:
+        assert _denied(conn, "SELECT value FROM reading")
+        assert _denied(conn, "SELECT * FROM device")
+        assert _denied(conn, "UPDATE reading SET value = 0")
+        assert _denied(conn, "DELETE FROM reading")
+        assert _denied(conn, "INSERT INTO green_trade (enterprise_id, reference, settled_on, settled_wh) "
+                             "VALUES (1, 'x', '2025-01-01', 1)")
+        assert _denied(conn, "INSERT INTO dq_finding (kind, device_id, opened_at, detail) VALUES ('gap', 1, now(), 'x')")
+        assert _denied(conn, "SELECT * FROM reader.reading")
+        assert _denied(conn, "CREATE TABLE public.mine (x int)")
+
+
+def test_the_flows_role_runs_rollup_metrics_quality_and_eligibility(db_url):
+    from datetime import timedelta
+
+    from flows.eligibility import evaluate
+    from flows.metrics import enterprise_metrics
+    from flows.quality import check
+    from flows.rollup import rollup
+    from store.results import enterprises
+    from tests.flows.conftest import make_sim_day
+
+    with psycopg.connect(db_url) as owner:
+        sd = make_sim_day(owner)
+        name, password = tenancy.add_job_login(owner, "flows", "flows_main")
+        (e,) = enterprises(owner)
+    url = tenancy.reader_url(db_url, tenancy.Reader(name, "bureau", None, False, password))
+    as_of = sd.end + timedelta(minutes=30)
+    rollup(url)
+    assert enterprise_metrics(url, e, as_of) is not None
+    check(url, as_of)
+    assert evaluate(url, e, 2025, as_of)
+    with psycopg.connect(db_url) as owner:
+        for table in ("interval_energy", "energy_hourly", "energy_daily", "daily_balance", "green_share_ytd",
+                      "eligibility_decision"):
+            assert owner.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0] > 0, table
+    with psycopg.connect(url) as conn:  # it reads raw data and never writes it
+        assert conn.execute("SELECT count(*) FROM reading").fetchone()[0] > 0
+        for q in ("DELETE FROM reading", "UPDATE point SET name = name", "INSERT INTO green_trade (enterprise_id, "
+                  "reference, settled_on, settled_wh) VALUES (1, 'x', '2025-01-01', 1)", "DELETE FROM tenant_scope",
+                  "SELECT * FROM tenant_scope", "SELECT * FROM reader.reading"):
+            assert _denied(conn, q), q
+
+
+def test_row_level_security_is_on_every_plain_table_and_lets_only_the_jobs_through(world):
+    with psycopg.connect(world["url"], autocommit=True) as owner:
+        hypertables = set()
+        if owner.execute("SELECT to_regclass('_timescaledb_catalog.hypertable')").fetchone()[0]:
+            hypertables = {r[0] for r in owner.execute(
+                "SELECT table_name FROM _timescaledb_catalog.hypertable WHERE schema_name = 'public'").fetchall()}
+        off = {r[0] for r in owner.execute("""SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace
+                                              AND relkind IN ('r', 'p') AND NOT relrowsecurity""").fetchall()}
+        assert off == hypertables  # none on plain PostgreSQL; on TimescaleDB the hypertables only
+        # were a base table granted to a reader by mistake, it would still see no row
+        r = world["readers"]["enterprise"].name
+        owner.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {r}; GRANT SELECT ON public.enterprise, public.reading TO {r}")
+                      .format(r=sql.Identifier(r)))
+        with connect_as(world, "enterprise") as conn:
+            assert conn.execute("SELECT count(*) FROM public.enterprise").fetchone()[0] == 0
+            if "reading" not in hypertables:
+                assert conn.execute("SELECT count(*) FROM public.reading").fetchone()[0] == 0
+        owner.execute(sql.SQL("REVOKE USAGE ON SCHEMA public FROM {r}; REVOKE SELECT ON public.enterprise, "
+                              "public.reading FROM {r}").format(r=sql.Identifier(r)))
