@@ -235,6 +235,9 @@ def create_statement(body: models.StatementRequest, request: Request, response: 
     if issued is None:
         _404(f"enterprise {body.enterprise!r}")
     payload, jws = issued
+    if not (payload["green_share"] or payload["carbon"] or any(payload["checks"].values())):
+        raise ApiProblem(422, f"no stored figures of {body.enterprise} for {body.year} to state",
+                         errors=[FieldError(field="year", message="no figure is stored for this year yet")])
     eid = figures.enterprise(t.conn, body.enterprise)["enterprise_id"]
     t.as_service()  # the tenant role has read what it may; the service role records the statement
     row = t.conn.execute(

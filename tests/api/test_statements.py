@@ -99,6 +99,12 @@ def test_get_statement_is_tenant_scoped(plant_api, issued):
             assert c.post("/v1/statements", json={"enterprise": "jj-shoes", "year": 2025}).status_code == 404
 
 
+def test_a_year_without_stored_figures_is_not_stated(plant_api):
+    with plant_api.client("plant") as c:
+        r = c.post("/v1/statements", json={"enterprise": "jj-shoes", "year": 2031})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "year"
+
+
 def _cli(*args, env_url=None, cwd=None):
     import os
 
