@@ -6,6 +6,8 @@ Validated with pydantic; errors name the file, the line and the field (see
 
 from __future__ import annotations
 
+import os
+import ssl
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -193,13 +195,59 @@ class SimulationConfig(_Strict):
 
 
 class MqttTls(_Strict):
-    """TLS to the broker; all paths are PEM files. ``enabled`` with no paths uses the system CAs."""
+    """TLS to the broker; all paths are PEM files. ``enabled`` with no paths uses the system CAs.
+
+    The files are checked when the site file is loaded (``site check``, ``collect``): a CA file that
+    is missing or no PEM certificate would otherwise show only when the collector first connects.
+    """
 
     enabled: bool = True
     ca_certs: str | None = None
     certfile: str | None = Field(default=None, description="client certificate, for brokers that require one")
     keyfile: str | None = None
     insecure: bool = Field(default=False, description="skip the broker host name check (test brokers only)")
+
+    @field_validator("ca_certs")
+    @classmethod
+    def _ca_loads(cls, value: str | None) -> str | None:
+        if value is not None:
+            _readable(value, "CA file")
+            try:
+                ssl.create_default_context(cafile=value)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ValueError(f"CA file {value!r} holds no PEM certificate ({exc})") from None
+        return value
+
+    @field_validator("certfile", "keyfile")
+    @classmethod
+    def _files_exist(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            _readable(value, "client certificate" if info.field_name == "certfile" else "client key")
+        return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> MqttTls:
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile needs certfile (the client certificate it belongs to)")
+        if self.certfile is not None:
+            try:
+                ssl.create_default_context().load_cert_chain(self.certfile, self.keyfile)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ValueError(f"client certificate {self.certfile!r} / key {self.keyfile!r} do not load "
+                                 f"({exc})") from None
+        return self
+
+
+def _readable(path: str, what: str) -> None:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{what} {path!r} not found" + ("" if p.is_absolute() else
+                         f" (relative to the working directory {Path.cwd()})"))
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{what} {path!r} cannot be read ({exc.strerror})") from None
 
 
 class MqttDeviceConfig(_Strict):
@@ -300,11 +348,44 @@ class MqttConfig(_Strict):
                                  description="messages the broker may send before the collector acknowledges")
     reconnect_min_s: int = Field(default=1, ge=1)
     reconnect_max_s: int = Field(default=60, ge=1)
+    max_payload_bytes: int = Field(default=262_144, ge=64, description="a bigger payload is not parsed: its "
+                                   "points are stored bad with an oversized_payload finding")
+    takeover_backoff_s: float = Field(default=60.0, gt=0, description="wait after another client took the "
+                                      "session (same client_id) over; doubles at each takeover, up to 1 h")
+    share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$", description=(
+        "MQTT 5 shared subscriptions: collectors with the same group share the topics ($share/GROUP/...), "
+        "each message goes to one of them; each needs its own client_id (greengauge collect --member)"))
+    member: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$", description=(
+        "this collector's name in its share group, appended to the client_id (greengauge collect --member)"))
     devices: list[MqttDeviceConfig] = Field(min_length=1)
     subscriptions: list[MqttSubscription] = Field(min_length=1)
 
+    @field_validator("password", "password_env")
+    @classmethod
+    def _needs_user(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("username"):
+            raise ValueError(f"{info.field_name} without username: the broker is sent no password unless a "
+                             "username goes with it; add username")
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_set(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            if info.data.get("password") is not None:
+                raise ValueError("password and password_env are both given; keep one (password_env)")
+            if value not in os.environ:
+                raise ValueError(f"environment variable {value} (password_env) is not set: export it where the "
+                                 "collector runs")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> MqttConfig:
+        if self.share_group is not None and self.protocol != "5":
+            raise ValueError("share_group needs protocol '5' (shared subscriptions are an MQTT 5 feature)")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError(f"reconnect_min_s ({self.reconnect_min_s}) is above reconnect_max_s "
+                             f"({self.reconnect_max_s})")
         names = [d.name for d in self.devices]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:

@@ -249,10 +249,10 @@ def test_tls_and_password_to_a_private_broker_and_a_wrong_password_reported_not_
         prefix = unique()
         base = mqtt_site(prefix, port=port).model_dump(mode="json", exclude_none=True)
         base["mqtt"].update(tls={"ca_certs": ca}, username="gg", password_env="GG_TEST_MQTT_PASSWORD")
+        os.environ["GG_TEST_MQTT_PASSWORD"] = "s3cret"  # (site validation checks that it is set)
         site = SiteConfig.model_validate(base)
         ids = applied(conn, site)
         pub = Publisher("127.0.0.1", port, ca_certs=ca, username="gg", password="s3cret")
-        os.environ["GG_TEST_MQTT_PASSWORD"] = "s3cret"
 
         async def body(parts):
             pub.publish(f"{prefix}/pv1/x/power", b"2")
