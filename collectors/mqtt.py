@@ -42,7 +42,7 @@ import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -378,6 +378,10 @@ def _describe(exc: BaseException | None) -> str:
 
 
 SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client connected with this client_id
+#: without that reason (mosquitto 2.0 just closes the older connection): this many cuts of a session the
+#: broker had just accepted, within the window, are taken as a takeover
+TAKEOVER_CUTS = 3
+TAKEOVER_WINDOW_S = 60.0
 TAKEOVER_BACKOFF_MAX_S = 3600.0
 PRESENCE_ROOT = "greengauge/presence"
 
@@ -433,6 +437,7 @@ class MqttSource:
         self._connected_at: float | None = None
         self._takeovers = 0
         self._taken_over = False
+        self._cuts: deque[float] = deque()
         self.received = 0
         self.duplicates = 0
         self.acked = 0
@@ -534,14 +539,39 @@ class MqttSource:
         self._connected.clear()
         if self._paused:
             return
+        if self.adopted:
+            # whatever cut an adopted session (most likely its member is back and took it over: mosquitto
+            # 2.0 closes the connection without saying why) — never reconnect and knock the member off
+            self._session_taken_over(client)
+            return
         if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             self._session_taken_over(client)
             return
-        if was_connected:  # (a refused attempt is reported by _on_connect; not twice)
-            self._log_away(f"lost the MQTT broker {self.cfg.host}:{self.cfg.port}: {reason_code}")
+        if not was_connected:
+            return  # a refused attempt is reported by _on_connect; not twice
+        now = time.monotonic()
+        if self._connected_at is not None and now - self._connected_at > TAKEOVER_WINDOW_S:
+            self._cuts.clear()  # a connection that lived long: earlier cuts are not a pattern
+        if self._takeovers and self._connected_at is not None and now - self._connected_at < TAKEOVER_WINDOW_S:
+            self._session_taken_over(client, suspected=1)  # the fight goes on: back off further at once
+            return
+        self._cuts.append(now)
+        while self._cuts and now - self._cuts[0] > TAKEOVER_WINDOW_S:
+            self._cuts.popleft()
+        if len(self._cuts) >= TAKEOVER_CUTS:
+            # the broker accepts the session and cuts it again, over and over: another client with the
+            # same client_id (mosquitto 2.0 closes the older connection without the 0x8E reason)
+            self._cuts.clear()
+            self._session_taken_over(client, suspected=TAKEOVER_CUTS)
+            return
+        self._log_away(f"lost the MQTT broker {self.cfg.host}:{self.cfg.port}: {reason_code}")
 
-    def _session_taken_over(self, client) -> None:
-        """Another client connected with our client id: say so, and back off rather than fight for it."""
+    def _session_taken_over(self, client, suspected: int = 0) -> None:
+        """Another client connected with our client id: say so, and back off rather than fight for it.
+
+        ``suspected``: no reason from the broker, but that many cuts of a session it had just accepted
+        within TAKEOVER_WINDOW_S.
+        """
         self.takeovers += 1
         if self.adopted:
             # the member whose session this is came back (or another member adopted it): let go
@@ -558,10 +588,13 @@ class MqttSource:
         delay = min(self.cfg.takeover_backoff_s * 2 ** (self._takeovers - 1), TAKEOVER_BACKOFF_MAX_S)
         client.reconnect_delay_set(int(max(1, round(delay))), int(max(1, round(delay))))
         self._taken_over = True
+        why = ("reason 0x8E 'Session taken over'" if not suspected else "cut again right after the broker "
+               "accepted it" if suspected == 1 else f"cut {suspected} times within {TAKEOVER_WINDOW_S:.0f} s "
+               "right after the broker accepted it")
         message = (f"MQTT session {self.client_id!r} taken over by another client with the same client_id "
-                   f"(broker {self.cfg.host}:{self.cfg.port}, reason 0x8E 'Session taken over'): two collectors "
-                   f"share one client_id; give each its own (mqtt.client_id, or share_group with collect "
-                   f"--member); backing off {delay:.0f} s instead of taking it back")
+                   f"(broker {self.cfg.host}:{self.cfg.port}, {why}): two collectors share one client_id? "
+                   f"Give each its own (mqtt.client_id, or share_group with collect --member); backing off "
+                   f"{delay:.0f} s instead of taking it back")
         log.error("%s (takeover %d in a row)", message, self._takeovers)
         self._away = True
         self._away_reason = message
@@ -633,6 +666,8 @@ class MqttSource:
         parent = getattr(self, "_parent", None)
         if parent is not None and parent.adoptions.get(self.client_id) is self:
             parent._release(self.client_id)
+            # cut for another reason than its member's return (a broker restart)? adopt it again later
+            asyncio.get_running_loop().call_later(2 * self.cfg.reconnect_max_s, parent._rebalance)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         try:
