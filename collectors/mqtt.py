@@ -635,12 +635,14 @@ class MqttSource:
             self._loop.call_soon_threadsafe(self._presence_changed, cid, online)
 
     def _presence_changed(self, cid: str, online: bool) -> None:
+        if self.adopted:
+            return  # (an adopted session subscribed its member's presence topics too; its parent decides)
         self.members[cid] = online
         self._rebalance()
 
     def _rebalance(self) -> None:
         """Each session of an offline member is adopted by the first online member (by client id)."""
-        if self._paused:
+        if self._paused or self.adopted:
             return
         alive = sorted({c for c, on in self.members.items() if on} | {self.client_id})
         for cid, online in list(self.members.items()):
