@@ -218,23 +218,28 @@ class Router:
             if mqtt.topic_matches_sub(route.filter, topic):
                 break
         else:
-            hit = (None, None, [], [Finding("unknown_topic", topic, "no subscription maps this topic")])
+            hit = (None, None, [], [Finding("unknown_topic", topic[:200], "no subscription maps this topic")])
             return self._remember(topic, hit)
         device = route.sub.device if route.device_level is None else topic.split("/")[route.device_level]
         if device not in self._devices:
-            hit = (None, None, [], [Finding("unknown_topic", topic, f"no mqtt device {device!r} in the site file")])
+            # one finding per subscription, not per topic: a publisher inventing device names cannot
+            # grow collector_finding without bound (the detail names the latest topic)
+            hit = (None, None, [], [Finding("unknown_topic", route.filter,
+                                            f"{topic[:200]!r}: no mqtt device {device[:100]!r} in the site file")])
             return self._remember(topic, hit)
         targets, findings = [], []  # targets: (quantity, field, factor, point id)
         for q, (f, factor) in route.fields.items():
             pid = self.points.get((device, q))
             if pid is None:
-                findings.append(Finding("unknown_point", f"{topic}:{q}", f"device {device!r} has no point for {q!r}",
-                                        device))
+                findings.append(Finding("unknown_point", f"{route.sub.topic.replace('{device}', device)}:{q}",
+                                        f"device {device!r} has no point for {q!r}", device))
                 continue
             targets.append((q, f, factor, pid))
         return self._remember(topic, (route, device, targets, findings))
 
     def _remember(self, topic: str, hit):
+        if len(topic) > 1024:
+            return hit  # (not cached: 100,000 topics of 64 KiB each would be 6 GB)
         if len(self._cache) >= 100_000:  # topics from a misbehaving publisher must not grow memory
             self._cache.clear()
         self._cache[topic] = hit
@@ -272,6 +277,12 @@ class Router:
             return Parsed(None, findings=list(findings), ok=False)
         sub = route.sub
         out = Parsed(device, findings=list(findings))
+        # findings are named by the subscription's pattern and the device, not the topic itself: a '+'
+        # level a publisher varies must not make a row of collector_finding per topic
+        topic_seen, topic = topic, sub.topic.replace("{device}", device)
+        if topic_seen != topic:
+            out.findings = [Finding(f.kind, f.source, f"{f.detail} (topic {topic_seen[:200]!r})", f.device)
+                            for f in out.findings]
         limit = self.cfg.max_payload_bytes
         if len(payload) > limit:  # bounded before parsing: nothing is decoded
             return self._unusable(out, topic, "oversized_payload", f"payload of {len(payload)} bytes, more than "

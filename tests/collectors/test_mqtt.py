@@ -275,6 +275,10 @@ def test_tls_and_password_to_a_private_broker_and_a_wrong_password_reported_not_
         with caplog.at_level(logging.ERROR, logger="collectors.mqtt"):
             asyncio.run(refused())
         assert len([r for r in caplog.records if "refused the connection" in r.getMessage()]) == 1
+        conn.commit()  # and the devices are away with that reason (greengauge status)
+        health = conn.execute("SELECT h.status, h.last_error FROM device_health h JOIN device d USING (device_id) "
+                              "WHERE d.name = 'gw1'").fetchone()
+        assert health[0] == "away" and "refused the connection" in health[1]
         pub.close()
     finally:
         os.environ.pop("GG_TEST_MQTT_PASSWORD", None)

@@ -250,3 +250,15 @@ def test_poison_on_the_wire_is_acknowledged_stored_bad_and_never_comes_back(db_u
     asyncio.run(_run(site, ids, db_url, second))
     pub.close()
     assert seen["again"] == 0  # every message was acknowledged: the broker redelivers nothing
+
+
+def test_a_publisher_inventing_topics_cannot_grow_the_findings_without_bound():
+    """Findings are one row per (kind, source): the source is the subscription's pattern, not the topic."""
+    r = router()
+    sources = {f.source for i in range(50) for f in r.parse(f"p/pv1/x{i}/power", b"seven", T0).findings}
+    assert sources == {"p/pv1/+/power:active_power"}
+    unknown = {f.source for i in range(50) for f in r.parse(f"p/ghost{i}/state", b"{}", T0).findings}
+    assert unknown == {"p/+/state"}
+    assert len(r._cache) <= 101
+    r.parse("p/" + "x" * 5000 + "/state", b"{}", T0)
+    assert len(r._cache) <= 101  # a 5,000-character topic is not cached
