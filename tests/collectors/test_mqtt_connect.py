@@ -84,8 +84,16 @@ def test_a_tls_failure_is_logged_once_with_its_reason_and_shown_in_status(db_url
             data["mqtt"].update(host="localhost", tls={"ca_certs": ca})
         site = SiteConfig.model_validate(data)
         ids = apply_site(conn, site)
+        monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
+        seen = {}
+
+        async def during(parts):
+            await asyncio.sleep(3.5)  # reconnect every 1-2 s: several attempts
+            seen["rows"] = health(conn)  # what an operator sees while the collector runs
+            seen["status"] = await asyncio.to_thread(CliRunner().invoke, app, ["status"], env={"COLUMNS": "500"})
+
         with caplog.at_level(logging.INFO, logger="collectors.mqtt"):
-            parts = asyncio.run(run_for(site, ids, db_url, 3.5))  # reconnect every 1-2 s: several attempts
+            parts = asyncio.run(run_for(site, ids, db_url, 0.1, during))
     finally:
         broker.cleanup()
     assert parts.source.connect_failures >= 2
@@ -93,12 +101,10 @@ def test_a_tls_failure_is_logged_once_with_its_reason_and_shown_in_status(db_url
     assert len(errors) == 1, errors  # once, not at every retry
     reason = "certificate in certificate chain" if case == "wrong CA" else "Hostname mismatch"
     assert "cannot connect to the MQTT broker" in errors[0] and "TLS" in errors[0] and reason in errors[0]
-    rows = health(conn)
+    rows = seen["rows"]
     assert {n for n, (s, _) in rows.items() if s == "away"} == {"gw1", "pv1"}
     assert all("TLS" in e and reason in e for _, e in rows.values())
-
-    monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
-    result = CliRunner().invoke(app, ["status"], env={"COLUMNS": "500"})
+    result = seen["status"]
     assert result.exit_code == 0, result.output
     assert "2devices,2away" in flat(result.output)
     assert flat("TLS: the broker's certificate was not accepted") in flat(result.output)
@@ -122,6 +128,7 @@ def test_a_broker_not_there_yet_is_one_error_then_one_info_when_it_comes(db_url,
         await asyncio.to_thread(pub.publish, f"{prefix}/pv1/a/power", b"1")
         pub.close()
         assert await _until(lambda: health(conn).get("pv1", ("",))[0] == "ok")
+        seen["back"] = health(conn)
 
     try:
         with caplog.at_level(logging.INFO, logger="collectors.mqtt"):
@@ -133,7 +140,7 @@ def test_a_broker_not_there_yet_is_one_error_then_one_info_when_it_comes(db_url,
     assert len(errors) == 1 and "Connection refused" in errors[0], errors
     assert len(back) == 1
     assert seen["away"]["gw1"][0] == "away" and "Connection refused" in seen["away"]["gw1"][1]
-    assert health(conn)["pv1"] == ("ok", None)
+    assert seen["back"]["pv1"] == ("ok", None)
 
 
 def test_two_collectors_with_one_client_id_say_so_and_back_off_instead_of_fighting(db_url, conn, caplog,
