@@ -36,7 +36,6 @@ import asyncio
 import json
 import logging
 import math
-import os
 import re
 import socket
 import ssl
@@ -481,9 +480,8 @@ class MqttSource:
         kwargs = {} if v5 else {"clean_session": False}
         client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                          protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, manual_ack=True, **kwargs)
-        password = c.password or (os.environ.get(c.password_env) if c.password_env else None)
         if c.username:
-            client.username_pw_set(c.username, password)
+            client.username_pw_set(c.username, c.secret())
         if c.tls is not None and c.tls.enabled:
             client.tls_set(ca_certs=c.tls.ca_certs, certfile=c.tls.certfile, keyfile=c.tls.keyfile,
                            cert_reqs=ssl.CERT_REQUIRED)

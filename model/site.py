@@ -336,6 +336,8 @@ class MqttConfig(_Strict):
     username: str | None = None
     password: str | None = None
     password_env: str | None = Field(default=None, description="environment variable holding the password")
+    password_file: str | None = Field(default=None, description="file holding the password (a Docker secret: "
+                                      "/run/secrets/...); one line, its trailing newline ignored")
     tls: MqttTls | None = None
     client_id: str | None = Field(default=None, description="stable id of the persistent session; "
                                   "defaults to greengauge-<enterprise>-<site>")
@@ -360,13 +362,33 @@ class MqttConfig(_Strict):
     devices: list[MqttDeviceConfig] = Field(min_length=1)
     subscriptions: list[MqttSubscription] = Field(min_length=1)
 
-    @field_validator("password", "password_env")
+    @field_validator("password", "password_env", "password_file")
     @classmethod
     def _needs_user(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not info.data.get("username"):
             raise ValueError(f"{info.field_name} without username: the broker is sent no password unless a "
                              "username goes with it; add username")
         return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _one_password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            given = [k for k in ("password", "password_env") if info.data.get(k) is not None]
+            if given:
+                raise ValueError(f"password_file and {given[0]} are both given; keep one")
+            _readable(value, "password file")
+        return value
+
+    def secret(self) -> str | None:
+        """The password to send, from wherever the site file says it is (None: none)."""
+        if self.password is not None:
+            return self.password
+        if self.password_env is not None:
+            return os.environ.get(self.password_env)
+        if self.password_file is not None:
+            return Path(self.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        return None
 
     @field_validator("password_env")
     @classmethod

@@ -143,14 +143,15 @@ def test_a_broker_not_there_yet_is_one_error_then_one_info_when_it_comes(db_url,
     assert seen["back"]["pv1"] == ("ok", None)
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_two_collectors_with_one_client_id_say_so_and_back_off_instead_of_fighting(db_url, conn, caplog,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, protocol):
     """The broker knocks the older connection off (MQTT 5 brokers may say 'Session taken over', 0x8E;
     mosquitto 2.0 just closes it): after three such cuts of a session just accepted, the collector
     says so (ERROR, a client_id_conflict finding) and waits takeover_backoff_s, doubled at each
     further takeover, instead of taking the session back once a second."""
     client_id = f"gg-twice-{uuid.uuid4().hex[:8]}"
-    data = mqtt_site(unique(), client_id=client_id).model_dump(mode="json", exclude_none=True)
+    data = mqtt_site(unique(), client_id=client_id, protocol=protocol).model_dump(mode="json", exclude_none=True)
     data["mqtt"]["takeover_backoff_s"] = 2
     site = SiteConfig.model_validate(data)
     ids = apply_site(conn, site)
@@ -213,6 +214,8 @@ SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
      "site.yaml line 8: mqtt.tls.ca_certs: CA file '/nonexistent/ca.crt' not found"),
     ({"GG_TEST_UNSET_PASSWORD_ENV": "HOME", "ca_certs: CA": "ca_certs: GARBAGE"},
      "site.yaml line 8: mqtt.tls.ca_certs: CA file"),
+    ({"password_env: GG_TEST_UNSET_PASSWORD_ENV": "password_file: /nonexistent/secret"},
+     "site.yaml line 6: mqtt.password_file: password file '/nonexistent/secret' not found"),
 ])
 def test_site_check_fails_on_an_unset_password_env_a_password_without_user_and_a_missing_ca(
         tmp_path, monkeypatch, edit, message):
@@ -253,3 +256,37 @@ def test_shared_subscriptions_need_mqtt_5():
     with pytest.raises(ValueError, match="share_group needs protocol '5'"):
         SiteConfig.model_validate(data)
     json.dumps(data)  # (the site dict stays plain data)
+
+
+@pytest.mark.skipif(not shutil.which("mosquitto_passwd"), reason="needs mosquitto_passwd for the broker's password file")
+def test_the_password_may_come_from_a_file_a_docker_secret(db_url, conn, tmp_path):
+    port = free_port()
+    broker = PrivateBroker(port, anonymous=False)
+    try:
+        passwd = broker.dir / "passwd"
+        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "gg", "s3cret"], check=True)
+        passwd.chmod(0o644)
+        broker.conf.write_text(broker.conf.read_text().replace("\n\nallow_anonymous",
+                                                               f"\npassword_file {passwd}\nallow_anonymous"))
+        broker.start()
+        secret = tmp_path / "mqtt_password"
+        secret.write_text("s3cret\n")  # as a secrets file usually is: with a newline
+        prefix = unique()
+        data = mqtt_site(prefix, port=port).model_dump(mode="json", exclude_none=True)
+        data["mqtt"].update(username="gg", password_file=str(secret))
+        site = SiteConfig.model_validate(data)
+        ids = apply_site(conn, site)
+        pub = Publisher("127.0.0.1", port, username="gg", password="s3cret")
+
+        async def during(parts):
+            assert await parts.source.wait_connected(10)
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(pub.publish, f"{prefix}/pv1/x/power", b"3")
+            assert await _until(lambda: conn.execute("SELECT count(*) FROM reading").fetchone()[0] == 1
+                                and not conn.commit())
+
+        asyncio.run(run_for(site, ids, db_url, 0.1, during))
+        pub.close()
+        assert conn.execute("SELECT value FROM reading").fetchone() == (3000.0,)
+    finally:
+        broker.cleanup()
