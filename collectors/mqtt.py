@@ -392,6 +392,7 @@ SESSION_TAKEN_OVER = 0x8E  # MQTT 5 DISCONNECT reason: another client connected 
 #: broker had just accepted, within the window, are taken as a takeover
 TAKEOVER_CUTS = 3
 TAKEOVER_WINDOW_S = 60.0
+QUICK_CUT_S = 10.0  #: a cut this soon after the broker accepted the session counts towards a takeover
 TAKEOVER_BACKOFF_MAX_S = 3600.0
 PRESENCE_ROOT = "greengauge/presence"
 
@@ -559,12 +560,17 @@ class MqttSource:
         if not was_connected:
             return  # a refused attempt is reported by _on_connect; not twice
         now = time.monotonic()
-        if self._connected_at is not None and now - self._connected_at > TAKEOVER_WINDOW_S:
-            self._cuts.clear()  # a connection that lived long: earlier cuts are not a pattern
-        if self._takeovers and self._connected_at is not None and now - self._connected_at < TAKEOVER_WINDOW_S:
+        lived = now - (self._connected_at or now)
+        if lived >= QUICK_CUT_S:
+            # a connection that lived: not a takeover pattern (a network blip, a broker restart); and in a
+            # fight, the other client is the one that backs off
+            self._cuts.clear()
+            self._takeovers = 0
+        elif self._takeovers:
             self._session_taken_over(client, suspected=1)  # the fight goes on: back off further at once
             return
-        self._cuts.append(now)
+        else:
+            self._cuts.append(now)
         while self._cuts and now - self._cuts[0] > TAKEOVER_WINDOW_S:
             self._cuts.popleft()
         if len(self._cuts) >= TAKEOVER_CUTS:
@@ -598,8 +604,8 @@ class MqttSource:
         client.reconnect_delay_set(int(max(1, round(delay))), int(max(1, round(delay))))
         self._taken_over = True
         why = ("reason 0x8E 'Session taken over'" if not suspected else "cut again right after the broker "
-               "accepted it" if suspected == 1 else f"cut {suspected} times within {TAKEOVER_WINDOW_S:.0f} s "
-               "right after the broker accepted it")
+               "accepted it" if suspected == 1 else f"cut {suspected} times within {TAKEOVER_WINDOW_S:.0f} s, "
+               f"each within {QUICK_CUT_S:.0f} s of the broker accepting it")
         message = (f"MQTT session {self.client_id!r} taken over by another client with the same client_id "
                    f"(broker {self.cfg.host}:{self.cfg.port}, {why}): two collectors share one client_id? "
                    f"Give each its own (mqtt.client_id, or share_group with collect --member); backing off "
