@@ -617,7 +617,9 @@ class MqttSource:
             self._loop.call_soon_threadsafe(self._record_takeover, message)
 
     def _record_takeover(self, message: str) -> None:
-        self.health.finding("client_id_conflict", self.client_id, message, when=self.clock.now())
+        # tied to a device of the site, so `status --enterprise` shows it too
+        self.health.finding("client_id_conflict", self.client_id, message, device=self.cfg.devices[0].name,
+                            when=self.clock.now())
         self._broker_away(message)
 
     def _log_away(self, message: str) -> None:

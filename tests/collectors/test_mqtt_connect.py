@@ -178,8 +178,8 @@ def test_two_collectors_with_one_client_id_say_so_and_back_off_instead_of_fighti
                            ).fetchone()
     assert finding[0] == client_id and finding[1] == len(taken) and "share one client_id" in finding[2]
     monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
-    result = CliRunner().invoke(app, ["status"], env={"COLUMNS": "500"})
-    assert result.exit_code == 0 and "client_id_conflict" in result.output
+    result = CliRunner().invoke(app, ["status", "--enterprise", "acme"], env={"COLUMNS": "500"})
+    assert result.exit_code == 0 and "client_id_conflict" in result.output  # tied to the site's devices
 
 
 # -- site check ----------------------------------------------------------------------------------
