@@ -32,7 +32,7 @@ from model.profile import (
 )
 from model.readings import Quality, Reading
 from collectors.transport import Connection, ConnectionPool, DeviceRefused, Endpoint, default_pool
-from model.site import SUNSPEC_PROFILE, DeviceConfig
+from model.site import POWER_QUANTITIES, SUNSPEC_PROFILE, DeviceConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class ModbusDevice:
         """
         self.device = device
         self.point_ids = point_ids
+        self.power_sign = device.power_sign  # native power -> stored power (docs/devices.md, "Power sign")
         self.sunspec = device.profile == SUNSPEC_PROFILE
         self.sunspec_base = device.sunspec_base
         self._sunspec_span: int | None = None
@@ -64,16 +65,21 @@ class ModbusDevice:
             self.specs = [r for r in self.profile.registers if r.quantity in point_ids]
             clock_spec = [self.profile.clock] if self.profile.clock else []
             self.blocks = plan_reads([*self.specs, *clock_spec])
-            self.ratios = {s.quantity: ratio_factor(s, device.ct_ratio, device.pt_ratio) for s in self.specs}
+            # CT/PT ratio, times the power sign: the register's own (a device positive on export)
+            # and the role's (docs/devices.md, "Power sign")
+            self.ratios = {s.quantity: ratio_factor(s, device.ct_ratio, device.pt_ratio) * self._sign(s.sign, s.quantity)
+                           for s in self.specs}
             # a profile's plausible range is about what the meter measures (secondary side for ct_pt)
-            self._limits = {s.quantity: tuple(None if x is None else float(Decimal(repr(x)) * self.ratios[s.quantity])
-                                              for x in (s.min, s.max)) for s in self.specs}
+            self._limits = {s.quantity: _scaled_range(s.min, s.max, self.ratios[s.quantity]) for s in self.specs}
         self.endpoint = Endpoint.of(device)
         self._pool = pool
         self.conn: Connection | None = None
         self.away = False
         self.last_device_time: datetime | None = None
         self.last_latency_s: float | None = None
+
+    def _sign(self, native: int, quantity: str) -> int:
+        return native * self.power_sign if quantity in POWER_QUANTITIES else 1
 
     def _connection(self) -> Connection:
         if self.conn is None:
@@ -167,7 +173,12 @@ class ModbusDevice:
         self.sunspec_base = dev.base
         self._sunspec_span = dev.span
         wanted = set(self.device.sunspec_models) if self.device.sunspec_models is not None else None
-        return self._readings(ts, dev.quantities(wanted), {})
+        values = dev.quantities(wanted)
+        if self.power_sign != 1:
+            for q in POWER_QUANTITIES & values.keys():
+                if values[q] is not None:
+                    values[q] = -values[q]
+        return self._readings(ts, values, {})
 
     async def run(self, clock: Clock, sink: Sink, stop: asyncio.Event) -> None:
         """Poll at every whole multiple of the poll interval until ``stop`` is set."""
@@ -191,6 +202,13 @@ class ModbusDevice:
                     if asyncio.iscoroutine(result):
                         await result
             await _wait(clock, next_aligned(clock.now(), interval), stop)
+
+
+def _scaled_range(lo: float | None, hi: float | None, factor: Decimal) -> tuple[float | None, float | None]:
+    """A plausible range (as the device measures it) in stored terms: scaled, and swapped by a
+    negative factor (a power sign)."""
+    lo_s, hi_s = (None if x is None else float(Decimal(repr(x)) * factor) for x in (lo, hi))
+    return (hi_s, lo_s) if factor < 0 else (lo_s, hi_s)
 
 
 async def _wait(clock: Clock, until: datetime, stop: asyncio.Event) -> None:

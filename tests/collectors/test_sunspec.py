@@ -265,22 +265,48 @@ def test_devices_scan_reports_the_devices_and_prints_pasteable_entries():
             except OSError:
                 assert time.monotonic() < deadline, "the SunSpec simulator did not start"
                 time.sleep(0.1)
-        result = CliRunner().invoke(app, ["scan", f"127.0.0.1:{port}", "--unit-ids", "1-3", "--timeout", "1"])
+        result = CliRunner().invoke(app, ["scan", f"127.0.0.1:{port}", "--unit-ids", "1-4", "--timeout", "1"])
     finally:
         proc.terminate()
         proc.wait(10)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "SIM-HYB-50K" in out and "GG-INV-0001" in out and "SIM-METER-3P" in out
+    assert "SIM-PV-50K" in out and "GG-PV-0001" in out and "SIM-METER-3P" in out and "SIM-BAT-100K" in out
     assert "rated active power" in out and "50,000 W" in out   # nameplate from 120/702
-    assert "battery energy rating" in out                       # from 802
+    assert "battery energy rating" in out and "200,000 Wh" in out  # from 802
     entries = YAML(typ="safe").load(out[out.index("\ndevices:\n"):])["devices"]
     assert [(e["name"], e["unit_id"], e["sunspec_base"]) for e in entries] == [
-        ("inverter-1", 1, 40000), ("meter-2", 2, 40000)]
+        ("inverter-1", 1, 40000), ("meter-2", 2, 40000), ("battery-3", 3, 40000)]
     for e in entries:
         DeviceConfig(**e)  # pasteable: the site model accepts it as it is
-    meter_points = {p["quantity"] for p in entries[1]["points"]}
-    assert {"energy_import", "energy_export", "active_power", "voltage_l1"} <= meter_points
+    roles = [{p["quantity"]: p.get("role") for p in e["points"]} for e in entries]
+    # the roles proposed, each marked for confirmation
+    assert roles[0]["energy_export"] == "pv_generation" and roles[0]["energy_import"] is None
+    assert (roles[1]["energy_import"], roles[1]["energy_export"]) == ("grid_import", "grid_export")
+    assert (roles[2]["energy_import"], roles[2]["energy_export"]) == ("storage_charge", "storage_discharge")
+    assert out.count("# role proposed for a") == 5
+    assert {"energy_import", "energy_export", "active_power", "voltage_l1"} <= set(roles[1])
+    rated = [{p["quantity"]: p.get("rated_power_w") for p in e["points"]}["energy_export"] for e in entries]
+    assert rated == [50_000, None, 100_000]  # 702 WMaxRtg (the meter has no nameplate)
+
+
+def test_scan_proposes_no_energy_role_for_a_hybrid_inverter():
+    from ruamel.yaml import YAML
+
+    from greengauge.cli_devices import Found, device_entry
+
+    image = build_image(demo_inverter().chain)  # PV and battery behind one AC side (120 DERTyp PV_STOR)
+
+    async def read(address, count):
+        return image[address - 40000 : address - 40000 + count]
+
+    dev = asyncio.run(sunspec.scan(read))
+    assert Found(1, dev).kind == "hybrid"
+    text = device_entry(Found(1, dev), Endpoint("tcp", "127.0.0.1", 502))
+    (entry,) = YAML(typ="safe").load(text)
+    assert entry["name"] == "inverter-1"
+    assert all("role" not in p for p in entry["points"])
+    assert text.count("hybrid inverter: AC counter of PV and battery together") == 2
 
 
 def test_sunspec_models_picks_the_inverter_when_a_meter_shares_the_unit_id():
@@ -558,3 +584,42 @@ def test_the_simulators_sentinel_of_every_type_is_the_alliances_and_decodes_to_n
     served = _encode_point(point, None, 0)
     assert served == regs_of(ssmb.create_unimpl_value(ptype, len=2 * point.width))
     assert sunspec.decode_raw(point, served) is None
+
+
+def test_sunspec_power_is_stored_with_the_sign_of_the_devices_role():
+    # the demo plant as the scan proposes it: PV inverter producing 12.3 kW, grid meter importing
+    # 30.5 kW, battery inverter discharging 40 kW (SunSpec DER power is + when injecting)
+    from collectors.sunspec_sim import demo_battery, demo_pv_inverter
+
+    port = free_port()
+    roles = {
+        1: [{"quantity": "energy_export", "role": "pv_generation"}, {"quantity": "active_power"}],
+        2: [{"quantity": "energy_import", "role": "grid_import"}, {"quantity": "energy_export", "role": "grid_export"},
+            {"quantity": "active_power"}, {"quantity": "active_power_l1"}],
+        3: [{"quantity": "energy_import", "role": "storage_charge"},
+            {"quantity": "energy_export", "role": "storage_discharge"}, {"quantity": "active_power"}],
+        4: [{"quantity": "active_power"}],  # the PV inverter again, without a role
+    }
+
+    async def go():
+        server = await serve([demo_pv_inverter(1), demo_meter(2), demo_battery(3), demo_pv_inverter(4)], port=port)
+        out = {}
+        try:
+            for unit, points in roles.items():
+                device = DeviceConfig(name=f"d{unit}", profile="sunspec", host="127.0.0.1", port=port, unit_id=unit,
+                                      points=points)
+                ids = {p["quantity"]: i for i, p in enumerate(points)}
+                dev = ModbusDevice(device, ids)
+                readings = await dev.poll(FixedClock())
+                await dev.close()
+                out[unit] = {q: r.value for q, i in ids.items() for r in readings if r.point_id == i}
+            return out
+        finally:
+            await server.shutdown()
+
+    got = run(go())
+    assert got[1]["active_power"] == 12_300.0    # PV: + generation
+    assert got[2]["active_power"] == 30_500.0    # grid: + import
+    assert got[2]["active_power_l1"] == 10_170.0
+    assert got[3]["active_power"] == 40_000.0    # battery: + discharge
+    assert got[4]["active_power"] == -12_300.0   # no role: + import, so a producing inverter is negative
