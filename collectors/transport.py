@@ -122,7 +122,7 @@ class Connection:
                 raise
         if rr.isError():
             raise DeviceRefused(f"unit {unit_id}: {function} registers {address}+{count} refused: {rr}")
-        return list(rr.registers)
+        return rr.registers  # a list of its own for each response
 
     def close(self) -> None:
         self.client.close()

@@ -235,3 +235,67 @@ def test_the_plausible_range_follows_the_sign():
     assert _scaled_range(-1000, 60000, Decimal(-1)) == (-60000.0, 1000.0)
     assert _scaled_range(None, 500, Decimal(-2)) == (-1000.0, None)
     assert _scaled_range(0, 500, Decimal(100)) == (0.0, 50000.0)
+
+
+# --- the poll loop's precompiled decoding equals the profile's reference decoding ------------------
+
+from decimal import Decimal  # noqa: E402
+
+import pytest  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from collectors.transport import DeviceRefused  # noqa: E402
+from model.profile import ReadBlock, decode_raw, known_profiles, load_profile, registers_for, to_canonical  # noqa: E402
+from model.site import DeviceConfig  # noqa: E402
+
+
+def _reference(dev: ModbusDevice, blocks: dict) -> dict[str, tuple]:
+    """What the profile's own functions give for these blocks: (value, quality) per quantity."""
+    out = {}
+    for spec in dev.specs:
+        regs = registers_for(spec, blocks)
+        value = None if regs is None else to_canonical(spec, decode_raw(spec, regs), dev.ratios[spec.quantity])
+        lo, hi = dev._limits[spec.quantity]
+        if value is None:
+            out[spec.quantity] = (None, Quality.BAD)
+        elif (lo is not None and value < lo) or (hi is not None and value > hi):
+            out[spec.quantity] = (value, Quality.SUSPECT)
+        else:
+            out[spec.quantity] = (value, Quality.GOOD)
+    return out
+
+
+@pytest.mark.parametrize("name", known_profiles())
+@pytest.mark.parametrize("word_order", ["big", "little"])
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_compiled_decoding_equals_the_reference(name, word_order, data):
+    # any register image, any block refused, with CT/PT ratios and a power-sign role: the poll
+    # loop's plan gives exactly what registers_for/decode_raw/to_canonical and the range give
+    profile = load_profile(name)
+    ratios = {"ct_ratio": Decimal(40), "pt_ratio": Decimal(100)} if profile.uses_ct_pt else {}
+    role = data.draw(st.sampled_from([None, ("energy_export", "pv_generation"), ("energy_import", "grid_import")]))
+    points = [{"quantity": r.quantity, **({"role": role[1]} if role and role[0] == r.quantity else {})}
+              for r in profile.registers]
+    device = DeviceConfig(name="m", profile=name, host="127.0.0.1", points=points, **ratios)
+    dev = ModbusDevice(device, {p["quantity"]: i for i, p in enumerate(points)})
+    if word_order == "little":  # the same map with the other word order, as some meters have
+        dev.specs = [s.model_copy(update={"word_order": "little"}) for s in dev.specs]
+        by_quantity = {s.quantity: s for s in dev.specs}
+        dev._plan = [dev._compile(by_quantity[q], pid) for q, pid in dev.point_ids.items()]
+    blocks = {b: None if data.draw(st.integers(0, 5), label=f"refused {b}") == 0
+              else data.draw(st.lists(st.integers(0, 0xFFFF), min_size=b.count, max_size=b.count)) for b in dev.blocks}
+
+    class Registers:  # the registers as read (reading them over TCP is tested above); None: refused
+        async def read(self, function, address, count, unit_id):
+            regs = blocks[ReadBlock(function, address, count)]
+            if regs is None:
+                raise DeviceRefused("illegal data address")
+            return regs
+
+    dev.conn = Registers()
+    dev._clock = None
+    readings = asyncio.run(dev.poll(FixedClock(DEVICE_TIME)))
+    got = {q: (r.value, r.quality) for q, pid in dev.point_ids.items() for r in readings if r.point_id == pid}
+    assert got == _reference(dev, blocks)
