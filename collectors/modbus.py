@@ -30,7 +30,7 @@ from pymodbus.exceptions import ModbusException
 
 from collectors.clock import Clock, next_aligned, sleep_until
 from model.profile import (
-    _STRUCT, ClockSpec, ReadBlock, RegisterSpec, decode_raw, plan_reads, ratio_factor, to_canonical,
+    _STRUCT, ClockSpec, RegisterSpec, decode_raw, plan_reads, ratio_factor, to_canonical,
 )
 from model.readings import Quality, Reading
 from collectors.transport import Connection, ConnectionPool, DeviceRefused, Endpoint, default_pool
@@ -127,10 +127,15 @@ class ModbusDevice:
         raw = []
         for block in self.blocks:  # a plain loop: the poll loop's hot path, no extra coroutine per block
             try:
-                raw.append(await conn.read(block.function, block.address, block.count, self.device.unit_id))
+                regs = await conn.read(block.function, block.address, block.count, self.device.unit_id)
             except DeviceRefused as exc:
                 log.warning("device %s: %s", self.device.name, exc)
-                raw.append(None)
+                regs = None
+            if regs is not None and len(regs) != block.count:  # a malformed answer: no values from it
+                log.warning("device %s: %d registers asked at %d, %d answered", self.device.name, block.count,
+                            block.address, len(regs))
+                regs = None
+            raw.append(regs)
         self.last_latency_s = time.monotonic() - t0
         data = [None if regs is None else _words(len(regs)).pack(*regs) for regs in raw]
         if self._clock is not None:

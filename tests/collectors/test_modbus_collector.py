@@ -299,3 +299,17 @@ def test_compiled_decoding_equals_the_reference(name, word_order, data):
     readings = asyncio.run(dev.poll(FixedClock(DEVICE_TIME)))
     got = {q: (r.value, r.quality) for q, pid in dev.point_ids.items() for r in readings if r.point_id == pid}
     assert got == _reference(dev, blocks)
+
+
+def test_a_short_answer_gives_bad_readings_not_a_crash():
+    # a gateway answering fewer registers than asked: its values are BAD, the poll goes on
+    site = site_for(free_port())
+    dev = ModbusDevice(site.devices[0], {"energy_import": 1, "active_power": 2})
+
+    class Short:
+        async def read(self, function, address, count, unit_id):
+            return meter_image()[address:address + count - 1]
+
+    dev.conn = Short()
+    readings = asyncio.run(dev.poll(FixedClock(DEVICE_TIME)))
+    assert [(r.value, r.quality) for r in readings] == [(None, Quality.BAD), (None, Quality.BAD)]
