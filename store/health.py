@@ -98,13 +98,15 @@ def device_status(conn: psycopg.Connection, enterprise: str | None = None) -> li
 
 
 def findings(conn: psycopg.Connection, enterprise: str | None = None, limit: int = 50) -> list[FindingRow]:
-    """Latest findings first; those tied to a device of another enterprise are left out when one is named."""
+    """Latest findings first. With ``enterprise``, only the findings tied to a device of that enterprise:
+    one tied to no device (an unknown MQTT topic, dropped readings) cannot be told apart from another
+    enterprise's, so it is shown only when no enterprise is named."""
     rows = conn.execute(
         """SELECT f.kind, f.source, f.device_id, f.first_seen, f.last_seen, f.count, f.detail
            FROM collector_finding f
            LEFT JOIN device d USING (device_id) LEFT JOIN site s USING (site_id)
            LEFT JOIN enterprise e USING (enterprise_id)
-           WHERE %(e)s::text IS NULL OR e.code = %(e)s OR f.device_id IS NULL
+           WHERE %(e)s::text IS NULL OR e.code = %(e)s
            ORDER BY f.last_seen DESC LIMIT %(n)s""",
         {"e": enterprise, "n": limit},
     ).fetchall()
