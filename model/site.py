@@ -78,6 +78,31 @@ class PointConfig(_Strict):
 
 SUNSPEC_PROFILE = "sunspec"  # not a file: the device is read by walking its SunSpec model chain
 
+#: the power gauges whose sign follows the device's role (docs/devices.md, "Power sign")
+POWER_QUANTITIES = frozenset({"active_power", "active_power_l1", "active_power_l2", "active_power_l3"})
+#: +1 where a role's counter counts the direction its power is positive in: grid power is positive
+#: on import, PV power on generation, battery power on discharge, a sub-meter's on consumption
+_ROLE_POLARITY = {"grid_import": 1, "grid_export": -1, "pv_generation": 1, "storage_discharge": 1,
+                  "storage_charge": -1, "subproject": 1}
+
+
+def power_sign(points: list[PointConfig]) -> Literal[1, -1]:
+    """The factor from a device's native power (positive when its ``energy_import`` counts up) to
+    the stored one (positive in its role's direction): -1 when the role's positive direction is
+    the one ``energy_export`` counts, e.g. a PV meter whose export is the generation.
+
+    Raises ``ValueError`` when the device's roles ask for opposite signs.
+    """
+    signs = {}
+    for p in points:
+        if p.role is not None and p.quantity in ("energy_import", "energy_export"):
+            signs[p.role] = _ROLE_POLARITY[p.role] * (1 if p.quantity == "energy_import" else -1)
+    if len(set(signs.values())) > 1:
+        described = ", ".join(f"{p.role} on {p.quantity}" for p in points if p.role in signs)
+        raise ValueError(f"roles {described} give this device's power opposite signs (grid power is positive on "
+                         "import, PV power on generation, battery power on discharge): one device plays one part")
+    return next(iter(signs.values()), 1)
+
 
 class DeviceConfig(_Strict):
     name: str = Field(pattern=CODE_PATTERN)
@@ -156,7 +181,13 @@ class DeviceConfig(_Strict):
             if p.quantity in seen:
                 raise ValueError(f"quantity {p.quantity!r} is listed twice")
             seen.add(p.quantity)
+        power_sign(self.points or [])
         return self
+
+    @property
+    def power_sign(self) -> Literal[1, -1]:
+        """Native power (positive when energy_import counts up) times this is the stored power."""
+        return power_sign(self.points or [])
 
     @property
     def endpoint(self) -> str:
