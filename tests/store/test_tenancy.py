@@ -314,6 +314,11 @@ def test_statistics_roles_sequences_and_writes(world, who):
                 continue
             assert _denied(conn, sql.SQL("SET ROLE {}").format(sql.Identifier(role))), role
             assert _denied(conn, sql.SQL("SET SESSION AUTHORIZATION {}").format(sql.Identifier(role))), role
+        # nor can it hand its scope to a group every reader inherits from, nor take a group or a role
+        p = tenancy.role_prefix(owner)
+        for grant in (f'GRANT "{me}" TO "{p}reader"', f'GRANT "{p}writer" TO "{me}"', f'GRANT "{p}flows" TO "{me}"',
+                      f'ALTER ROLE "{me}" CREATEROLE', f'ALTER ROLE "{me}" BYPASSRLS', f'CREATE ROLE "{p}mine"'):
+            assert _denied(conn, grant), grant
         for role in mine - {me}:
             conn.rollback()  # so the block below is a transaction of its own (SET LOCAL ends with it)
             with conn.transaction():
