@@ -66,8 +66,12 @@ def add_reader(
     console.print(f"reader {r.name} created: sees {scope}, {'reads and enters data' if r.can_write else 'read-only'}")
     console.print(f"connect: {reader_url(get_settings().database_url, replace(r, password=None))}")
     if fd is not None:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(r.password + "\n")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(r.password + "\n")
+        except OSError as exc:
+            fail(f"reader {r.name} was created but its secret could not be written to {secret_file} "
+                 f"({exc.strerror}): run `greengauge tenants revoke {r.name}` and add it again")
         console.print(f"password written to {secret_file} (mode 0600); it is not shown again")
     else:
         console.print(f"password (shown once, not stored): {r.password}", highlight=False)

@@ -624,3 +624,16 @@ def test_row_level_security_is_on_every_plain_table_and_lets_only_the_jobs_throu
                 assert conn.execute("SELECT count(*) FROM public.reading").fetchone()[0] == 0
         owner.execute(sql.SQL("REVOKE USAGE ON SCHEMA public FROM {r}; REVOKE SELECT ON public.enterprise, "
                               "public.reading FROM {r}").format(r=sql.Identifier(r)))
+
+
+@pytest.mark.parametrize("base, want", [
+    ("postgresql://owner:pw@db.example:5433/gg", "postgresql://r:s%2F3t@db.example:5433/gg"),
+    ("host=127.0.0.1 port=5432 dbname=gg user=postgres sslmode=require",
+     "postgresql://r:s%2F3t@127.0.0.1:5432/gg?sslmode=require"),
+    ("postgresql:///gg?host=/var/run/postgresql", "postgresql://r:s%2F3t@%2Fvar%2Frun%2Fpostgresql/gg"),
+    ("postgresql://[::1]/gg", "postgresql://r:s%2F3t@[::1]/gg"),
+])
+def test_reader_url_keeps_the_server_and_replaces_the_login(base, want):
+    url = tenancy.reader_url(base, tenancy.Reader("r", "park", "PA", False, "s/3t"))
+    assert url == want
+    assert psycopg.conninfo.conninfo_to_dict(url)["password"] == "s/3t"
