@@ -195,9 +195,10 @@ def add_job_login(conn: psycopg.Connection, job: Literal["collector", "flows"], 
     """A login role for a collector or the flows (a member of that job role); returns (name, password)."""
     if job not in ("collector", "flows"):
         raise TenancyError(f"job logins are for the collector or the flows, not {job!r}")
+    _check_migrated(conn)
     full = _full_name(conn, name)
     if _role_exists(conn, full):
-        raise TenancyError(f"a role named {full} already exists")
+        raise TenancyError(f"a role named {full} already exists; choose another --name")
     password = secrets.token_urlsafe(24)
     with conn.transaction():
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN INHERIT ").format(sql.Identifier(full))
