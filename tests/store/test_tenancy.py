@@ -265,6 +265,10 @@ def test_no_function_can_be_made_and_a_leaky_one_sees_only_the_scope(world, who)
         assert _denied(conn, "CREATE TEMP TABLE mine (x int)")
         for nsp in schemas:
             assert not conn.execute("SELECT has_schema_privilege(%s, 'CREATE')", (nsp,)).fetchone()[0], nsp
+        usable = {n for n in schemas if conn.execute("SELECT has_schema_privilege(%s, 'USAGE')", (n,)).fetchone()[0]}
+        # its own schema and the system catalogs; TimescaleDB's schemas where present (USAGE to PUBLIC by design)
+        assert usable - TIMESCALE_METADATA - {"_timescaledb_internal", "_timescaledb_functions"} \
+            == {"reader", "pg_catalog", "information_schema"}
         # a leaky function someone else made and granted: it runs after the views' filter (security_barrier)
         owner.execute("CREATE SCHEMA leaky")
         owner.execute("""CREATE FUNCTION leaky.peek(text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS
