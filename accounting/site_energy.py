@@ -23,7 +23,8 @@ from model import CODE_VERSION
 from metrics.balance import BalanceTotals, IntervalBalance, site_balance, totals
 from metrics.counters import CounterFinding, MeterReplacement, rollover_wh
 from metrics.intervals import (
-    CounterEnergy, IntervalEnergy, counter_energy, counter_intervals, floor_interval, sum_by_interval,
+    INTERVAL_S, CounterEnergy, IntervalEnergy, Resolution, counter_energy, counter_intervals, floor_interval,
+    sum_by_interval,
 )
 from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
 from metrics.green_share import (
@@ -32,7 +33,7 @@ from metrics.green_share import (
 from metrics.hourly_match import hourly_match
 from metrics.ledger import ledger_green
 from metrics.periods import local_bounds
-from store.events import replacements
+from store.events import replacements, resolutions
 from store.ledger import ledger_for
 from store.queries import counter_series
 from store.sites import PointRow, enterprise_timezone, site_points
@@ -74,6 +75,10 @@ class CounterSettings:
     rollover_wh: float | None = None  #: wrap width [Wh], None when unknown
     replacements: tuple[MeterReplacement, ...] = ()  #: recorded meter replacements, in time order
     rated_power_w: float | None = None  #: [W], None when unknown
+    #: readings no further apart than this are measured time: the device's poll interval (MQTT:
+    #: interval_s), at least one interval [s]
+    max_gap_s: float = INTERVAL_S
+    resolutions: tuple[Resolution, ...] = ()  #: ranges stated on import (``import readings --resolution``)
 
 
 def counter_settings(conn: psycopg.Connection, point_ids: list[int], *,
@@ -82,10 +87,15 @@ def counter_settings(conn: psycopg.Connection, point_ids: list[int], *,
     recorded replacements (:mod:`store.events`) and rated power. Used by the report
     (:func:`point_energy`) and the stored rollup (``flows.rollup``) alike."""
     ids = list(point_ids)
-    rated = dict(conn.execute("SELECT point_id, rated_power_w FROM point WHERE point_id = ANY(%s)", (ids,)).fetchall())
+    rows = conn.execute("""SELECT p.point_id, p.rated_power_w, d.poll_interval_s
+                           FROM point p JOIN device d USING (device_id) WHERE p.point_id = ANY(%s)""", (ids,)).fetchall()
+    rated = {r[0]: r[1] for r in rows}
+    poll = {r[0]: max(float(INTERVAL_S), float(r[2])) for r in rows}
     widths = point_rollover(conn, ids) if widths is None else widths
     events = replacements(conn, ids)
-    return {pid: CounterSettings(widths.get(pid), tuple(events[pid]), rated.get(pid)) for pid in ids}
+    stated = resolutions(conn, ids)
+    return {pid: CounterSettings(widths.get(pid), tuple(events[pid]), rated.get(pid), poll.get(pid, INTERVAL_S),
+                                 tuple(stated[pid])) for pid in ids}
 
 
 def settings_intervals(
@@ -94,7 +104,8 @@ def settings_intervals(
     """One point's raw readings to every interval and the findings, with the point's settings:
     :func:`metrics.intervals.counter_intervals`, the path both the report and the rollup take."""
     return counter_intervals(ts, values, rollover_wh=settings.rollover_wh, replacements=settings.replacements,
-                             rated_power_w=settings.rated_power_w, count_suspect=count_suspect)
+                             rated_power_w=settings.rated_power_w, count_suspect=count_suspect,
+                             max_gap_s=settings.max_gap_s, resolutions=settings.resolutions)
 
 
 def point_energy(
@@ -112,12 +123,14 @@ def point_energy(
         if digest is not None:
             digest.add_series(p.name, ts, values)
             digest.add_json({"point": p.name, "role": p.role, "rated_power_w": p.rated_power_w,
-                             "rollover_wh": st.rollover_wh,
+                             "rollover_wh": st.rollover_wh, "max_gap_s": st.max_gap_s,
+                             "resolutions": [[r.since, r.until, r.interval_s] for r in st.resolutions],
                              "replacements": [vars_of(r) for r in st.replacements]})
         # counter_energy goes through counter_intervals, as settings_intervals does for the rollup
         out[p.point_id] = counter_energy(
             ts, values, start, end, rollover_wh=st.rollover_wh, replacements=st.replacements,
-            rated_power_w=st.rated_power_w, count_suspect=count_suspect)
+            rated_power_w=st.rated_power_w, count_suspect=count_suspect, max_gap_s=st.max_gap_s,
+            resolutions=st.resolutions)
     return out
 
 

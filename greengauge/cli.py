@@ -133,6 +133,8 @@ def collect_cmd(
     spool_dir: Optional[Path] = typer.Option(
         None, help="where batches wait while the database is away [default: WORKDIR/spool/ENTERPRISE-SITE]"),
     flush_interval: float = typer.Option(1.0, help="seconds between writes to the database"),
+    member: Optional[str] = typer.Option(
+        None, help="this collector's name in the site's MQTT share_group (appended to its client_id)"),
 ) -> None:
     """Poll the site's devices and subscribe to its MQTT topics; store readings until SIGINT/SIGTERM."""
     from collectors.clock import WallClock
@@ -142,6 +144,7 @@ def collect_cmd(
 
     import hashlib
     import json
+    import re
 
     site = _load_site(file)
     settings = get_settings()
@@ -149,6 +152,10 @@ def collect_cmd(
     # the ids of the last start, so that a restart while the database is away still collects (to the spool)
     known = spool / "ids.json"
     digest = hashlib.sha256(site.model_dump_json().encode()).hexdigest()
+    if member is not None:
+        if site.mqtt is None or not re.fullmatch(r"[A-Za-z0-9_.-]+", member):
+            fail(f"--member {member!r}: needs an mqtt section, and letters, digits, '_', '.', '-' only")
+        site = site.model_copy(update={"mqtt": site.mqtt.model_copy(update={"member": member})})
     try:
         with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
             ids = apply_site(conn, site)
@@ -246,7 +253,7 @@ def demo(
 
 
 # The other concerns' commands, one registration each.
-from greengauge import cli_policy  # noqa: E402
+from greengauge import cli_api, cli_policy  # noqa: E402
 from greengauge.cli_accounting import green_share_app, import_app, ledger_app, meter_app  # noqa: E402
 from greengauge.cli_devices import app as devices_app  # noqa: E402
 from greengauge.cli_flows import app as flows_app  # noqa: E402
@@ -269,6 +276,7 @@ app.add_typer(health_app, name="health")
 app.add_typer(dashboards_app, name="dashboards")
 from greengauge.cli_tenants import app as tenants_app  # noqa: E402
 app.add_typer(tenants_app, name="tenants")
+cli_api.register(app)  # api (serve, keygen), tokens, statement verify
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

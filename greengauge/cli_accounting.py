@@ -25,16 +25,24 @@ from greengauge.terminal import connect, console, fail
 
 
 @import_app.command("readings")
-def import_readings_cmd(file: Path = typer.Argument(..., help="CSV with header point,ts,value")) -> None:
-    """Import readings (long format: point name, ISO-8601 time with offset, value in the point's
-    canonical unit). All or nothing; importing the same file twice changes nothing."""
-    from store.readings_import import ImportError_, import_readings
+def import_readings_cmd(
+    file: Path = typer.Argument(..., help="CSV with header point,ts,value[,unit]"),
+    unit: Optional[str] = typer.Option(None, help="the values' unit for rows without a unit column: Wh, kWh or MWh"),
+    enterprise: Optional[str] = typer.Option(None, help="the enterprise the file's points belong to "
+                                                         "(default: that of its first known point)"),
+    resolution: Optional[str] = typer.Option(None, help="the interval the readings were taken at, e.g. 1h or 1d: "
+                                                         "readings that far apart are measured time, not estimated"),
+) -> None:
+    """Import readings (long format: point name, ISO-8601 time with offset, value in --unit or the
+    row's unit). All or nothing; importing the same file twice changes nothing."""
+    from store.readings_import import ImportError_, import_readings, parse_resolution
 
     if not file.exists():
         fail(f"{file}: no such file")
+    res = _parse("--resolution", parse_resolution, resolution) if resolution is not None else None
     with connect() as conn:
         try:
-            rows, new = import_readings(conn, file)
+            rows, new = import_readings(conn, file, unit=unit, enterprise=enterprise, resolution_s=res)
         except ImportError_ as exc:
             fail(str(exc))
     console.print(f"{file.name}: {rows} rows read, {new} new, {rows - new} already stored", highlight=False)

@@ -37,7 +37,7 @@ class MeterReplacement:
 
 #: finding kinds this module reports
 FINDING_KINDS = ("counter_rollover", "meter_replacement", "counter_drop_unexplained", "spike",
-                 "replacement_mismatch", "counter_outlier", "counter_drop_provisional")
+                 "replacement_mismatch", "counter_outlier", "counter_drop_provisional", "counter_rise_provisional")
 
 
 def rollover_wh(bits: int | None, scale_wh: float) -> float | None:
@@ -151,6 +151,14 @@ def _knots(
             last_knot = next(c for c in reversed(out) if c is not None)
             offset = last_knot + step + tail - v
         elif v >= prev:
+            if nxt is None and not within_rating(v - prev, prev_ts, ts):
+                # a rise beyond the rating at the newest reading waits for the next one, as a drop does
+                findings.append(CounterFinding(
+                    "counter_rise_provisional", ts,
+                    f"counter rose from {prev} to {v}, beyond the rating, and no later reading (before the end of "
+                    "the series or a recorded replacement) says whether it is a glitch: reading not used (yet)"))
+                out.append(None)
+                continue
             # an upward spike: the next reading falls back to between the level before and the spike,
             # and the one after it (if any) does not climb back to the spike — or the rise itself is
             # beyond the rating (then a later return to the same level does not vouch for it)
@@ -267,7 +275,8 @@ def continuous_counter(
     3. a drop whose next reading keeps falling below it is not used either (``counter_outlier``);
     4. a drop at the very last reading is provisional (finding ``counter_drop_provisional``): no
        later reading says whether it is a reset, a wrap or a glitch, so it is not used and adds no
-       energy; the next computation with more readings decides it;
+       energy; the next computation with more readings decides it. A rise beyond the rated power
+       at the very last reading waits the same way (finding ``counter_rise_provisional``);
     5. a drop the next reading continues from that matches the rollover width (the counter was in
        the upper half of its range, is now in the lower half, and ``reading + width - previous``
        is within the rated power × elapsed time, or with no rating within 1/8 of the width): the

@@ -2,7 +2,9 @@
 
 A replacement is checked against the readings around the swap before it is stored, can be listed,
 and is revoked (with a reason, kept for audit), never deleted. Recording or revoking one marks the
-point for the next rollup from the swap on (:func:`store.rollups.mark_dirty`), whatever its age.
+point for the next rollup from the swap on, whatever its age: the database does it (trigger
+``meter_replacement_marks_dirty``, migration 0790, as :func:`store.rollups.mark_dirty` does), for
+whoever records it — the command line as the owner, or the API as a tenant writer.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import psycopg
 from psycopg import errors
 
 from metrics.counters import MeterReplacement
-from store.rollups import mark_dirty
+from metrics.intervals import Resolution
 
 
 class ImpossibleReplacement(ValueError):
@@ -74,7 +76,7 @@ def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_f
 
     Checked first (:func:`check_replacement`): an impossible one raises
     :class:`ImpossibleReplacement` unless ``force`` (stored as forced). The point is marked for the
-    next rollup from ``ts`` on (:func:`store.rollups.mark_dirty`).
+    next rollup from ``ts`` on by the insert's trigger.
 
     Raises ValueError naming the value for an unknown point, a naive time, a negative reading,
     an empty reason or a second live event at the same instant.
@@ -102,8 +104,8 @@ def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_f
                 """INSERT INTO meter_replacement (point_id, ts, old_final_wh, new_initial_wh, reason, forced)
                    VALUES (%s, %s, %s, %s, %s, %s) RETURNING replacement_id""",
                 (row[0], ts, old_final_wh, new_initial_wh, reason.strip(), bool(problems))).fetchone()[0]
-            # the stored intervals from the swap on were computed without it
-            mark_dirty(conn, row[0], ts)
+            # the stored intervals from the swap on were computed without it: the insert's trigger
+            # marks the point for the next rollup
             return rid
     except errors.UniqueViolation:
         raise ValueError(f"point {point!r} already has a replacement recorded at {ts.isoformat()} "
@@ -111,8 +113,9 @@ def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_f
 
 
 def revoke_replacement(conn: psycopg.Connection, replacement_id: int, reason: str) -> ReplacementRow:
-    """Revoke a recorded replacement (kept, with the time and reason); mark its point for the
-    next rollup from the swap on. ValueError for an unknown or already revoked one or no reason."""
+    """Revoke a recorded replacement (kept, with the time and reason); its point is marked for the
+    next rollup from the swap on (by the update's trigger). ValueError for an unknown or already
+    revoked one or no reason."""
     if not reason.strip():
         raise ValueError("revoking a replacement needs a reason")
     with conn.transaction():
@@ -126,7 +129,7 @@ def revoke_replacement(conn: psycopg.Connection, replacement_id: int, reason: st
             if known is None:
                 raise ValueError(f"no replacement {replacement_id} (see greengauge meter list)")
             raise ValueError(f"replacement {replacement_id} was already revoked at {known[0].isoformat()}")
-        mark_dirty(conn, row[0], row[1])
+        # the update's trigger marks the point for the next rollup from the swap on
     return list_replacements(conn, replacement_id=replacement_id)[0]
 
 
@@ -152,6 +155,16 @@ def replacements(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, li
         """SELECT point_id, ts, old_final_wh, new_initial_wh, reason FROM meter_replacement
            WHERE point_id = ANY(%s) AND revoked_at IS NULL ORDER BY point_id, ts""", (point_ids,)):
         out[pid].append(MeterReplacement(ts, old, new, reason))
+    return out
+
+
+def resolutions(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, list[Resolution]]:
+    """The expected intervals stated on import (``reading_resolution``) of each point, in time order."""
+    out: dict[int, list[Resolution]] = {pid: [] for pid in point_ids}
+    for pid, since, until, interval_s in conn.execute(
+        """SELECT point_id, since, until, interval_s FROM reading_resolution
+           WHERE point_id = ANY(%s) ORDER BY point_id, since""", (point_ids,)):
+        out[pid].append(Resolution(since, until, interval_s))
     return out
 
 

@@ -26,17 +26,20 @@ _TYPES = ["int8", "timestamptz", "float8", "int2"]
 # DISTINCT ON keeps the batch itself idempotent: two readings of one point and instant in one
 # batch (a replay racing a live write) become one row.
 # Only rows actually inserted can be late: a replayed duplicate changes nothing and marks nothing.
-# Quality 2 and above (bad) never takes part in a rollup, so it marks nothing either.
+# Quality 2 and above (bad) never takes part in a rollup, so it marks nothing either (read from the
+# staged batch: the collector's role may read a stored reading's key, not its quality or value).
 _MERGE = """WITH ins AS (
                 INSERT INTO reading (point_id, ts, value, quality)
                 SELECT DISTINCT ON (point_id, ts) point_id, ts, value, quality FROM reading_stage
                 ORDER BY point_id, ts
                 ON CONFLICT (point_id, ts) DO NOTHING
-                RETURNING point_id, ts, quality),
+                RETURNING point_id, ts),
             late AS (
                 INSERT INTO rollup_dirty AS d (point_id, since)
                 SELECT i.point_id, min(i.ts) FROM ins i JOIN rollup_watermark w USING (point_id)
-                WHERE i.ts < w.last_reading_ts AND i.quality < 2
+                WHERE i.ts < w.last_reading_ts
+                  AND EXISTS (SELECT 1 FROM reading_stage s WHERE s.point_id = i.point_id AND s.ts = i.ts
+                              AND s.quality < 2)
                 GROUP BY i.point_id
                 ON CONFLICT (point_id) DO UPDATE
                     SET since = least(d.since, EXCLUDED.since), marked_at = clock_timestamp()

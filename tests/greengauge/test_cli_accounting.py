@@ -76,7 +76,7 @@ def report(year, as_of="2025-01-01T02:00:00+08:00", *extra):
 def test_green_share_end_to_end_exactly_30_percent(env):
     f = env / "readings.csv"
     f.write_text(readings_csv())
-    r = invoke("import", "readings", f)
+    r = invoke("import", "readings", f, "--unit", "Wh")
     assert r.exit_code == 0, r.output
     assert "readings.csv: 50 rows read, 50 new, 0 already stored" in r.output
     r = invoke("meter", "replace", "--point", P + "battery.energy_export", "--at", "2025-01-01T01:05:00+08:00",
@@ -111,7 +111,7 @@ def test_green_share_end_to_end_exactly_30_percent(env):
     assert d["hourly_matched"]["consumption_wh"] == 980_000
 
     # importing the same data twice changes nothing: same figures, same digest
-    r = invoke("import", "readings", f)
+    r = invoke("import", "readings", f, "--unit", "Wh")
     assert "50 rows read, 0 new, 50 already stored" in r.output
     assert report(2025) == d
 
@@ -127,7 +127,7 @@ def test_year_boundary_is_shanghai_midnight(env):
     # 2024-12-31T15:45Z-16:00Z is the last of 2024
     f = env / "readings.csv"
     f.write_text(readings_csv())
-    assert invoke("import", "readings", f).exit_code == 0
+    assert invoke("import", "readings", f, "--unit", "Wh").exit_code == 0
     y2025 = report(2025)
     y2024 = report(2024, "2025-06-01T00:00:00+08:00")
     grid = lambda d: next(p for p in d["evidence"]["points"] if p["name"] == P + "grid.energy_import")  # noqa: E731
@@ -144,7 +144,7 @@ def test_exclude_suspect_is_visible_in_the_result(env):
     f.write_text("point,ts,value\n" + "".join(
         f"{P}pv.energy_export,{at(k - 1).isoformat()},{v}\n"
         for k, v in enumerate(counter(0, [1_000, 1_000_000] + [1_000] * 7))))
-    assert invoke("import", "readings", f).exit_code == 0
+    assert invoke("import", "readings", f, "--unit", "Wh").exit_code == 0
     counted = report(2025)
     capped = report(2025, "2025-01-01T02:00:00+08:00", "--exclude-suspect")
     assert counted["count_suspect"] is True and capped["count_suspect"] is False
@@ -169,7 +169,7 @@ def test_readings_import_errors_name_line_and_field_and_write_nothing(env, db_ur
 
     f = env / "r.csv"
     f.write_text(body)
-    r = invoke("import", "readings", f)
+    r = invoke("import", "readings", f, "--unit", "Wh")
     assert r.exit_code == 2
     assert message in r.output
     with psycopg.connect(db_url) as c:
@@ -200,7 +200,7 @@ def test_ledger_commands_and_a_certificate_used_twice(env):
 def test_meter_replace_refuses_impossible_figures_lists_and_revokes(env):
     f = env / "readings.csv"
     f.write_text(readings_csv())
-    assert invoke("import", "readings", f).exit_code == 0
+    assert invoke("import", "readings", f, "--unit", "Wh").exit_code == 0
     # the discharge meter read 1 000 Wh at 17:00Z: a final reading of 500 Wh five minutes later is impossible
     args = ["meter", "replace", "--point", P + "battery.energy_export", "--at", "2025-01-01T01:05:00+08:00",
             "--old-final-wh", 500, "--new-initial-wh", 0, "--reason", "display failed"]
@@ -220,3 +220,17 @@ def test_meter_replace_refuses_impossible_figures_lists_and_revokes(env):
     assert "revoked" in r.output and "wrong final reading" in r.output
     r = invoke("meter", "revoke", rid, "--reason", "again")
     assert r.exit_code == 2 and "already revoked" in r.output
+
+
+def test_import_readings_with_unit_resolution_and_enterprise(env):
+    # hourly history in kWh, stated as such: stored in Wh, the resolution kept for the file's range
+    f = env / "hourly.csv"
+    f.write_text("point,ts,value\n" + "".join(
+        f"{P}grid.energy_import,{(MIDNIGHT + timedelta(hours=h)).isoformat()},{36 * h}\n" for h in range(4)))
+    r = invoke("import", "readings", f, "--unit", "kWh", "--resolution", "1h", "--enterprise", "jj-shoes")
+    assert r.exit_code == 0, r.output
+    assert "hourly.csv: 4 rows read, 4 new, 0 already stored" in r.output
+    r = invoke("import", "readings", f, "--unit", "kWh", "--resolution", "hourly")
+    assert r.exit_code == 2 and "--resolution: resolution 'hourly' is not a duration" in r.output
+    r = invoke("import", "readings", f)
+    assert r.exit_code == 2 and "say the values' unit" in r.output

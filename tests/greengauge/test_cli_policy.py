@@ -39,7 +39,10 @@ def test_report_awards_json(db_url, conn, monkeypatch, tmp_path):
     # the recycling line's counter over local 2025: 4.2 GWh (readings at the local year's edges)
     _meter_recycling(conn, [(datetime(2025, 1, 1, tzinfo=CST), 1_000),
                             (datetime(2025, 7, 1, tzinfo=CST), 2_000_001_000),
-                            (datetime(2026, 1, 1, tzinfo=CST), 4_200_001_000)])
+                            (datetime(2026, 1, 1, tzinfo=CST), 4_200_001_000),
+                            # a reading after the year: a rise beyond the 400 kW rating at the newest
+                            # reading waits for the next one (docs/accounting.md, "The last reading")
+                            (datetime(2026, 1, 1, 1, tzinfo=CST), 4_200_101_000)])
     r = runner.invoke(app, ["report", "awards", "--enterprise", "jj-shoes", "--year", "2025", "--format", "json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)

@@ -335,3 +335,17 @@ def test_without_a_rating_a_drop_far_below_the_top_is_a_reset():
     cont, findings = continuous_counter([width - 2000, width - 1000, 500.0, 900.0], minutes(0, 15, 30, 45),
                                         rollover_wh=width)
     assert [f.kind for f in findings] == ["counter_rollover"] and cont[2] - cont[1] == 1500
+
+
+def test_a_rise_beyond_the_rating_at_the_newest_reading_waits_for_the_next():
+    # a 100 kW point reads 4e9 Wh at its newest reading: not counted yet (provisional), as a drop is
+    ts = minutes(0, 15, 30)
+    cont, findings = continuous_counter([1_000.0, 26_000.0, 4e9], ts, rated_power_w=100_000)
+    assert [f.kind for f in findings] == ["counter_rise_provisional"] and cont[-1] == cont[1]
+    # the next reading falls back: an isolated outlier, never energy
+    cont, findings = continuous_counter([1_000.0, 26_000.0, 4e9, 76_000.0], minutes(0, 15, 30, 45),
+                                        rated_power_w=100_000)
+    assert [f.kind for f in findings] == ["counter_outlier"] and cont[-1] - cont[0] == 75_000
+    # a rise within the rating at the newest reading is used at once
+    cont, findings = continuous_counter([1_000.0, 26_000.0, 51_000.0], ts, rated_power_w=100_000)
+    assert findings == [] and cont[-1] == 51_000

@@ -110,3 +110,40 @@ def test_splitting_the_readings_and_summing_gives_the_whole(series, cut):
     parts = sum(iv.energy_wh for iv in interval_energy(ts[: k + 1], values[: k + 1]))
     parts += sum(iv.energy_wh for iv in interval_energy(ts[k:], values[k:]))
     assert parts == whole
+
+
+@st.composite
+def plain_series(draw):
+    """A counter that never falls, read at uneven times (microseconds included), maybe with gaps."""
+    from datetime import datetime, timezone
+
+    n = draw(st.integers(min_value=2, max_value=80))
+    t = datetime(2025, 6, 21, tzinfo=timezone.utc) + timedelta(microseconds=draw(st.integers(0, 10**9)))
+    v = draw(st.floats(min_value=0, max_value=1e12, allow_nan=False))
+    ts, vs = [t], [v]
+    for _ in range(n - 1):
+        t += timedelta(microseconds=draw(st.integers(1, 4 * 3600 * 10**6)))
+        v += draw(st.one_of(st.integers(0, 10**6).map(float), st.floats(min_value=0, max_value=1e6)))
+        ts.append(t)
+        vs.append(v)
+    return ts, vs
+
+
+@settings(max_examples=200, deadline=None)
+@given(plain_series(), st.sampled_from([None, 1e6, 1e9]), st.sampled_from([900, 3600]), st.booleans())
+def test_the_numpy_path_gives_exactly_the_reading_by_reading_result(series, rated, max_gap, stated):
+    # the vectorised path of counter_intervals (a plain series) against interval_energy, the
+    # reading-by-reading reference: the same intervals, Wh and flags, exactly
+    from metrics.intervals import Resolution, _plain_counter_intervals, counter_intervals
+
+    ts, vs = series
+    res = [Resolution(ts[0], ts[len(ts) // 2], 7200)] if stated else []
+    fast = _plain_counter_intervals(ts, vs, (), rated, 900, max_gap, res)
+    ref = interval_energy(ts, vs, max_gap_s=max_gap, rated_power_w=rated, resolutions=res)
+    steps_ok = rated is None or all(b - a <= rated * (tb - ta).total_seconds() / 3600 + 1
+                                    for a, b, ta, tb in zip(vs, vs[1:], ts, ts[1:]))
+    if steps_ok:
+        assert fast == ref
+        assert counter_intervals(ts, vs, rated_power_w=rated, max_gap_s=max_gap, resolutions=res) == (ref, [])
+    else:
+        assert fast is None  # a step above the rating takes the reading-by-reading path (a spike)

@@ -68,6 +68,9 @@ def seed(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int]]:
                                 VALUES (%s, '2025-03-01 00:00+00', %s, false)""", (pt, e))
                 conn.execute("INSERT INTO rollup_watermark (point_id, last_reading_ts) VALUES (%s, '2025-03-01 01:45+00')",
                              (pt,))
+                conn.execute("INSERT INTO rollup_dirty (point_id, since) VALUES (%s, '2025-03-01 01:30+00')", (pt,))
+                conn.execute("""INSERT INTO reading_resolution (point_id, since, until, interval_s, source)
+                                VALUES (%s, '2025-01-01 00:00+00', '2025-01-31 00:00+00', 3600, %s)""", (pt, s))
                 if plain:  # TimescaleDB: a continuous aggregate and a view over it, filled from interval_energy
                     conn.execute("""INSERT INTO energy_hourly (point_id, bucket_start, energy_wh, intervals,
                                                                estimated_intervals, suspect_intervals)
@@ -101,6 +104,9 @@ def seed(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int]]:
                 conn.execute("""INSERT INTO carbon_ytd (enterprise_id, year, data_through, status, note, region,
                                                         factor_year_offset)
                                 VALUES (%s, 2025, '2025-03-02 00:00+00', 'no_grid_import', %s, 'fujian', 0)""", (e, s))
+                if conn.execute("SELECT to_regclass('public.statement')").fetchone()[0]:  # the API's (0600)
+                    conn.execute("""INSERT INTO statement (statement_id, enterprise_id, year, kid, jws, payload_sha256)
+                                    VALUES (gen_random_uuid(), %s, 2025, 'kid', %s, 'h')""", (e, f"x.{s}.y"))
         # a finding tied to no device (an unknown MQTT topic): no tenant's, the bureau's only
         conn.execute("""INSERT INTO collector_finding (kind, source, device_id, first_seen, last_seen, count, detail)
                         VALUES ('unknown_topic', 'site/unknown', NULL, now(), now(), 1, 'secret-ORPHAN')""")

@@ -1,5 +1,6 @@
 """Readings from other systems: CSV import through the collectors' writer (issue 4 Interfaces)."""
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,6 +14,7 @@ from store.sites import apply_site
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 POINT = "jj-shoes.main.grid.energy_import"
+GAUGE = "jj-shoes.main.grid.active_power"
 
 
 @pytest.fixture
@@ -26,16 +28,16 @@ def ids(conn):
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10**9)), min_size=1, max_size=40,
                 unique_by=lambda r: r[0]))
 def test_importing_the_same_data_twice_changes_nothing(conn, ids, tmp_path, rows):
-    # issue 4 property: idempotent on (point, timestamp) — a second import adds no row, changes no value
+    # property: idempotent on (point, timestamp) (a power gauge: any values are possible) — a second import adds no row, changes no value
     conn.execute("TRUNCATE reading")
     conn.commit()
     f = tmp_path / "r.csv"
     f.write_text("point,ts,value\n" + "".join(
-        f"{POINT},{(T0 + timedelta(minutes=m)).astimezone(timezone(timedelta(hours=8))).isoformat()},{v}\n"
+        f"{GAUGE},{(T0 + timedelta(minutes=m)).astimezone(timezone(timedelta(hours=8))).isoformat()},{v}\n"
         for m, v in rows))
-    assert import_readings(conn, f) == (len(rows), len(rows))
+    assert import_readings(conn, f, unit="W") == (len(rows), len(rows))
     before = conn.execute("SELECT point_id, ts, value FROM reading ORDER BY 1, 2").fetchall()
-    assert import_readings(conn, f) == (len(rows), 0)
+    assert import_readings(conn, f, unit="W") == (len(rows), 0)
     assert conn.execute("SELECT point_id, ts, value FROM reading ORDER BY 1, 2").fetchall() == before
 
 
@@ -43,11 +45,131 @@ def test_a_bad_row_anywhere_writes_nothing(conn, ids, tmp_path):
     f = tmp_path / "r.csv"
     f.write_text(f"point,ts,value\n{POINT},2025-01-01T00:00:00+08:00,1\n{POINT},2025-01-01T00:15:00+08:00,nan\n")
     with pytest.raises(ImportError_, match="r.csv line 3: field 'value': 'nan' is not a finite number"):
-        import_readings(conn, f)
+        import_readings(conn, f, unit="Wh")
     conn.rollback()
     assert conn.execute("SELECT count(*) FROM reading").fetchone()[0] == 0
 
 
 def test_time_without_offset_is_refused():
     with pytest.raises(ImportError_, match="line 2: field 'ts'"):
-        parse_readings("point,ts,value\np,2025-01-01 00:00,1\n", {"p": 1})
+        parse_readings("point,ts,value\np,2025-01-01 00:00,1\n", {"p": 1}, unit="Wh")
+
+
+OTHER_SITE = """
+enterprise: {code: other-co, name: Other, timezone: Asia/Shanghai}
+site: {code: main, name: Main}
+devices:
+  - {name: grid, profile: generic-3ph-meter, host: 127.0.0.1, port: 15030,
+     points: [{quantity: energy_import, role: grid_import, rated_power_w: 500000}]}
+"""
+
+
+def csv_file(tmp_path, body, header="point,ts,value"):
+    f = tmp_path / "h.csv"
+    f.write_text(header + "\n" + body)
+    return f
+
+
+def test_the_unit_converts_and_is_required(conn, ids, tmp_path):
+    # 1.5 kWh is stored as 1 500 Wh; a unit column overrides --unit row by row
+    f = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,1.5\n{POINT},2025-01-01T00:15:00+08:00,0.0016,MWh\n",
+                 header="point,ts,value,unit")
+    with pytest.raises(ImportError_, match="line 2: field 'unit': empty, and no --unit given"):
+        import_readings(conn, f)
+    conn.rollback()
+    assert import_readings(conn, f, unit="kWh") == (2, 2)
+    assert [r[0] for r in conn.execute("SELECT value FROM reading ORDER BY ts")] == [1500.0, 1600.0]
+    g = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,1\n")
+    with pytest.raises(ImportError_, match="h.csv: say the values' unit: --unit kWh"):
+        import_readings(conn, g)
+    with pytest.raises(ImportError_, match="line 2: field 'unit': unit 'kW' does not fit quantity 'energy_import'"):
+        import_readings(conn, g, unit="kW")
+
+
+def test_values_impossible_in_the_stated_unit_are_refused_with_the_line(conn, ids, tmp_path):
+    # a grid meter (rated 2 MW) whose Wh readings are declared MWh would rise at GW: refused, naming
+    # the first line of such a rise; a single glitch in a plausible file does not trip it
+    rows = "".join(f"{POINT},{(T0 + timedelta(minutes=15 * k)).isoformat()},{1_000_000 + 100_000 * k}\n" for k in range(6))
+    with pytest.raises(ImportError_, match=r"h.csv line 2: field 'value': .* rise at a typical 400,000,000,000 W"):
+        import_readings(conn, csv_file(tmp_path, rows), unit="MWh")
+    conn.rollback()
+    assert import_readings(conn, csv_file(tmp_path, rows), unit="Wh") == (6, 6)
+    # 1e400 kWh is not finite, -5 is a negative counter, 2e12 MWh is beyond any meter (1 PWh)
+    for value, match in (("1e400", "not a finite number"), ("-5", "is negative"),
+                         ("2000000000", "beyond what any meter counts")):
+        bad = csv_file(tmp_path, f"{POINT},2025-02-01T00:00:00+08:00,{value}\n")
+        with pytest.raises(ImportError_, match=f"h.csv line 2: field 'value': .*{match}"):
+            import_readings(conn, bad, unit="MWh")
+        conn.rollback()
+
+
+def test_the_same_point_and_time_twice_with_different_values_names_both_lines(conn, ids, tmp_path):
+    # the same instant written in two offsets, two values: an error naming both lines, nothing written
+    f = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,100\n{POINT},2025-01-01T00:15:00+08:00,110\n"
+                           f"{POINT},2024-12-31T16:00:00+00:00,105\n")
+    with pytest.raises(ImportError_, match=r"h.csv lines 2 and 4: point .* has two values \(100 and 105 Wh\)"):
+        import_readings(conn, f, unit="Wh")
+    conn.rollback()
+    assert conn.execute("SELECT count(*) FROM reading").fetchone() == (0,)
+    # the same value twice is one reading
+    same = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,100\n{POINT},2024-12-31T16:00:00Z,100\n")
+    assert import_readings(conn, same, unit="Wh") == (2, 1)
+    # against what is stored: a different value is an error naming the stored one, not "already stored"
+    other = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,101\n")
+    with pytest.raises(ImportError_, match="is already stored as 100, the file says 101"):
+        import_readings(conn, other, unit="Wh")
+
+
+def test_unknown_columns_times_out_of_range_and_foreign_points(conn, ids, tmp_path):
+    from model.site import load_site
+
+    with pytest.raises(ImportError_, match="line 1: unknown column\\(s\\) 'quality'"):
+        import_readings(conn, csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,1,0\n",
+                                       header="point,ts,value,quality"), unit="Wh")
+    for ts in ("1999-12-31T23:00:00+00:00", "2999-01-01T00:00:00+08:00"):
+        with pytest.raises(ImportError_, match=f"line 2: field 'ts': '{re.escape(ts)}' is outside the sane range"):
+            import_readings(conn, csv_file(tmp_path, f"{POINT},{ts},1\n"), unit="Wh")
+    o = tmp_path / "other.yaml"
+    o.write_text(OTHER_SITE)
+    apply_site(conn, load_site(o))
+    conn.commit()
+    # "unknown point" lists the file's enterprise's points only, never another enterprise's
+    with pytest.raises(ImportError_, match="line 3: field 'point': no point 'x' in enterprise 'jj-shoes'") as e:
+        import_readings(conn, csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,1\nx,2025-01-01T00:00:00+08:00,1\n"),
+                        unit="Wh")
+    assert "jj-shoes.main.pv.energy_export" in str(e.value) and "other-co" not in str(e.value)
+    with pytest.raises(ImportError_, match="line 3: field 'point': 'other-co.main.grid.energy_import' belongs to "
+                                           "enterprise 'other-co', the file to 'jj-shoes'"):
+        import_readings(conn, csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,1\n"
+                                                 "other-co.main.grid.energy_import,2025-01-01T00:00:00+08:00,1\n"),
+                        unit="Wh")
+    with pytest.raises(ImportError_, match="no point 'zz' in enterprise 'other-co' \\(its points: other-co.main"):
+        import_readings(conn, csv_file(tmp_path, "zz,2025-01-01T00:00:00+08:00,1\n"), unit="Wh", enterprise="other-co")
+
+
+def test_hourly_history_with_its_resolution_is_measured_time(conn, ids, tmp_path, db_url):
+    # a day of hourly readings (36 kWh an hour): without a stated resolution every quarter hour is
+    # estimated (readings an hour apart); imported with --resolution 1h they are measured, and the
+    # stored rollup and the report agree on it
+    from accounting.site_energy import point_energy
+    from flows.rollup import rollup
+    from store.readings_import import parse_resolution
+    from store.sites import site_points
+
+    pid = ids[POINT]
+    rows = "".join(f"{POINT},{(T0 + timedelta(hours=h)).isoformat()},{36 * h}\n" for h in range(25))
+    f = csv_file(tmp_path, rows)
+    assert import_readings(conn, f, unit="kWh") == (25, 25)
+    conn.commit()
+    rollup(db_url)
+    est = conn.execute("SELECT count(*) FILTER (WHERE estimated), count(*) FROM interval_energy WHERE point_id = %s",
+                       (pid,)).fetchone()
+    assert est == (96, 96)
+    assert import_readings(conn, f, unit="kWh", resolution_s=parse_resolution("1h")) == (25, 0)
+    conn.commit()
+    rollup(db_url)  # the stated resolution marked the point: its intervals are recomputed
+    assert conn.execute("""SELECT count(*) FILTER (WHERE estimated), sum(energy_wh) FROM interval_energy
+                           WHERE point_id = %s""", (pid,)).fetchone() == (0, 864_000)
+    p = [x for x in site_points(conn, "jj-shoes") if x.point_id == pid]
+    ce = point_energy(conn, p, T0, T0 + timedelta(days=1))[pid]
+    assert (ce.completeness.measured, ce.completeness.expected, ce.resolution_s) == (96, 96, 3600)
