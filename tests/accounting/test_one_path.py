@@ -43,7 +43,7 @@ def cli(*args) -> dict:
 def import_csv(tmp_path, body: str) -> None:
     f = tmp_path / "r.csv"
     f.write_text(body)
-    r = runner.invoke(app, ["import", "readings", str(f)])
+    r = runner.invoke(app, ["import", "readings", str(f), "--unit", "Wh"])
     assert r.exit_code == 0, r.output
 
 
@@ -311,3 +311,27 @@ def test_carried_days_give_the_figures_of_a_full_read(env, db_url, monkeypatch):
     assert_share_agrees(rep, stored)  # inputs_sha256 included
     # 128 quarter hours of 50 kWh, 10 kWh of it PV: 20 %, below 30 %
     assert rep["energy_wh"]["consumption"] == 50_000 * 128 and rep["status"] == "does_not_qualify"
+
+
+def test_hourly_history_is_measured_in_the_report_as_in_the_stored_result(env, db_url, tmp_path):
+    # 9 §3e (counters): a year's day imported hourly with its resolution is measured time, not
+    # "estimated" — the stored share and the report are decided (not unknown), and agree
+    t0 = datetime.fromisoformat("2025-01-01T00:00:00+08:00")
+    rows = []
+    for h in range(25):
+        t = t0 + timedelta(hours=h)
+        rows += [(P + "grid.energy_import", t, 200 * h), (P + "pv.energy_export", t, 100 * h),
+                 (P + "grid.energy_export", t, 0), (P + "battery.energy_import", t, 0),
+                 (P + "battery.energy_export", t, 0)]
+    f = tmp_path / "hourly.csv"
+    f.write_text("point,ts,value\n" + "".join(f"{p},{t.isoformat()},{v}\n" for p, t, v in rows))
+    r = runner.invoke(app, ["import", "readings", str(f), "--unit", "kWh", "--resolution", "1h"])
+    assert r.exit_code == 0, r.output
+    as_of = t0 + timedelta(days=1)
+    run_flows(db_url, "jj-shoes", as_of, 2025)
+    rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", as_of.isoformat())
+    stored = stored_share(db_url, "jj-shoes", 2025)
+    # 24 h × (200 kWh import + 100 kWh PV used on site): 100/300 = 33 % ≥ 30 %, every quarter hour measured
+    assert rep["completeness"]["exact"] == "1/1" and rep["status"] == "qualifies"
+    assert rep["energy_wh"]["consumption"] == 24 * 300_000
+    assert_share_agrees(rep, stored)
