@@ -72,6 +72,16 @@ class HealthRecorder:
         self._rows[device] = row
         return row
 
+    def stopped(self, when: datetime | None = None) -> None:
+        """The collector is stopping: every device it collects is ``stopped`` (not collected) from now."""
+        when = when or self.now()
+        for device in set(self.device_ids) | set(self._rows):
+            old = self._rows.get(device)
+            row = self._new(device, "stopped", when, old)
+            if old is not None:
+                row.last_attempt = old.last_attempt
+            self._dirty.add(device)
+
     def status(self, device: str) -> HealthRow | None:
         return self._rows.get(device)
 

@@ -26,12 +26,13 @@ def status(
     findings: int = typer.Option(20, help="how many of the latest findings to show (0: none)"),
 ) -> None:
     """Health of each device (last success, failures in a row, latency, error) and recent findings."""
-    from greengauge.terminal import connect, console
+    from greengauge.terminal import connect, console, require_schema
     from store.health import device_status
     from store.health import findings as latest_findings
 
     now = datetime.now(timezone.utc)
     with connect() as conn:
+        require_schema(conn)
         rows = device_status(conn, enterprise)
         found = latest_findings(conn, enterprise, findings) if findings else []
     table = Table(title="devices", title_justify="left")
@@ -39,7 +40,8 @@ def status(
     for col in ("via", "status", "last success", "failures", "latency", "last reading", "error"):
         table.add_column(col)
     for r in rows:
-        state = {"ok": "[green]ok[/green]", "away": "[red]away[/red]", None: "[dim]not seen[/dim]"}[r.status]
+        state = {"ok": "[green]ok[/green]", "away": "[red]away[/red]", "stopped": "[yellow]not collected[/yellow]",
+                 None: "[dim]not seen[/dim]"}[r.status]
         if r.status and r.since:
             state += f" since {_ago(r.since, now)}"
         table.add_row(f"{r.enterprise}/{r.site}/{r.device}", r.kind or "?", state, _ago(r.last_success, now),
@@ -48,11 +50,13 @@ def status(
                       r.last_error or "")
     console.print(table)
     away = sum(1 for r in rows if r.status == "away")
-    console.print(f"{len(rows)} devices, {away} away")
+    stopped = sum(1 for r in rows if r.status == "stopped")
+    console.print(f"{len(rows)} devices, {away} away" + (f", {stopped} not collected (their collector stopped)"
+                                                         if stopped else ""))
     if found:
         ft = Table(title="findings (latest first)", title_justify="left")
         for col in ("kind", "source", "count", "last seen", "detail"):
-            ft.add_column(col)
+            ft.add_column(col, overflow="fold")  # a file name or topic is folded, never cut
         for f in found:
             ft.add_row(f.kind, f.source, str(f.count), _ago(f.last_seen, now), f.detail)
         console.print(ft)

@@ -11,7 +11,7 @@ import psycopg
 @dataclass
 class HealthRow:
     device_id: int
-    status: str  # 'ok' or 'away'
+    status: str  # 'ok', 'away', or 'stopped' (its collector stopped: not collected)
     since: datetime
     last_attempt: datetime
     last_success: datetime | None
