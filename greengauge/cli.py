@@ -243,7 +243,11 @@ def demo(
     from greengauge.demo import NoDatabase, run_demo
 
     try:
-        run_demo(site, date.fromisoformat(day), seconds, console)
+        local_day = date.fromisoformat(day)
+    except ValueError as exc:
+        fail(f"--day {day}: {exc}; give a local day as YYYY-MM-DD, e.g. 2025-06-21")
+    try:
+        run_demo(site, local_day, seconds, console)
     except NoDatabase as exc:
         fail(str(exc))
     except ConfigError as exc:
