@@ -58,7 +58,7 @@ class QualityGate:
       when it is a plausible step from the confirmed value — not below it, and no more than the
       rating allows in the time between (plus one count of resolution) — and then becomes the
       confirmed value. A reading that breaks from it (a spike above the rating: ``counter_spike``;
-      a drop: ``counter_drop``) is SUSPECT and only a candidate: when the next reading is a
+      a drop: ``suspect_drop``) is SUSPECT and only a candidate: when the next reading is a
       plausible step from the candidate, the counter really moved there (a reset, a replaced
       meter, a jump) and that next reading is GOOD and confirmed; when it is a plausible step from
       the confirmed value, the candidate was a glitch. So one glitch — a zero, a spike — makes one
@@ -107,13 +107,12 @@ class QualityGate:
             step = r.value - last[1]
             name = self.names.get(pid, str(pid))
             if step > 0:
-                self.health.finding("counter_spike", name,
-                                    f"step of {step:.0f} Wh in {hours * 3600:.0f} s implies {step / hours:.0f} W, "
-                                    f"above the rated {rated[0]:.0f} W", when=now)
+                self.health.finding("counter_spike", name, data={
+                    "step_wh": round(step), "seconds": round(hours * 3600), "implied_w": round(step / hours),
+                    "rated_w": round(rated[0])}, when=now)
             else:
-                self.health.finding("counter_drop", name,
-                                    f"counter fell from {last[1]:.0f} to {r.value:.0f} Wh; suspect until the next "
-                                    "reading confirms it (a reset) or returns to the counter (a glitch)", when=now)
+                self.health.finding("suspect_drop", name, data={"from_wh": round(last[1]), "to_wh": round(r.value)},
+                                    when=now)
         return Reading(pid, r.ts, r.value, Quality.SUSPECT)
 
     def check(self, readings: list[Reading]) -> list[Reading]:
@@ -126,8 +125,8 @@ class QualityGate:
                 fixed = Reading(r.point_id, now, r.value, Quality.BAD if r.value is None else Quality.SUSPECT)
                 if self.health is not None:
                     self.health.finding("future_timestamp", self.names.get(r.point_id, str(r.point_id)),
-                                        f"device time {r.ts.isoformat()} is {r.ts - now} ahead; stored at the "
-                                        "collector's time as suspect", when=now)
+                                        data={"device_time": r.ts.isoformat(),
+                                              "ahead_s": round((r.ts - now).total_seconds())}, when=now)
             rated = self.rated.get(fixed.point_id)
             if rated is not None and fixed.value is not None and fixed.quality == Quality.GOOD:
                 fixed = self._judge(fixed, rated, now)
@@ -201,11 +200,12 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
     writer = BatchingWriter(connect, spool=spool, flush_interval_s=flush_interval_s, max_backoff_s=max_backoff_s)
     health = HealthRecorder(connect, device_ids, interval_s=health_interval_s, now=clock.now)
     # the only place a reading can be lost is also a finding (``greengauge status``), not a log line only
-    writer.on_drop = lambda n, detail: health.finding("readings_dropped", "writer", detail, count=n)
+    writer.on_drop = lambda n, detail: health.finding("readings_dropped", "writer", data={
+        "readings": n, "dropped_total": writer.dropped, "max_queued": writer.max_queued,
+        "database": "away" if writer.db_down else "slow", "spool": "full" if spool is not None else "none"}, count=n)
     # so is a spool segment set aside as corrupt: its readings were acknowledged, a person has to look
     writer.on_corrupt = lambda item: health.finding(
-        "spool_corrupt", str(item.path),
-        f"{item.readings} spooled readings set aside in {item.path} ({item.reason}); they are not stored",
+        "spool_corrupt", str(item.path), data={"readings": item.readings, "reason": item.reason},
         count=max(1, item.readings))
     intake = Intake(writer, QualityGate(site, point_ids, clock, health), tap)
     writer_task = asyncio.create_task(writer.run())

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 
 def _ago(ts: datetime | None, now: datetime) -> str:
@@ -24,12 +25,16 @@ def _ago(ts: datetime | None, now: datetime) -> str:
 def status(
     enterprise: Optional[str] = typer.Option(None, help="only this enterprise's devices"),
     findings: int = typer.Option(20, help="how many of the latest findings to show (0: none)"),
+    lang: str = typer.Option("en", help="language of the findings' text: en or zh"),
 ) -> None:
     """Health of each device (last success, failures in a row, latency, error) and recent findings."""
-    from greengauge.terminal import connect, console, require_schema
+    from greengauge.findings_text import LANGUAGES, describe, subject
+    from greengauge.terminal import connect, console, fail, require_schema
     from store.health import device_status
     from store.health import findings as latest_findings
 
+    if lang not in LANGUAGES:
+        fail(f"--lang {lang}: give one of {', '.join(LANGUAGES)}")
     now = datetime.now(timezone.utc)
     with connect() as conn:
         require_schema(conn)
@@ -55,8 +60,10 @@ def status(
                                                          if stopped else ""))
     if found:
         ft = Table(title="findings (latest first)", title_justify="left")
-        for col in ("kind", "source", "count", "last seen", "detail"):
+        for col in ("kind", "about", "count", "since", "last seen", "finding"):
             ft.add_column(col, overflow="fold")  # a file name or topic is folded, never cut
         for f in found:
-            ft.add_row(f.kind, f.source, str(f.count), _ago(f.last_seen, now), f.detail)
+            ended = f" (ended {_ago(f.closed_at, now)})" if f.closed_at else ""
+            ft.add_row(Text(str(f.kind)), Text(subject(f)), str(f.count), _ago(f.opened_at, now) + ended,
+                       _ago(f.last_seen, now), Text(describe(f, lang)))  # Text: data is never read as markup
         console.print(ft)

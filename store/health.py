@@ -1,4 +1,8 @@
-"""Device health and collector findings: written by the running collector, read by ``greengauge status``."""
+"""Device health and collector findings: written by the running collector, read by ``greengauge status``.
+
+Findings are :class:`model.findings.Finding` in the one ``finding`` table (``origin`` collector:
+counted per kind and source; the data-quality findings of :mod:`store.findings` share it).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg.types.json import Jsonb
+
+from model.findings import Finding, Subject, kind_of
 
 
 @dataclass
@@ -18,17 +25,6 @@ class HealthRow:
     consecutive_failures: int
     latency_ms: float | None
     last_error: str | None
-
-
-@dataclass
-class FindingRow:
-    kind: str
-    source: str
-    device_id: int | None
-    first_seen: datetime
-    last_seen: datetime
-    count: int
-    detail: str
 
 
 def upsert_health(conn: psycopg.Connection, rows: list[HealthRow]) -> None:
@@ -50,18 +46,20 @@ def upsert_health(conn: psycopg.Connection, rows: list[HealthRow]) -> None:
         )
 
 
-def add_findings(conn: psycopg.Connection, rows: list[FindingRow]) -> None:
-    """Add counts to the findings of each (kind, source); ``count`` is what happened since the last call."""
+def add_findings(conn: psycopg.Connection, rows: list[Finding]) -> None:
+    """Add counted findings: each row's ``count`` is what happened since the last call, its data the
+    latest; one row per (kind, source) in ``finding``."""
     if not rows:
         return
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
-            """INSERT INTO collector_finding (kind, source, device_id, first_seen, last_seen, count, detail)
-               VALUES (%s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (kind, source) DO UPDATE SET last_seen = EXCLUDED.last_seen,
-                   count = collector_finding.count + EXCLUDED.count, detail = EXCLUDED.detail,
-                   device_id = COALESCE(EXCLUDED.device_id, collector_finding.device_id)""",
-            [(r.kind, r.source, r.device_id, r.first_seen, r.last_seen, r.count, r.detail) for r in rows],
+            """INSERT INTO finding AS f (origin, kind, source, device_id, opened_at, last_seen, count, data)
+               VALUES ('collector', %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (kind, source) WHERE origin = 'collector' DO UPDATE SET
+                   last_seen = greatest(f.last_seen, EXCLUDED.last_seen), count = f.count + EXCLUDED.count,
+                   data = EXCLUDED.data, device_id = COALESCE(EXCLUDED.device_id, f.device_id)""",
+            [(str(r.kind), r.subject.source, r.subject.device_id, r.opened_at, r.last_seen or r.opened_at, r.count,
+              Jsonb(r.data)) for r in rows],
         )
 
 
@@ -97,18 +95,23 @@ def device_status(conn: psycopg.Connection, enterprise: str | None = None) -> li
     return [DeviceStatus(*r) for r in rows]
 
 
-def findings(conn: psycopg.Connection, enterprise: str | None = None, limit: int = 50) -> list[FindingRow]:
-    """Latest findings first; those tied to a device of another enterprise are left out when one is named."""
+def findings(conn: psycopg.Connection, enterprise: str | None = None, limit: int = 50) -> list[Finding]:
+    """The latest findings first, the collector's and the data-quality ones, with the subject's names in
+    ``data["device"]``/``data["point"]`` when it has them. With ``enterprise``, only those tied to a
+    device of that enterprise: one tied to no device (an unknown MQTT topic, dropped readings) cannot
+    be told apart from another enterprise's, so it is shown only when no enterprise is named."""
     rows = conn.execute(
-        """SELECT f.kind, f.source, f.device_id, f.first_seen, f.last_seen, f.count, f.detail
-           FROM collector_finding f
+        """SELECT f.finding_id, f.kind, f.device_id, f.point_id, f.source, f.opened_at, f.closed_at, f.last_seen,
+                  f.count, f.data || jsonb_strip_nulls(jsonb_build_object('device', d.name, 'point', p.name))
+           FROM finding f
            LEFT JOIN device d USING (device_id) LEFT JOIN site s USING (site_id)
-           LEFT JOIN enterprise e USING (enterprise_id)
-           WHERE %(e)s::text IS NULL OR e.code = %(e)s OR f.device_id IS NULL
-           ORDER BY f.last_seen DESC LIMIT %(n)s""",
+           LEFT JOIN enterprise e USING (enterprise_id) LEFT JOIN point p ON p.point_id = f.point_id
+           WHERE %(e)s::text IS NULL OR e.code = %(e)s
+           ORDER BY f.last_seen DESC, f.finding_id DESC LIMIT %(n)s""",
         {"e": enterprise, "n": limit},
     ).fetchall()
-    return [FindingRow(*r) for r in rows]
+    return [Finding(kind_of(kind), Subject(device_id, point_id, source), opened, closed, data, count, last, fid)
+            for fid, kind, device_id, point_id, source, opened, closed, last, count, data in rows]
 
 
 def device_ids(conn: psycopg.Connection, enterprise: str, site: str) -> dict[str, int]:

@@ -68,7 +68,7 @@ def test_a_counter_step_above_the_rating_is_suspect_and_does_not_become_the_base
     got = g.check([Reading(1, t + timedelta(seconds=s), v) for s, v, _ in steps])
     assert [r.quality for r in got] == [q for _, _, q in steps]
     assert health.findings_total["counter_spike"] == 2
-    assert health.findings_total["counter_drop"] == 1
+    assert health.findings_total["suspect_drop"] == 1
 
 
 @pytest.mark.parametrize("glitch", [0.0, 9e12], ids=["zero", "spike"])
@@ -161,7 +161,7 @@ def test_a_counter_that_glitches_once_on_a_real_modbus_server_stores_one_suspect
     rows = conn.execute("SELECT value, quality FROM reading ORDER BY ts").fetchall()
     assert len(rows) == 288
     assert [(i, v) for i, (v, q) in enumerate(rows) if q != Quality.GOOD] == [(100, 0.0)]  # the glitch only
-    assert health.findings_total == {"counter_drop": 1}
+    assert health.findings_total == {"suspect_drop": 1}
 
 
 def _dead_site():
@@ -209,9 +209,10 @@ def test_a_spool_segment_with_an_impossible_field_is_set_aside_as_a_finding_and_
     assert writer.set_aside == 2 and writer.replayed == 1
     assert conn.execute("SELECT value FROM reading WHERE quality = 0").fetchall() == [(5.0,)]
     assert (tmp_path / "corrupt" / "000000000001.seg").exists()
-    [(kind, count, detail)] = conn.execute(
-        "SELECT kind, count, detail FROM collector_finding WHERE kind = 'spool_corrupt'").fetchall()
-    assert count == 2 and "2 spooled readings set aside" in detail and "quality 7" in detail
+    [(source, count, data)] = conn.execute(
+        "SELECT source, count, data FROM finding WHERE kind = 'spool_corrupt' AND origin = 'collector'").fetchall()
+    assert source == str(tmp_path / "corrupt" / "000000000001.seg") and count == 2
+    assert data["readings"] == 2 and data["reason"].startswith("row 1: quality 7")
 
 
 def test_when_the_writer_task_dies_collect_raises_with_the_reason(db_url, conn, tmp_path):

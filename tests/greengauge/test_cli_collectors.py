@@ -82,20 +82,24 @@ def test_collect_exits_non_zero_with_the_reason_when_its_writer_dies(db_url, mon
     assert "not collected" in r.output and "1 not collected (their collector stopped)" in r.output
 
 
-def test_status_shows_a_corrupt_spool_segment_with_its_readings(db_url, conn, monkeypatch):
-    from collectors.spool import SetAside
-    from collectors.health import HealthRecorder
+def test_status_shows_a_corrupt_spool_segment_with_its_readings_in_either_language(db_url, conn, monkeypatch):
     import asyncio
-    from pathlib import Path
+
+    from collectors.health import HealthRecorder
 
     h = HealthRecorder(lambda: psycopg.connect(db_url), {})
-    item = SetAside(Path("/var/spool/acme-main/corrupt/000000000007.seg"), 4812, "row 3: quality 7 …")
-    h.finding("spool_corrupt", str(item.path), f"{item.readings} spooled readings set aside", count=item.readings,
+    h.finding("spool_corrupt", "/var/spool/acme-main/corrupt/000000000007.seg",
+              data={"readings": 4812, "reason": "row 3: quality 7 [a-z]"}, count=4812,
               when=datetime.now(timezone.utc))
     asyncio.run(h.flush())
     monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
     r = runner.invoke(app, ["status"])
     assert r.exit_code == 0, r.output
-    assert "spool_corrupt" in r.output and "4812 spooled" in r.output
-    cells = "".join(line.split("│")[2].strip() for line in r.output.splitlines() if line.count("│") == 6)
-    assert cells == "/var/spool/acme-main/corrupt/000000000007.seg"  # the source column, folded, not cut
+    rows = [line.split("│") for line in r.output.splitlines() if line.count("│") == 7]
+    assert "".join(c[2].strip() for c in rows) == "/var/spool/acme-main/corrupt/000000000007.seg"  # folded, not cut
+    assert rows[0][1].strip() == "spool_corrupt" and rows[0][3].strip() == "4812"
+    text = " ".join(c[6].strip() for c in rows)
+    assert "4812 spooled readings set aside as corrupt (row 3: quality 7 [a-z])" in text  # no markup read
+    r = runner.invoke(app, ["status", "--lang", "zh"])
+    assert "4812条缓存读数因文件损坏被隔离" in "".join(line.split("│")[6].strip() for line in r.output.splitlines()
+                                                  if line.count("│") == 7)

@@ -1,0 +1,71 @@
+-- Collector health and findings, made robust (docs/collectors.md).
+
+-- A device whose collector stopped (SIGTERM, or the process exiting on a fault) is 'stopped': not
+-- being collected, rather than the 'ok' of its last poll.
+ALTER TABLE device_health DROP CONSTRAINT device_health_status_check;
+ALTER TABLE device_health ADD CONSTRAINT device_health_status_check CHECK (status IN ('ok', 'away', 'stopped'));
+
+-- One findings table for the collector's findings and the data-quality findings (model/findings.py).
+-- A finding is a kind, a subject (device, point, or the source the collector saw), times and data:
+-- the values its text is made from. No sentence is stored: text is made where it is shown
+-- (greengauge/findings_text.py; the views below render data for SQL readers).
+--   origin 'collector': counted, one row per (kind, source): count occurrences from opened_at (first
+--                       seen) to last_seen; closed_at stays NULL.
+--   origin 'quality':   a state (opened_at, closed_at NULL while it lasts) or an event (start, end),
+--                       at most one open per (kind, device, point), never the same start twice.
+CREATE TABLE finding (
+    finding_id   bigserial PRIMARY KEY,
+    origin       text NOT NULL CHECK (origin IN ('collector', 'quality')),
+    kind         text NOT NULL,                      -- model.findings.FindingKind
+    device_id    bigint REFERENCES device ON DELETE CASCADE,
+    point_id     bigint REFERENCES point ON DELETE CASCADE,
+    source       text,                               -- collector: a topic, point or device name, a file
+    opened_at    timestamptz NOT NULL,
+    closed_at    timestamptz,
+    last_seen    timestamptz NOT NULL,
+    count        bigint NOT NULL DEFAULT 1 CHECK (count > 0),
+    data         jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(data) = 'object'),
+    detected_at  timestamptz NOT NULL DEFAULT now(),
+    CHECK (closed_at IS NULL OR closed_at >= opened_at),
+    CHECK (origin = 'quality' OR source IS NOT NULL),
+    CHECK (origin = 'collector' OR device_id IS NOT NULL)
+);
+CREATE UNIQUE INDEX finding_collector_once ON finding (kind, source) WHERE origin = 'collector';
+CREATE UNIQUE INDEX finding_quality_once ON finding (kind, device_id, coalesce(point_id, 0), opened_at)
+    WHERE origin = 'quality';
+CREATE UNIQUE INDEX finding_quality_open ON finding (kind, device_id, coalesce(point_id, 0))
+    WHERE origin = 'quality' AND closed_at IS NULL;
+CREATE INDEX finding_open_idx ON finding (closed_at) WHERE closed_at IS NULL;
+CREATE INDEX finding_last_seen_idx ON finding (last_seen);
+CREATE INDEX finding_device_idx ON finding (device_id);
+
+-- The rows of both old tables, with their ids (data-quality findings) and their sentence as data.
+INSERT INTO finding (finding_id, origin, kind, device_id, point_id, opened_at, closed_at, last_seen, data,
+                     detected_at)
+SELECT finding_id, 'quality', kind, device_id, point_id, opened_at, closed_at, detected_at,
+       jsonb_build_object('text', detail), detected_at
+FROM dq_finding;
+SELECT setval(pg_get_serial_sequence('finding', 'finding_id'),
+              greatest((SELECT max(finding_id) FROM finding), 1), (SELECT count(*) > 0 FROM finding));
+INSERT INTO finding (origin, kind, device_id, source, opened_at, last_seen, count, data)
+SELECT 'collector', kind, device_id, source, first_seen, last_seen, count, jsonb_build_object('text', detail)
+FROM collector_finding;
+DROP TABLE collector_finding;
+DROP TABLE dq_finding;
+
+-- A finding's data as one line for SQL readers (the English sentence of a row moved from the old
+-- tables; otherwise its values, key order as stored).
+CREATE FUNCTION finding_detail(kind text, data jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(data->>'text',
+                    kind || ': ' || coalesce((SELECT string_agg(key || ' ' || value, ', ' ORDER BY key)
+                                              FROM jsonb_each_text(data)), ''))
+$$;
+
+-- The old names and columns, for readers that still use them (dashboards, alerts).
+CREATE VIEW collector_finding AS
+SELECT kind, source, device_id, opened_at AS first_seen, last_seen, count, finding_detail(kind, data) AS detail
+FROM finding WHERE origin = 'collector';
+CREATE VIEW dq_finding AS
+SELECT finding_id, kind, device_id, point_id, opened_at, closed_at, finding_detail(kind, data) AS detail, detected_at
+FROM finding WHERE origin = 'quality';
