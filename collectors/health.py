@@ -71,6 +71,7 @@ class HealthRecorder:
         if row is None or row.status != "ok":
             row = self._new(device, "ok", when, row)
         row.last_attempt = row.last_success = when
+        row.stopped_at = None
         row.consecutive_failures = 0
         row.latency_ms = None if latency_s is None else latency_s * 1000
         row.last_error = None
@@ -82,6 +83,7 @@ class HealthRecorder:
         if row is None or row.status != "away":
             row = self._new(device, "away", when, row)
         row.last_attempt = when
+        row.stopped_at = None
         row.consecutive_failures += 1
         row.last_error = error[:1000]
         self._dirty.add(device)
@@ -94,13 +96,11 @@ class HealthRecorder:
         return row
 
     def stopped(self, when: datetime | None = None) -> None:
-        """The collector is stopping: every device it collects is ``stopped`` (not collected) from now."""
+        """The collector is stopping: every device it has recorded is not being collected from now
+        (``stopped_at``; its status stays what was last seen)."""
         when = when or self.now()
-        for device in set(self.device_ids) | set(self._rows):
-            old = self._rows.get(device)
-            row = self._new(device, "stopped", when, old)
-            if old is not None:
-                row.last_attempt = old.last_attempt
+        for device, row in self._rows.items():
+            row.stopped_at = when
             self._dirty.add(device)
 
     def status(self, device: str) -> HealthRow | None:

@@ -45,17 +45,18 @@ def status(
     for col in ("via", "status", "last success", "failures", "latency", "last reading", "error"):
         table.add_column(col)
     for r in rows:
-        state = {"ok": "[green]ok[/green]", "away": "[red]away[/red]", "stopped": "[yellow]not collected[/yellow]",
-                 None: "[dim]not seen[/dim]"}[r.status]
+        state = {"ok": "[green]ok[/green]", "away": "[red]away[/red]", None: "[dim]not seen[/dim]"}[r.status]
         if r.status and r.since:
             state += f" since {_ago(r.since, now)}"
+        if r.stopped_at is not None:  # its collector stopped: what it last saw is no longer current
+            state = f"[yellow]not collected[/yellow] since {_ago(r.stopped_at, now)} (last: {r.status})"
         table.add_row(f"{r.enterprise}/{r.site}/{r.device}", r.kind or "?", state, _ago(r.last_success, now),
                       "" if r.consecutive_failures is None else str(r.consecutive_failures),
                       "" if r.latency_ms is None else f"{r.latency_ms:.0f} ms", _ago(r.last_reading, now),
                       r.last_error or "")
     console.print(table)
-    away = sum(1 for r in rows if r.status == "away")
-    stopped = sum(1 for r in rows if r.status == "stopped")
+    away = sum(1 for r in rows if r.status == "away" and r.stopped_at is None)
+    stopped = sum(1 for r in rows if r.stopped_at is not None)
     console.print(f"{len(rows)} devices, {away} away" + (f", {stopped} not collected (their collector stopped)"
                                                          if stopped else ""))
     if found:

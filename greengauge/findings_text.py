@@ -24,6 +24,11 @@ TEXT: dict[str, dict[str, str]] = {
     "wrong_type": {"en": "a value of the wrong type", "zh": "数值类型错误"},
     "not_a_number": {"en": "a value that is not a number", "zh": "数值不是数字"},
     "missing_field": {"en": "a mapped field is missing: nothing stored for it", "zh": "缺少映射字段，未存储"},
+    "oversized_payload": {"en": "a payload larger than the limit", "zh": "消息内容超过大小上限"},
+    "out_of_range": {"en": "a value beyond the plausible range", "zh": "数值超出合理范围"},
+    "negative_counter": {"en": "a negative energy counter", "zh": "电量计数为负"},
+    "past_timestamp": {"en": "a device timestamp before the sane floor", "zh": "设备时间早于合理下限"},
+    "client_id_conflict": {"en": "another collector uses this MQTT client_id", "zh": "另一采集器使用了相同的 MQTT client_id"},
     "future_timestamp": {"en": "device time {device_time} is {ahead_s} s ahead; stored at the collector's time as suspect",
                          "zh": "设备时间 {device_time} 超前 {ahead_s} 秒；按采集器时间存储并标为可疑"},
     "counter_spike": {"en": "counter step of {step_wh} Wh in {seconds} s implies {implied_w} W, above the rated {rated_w} W; "

@@ -30,6 +30,11 @@ class FindingKind(StrEnum):
     WRONG_TYPE = "wrong_type"
     NOT_A_NUMBER = "not_a_number"
     MISSING_FIELD = "missing_field"
+    OVERSIZED_PAYLOAD = "oversized_payload"
+    OUT_OF_RANGE = "out_of_range"  #: a value beyond the plausible range after unit conversion
+    NEGATIVE_COUNTER = "negative_counter"
+    PAST_TIMESTAMP = "past_timestamp"  #: a device timestamp before the sane floor
+    CLIENT_ID_CONFLICT = "client_id_conflict"  #: two collectors with one MQTT client_id
     FUTURE_TIMESTAMP = "future_timestamp"  #: a device clock ahead: stored at the collector's time
     COUNTER_SPIKE = "counter_spike"  #: a counter step above the rating (suspect until confirmed)
     SUSPECT_DROP = "suspect_drop"  #: a counter below its confirmed value (suspect until confirmed)

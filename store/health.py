@@ -18,13 +18,14 @@ from model.findings import Finding, Subject, kind_of
 @dataclass
 class HealthRow:
     device_id: int
-    status: str  # 'ok', 'away', or 'stopped' (its collector stopped: not collected)
+    status: str  # 'ok' or 'away': what was last seen
     since: datetime
     last_attempt: datetime
     last_success: datetime | None
     consecutive_failures: int
     latency_ms: float | None
     last_error: str | None
+    stopped_at: datetime | None = None  #: its collector stopped then: not being collected (None: collected)
 
 
 def upsert_health(conn: psycopg.Connection, rows: list[HealthRow]) -> None:
@@ -33,16 +34,16 @@ def upsert_health(conn: psycopg.Connection, rows: list[HealthRow]) -> None:
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO device_health (device_id, status, since, last_attempt, last_success,
-                   consecutive_failures, latency_ms, last_error, updated_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now())
+                   consecutive_failures, latency_ms, last_error, stopped_at, updated_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())
                ON CONFLICT (device_id) DO UPDATE SET status = EXCLUDED.status, since = EXCLUDED.since,
                    last_attempt = EXCLUDED.last_attempt,
                    last_success = COALESCE(EXCLUDED.last_success, device_health.last_success),
                    consecutive_failures = EXCLUDED.consecutive_failures,
                    latency_ms = COALESCE(EXCLUDED.latency_ms, device_health.latency_ms),
-                   last_error = EXCLUDED.last_error, updated_at = now()""",
+                   last_error = EXCLUDED.last_error, stopped_at = EXCLUDED.stopped_at, updated_at = now()""",
             [(r.device_id, r.status, r.since, r.last_attempt, r.last_success, r.consecutive_failures,
-              r.latency_ms, r.last_error) for r in rows],
+              r.latency_ms, r.last_error, r.stopped_at) for r in rows],
         )
 
 
@@ -76,6 +77,7 @@ class DeviceStatus:
     latency_ms: float | None
     last_error: str | None
     last_reading: datetime | None
+    stopped_at: datetime | None = None  #: its collector stopped then (None: being collected, or never seen)
 
 
 def device_status(conn: psycopg.Connection, enterprise: str | None = None) -> list[DeviceStatus]:
@@ -85,7 +87,8 @@ def device_status(conn: psycopg.Connection, enterprise: str | None = None) -> li
                   (SELECT max(r.ts) FROM point p
                      CROSS JOIN LATERAL (SELECT ts FROM reading WHERE point_id = p.point_id
                                          ORDER BY ts DESC LIMIT 1) r
-                    WHERE p.device_id = d.device_id)
+                    WHERE p.device_id = d.device_id),
+                  h.stopped_at
            FROM device d JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id)
            LEFT JOIN device_health h USING (device_id)
            WHERE %(e)s::text IS NULL OR e.code = %(e)s

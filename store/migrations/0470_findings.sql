@@ -1,9 +1,9 @@
 -- Collector health and findings, made robust (docs/collectors.md).
 
--- A device whose collector stopped (SIGTERM, or the process exiting on a fault) is 'stopped': not
--- being collected, rather than the 'ok' of its last poll.
-ALTER TABLE device_health DROP CONSTRAINT device_health_status_check;
-ALTER TABLE device_health ADD CONSTRAINT device_health_status_check CHECK (status IN ('ok', 'away', 'stopped'));
+-- A device whose collector stopped (SIGTERM, or the process exiting on a fault) is not being
+-- collected: stopped_at says since when (NULL while a collector records it); status keeps what
+-- was last seen ('ok'/'away').
+ALTER TABLE device_health ADD COLUMN stopped_at timestamptz;
 
 -- One findings table for the collector's findings and the data-quality findings (model/findings.py).
 -- A finding is a kind, a subject (device, point, or the source the collector saw), times and data:

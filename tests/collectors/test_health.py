@@ -94,8 +94,9 @@ def test_a_device_that_goes_away_is_logged_once_and_once_when_back_and_status_sh
     gone = [r for r in caplog.records if r.levelno == logging.ERROR and "is away" in r.getMessage()]
     back = [r for r in caplog.records if r.levelno == logging.INFO and "is back" in r.getMessage()]
     assert (len(gone), len(back)) == (1, 1)
-    conn.commit()  # the collector stopped: not being collected, not "ok"
-    assert conn.execute("SELECT status, consecutive_failures FROM device_health").fetchone() == ("stopped", 0)
+    conn.commit()  # the collector stopped: not being collected, whatever it last saw
+    assert conn.execute("SELECT status, consecutive_failures, stopped_at IS NOT NULL FROM device_health"
+                        ).fetchone() == ("ok", 0, True)
 
     monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
     result = CliRunner().invoke(app, ["status"])

@@ -238,4 +238,4 @@ def test_when_the_writer_task_dies_collect_raises_with_the_reason(db_url, conn, 
     with pytest.raises(CollectorFailed, match=r"the writer task stopped \(RuntimeError: injected fault\)"):
         asyncio.run(run())
     # its devices are not shown as being collected
-    assert conn.execute("SELECT status FROM device_health").fetchall() == [("stopped",)]
+    assert conn.execute("SELECT status, stopped_at IS NOT NULL FROM device_health").fetchall() == [("away", True)]
