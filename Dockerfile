@@ -3,6 +3,8 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY greengauge greengauge
+COPY model model
+COPY accounting accounting
 COPY collectors collectors
 COPY store store
 COPY metrics metrics

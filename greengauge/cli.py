@@ -45,7 +45,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log at DEB
 def db_upgrade() -> None:
     """Apply pending schema migrations (running it twice changes nothing)."""
     from store.db import storage_mode
-    from store.migrate import MigrationError, upgrade
+    from store.migrate import MigrationError, timescale_status, upgrade
 
     with connect() as conn:
         try:
@@ -54,7 +54,8 @@ def db_upgrade() -> None:
             fail(str(exc))
         for m in done:
             console.print(f"applied {m.path.name}")
-        console.print(f"schema up to date ({len(done)} applied now); storage mode: {storage_mode(conn)}")
+        console.print(f"schema up to date ({len(done)} applied now); storage mode: {storage_mode(conn)} "
+                      f"({timescale_status(conn)})", markup=False)
 
 
 def _load_site(path: Path):
@@ -259,6 +260,7 @@ from greengauge import cli_policy  # noqa: E402
 from greengauge.cli_accounting import green_share_app, import_app, ledger_app, meter_app  # noqa: E402
 from greengauge.cli_devices import app as devices_app  # noqa: E402
 from greengauge.cli_flows import app as flows_app  # noqa: E402
+from greengauge.cli_health import app as health_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
 app.add_typer(ledger_app, name="ledger")
@@ -272,6 +274,7 @@ report_app.command("intensity")(cli_policy.report_intensity)
 report_app.command("carbon")(cli_policy.report_carbon)
 app.add_typer(devices_app, name="devices")
 app.add_typer(flows_app, name="flows")
+app.add_typer(health_app, name="health")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

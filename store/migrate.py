@@ -2,12 +2,16 @@
 
 Each file ``NNNN_name.sql`` is applied once, in its own transaction, and recorded with its
 checksum in ``schema_migration``; running the upgrade twice changes nothing. A file changed after
-it was applied is an error, not a silent skip.
+it was applied is an error, not a silent skip — unless the file itself names the checksum it had
+when it was applied, in a line ``-- previous checksum: <sha256>`` (an edit that changes nothing for
+a database that already ran it, such as a guard added in front of what it did); the record is then
+brought up to date.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,11 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    @property
+    def previous_checksums(self) -> frozenset[str]:
+        """Checksums this file had before compatible edits (``-- previous checksum: …`` lines)."""
+        return frozenset(re.findall(r"^-- previous checksum: ([0-9a-f]{64})\s*$", self.sql, flags=re.MULTILINE))
 
 
 class MigrationError(RuntimeError):
@@ -65,7 +74,10 @@ def upgrade(conn: psycopg.Connection) -> list[Migration]:
         done: list[Migration] = []
         for m in migrations():
             if m.version in applied:
-                if applied[m.version] != m.checksum:
+                if applied[m.version] in m.previous_checksums:
+                    conn.execute("UPDATE schema_migration SET checksum = %s WHERE version = %s",
+                                 (m.checksum, m.version))
+                elif applied[m.version] != m.checksum:
                     raise MigrationError(
                         f"migration {m.path.name} was changed after it was applied; "
                         "add a new migration instead of editing an applied one"
@@ -80,4 +92,27 @@ def upgrade(conn: psycopg.Connection) -> list[Migration]:
             done.append(m)
         return done
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        # a migration that closed the session (a FATAL) must surface as itself, not as the unlock
+        # failing on a dead connection; the server releases a dead session's lock anyway
+        if not conn.closed:
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            except psycopg.OperationalError:
+                pass
+
+
+def timescale_status(conn: psycopg.Connection) -> str:
+    """Why the database is in the storage mode it is in, in one sentence for ``db upgrade``."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+        return "the timescaledb extension is installed in this database"
+    if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone():
+        return "the timescaledb extension is not installed on this server"
+    try:
+        with conn.transaction():
+            preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0]
+    except psycopg.Error:
+        return "timescaledb is installed, but this role cannot read shared_preload_libraries"
+    if "timescaledb" not in preload:
+        return ("timescaledb is installed but not in shared_preload_libraries: add it there, restart "
+                "PostgreSQL; migrations already applied stay in plain mode (see docs/flows.md)")
+    return "timescaledb is preloaded but was not created in this database when the schema was made"

@@ -235,8 +235,15 @@ class IntervalWriter:
         if span[0] is not None:
             self.stats.changed_range = (span[0], span[1])
             self.stats.changed_points = {r[0] for r in conn.execute("SELECT DISTINCT point_id FROM rollup_changed")}
-        if storage_mode(conn) == "postgresql" and span[0] is not None:
-            self.stats.hours_changed, self.stats.days_changed = refresh_sums(conn)
+        if span[0] is not None:
+            # the same counts in both storage modes: the hours and local days whose intervals changed
+            self.stats.hours_changed, self.stats.days_changed = conn.execute(f"""
+                SELECT count(DISTINCT (c.point_id, date_bin('1 hour', c.bucket_start, {EPOCH_SQL}))),
+                       count(DISTINCT (c.point_id, date_trunc('day', c.bucket_start, e.timezone)))
+                FROM rollup_changed c JOIN point p USING (point_id) JOIN device d USING (device_id)
+                JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id)""").fetchone()
+            if storage_mode(conn) == "postgresql":
+                refresh_sums(conn)
         if self.marks:
             with conn.cursor() as cur:
                 cur.executemany(

@@ -47,3 +47,93 @@ def test_greengauge_commands_exist_and_mounted_files_are_in_the_repo():
 def test_mosquitto_requires_authentication():
     conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and "password_file" in conf
+
+
+def _depends(svc) -> dict:
+    dep = svc.get("depends_on", {})
+    return {d: {"condition": "service_started"} for d in dep} if isinstance(dep, list) else dep
+
+
+def test_every_service_has_a_healthcheck_and_dependents_wait_for_it():
+    services = load()["services"]
+    for name, svc in services.items():
+        hc = svc.get("healthcheck")
+        assert hc, f"{name}: no healthcheck"
+        one_shot = svc.get("restart") == "no"
+        if hc.get("disable"):
+            assert one_shot, f"{name}: only a one-shot job may go without a healthcheck"
+        else:
+            assert hc.get("test"), f"{name}: healthcheck without a test"
+        for dep, how in _depends(svc).items():
+            wanted = "service_completed_successfully" if services[dep].get("restart") == "no" else "service_healthy"
+            assert how.get("condition") == wanted, f"{name} waits for {dep} with {how.get('condition')}, not {wanted}"
+
+
+def test_greengauge_healthchecks_are_real_commands():
+    cli = get_command(app)
+    for name, svc in load()["services"].items():
+        test = (svc.get("healthcheck") or {}).get("test") or []
+        if svc.get("image", "").startswith("greengauge:") and test and test[0] == "CMD" and test[1] == "greengauge":
+            group = cli
+            for w in test[2:]:
+                if w.startswith(("/", "-")) or not hasattr(group, "commands"):
+                    break
+                assert w in group.commands, f"{name}: healthcheck {test} names no command {w!r}"
+                group = group.commands[w]
+
+
+def test_secrets_come_from_files_never_from_values_or_urls():
+    import re
+
+    doc = load()
+    declared = doc.get("secrets", {})
+    for name, s in declared.items():
+        assert "file" in s, f"secret {name} must come from a file"
+    for name, svc in doc["services"].items():
+        for key, value in (svc.get("environment") or {}).items():
+            value = str(value)
+            assert not re.search(r"://[^/@\s]+:[^@\s]*@", value), f"{name}: {key} carries a password in a URL"
+            if re.search(r"PASSWORD|SECRET|TOKEN", key) and not key.endswith(("_FILE", "__FILE")):
+                raise AssertionError(f"{name}: {key} is a secret given as a value; give a file (…_FILE)")
+            if key.endswith(("_FILE", "__FILE")) and value.startswith("/run/secrets/"):
+                secret = value.removeprefix("/run/secrets/")
+                assert secret in (svc.get("secrets") or []), f"{name}: {key} reads secret {secret} it is not given"
+                assert secret in declared, f"{name}: secret {secret} is not declared"
+
+
+def test_mosquitto_finds_every_file_its_configuration_names():
+    svc = load()["services"]["mqtt"]
+    mounts = {}
+    for vol in svc["volumes"]:
+        src, dst = vol.split(":")[:2]
+        mounts[dst] = src
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
+    for line in conf.splitlines():
+        words = line.split()
+        if words and words[0] in {"certfile", "keyfile", "cafile", "password_file", "acl_file"}:
+            path = words[1]
+            assert any(path == dst or path.startswith(dst.rstrip("/") + "/") for dst in mounts), \
+                f"mosquitto.conf {words[0]} {path} is not inside a mounted volume ({sorted(mounts)})"
+
+
+def test_the_image_carries_every_package():
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    docker = (ROOT / "Dockerfile").read_text()
+    for pattern in include:
+        pkg = pattern.rstrip("*")
+        assert f"COPY {pkg} {pkg}" in docker, f"Dockerfile does not copy package {pkg}/"
+
+
+def test_password_file_setting_keeps_the_password_out_of_the_url(tmp_path, monkeypatch):
+    import psycopg
+
+    from model.settings import Settings
+
+    secret = tmp_path / "pw"
+    secret.write_text("p@ss:w/rd 'x'\n")
+    monkeypatch.setenv("GREENGAUGE_DATABASE_URL", "postgresql://greengauge@db:5432/greengauge")
+    monkeypatch.setenv("GREENGAUGE_DATABASE_PASSWORD_FILE", str(secret))
+    params = psycopg.conninfo.conninfo_to_dict(Settings().database_url)
+    assert params["password"] == "p@ss:w/rd 'x'" and params["host"] == "db" and params["user"] == "greengauge"
