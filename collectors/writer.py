@@ -14,6 +14,11 @@ Never lose, never double count:
 - :meth:`close` (SIGTERM) writes what is queued to the database, or to the spool if the database
   does not answer, then returns.
 
+A spool segment that cannot be read back whole (a bad checksum, or a valid one around an impossible
+field) is set aside in the spool's ``corrupt/`` folder by :class:`collectors.spool.Spool` and
+reported through ``on_corrupt`` (a ``spool_corrupt`` finding in run.py counting its readings); the
+replay goes on with the next segment, never stops.
+
 A batch the database rejects for its content (a data or integrity error, e.g. a point deleted
 meanwhile) is written row by row; rows still refused are logged at ERROR and appended to
 ``rejected.txt`` in the spool directory, never retried forever.

@@ -140,8 +140,13 @@ def _prepare_database(admin: str, url: str, console: Console) -> None:
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
                 row = None
             if row is None:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
-                conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(DEMO_MARK)))
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+                    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(DEMO_MARK)))
+                except psycopg.Error as exc:
+                    raise NoDatabase(f"database {name!r} does not exist and cannot be created "
+                                     f"({str(exc).strip()}); create it, or set GREENGAUGE_DATABASE_URL to one "
+                                     "that exists") from None
                 return
     elif not _answers(url):
         raise NoDatabase(f"database {name!r} does not answer at {url}")
