@@ -43,7 +43,7 @@ def status(
     table = Table(title="devices", title_justify="left")
     table.add_column("device", no_wrap=True)
     for col in ("via", "status", "last success", "failures", "latency", "last reading", "error"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         state = {"ok": "[green]ok[/green]", "away": "[red]away[/red]", None: "[dim]not seen[/dim]"}[r.status]
         if r.status and r.since:
