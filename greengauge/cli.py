@@ -261,6 +261,7 @@ from greengauge.cli_accounting import green_share_app, import_app, ledger_app, m
 from greengauge.cli_devices import app as devices_app  # noqa: E402
 from greengauge.cli_flows import app as flows_app  # noqa: E402
 from greengauge.cli_health import app as health_app  # noqa: E402
+from greengauge.cli_dashboards import app as dashboards_app  # noqa: E402
 
 app.add_typer(import_app, name="import")
 app.add_typer(ledger_app, name="ledger")
@@ -275,6 +276,9 @@ report_app.command("carbon")(cli_policy.report_carbon)
 app.add_typer(devices_app, name="devices")
 app.add_typer(flows_app, name="flows")
 app.add_typer(health_app, name="health")
+app.add_typer(dashboards_app, name="dashboards")
+from greengauge.cli_tenants import app as tenants_app  # noqa: E402
+app.add_typer(tenants_app, name="tenants")
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -23,7 +23,8 @@ def _ago(ts: datetime | None, now: datetime) -> str:
 
 
 def status(
-    enterprise: Optional[str] = typer.Option(None, help="only this enterprise's devices"),
+    enterprise: Optional[str] = typer.Option(None, help="only this enterprise's devices and the findings tied "
+                                                        "to them (findings tied to no device: without it)"),
     findings: int = typer.Option(20, help="how many of the latest findings to show (0: none)"),
     lang: str = typer.Option("en", help="language of the findings' text: en or zh"),
 ) -> None:

@@ -6,7 +6,7 @@ the numbers and names a sentence is made from. There is no sentence here: the te
 edge (``greengauge/findings_text.py`` for the command line, in Chinese or English), so one finding
 reads in either language and a dashboard can make its own.
 
-Two shapes share the type and the table (``finding``, migration ``0470_findings.sql``):
+Two shapes share the type and the table (``finding``, migration ``0700_findings.sql``):
 
 - a *counted* finding of the collector (``origin`` ``collector``): one per (kind, source), its
   ``count`` of occurrences from ``opened_at`` (first seen) to ``last_seen``; never closed;

@@ -90,6 +90,10 @@ def upgrade(conn: psycopg.Connection) -> list[Migration]:
                     (m.version, m.name, m.checksum),
                 )
             done.append(m)
+        if done and conn.execute("SELECT to_regprocedure('public.tenancy_refresh()')").fetchone()[0]:
+            # a table a migration added gets its reader view and job-role grants (store/tenancy.py)
+            with conn.transaction():
+                conn.execute("SELECT tenancy_refresh()")
         return done
     finally:
         # a migration that closed the session (a FATAL) must surface as itself, not as the unlock

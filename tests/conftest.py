@@ -22,6 +22,7 @@ if os.environ.get("CI"):
 
 from store.db import create_database, drop_database, with_database
 from store.migrate import upgrade
+from store.tenancy import drop_roles
 
 ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -42,6 +43,7 @@ def empty_db_url():
         yield with_database(ADMIN_URL, name)
     finally:
         drop_database(ADMIN_URL, name)
+        drop_roles(ADMIN_URL, name)  # roles are cluster-wide: the tenancy roles of this database
 
 
 @pytest.fixture

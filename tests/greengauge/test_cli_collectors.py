@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from collectors.spool import Spool
 from greengauge.cli import app
 from tests.conftest import free_port
+from tests.store.tenancy_seed import seed
 
 runner = CliRunner()
 
@@ -103,3 +104,16 @@ def test_status_shows_a_corrupt_spool_segment_with_its_readings_in_either_langua
     r = runner.invoke(app, ["status", "--lang", "zh"])
     assert "4812条缓存读数因文件损坏被隔离" in "".join(line.split("│")[6].strip() for line in r.output.splitlines()
                                                   if line.count("│") == 7)
+
+
+def test_status_of_one_enterprise_shows_none_of_another_enterprises_findings(db_url, monkeypatch):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        seed(conn)  # each enterprise has a finding on its meter; one finding is tied to no device
+    monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
+    res = CliRunner().invoke(app, ["status", "--enterprise", "EA1"])
+    assert res.exit_code == 0, res.output
+    assert "EA1/main/meter-EA1" in res.output and "secret-EA1" in res.output
+    for other in ("EA2", "EB1", "EB2", "ORPHAN"):
+        assert f"secret-{other}" not in res.output, other
+    everything = CliRunner().invoke(app, ["status"])
+    assert all(f"secret-{c}" in everything.output for c in ("EA1", "EA2", "EB1", "EB2", "ORPHAN"))

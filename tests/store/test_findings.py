@@ -15,11 +15,11 @@ T0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
 
 
 def test_the_migration_moves_both_old_tables_into_finding_and_leaves_views_of_their_names(empty_db_url):
-    with psycopg.connect(empty_db_url, autocommit=True) as conn:  # the schema as it was before 0470
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:  # the schema as it was before 0700
         conn.execute("""CREATE TABLE schema_migration (version text PRIMARY KEY, name text NOT NULL,
                         checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())""")
         for m in migrations():
-            if m.version >= "0470":
+            if m.version >= "0700":
                 break
             with conn.transaction():
                 conn.execute(m.sql)

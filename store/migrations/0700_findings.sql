@@ -50,8 +50,10 @@ SELECT setval(pg_get_serial_sequence('finding', 'finding_id'),
 INSERT INTO finding (origin, kind, device_id, source, opened_at, last_seen, count, data)
 SELECT 'collector', kind, device_id, source, first_seen, last_seen, count, jsonb_build_object('text', detail)
 FROM collector_finding;
-DROP TABLE collector_finding;
-DROP TABLE dq_finding;
+-- CASCADE: the reader views tenancy made over them (0500) go too; store/migrate.py runs
+-- tenancy_refresh() after this upgrade, which makes them again over the views below and finding.
+DROP TABLE collector_finding CASCADE;
+DROP TABLE dq_finding CASCADE;
 
 -- A finding's data as one line for SQL readers (the English sentence of a row moved from the old
 -- tables; otherwise its values, key order as stored).
@@ -69,3 +71,54 @@ FROM finding WHERE origin = 'collector';
 CREATE VIEW dq_finding AS
 SELECT finding_id, kind, device_id, point_id, opened_at, closed_at, finding_detail(kind, data) AS detail, detected_at
 FROM finding WHERE origin = 'quality';
+
+-- Writers of the old names keep working too (an operator's SQL, fixtures): an insert into a view
+-- becomes a finding.
+CREATE FUNCTION collector_finding_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO finding AS f (origin, kind, source, device_id, opened_at, last_seen, count, data)
+    VALUES ('collector', NEW.kind, NEW.source, NEW.device_id, NEW.first_seen, NEW.last_seen, NEW.count,
+            jsonb_build_object('text', NEW.detail))
+    ON CONFLICT (kind, source) WHERE origin = 'collector' DO UPDATE SET
+        last_seen = greatest(f.last_seen, EXCLUDED.last_seen), count = f.count + EXCLUDED.count,
+        data = EXCLUDED.data, device_id = coalesce(EXCLUDED.device_id, f.device_id);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER collector_finding_insert INSTEAD OF INSERT ON collector_finding
+    FOR EACH ROW EXECUTE FUNCTION collector_finding_insert();
+
+CREATE FUNCTION dq_finding_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO finding (origin, kind, device_id, point_id, opened_at, closed_at, last_seen, data, detected_at)
+    VALUES ('quality', NEW.kind, NEW.device_id, NEW.point_id, NEW.opened_at, NEW.closed_at,
+            coalesce(NEW.detected_at, now()), jsonb_build_object('text', NEW.detail), coalesce(NEW.detected_at, now()))
+    RETURNING finding_id INTO NEW.finding_id;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER dq_finding_insert INSTEAD OF INSERT ON dq_finding
+    FOR EACH ROW EXECUTE FUNCTION dq_finding_insert();
+
+-- Tenancy (0500): finding is a result table (the flows write it) that the collector also writes,
+-- with exactly the columns store/health.py add_findings needs, and the collector marks its devices
+-- stopped (device_health.stopped_at).
+DO $$
+DECLARE c text;
+BEGIN
+    IF to_regclass('public.tenancy_table') IS NULL THEN
+        RETURN;  -- no tenancy in this database
+    END IF;
+    INSERT INTO tenancy_table VALUES ('finding', 'result') ON CONFLICT DO NOTHING;
+    c := tenancy_prefix() || 'collector';
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = c) THEN
+        RETURN;
+    END IF;
+    EXECUTE format('GRANT INSERT (origin, kind, source, device_id, opened_at, last_seen, count, data) '
+                   'ON finding TO %I', c);
+    EXECUTE format('GRANT SELECT (origin, kind, source, device_id, last_seen, count, data) ON finding TO %I', c);
+    EXECUTE format('GRANT UPDATE (last_seen, count, data, device_id) ON finding TO %I', c);
+    EXECUTE format('GRANT USAGE ON SEQUENCE finding_finding_id_seq TO %I', c);
+    EXECUTE format('GRANT INSERT (stopped_at), SELECT (stopped_at), UPDATE (stopped_at) ON device_health TO %I', c);
+END
+$$;
