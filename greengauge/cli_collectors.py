@@ -62,8 +62,9 @@ def status(
                                                          if stopped else ""))
     if found:
         ft = Table(title="findings (latest first)", title_justify="left")
-        for col in ("kind", "about", "count", "since", "last seen", "finding"):
+        for col in ("kind", "about", "count", "since", "last seen"):
             ft.add_column(col, overflow="fold")  # a file name or topic is folded, never cut
+        ft.add_column("finding", overflow="fold", min_width=30)  # the text gets the room first
         for f in found:
             ended = f" (ended {_ago(f.closed_at, now)})" if f.closed_at else ""
             ft.add_row(Text(str(f.kind)), Text(subject(f)), str(f.count), _ago(f.opened_at, now) + ended,
