@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from decimal import Decimal
+from functools import lru_cache
 
 from pymodbus.exceptions import ModbusException
 
 from collectors.clock import Clock, next_aligned, sleep_until
 from model.profile import (
-    ReadBlock, decode_raw, plan_reads, ratio_factor, registers_for, to_canonical,
+    _STRUCT, ClockSpec, RegisterSpec, decode_raw, plan_reads, ratio_factor, to_canonical,
 )
 from model.readings import Quality, Reading
 from collectors.transport import Connection, ConnectionPool, DeviceRefused, Endpoint, default_pool
-from model.site import SUNSPEC_PROFILE, DeviceConfig
+from model.site import POWER_QUANTITIES, SUNSPEC_PROFILE, DeviceConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class ModbusDevice:
         """
         self.device = device
         self.point_ids = point_ids
+        self.power_sign = device.power_sign  # native power -> stored power (docs/devices.md, "Power sign")
         self.sunspec = device.profile == SUNSPEC_PROFILE
         self.sunspec_base = device.sunspec_base
         self._sunspec_span: int | None = None
@@ -64,16 +67,43 @@ class ModbusDevice:
             self.specs = [r for r in self.profile.registers if r.quantity in point_ids]
             clock_spec = [self.profile.clock] if self.profile.clock else []
             self.blocks = plan_reads([*self.specs, *clock_spec])
-            self.ratios = {s.quantity: ratio_factor(s, device.ct_ratio, device.pt_ratio) for s in self.specs}
+            # CT/PT ratio, times the power sign: the register's own (a device positive on export)
+            # and the role's (docs/devices.md, "Power sign")
+            self.ratios = {s.quantity: ratio_factor(s, device.ct_ratio, device.pt_ratio) * self._sign(s.sign, s.quantity)
+                           for s in self.specs}
             # a profile's plausible range is about what the meter measures (secondary side for ct_pt)
-            self._limits = {s.quantity: tuple(None if x is None else float(Decimal(repr(x)) * self.ratios[s.quantity])
-                                              for x in (s.min, s.max)) for s in self.specs}
+            self._limits = {s.quantity: _scaled_range(s.min, s.max, self.ratios[s.quantity]) for s in self.specs}
+            # the poll loop's plan, worked out once: where each value sits in which block, how it
+            # unpacks, its exact rational factor and its range, in point_ids order
+            by_quantity = {s.quantity: s for s in self.specs}
+            self._plan = [self._compile(by_quantity.get(q), pid) for q, pid in point_ids.items()]
+            self._clock = (*self._locate(self.profile.clock), self.profile.clock) if self.profile.clock else None
         self.endpoint = Endpoint.of(device)
         self._pool = pool
         self.conn: Connection | None = None
         self.away = False
         self.last_device_time: datetime | None = None
         self.last_latency_s: float | None = None
+
+    def _locate(self, spec: RegisterSpec | ClockSpec) -> tuple:
+        """(block index, register offset, count, big-endian unpacker or None for little word order)."""
+        for i, b in enumerate(self.blocks):
+            if b.function == spec.function and b.address <= spec.address < b.address + b.count:
+                unpack = _STRUCT[spec.type].unpack_from if spec.word_order == "big" else None
+                return i, spec.address - b.address, spec.count, unpack
+        raise AssertionError(f"register {spec.address} is in no read block")  # plan_reads covers every spec
+
+    def _compile(self, spec: RegisterSpec | None, pid: int) -> tuple:
+        if spec is None:  # a quantity the profile does not map: always BAD
+            return (pid, -1, 0, 0, None, None, None, None, None, None, None)
+        bi, off, count, unpack = self._locate(spec)
+        ratio = self.ratios[spec.quantity]
+        n, d = (None, None) if spec.type.startswith("float") else (spec.factor * ratio).as_integer_ratio()
+        lo, hi = self._limits[spec.quantity]
+        return (pid, bi, off, count, unpack, n, d, spec, ratio, lo, hi)
+
+    def _sign(self, native: int, quantity: str) -> int:
+        return native * self.power_sign if quantity in POWER_QUANTITIES else 1
 
     def _connection(self) -> Connection:
         if self.conn is None:
@@ -87,37 +117,63 @@ class ModbusDevice:
             self._pool.release(self.conn)
         self.conn = None
 
-    async def _read_block(self, block: ReadBlock) -> list[int] | None:
-        try:
-            return await self._connection().read(block.function, block.address, block.count,
-                                                 self.device.unit_id)
-        except DeviceRefused as exc:
-            log.warning("device %s: %s", self.device.name, exc)
-            return None
-
     async def poll(self, clock: Clock) -> list[Reading]:
         """Read the device once. Raises ``ModbusException`` or ``OSError`` when the link is down."""
         if self.sunspec:
             return await self._poll_sunspec(clock)
         ts = clock.now()
         t0 = time.monotonic()
-        raw_blocks = {block: await self._read_block(block) for block in self.blocks}
+        conn = self._connection()
+        raw = []
+        for block in self.blocks:  # a plain loop: the poll loop's hot path, no extra coroutine per block
+            try:
+                regs = await conn.read(block.function, block.address, block.count, self.device.unit_id)
+            except DeviceRefused as exc:
+                log.warning("device %s: %s", self.device.name, exc)
+                regs = None
+            if regs is not None and len(regs) != block.count:  # a malformed answer: no values from it
+                log.warning("device %s: %d registers asked at %d, %d answered", self.device.name, block.count,
+                            block.address, len(regs))
+                regs = None
+            raw.append(regs)
         self.last_latency_s = time.monotonic() - t0
-        if self.profile.clock is not None:
-            regs = registers_for(self.profile.clock, raw_blocks)
-            device_ts = regs and datetime.fromtimestamp(decode_raw(self.profile.clock, regs), timezone.utc)
+        data = [None if regs is None else _words(len(regs)).pack(*regs) for regs in raw]
+        if self._clock is not None:
+            seconds = self._value(self._clock, raw, data)
+            device_ts = None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
             if device_ts and device_ts >= CLOCK_NOT_SET_BEFORE:  # an unset device clock reads 0
                 ts = device_ts
                 if ts == self.last_device_time:
                     return []  # the device has not measured anew since the last poll
                 self.last_device_time = ts
-        values: dict[str, float | None] = {}
-        for spec in self.specs:
-            regs = registers_for(spec, raw_blocks)
-            values[spec.quantity] = (
-                None if regs is None else to_canonical(spec, decode_raw(spec, regs), self.ratios[spec.quantity])
-            )
-        return self._readings(ts, values, self._limits)
+        readings = []
+        append = readings.append
+        for pid, bi, off, count, unpack, n, d, spec, ratio, lo, hi in self._plan:
+            block = data[bi] if bi >= 0 else None
+            if block is None:
+                append(Reading(pid, ts, None, Quality.BAD))
+                continue
+            value = unpack(block, 2 * off)[0] if unpack is not None else decode_raw(spec, raw[bi][off:off + count])
+            if n is not None:
+                # integers: the exact rational raw x n / d rounded once (as to_canonical does)
+                value = value * n / d
+            else:
+                value = to_canonical(spec, value, ratio)  # floats: NaN and infinity are no number
+                if value is None:
+                    append(Reading(pid, ts, None, Quality.BAD))
+                    continue
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                append(Reading(pid, ts, value, Quality.SUSPECT))
+            else:
+                append(Reading(pid, ts, value, Quality.GOOD))
+        return readings
+
+    @staticmethod
+    def _value(located: tuple, raw: list, data: list) -> int | float | None:
+        bi, off, count, unpack, spec = located
+        if data[bi] is None:
+            return None
+        return unpack(data[bi], 2 * off)[0] if unpack is not None else decode_raw(spec, raw[bi][off:off + count])
 
     def _readings(self, ts: datetime, values: dict[str, float | None],
                   limits: dict[str, tuple[float | None, float | None]]) -> list[Reading]:
@@ -167,7 +223,12 @@ class ModbusDevice:
         self.sunspec_base = dev.base
         self._sunspec_span = dev.span
         wanted = set(self.device.sunspec_models) if self.device.sunspec_models is not None else None
-        return self._readings(ts, dev.quantities(wanted), {})
+        values = dev.quantities(wanted)
+        if self.power_sign != 1:
+            for q in POWER_QUANTITIES & values.keys():
+                if values[q] is not None:
+                    values[q] = -values[q]
+        return self._readings(ts, values, {})
 
     async def run(self, clock: Clock, sink: Sink, stop: asyncio.Event) -> None:
         """Poll at every whole multiple of the poll interval until ``stop`` is set."""
@@ -191,6 +252,19 @@ class ModbusDevice:
                     if asyncio.iscoroutine(result):
                         await result
             await _wait(clock, next_aligned(clock.now(), interval), stop)
+
+
+@lru_cache(maxsize=None)
+def _words(n: int) -> struct.Struct:
+    """Packs n registers into their 2n bytes, high byte first, as they came over the wire."""
+    return struct.Struct(f">{n}H")
+
+
+def _scaled_range(lo: float | None, hi: float | None, factor: Decimal) -> tuple[float | None, float | None]:
+    """A plausible range (as the device measures it) in stored terms: scaled, and swapped by a
+    negative factor (a power sign)."""
+    lo_s, hi_s = (None if x is None else float(Decimal(repr(x)) * factor) for x in (lo, hi))
+    return (hi_s, lo_s) if factor < 0 else (lo_s, hi_s)
 
 
 async def _wait(clock: Clock, until: datetime, stop: asyncio.Event) -> None:

@@ -189,7 +189,13 @@ class SimulatedDevice:
 
     def values(self) -> dict[str, float]:
         s = self.plant.state
-        power = s.power_w.get(self.power_key, 0.0)
+        # the plant's power in our stored convention (grid + import, PV + generation, battery +
+        # discharge; docs/devices.md "Power sign"), served as the meter measures it: positive
+        # when its energy_import counts up
+        stored = s.power_w.get(self.power_key, 0.0)
+        if self.power_key == "battery":
+            stored = -stored  # the plant keeps battery power positive on charge
+        power = stored * self.device.power_sign
         out: dict[str, float] = {}
         for reg in self.profile.registers:
             q = reg.quantity

@@ -6,8 +6,10 @@ scaling), scale factors per ``sunssf`` point; a point left out (or given as None
 not-implemented sentinel, exactly as a real device that does not implement it. Anything outside
 the image is not defined, so a read there is answered with an illegal-address exception.
 
-``python -m collectors.sunspec_sim --port 1502`` serves the demo plant: a hybrid inverter with a
-battery (models 1, 103, 120, 124, 701, 702, 713, 802) on unit 1 and a grid meter (1, 203) on unit 2.
+``python -m collectors.sunspec_sim --port 1502`` serves the demo plant: a PV inverter (models 1, 103,
+120, 701, 702) on unit 1, a grid meter (1, 203) on unit 2 and a battery inverter (1, 701, 702, 713,
+802) on unit 3. :func:`demo_inverter` is a hybrid inverter with a battery (1, 103, 120, 124, 701,
+702, 713, 802) on one unit id.
 """
 
 from __future__ import annotations
@@ -130,6 +132,35 @@ def demo_inverter(unit_id: int = 1, base: int = 40000) -> SimulatedSunSpec:
     ])
 
 
+def demo_pv_inverter(unit_id: int = 1, base: int = 40000) -> SimulatedSunSpec:
+    """A 50 kW three-phase PV inverter (DERTyp PV), producing 12.3 kW."""
+    hybrid = dict(demo_inverter(unit_id, base).chain)
+    return SimulatedSunSpec(unit_id, base=base, chain=[
+        (1, {**hybrid[1], "Md": "SIM-PV-50K", "SN": "GG-PV-0001"}),
+        (103, hybrid[103]),
+        (120, {"DERTyp": 4, "WRtg_SF": 2, "WRtg": 50_000, "VARtg_SF": 2, "VARtg": 50_000}),
+        (701, {**hybrid[701], "TotWhAbs": 1_234}),   # a little taken in at night
+        (702, {"W_SF": 2, "WMaxRtg": 50_000, "V_SF": 0, "VNomRtg": 230, "A_SF": 0, "AMaxRtg": 80}),
+    ])
+
+
+def demo_battery(unit_id: int = 3, base: int = 40000) -> SimulatedSunSpec:
+    """A 100 kW / 200 kWh battery inverter (no PV: no nameplate model 120), discharging 40 kW."""
+    return SimulatedSunSpec(unit_id, base=base, chain=[
+        (1, {"Mn": "GreenGauge", "Md": "SIM-BAT-100K", "Vr": "1.2", "SN": "GG-BAT-0003", "DA": unit_id}),
+        (701, {"ACType": 3, "St": 2, "InvSt": 4, "ConnSt": 2, "W_SF": 1, "W": 40_000, "V_SF": -1,
+               "VL1": 230.2, "VL2": 230.0, "VL3": 229.7, "Hz_SF": -3, "Hz": 50.0, "TotWh_SF": 0,
+               "TotWhInj": 45_678_000, "TotWhAbs": 51_234_000, "A_SF": -1, "AL1": 58.0, "AL2": 58.1, "AL3": 57.9}),
+        (702, {"W_SF": 3, "WMaxRtg": 100_000, "WChaRteMaxRtg": 100_000, "WDisChaRteMaxRtg": 100_000,
+               "V_SF": 0, "VNomRtg": 230, "A_SF": 0, "AMaxRtg": 160}),
+        (713, {"WH_SF": 3, "WHRtg": 200_000, "WHAvail": 120_000, "Pct_SF": -1, "SoC": 60.0, "SoH": 97.5, "Sta": 1}),
+        (802, {"AHRtg_SF": 0, "AHRtg": 390, "WHRtg_SF": 3, "WHRtg": 200_000, "WChaDisChaMax_SF": 3,
+               "WChaRteMax": 100_000, "WDisChaRteMax": 100_000, "SoC_SF": -1, "SoC": 60.0, "SoH_SF": 0, "SoH": 97,
+               "ChaSt": 5, "Typ": 4, "State": 3, "V_SF": -1, "V": 768.0, "A_SF": -1, "A": 53.0, "W_SF": 1, "W": 40_700,
+               "CellV_SF": -3, "AMax_SF": 0, "DisChaRte_SF": 0, "DoD_SF": 0, "NCyc": 412}),
+    ])
+
+
 def demo_meter(unit_id: int = 2, base: int = 40000) -> SimulatedSunSpec:
     """A three-phase grid meter (model 203), importing 30.5 kW."""
     return SimulatedSunSpec(unit_id, base=base, chain=[
@@ -151,14 +182,15 @@ async def serve(devices: list[SimulatedSunSpec], host: str = "127.0.0.1", port: 
 
 
 def main() -> None:  # pragma: no cover - a demo entry point
-    ap = argparse.ArgumentParser(description="Serve a simulated SunSpec hybrid inverter (unit 1) and meter (unit 2)")
+    ap = argparse.ArgumentParser(description="Serve a simulated SunSpec PV inverter (unit 1), grid meter (unit 2) "
+                                 "and battery (unit 3)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=1502)
     args = ap.parse_args()
 
     async def run() -> None:
-        await serve([demo_inverter(), demo_meter()], args.host, args.port)
-        print(f"SunSpec simulator on {args.host}:{args.port} (unit 1 inverter+battery, unit 2 meter)")
+        await serve([demo_pv_inverter(1), demo_meter(2), demo_battery(3)], args.host, args.port)
+        print(f"SunSpec simulator on {args.host}:{args.port} (unit 1 PV inverter, unit 2 grid meter, unit 3 battery)")
         await asyncio.Event().wait()
 
     asyncio.run(run())

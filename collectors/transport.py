@@ -109,7 +109,8 @@ class Connection:
         """Read registers. Raises :class:`DeviceRefused` on an exception response and pymodbus's
         ``ModbusException``/``OSError``/``asyncio.TimeoutError`` when the link is down."""
         async with self.lock:
-            await self._ensure_connected()
+            if not self.client.connected:  # checked here, not in a coroutine of its own: the poll loop's hot path
+                await self._ensure_connected()
             read = (self.client.read_holding_registers if function == "holding"
                     else self.client.read_input_registers)
             self.requests += 1
@@ -122,7 +123,7 @@ class Connection:
                 raise
         if rr.isError():
             raise DeviceRefused(f"unit {unit_id}: {function} registers {address}+{count} refused: {rr}")
-        return list(rr.registers)
+        return rr.registers  # a list of its own for each response
 
     def close(self) -> None:
         self.client.close()

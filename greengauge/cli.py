@@ -133,6 +133,8 @@ def collect_cmd(
     spool_dir: Optional[Path] = typer.Option(
         None, help="where batches wait while the database is away [default: WORKDIR/spool/ENTERPRISE-SITE]"),
     flush_interval: float = typer.Option(1.0, help="seconds between writes to the database"),
+    member: Optional[str] = typer.Option(
+        None, help="this collector's name in the site's MQTT share_group (appended to its client_id)"),
 ) -> None:
     """Poll the site's devices and subscribe to its MQTT topics; store readings until SIGINT/SIGTERM.
 
@@ -146,6 +148,7 @@ def collect_cmd(
     from store.sites import apply_site
 
     import hashlib
+    import re
 
     site = _load_site(file)
     settings = get_settings()
@@ -161,6 +164,10 @@ def collect_cmd(
     # the ids of the last start, so that a restart while the database is away still collects (to the spool)
     known = spool_path / "ids.json"
     digest = hashlib.sha256(site.model_dump_json().encode()).hexdigest()
+    if member is not None:
+        if site.mqtt is None or not re.fullmatch(r"[A-Za-z0-9_.-]+", member):
+            fail(f"--member {member!r}: needs an mqtt section, and letters, digits, '_', '.', '-' only")
+        site = site.model_copy(update={"mqtt": site.mqtt.model_copy(update={"member": member})})
     try:
         try:
             with psycopg.connect(settings.database_url, connect_timeout=10) as conn:

@@ -3,8 +3,9 @@
 ``greengauge devices scan HOST[:PORT] [--unit-ids 1-10]`` asks each unit id for a SunSpec marker
 ('SunS' at 40000, 0 or 50000), walks its model chain, and reports the models, the manufacturer,
 model and serial number (model 1) and the nameplate (models 120, 702, 713, 802). It then prints a
-``devices:`` entry per device found, with the points the device actually delivers, ready to paste
-into the site file.
+``devices:`` entry per device found, with the points the device actually delivers and the role
+each energy counter likely plays (inverter: pv_generation; battery: storage_charge/discharge;
+meter: grid_import/export), marked for confirmation, ready to paste into the site file.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ NAMEPLATE = [
     (802, "WHRtg", "battery energy rating", "Wh"), (802, "AHRtg", "battery charge rating", "Ah"),
     (802, "WChaRteMax", "battery max charge rate", "W"), (802, "WDisChaRteMax", "battery max discharge rate", "W"),
 ]
-#: the site-file role a quantity of a device of this kind usually plays (left for the user to confirm)
+#: the site-file role a counter of a device of this kind usually plays: proposed, for the user to confirm
 ROLE_HINTS = {
     ("meter", "energy_import"): "grid_import", ("meter", "energy_export"): "grid_export",
     ("inverter", "energy_export"): "pv_generation",
-    ("storage", "energy_import"): "storage_charge", ("storage", "energy_export"): "storage_discharge",
+    ("battery", "energy_import"): "storage_charge", ("battery", "energy_export"): "storage_discharge",
 }
+#: SunSpec model 120 DERTyp: the DER types that include PV
+DERTYP_PV = {4: "PV", 82: "PV_STOR"}
 
 
 def parse_target(target: str) -> tuple[str, int]:
@@ -82,11 +85,18 @@ class Found:
 
     @property
     def kind(self) -> str:
+        """meter, inverter (PV), battery, hybrid (PV and battery behind one AC side) or device.
+
+        Inverter models with storage models are a battery inverter, unless the nameplate (120
+        DERTyp) says the DER includes PV: then a hybrid, whose AC counters mix PV and battery.
+        """
         roles = {sunspec.role_of(i) for i in self.device.model_ids}
+        if "inverter" in roles and "storage" in roles:
+            return "hybrid" if (self.device.decoded(120) or {}).get("DERTyp") in DERTYP_PV else "battery"
         if "inverter" in roles:
             return "inverter"
         if "storage" in roles:
-            return "storage"
+            return "battery"
         if "meter" in roles:
             return "meter"
         return "device"
@@ -154,7 +164,7 @@ def device_entry(f: Found, endpoint: Endpoint) -> str:
     """The YAML of one site-file device entry; validated against the site model before printing."""
     q = f.device.quantities()
     kind = f.kind
-    name = f"{kind}-{f.unit_id}"
+    name = f"{'inverter' if kind == 'hybrid' else kind}-{f.unit_id}"
     rated = q.get("capacity_w")
     common = f.device.decoded(1) or {}
     lines = [f"  - name: {name}   # {common.get('Mn') or ''} {common.get('Md') or ''} SN {common.get('SN') or '?'}".rstrip(),
@@ -173,15 +183,20 @@ def device_entry(f: Found, endpoint: Endpoint) -> str:
     lines.append("    points:")
     points = []
     for quantity in sorted(k for k, v in q.items() if v is not None):
-        item = f"{{quantity: {quantity}"
-        if quantity in ("energy_import", "energy_export") and rated:
-            item += f", rated_power_w: {int(rated)}"
-        item += "}"
+        point: dict = {"quantity": quantity}
         hint = ROLE_HINTS.get((kind, quantity))
-        if kind == "inverter" and {"storage"} & {sunspec.role_of(i) for i in f.device.model_ids}:
-            hint = None  # a hybrid inverter's AC counters mix PV and battery: the user decides
-        points.append({"quantity": quantity, **({"rated_power_w": int(rated)} if "rated_power_w" in item else {})})
-        lines.append(f"      - {item}" + (f"   # role: {hint}?" if hint else ""))
+        if hint:
+            point["role"] = hint
+        if quantity in ("energy_import", "energy_export") and rated:
+            point["rated_power_w"] = int(rated)
+        points.append(point)
+        item = "{" + ", ".join(f"{k}: {v}" for k, v in point.items()) + "}"
+        note = ""
+        if hint:
+            note = f"   # role proposed for a {kind}: confirm"
+        elif kind == "hybrid" and quantity in ("energy_import", "energy_export"):
+            note = "   # hybrid inverter: AC counter of PV and battery together; no role proposed"
+        lines.append(f"      - {item}{note}")
     if only is not None:
         meters = [i for i, r in roles.items() if r == "meter"]
         lines.append(f"    # meter model(s) {meters} answer on this unit id too; a site file holds one device per "
@@ -215,7 +230,9 @@ def scan(
         raise typer.Exit(1)
     for f in found:
         describe(f)
-    console.print("\n# paste under devices: in the site file (confirm the roles marked with ?)", highlight=False)
+    console.print("\n# paste under devices: in the site file. Roles are proposed from each device's SunSpec models:\n"
+                  "# confirm each line marked 'confirm' (the role also sets the sign of the device's power: "
+                  "docs/devices.md)", highlight=False)
     console.print("devices:", highlight=False)
     for f in found:
         console.print(device_entry(f, endpoint), highlight=False, markup=False)

@@ -66,11 +66,47 @@ def add_reader(
     console.print(f"reader {r.name} created: sees {scope}, {'reads and enters data' if r.can_write else 'read-only'}")
     console.print(f"connect: {reader_url(get_settings().database_url, replace(r, password=None))}")
     if fd is not None:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(r.password + "\n")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(r.password + "\n")
+        except OSError as exc:
+            fail(f"reader {r.name} was created but its secret could not be written to {secret_file} "
+                 f"({exc.strerror}): run `greengauge tenants revoke {r.name}` and add it again")
         console.print(f"password written to {secret_file} (mode 0600); it is not shown again")
     else:
         console.print(f"password (shown once, not stored): {r.password}", highlight=False)
+
+
+@app.command("add-job")
+def add_job(
+    collector: bool = typer.Option(False, "--collector", help="a collector's login: inserts readings, findings, health"),
+    flows: bool = typer.Option(False, "--flows", help="the flows' login: reads everything, writes the results"),
+    name: str = typer.Option(..., "--name", help="role name (the database prefix is added)"),
+    secret_file: Optional[Path] = typer.Option(None, "--secret-file",
+                                               help="write the password to this new file (mode 0600)"),
+) -> None:
+    """Create a login for a collector or for the flows (members of the job roles of docs/tenancy.md)."""
+    from store.tenancy import TenancyError, add_job_login
+
+    if collector == flows:
+        fail("give exactly one of --collector or --flows")
+    fd = _open_secret_file(secret_file) if secret_file is not None else None
+    try:
+        with connect() as conn:
+            conn.autocommit = True
+            role, password = add_job_login(conn, "collector" if collector else "flows", name)
+    except (TenancyError, psycopg.Error) as exc:
+        if fd is not None:
+            os.close(fd)
+            secret_file.unlink()
+        fail(f"login not created: {exc}")
+    console.print(f"{'collector' if collector else 'flows'} login {role} created")
+    if fd is not None:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(password + "\n")
+        console.print(f"password written to {secret_file} (mode 0600); it is not shown again")
+    else:
+        console.print(f"password (shown once, not stored): {password}", highlight=False)
 
 
 @app.command("list")

@@ -254,9 +254,9 @@ def draw_day_chart(conn: psycopg.Connection, run: SimulatedRun, path: Path) -> P
     b_t, b_v = get("battery")
     ax.plot(g_t, [v / 1000 for v in g_v], label="grid (import +)", color="tab:gray")
     ax.plot(p_t, [v / 1000 for v in p_v], label="PV", color="tab:orange")
-    ax.plot(b_t, [v / 1000 for v in b_v], label="battery (charge +)", color="tab:blue")
+    ax.plot(b_t, [v / 1000 for v in b_v], label="battery (discharge +)", color="tab:blue")
     if g_t and len(g_t) == len(p_t) == len(b_t):
-        load = [(g + p - b) / 1000 for g, p, b in zip(g_v, p_v, b_v)]
+        load = [(g + p + b) / 1000 for g, p, b in zip(g_v, p_v, b_v)]  # stored signs: docs/devices.md
         ax.plot(g_t, load, label="load", color="black", linewidth=1.5)
     ax.set_ylabel("power [kW]")
     ax.axhline(0, color="lightgray", linewidth=0.8)

@@ -62,6 +62,9 @@ class RegisterSpec(_Strict):
     vendor_name: str | None = Field(default=None, description="the register's name in the maker's manual")
     min: float | None = Field(default=None, description="plausible minimum, canonical unit")
     max: float | None = Field(default=None, description="plausible maximum, canonical unit")
+    sign: Literal[1, -1] = Field(
+        default=1, description="-1 for a power register positive in the direction energy_export counts "
+        "(e.g. an inverter's generation): the collector's native power is positive when energy_import counts up")
     ct_pt: bool = Field(
         default=False,
         description="the meter reports this value on the secondary side of its CT/PT: the collector "
@@ -77,6 +80,8 @@ class RegisterSpec(_Strict):
         unit_factor(self.unit, self.quantity)  # raises with a clear message
         if self.ct_pt and QUANTITIES[self.quantity].unit not in _RATIO_KIND:
             raise ValueError(f"ct_pt does not apply to {self.quantity!r} (only to V, A, W and Wh quantities)")
+        if self.sign != 1 and not self.quantity.startswith("active_power"):
+            raise ValueError(f"sign goes with active power registers, not with {self.quantity!r}")
         if self.address + self.count - 1 > 65535:
             raise ValueError(f"register at {self.address} of type {self.type} runs past address 65535")
         return self

@@ -27,7 +27,7 @@ QUANTITIES: dict[str, Quantity] = {
     for q in [
         Quantity("energy_import", "Wh", "counter", "active energy imported (delivered to the site side of the meter)"),
         Quantity("energy_export", "Wh", "counter", "active energy exported"),
-        Quantity("active_power", "W", "gauge", "total active power, positive = import"),
+        Quantity("active_power", "W", "gauge", "total active power; its sign follows the device's role (docs/devices.md)"),
         Quantity("active_power_l1", "W", "gauge", "active power phase L1"),
         Quantity("active_power_l2", "W", "gauge", "active power phase L2"),
         Quantity("active_power_l3", "W", "gauge", "active power phase L3"),

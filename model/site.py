@@ -6,6 +6,8 @@ Validated with pydantic; errors name the file, the line and the field (see
 
 from __future__ import annotations
 
+import os
+import ssl
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -75,6 +77,31 @@ class PointConfig(_Strict):
 
 
 SUNSPEC_PROFILE = "sunspec"  # not a file: the device is read by walking its SunSpec model chain
+
+#: the power gauges whose sign follows the device's role (docs/devices.md, "Power sign")
+POWER_QUANTITIES = frozenset({"active_power", "active_power_l1", "active_power_l2", "active_power_l3"})
+#: +1 where a role's counter counts the direction its power is positive in: grid power is positive
+#: on import, PV power on generation, battery power on discharge, a sub-meter's on consumption
+_ROLE_POLARITY = {"grid_import": 1, "grid_export": -1, "pv_generation": 1, "storage_discharge": 1,
+                  "storage_charge": -1, "subproject": 1}
+
+
+def power_sign(points: list[PointConfig]) -> Literal[1, -1]:
+    """The factor from a device's native power (positive when its ``energy_import`` counts up) to
+    the stored one (positive in its role's direction): -1 when the role's positive direction is
+    the one ``energy_export`` counts, e.g. a PV meter whose export is the generation.
+
+    Raises ``ValueError`` when the device's roles ask for opposite signs.
+    """
+    signs = {}
+    for p in points:
+        if p.role is not None and p.quantity in ("energy_import", "energy_export"):
+            signs[p.role] = _ROLE_POLARITY[p.role] * (1 if p.quantity == "energy_import" else -1)
+    if len(set(signs.values())) > 1:
+        described = ", ".join(f"{p.role} on {p.quantity}" for p in points if p.role in signs)
+        raise ValueError(f"roles {described} give this device's power opposite signs (grid power is positive on "
+                         "import, PV power on generation, battery power on discharge): one device plays one part")
+    return next(iter(signs.values()), 1)
 
 
 class DeviceConfig(_Strict):
@@ -154,7 +181,13 @@ class DeviceConfig(_Strict):
             if p.quantity in seen:
                 raise ValueError(f"quantity {p.quantity!r} is listed twice")
             seen.add(p.quantity)
+        power_sign(self.points or [])
         return self
+
+    @property
+    def power_sign(self) -> Literal[1, -1]:
+        """Native power (positive when energy_import counts up) times this is the stored power."""
+        return power_sign(self.points or [])
 
     @property
     def endpoint(self) -> str:
@@ -193,13 +226,59 @@ class SimulationConfig(_Strict):
 
 
 class MqttTls(_Strict):
-    """TLS to the broker; all paths are PEM files. ``enabled`` with no paths uses the system CAs."""
+    """TLS to the broker; all paths are PEM files. ``enabled`` with no paths uses the system CAs.
+
+    The files are checked when the site file is loaded (``site check``, ``collect``): a CA file that
+    is missing or no PEM certificate would otherwise show only when the collector first connects.
+    """
 
     enabled: bool = True
     ca_certs: str | None = None
     certfile: str | None = Field(default=None, description="client certificate, for brokers that require one")
     keyfile: str | None = None
     insecure: bool = Field(default=False, description="skip the broker host name check (test brokers only)")
+
+    @field_validator("ca_certs")
+    @classmethod
+    def _ca_loads(cls, value: str | None) -> str | None:
+        if value is not None:
+            _readable(value, "CA file")
+            try:
+                ssl.create_default_context(cafile=value)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ValueError(f"CA file {value!r} holds no PEM certificate ({exc})") from None
+        return value
+
+    @field_validator("certfile", "keyfile")
+    @classmethod
+    def _files_exist(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            _readable(value, "client certificate" if info.field_name == "certfile" else "client key")
+        return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> MqttTls:
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile needs certfile (the client certificate it belongs to)")
+        if self.certfile is not None:
+            try:
+                ssl.create_default_context().load_cert_chain(self.certfile, self.keyfile)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ValueError(f"client certificate {self.certfile!r} / key {self.keyfile!r} do not load "
+                                 f"({exc})") from None
+        return self
+
+
+def _readable(path: str, what: str) -> None:
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{what} {path!r} not found" + ("" if p.is_absolute() else
+                         f" (relative to the working directory {Path.cwd()})"))
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{what} {path!r} cannot be read ({exc.strerror})") from None
 
 
 class MqttDeviceConfig(_Strict):
@@ -288,6 +367,8 @@ class MqttConfig(_Strict):
     username: str | None = None
     password: str | None = None
     password_env: str | None = Field(default=None, description="environment variable holding the password")
+    password_file: str | None = Field(default=None, description="file holding the password (a Docker secret: "
+                                      "/run/secrets/...); one line, its trailing newline ignored")
     tls: MqttTls | None = None
     client_id: str | None = Field(default=None, description="stable id of the persistent session; "
                                   "defaults to greengauge-<enterprise>-<site>")
@@ -300,11 +381,64 @@ class MqttConfig(_Strict):
                                  description="messages the broker may send before the collector acknowledges")
     reconnect_min_s: int = Field(default=1, ge=1)
     reconnect_max_s: int = Field(default=60, ge=1)
+    max_payload_bytes: int = Field(default=262_144, ge=64, description="a bigger payload is not parsed: its "
+                                   "points are stored bad with an oversized_payload finding")
+    takeover_backoff_s: float = Field(default=60.0, gt=0, description="wait after another client took the "
+                                      "session (same client_id) over; doubles at each takeover, up to 1 h")
+    share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$", description=(
+        "MQTT 5 shared subscriptions: collectors with the same group share the topics ($share/GROUP/...), "
+        "each message goes to one of them; each needs its own client_id (greengauge collect --member)"))
+    member: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$", description=(
+        "this collector's name in its share group, appended to the client_id (greengauge collect --member)"))
     devices: list[MqttDeviceConfig] = Field(min_length=1)
     subscriptions: list[MqttSubscription] = Field(min_length=1)
 
+    @field_validator("password", "password_env", "password_file")
+    @classmethod
+    def _needs_user(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("username"):
+            raise ValueError(f"{info.field_name} without username: the broker is sent no password unless a "
+                             "username goes with it; add username")
+        return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _one_password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            given = [k for k in ("password", "password_env") if info.data.get(k) is not None]
+            if given:
+                raise ValueError(f"password_file and {given[0]} are both given; keep one")
+            _readable(value, "password file")
+        return value
+
+    def secret(self) -> str | None:
+        """The password to send, from wherever the site file says it is (None: none)."""
+        if self.password is not None:
+            return self.password
+        if self.password_env is not None:
+            return os.environ.get(self.password_env)
+        if self.password_file is not None:
+            return Path(self.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        return None
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_set(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            if info.data.get("password") is not None:
+                raise ValueError("password and password_env are both given; keep one (password_env)")
+            if value not in os.environ:
+                raise ValueError(f"environment variable {value} (password_env) is not set: export it where the "
+                                 "collector runs")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> MqttConfig:
+        if self.share_group is not None and self.protocol != "5":
+            raise ValueError("share_group needs protocol '5' (shared subscriptions are an MQTT 5 feature)")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError(f"reconnect_min_s ({self.reconnect_min_s}) is above reconnect_max_s "
+                             f"({self.reconnect_max_s})")
         names = [d.name for d in self.devices]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:

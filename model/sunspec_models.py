@@ -74,7 +74,14 @@ class Model(_Strict):
     role: Role
     length: int = Field(ge=1)
     like: int | None = None
+    rename: dict[str, str] = Field(default={}, description="with like: point names this model spells differently")
     points: list[Point] = []
+
+    def renamed(self, points: list[Point]) -> list[Point]:
+        """``points`` (the like model's) under this model's names; scale-factor references follow."""
+        r = self.rename
+        return [p.model_copy(update={"name": r.get(p.name, p.name), "sf": r.get(p.sf, p.sf) if p.sf else None})
+                for p in points]
 
 
 class ModelFile(_Strict):
@@ -88,7 +95,12 @@ class ModelFile(_Strict):
                 base = by_id.get(m.like)
                 if base is None or base.like is not None or base.length != m.length:
                     raise ValueError(f"model {m.id}: like {m.like} must name a model of the same length with points")
+                unknown = set(m.rename) - {p.name for p in base.points}
+                if unknown:
+                    raise ValueError(f"model {m.id}: rename names point(s) {sorted(unknown)} that model {m.like} lacks")
                 continue
+            if m.rename:
+                raise ValueError(f"model {m.id}: rename goes with like")
             names = {p.name: p for p in m.points}
             end = 0
             for p in sorted(m.points, key=lambda p: p.offset):
@@ -108,7 +120,7 @@ def models() -> dict[int, Model]:
     data = load_model(MODELS_FILE, ModelFile)
     by_id = {m.id: m for m in data.models}
     return {
-        m.id: (m.model_copy(update={"points": by_id[m.like].points}) if m.like is not None else m)
+        m.id: (m.model_copy(update={"points": m.renamed(by_id[m.like].points)}) if m.like is not None else m)
         for m in data.models
     }
 

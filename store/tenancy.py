@@ -101,15 +101,16 @@ def service_role(conn: psycopg.Connection, *, password: str | None = None) -> st
         if password is not None:
             conn.execute(sql.SQL("ALTER ROLE {} ").format(sql.Identifier(name)) + _password_clause(conn, name, password))
         for (reader,) in conn.execute(
-                "SELECT t.role_name FROM tenant_scope t JOIN pg_roles r ON r.rolname = t.role_name").fetchall():
+                """SELECT t.role_name FROM tenant_scope t JOIN pg_roles r ON r.rolname = t.role_name
+                   WHERE NOT pg_has_role(%s, r.oid, 'MEMBER')""", (name,)).fetchall():
             conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(reader), sql.Identifier(name)))
     return name
 
 
 def grant_to_service(conn: psycopg.Connection, reader_name: str) -> None:
-    """Let the API's service role run requests as ``reader_name`` (``SET LOCAL ROLE``)."""
-    name = service_role(conn)
-    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(reader_name), sql.Identifier(name)))
+    """Let the API's service role run requests as ``reader_name`` (``SET LOCAL ROLE``); it sees
+    nothing through the grant itself (NOINHERIT)."""
+    service_role(conn)  # creates it if needed and grants it every reader of tenant_scope
 
 
 def add_reader(conn: psycopg.Connection, *, enterprise: str | None = None, park: str | None = None,
@@ -194,9 +195,10 @@ def add_job_login(conn: psycopg.Connection, job: Literal["collector", "flows"], 
     """A login role for a collector or the flows (a member of that job role); returns (name, password)."""
     if job not in ("collector", "flows"):
         raise TenancyError(f"job logins are for the collector or the flows, not {job!r}")
+    _check_migrated(conn)
     full = _full_name(conn, name)
     if _role_exists(conn, full):
-        raise TenancyError(f"a role named {full} already exists")
+        raise TenancyError(f"a role named {full} already exists; choose another --name")
     password = secrets.token_urlsafe(24)
     with conn.transaction():
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN INHERIT ").format(sql.Identifier(full))
@@ -218,13 +220,21 @@ def tenant_transaction(conn: psycopg.Connection, reader_name: str) -> Iterator[p
 def reader_url(base_url: str, reader: Reader) -> str:
     """A libpq URL for ``reader`` on the server and database of ``base_url`` (with its password when known)."""
     params = conninfo_to_dict(base_url)
-    host = params.get("host", "localhost")
-    port = params.get("port")
+    host = params.pop("host", "localhost")
+    port = params.pop("port", None)
+    dbname = params.pop("dbname", "")
+    for key in ("user", "password", "passfile"):
+        params.pop(key, None)
     auth = quote(reader.name, safe="")
     if reader.password:
         auth += ":" + quote(reader.password, safe="")
-    netloc = auth + "@" + (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-    return f"postgresql://{netloc}/{quote(params.get('dbname', ''), safe='')}"
+    if host.startswith("/"):  # a Unix socket directory
+        host = quote(host, safe="")
+    elif ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = auth + "@" + host + (f":{port}" if port else "")
+    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in sorted(params.items()))  # sslmode, …
+    return f"postgresql://{netloc}/{quote(dbname, safe='')}" + (f"?{query}" if query else "")
 
 
 def drop_roles(admin_url: str, dbname: str) -> list[str]:

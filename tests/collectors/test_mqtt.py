@@ -215,7 +215,11 @@ def test_garbage_on_the_wire_is_stored_bad_or_reported_and_the_collector_keeps_g
         pub.publish(f"{prefix}/pv1/a/power", b"1.5")  # still running: a good one after the garbage
         assert await _until(lambda: _count(conn) == 3 + 3 + 3 + 1 + 3 + 1)
         await asyncio.sleep(0.5)  # findings and health written
+        conn.commit()
+        seen["health"] = dict(conn.execute(  # while it runs (a stopped collector's devices are not collected)
+            "SELECT d.name, h.status FROM device_health h JOIN device d USING (device_id)").fetchall())
 
+    seen = {}
     asyncio.run(_run(site, ids, db_url, body))
     pub.close()
     q = {r[0]: r[1] for r in conn.execute("SELECT quality, count(*) FROM reading GROUP BY quality")}
@@ -225,9 +229,7 @@ def test_garbage_on_the_wire_is_stored_bad_or_reported_and_the_collector_keeps_g
     assert ts < datetime.now(timezone.utc) + timedelta(seconds=5)
     kinds = {r[0] for r in conn.execute("SELECT kind FROM collector_finding")}
     assert {"malformed_payload", "wrong_type", "not_a_number", "unknown_topic", "future_timestamp"} <= kinds
-    health = dict(conn.execute(
-        "SELECT d.name, h.status FROM device_health h JOIN device d USING (device_id)").fetchall())
-    assert health == {"gw1": "ok", "pv1": "ok"}
+    assert seen["health"] == {"gw1": "ok", "pv1": "ok"}
     assert conn.execute("SELECT profile, transport->>'kind' FROM device WHERE name = 'gw1'").fetchone() == (None, "mqtt")
 
 
@@ -249,10 +251,10 @@ def test_tls_and_password_to_a_private_broker_and_a_wrong_password_reported_not_
         prefix = unique()
         base = mqtt_site(prefix, port=port).model_dump(mode="json", exclude_none=True)
         base["mqtt"].update(tls={"ca_certs": ca}, username="gg", password_env="GG_TEST_MQTT_PASSWORD")
+        os.environ["GG_TEST_MQTT_PASSWORD"] = "s3cret"  # (site validation checks that it is set)
         site = SiteConfig.model_validate(base)
         ids = applied(conn, site)
         pub = Publisher("127.0.0.1", port, ca_certs=ca, username="gg", password="s3cret")
-        os.environ["GG_TEST_MQTT_PASSWORD"] = "s3cret"
 
         async def body(parts):
             pub.publish(f"{prefix}/pv1/x/power", b"2")
@@ -263,18 +265,24 @@ def test_tls_and_password_to_a_private_broker_and_a_wrong_password_reported_not_
 
         # the wrong password: refused, logged once, the collector stays up and keeps trying
         os.environ["GG_TEST_MQTT_PASSWORD"] = "wrong"
+        seen = {}
 
         async def refused():
             stop = asyncio.Event()
-            task = asyncio.create_task(collect(site, ids, db_url, WallClock(), stop, flush_interval_s=0.1))
+            task = asyncio.create_task(collect(site, ids, db_url, WallClock(), stop, flush_interval_s=0.1,
+                                               health_interval_s=0.2))
             await asyncio.sleep(2.5)
             assert not task.done()
+            conn.commit()  # the devices are away with that reason (greengauge status), while it runs
+            seen["health"] = conn.execute("SELECT h.status, h.last_error FROM device_health h JOIN device d "
+                                          "USING (device_id) WHERE d.name = 'gw1'").fetchone()
             stop.set()
             await task
 
         with caplog.at_level(logging.ERROR, logger="collectors.mqtt"):
             asyncio.run(refused())
         assert len([r for r in caplog.records if "refused the connection" in r.getMessage()]) == 1
+        assert seen["health"][0] == "away" and "refused the connection" in seen["health"][1]
         pub.close()
     finally:
         os.environ.pop("GG_TEST_MQTT_PASSWORD", None)

@@ -265,22 +265,48 @@ def test_devices_scan_reports_the_devices_and_prints_pasteable_entries():
             except OSError:
                 assert time.monotonic() < deadline, "the SunSpec simulator did not start"
                 time.sleep(0.1)
-        result = CliRunner().invoke(app, ["scan", f"127.0.0.1:{port}", "--unit-ids", "1-3", "--timeout", "1"])
+        result = CliRunner().invoke(app, ["scan", f"127.0.0.1:{port}", "--unit-ids", "1-4", "--timeout", "1"])
     finally:
         proc.terminate()
         proc.wait(10)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "SIM-HYB-50K" in out and "GG-INV-0001" in out and "SIM-METER-3P" in out
+    assert "SIM-PV-50K" in out and "GG-PV-0001" in out and "SIM-METER-3P" in out and "SIM-BAT-100K" in out
     assert "rated active power" in out and "50,000 W" in out   # nameplate from 120/702
-    assert "battery energy rating" in out                       # from 802
+    assert "battery energy rating" in out and "200,000 Wh" in out  # from 802
     entries = YAML(typ="safe").load(out[out.index("\ndevices:\n"):])["devices"]
     assert [(e["name"], e["unit_id"], e["sunspec_base"]) for e in entries] == [
-        ("inverter-1", 1, 40000), ("meter-2", 2, 40000)]
+        ("inverter-1", 1, 40000), ("meter-2", 2, 40000), ("battery-3", 3, 40000)]
     for e in entries:
         DeviceConfig(**e)  # pasteable: the site model accepts it as it is
-    meter_points = {p["quantity"] for p in entries[1]["points"]}
-    assert {"energy_import", "energy_export", "active_power", "voltage_l1"} <= meter_points
+    roles = [{p["quantity"]: p.get("role") for p in e["points"]} for e in entries]
+    # the roles proposed, each marked for confirmation
+    assert roles[0]["energy_export"] == "pv_generation" and roles[0]["energy_import"] is None
+    assert (roles[1]["energy_import"], roles[1]["energy_export"]) == ("grid_import", "grid_export")
+    assert (roles[2]["energy_import"], roles[2]["energy_export"]) == ("storage_charge", "storage_discharge")
+    assert out.count("# role proposed for a") == 5
+    assert {"energy_import", "energy_export", "active_power", "voltage_l1"} <= set(roles[1])
+    rated = [{p["quantity"]: p.get("rated_power_w") for p in e["points"]}["energy_export"] for e in entries]
+    assert rated == [50_000, None, 100_000]  # 702 WMaxRtg (the meter has no nameplate)
+
+
+def test_scan_proposes_no_energy_role_for_a_hybrid_inverter():
+    from ruamel.yaml import YAML
+
+    from greengauge.cli_devices import Found, device_entry
+
+    image = build_image(demo_inverter().chain)  # PV and battery behind one AC side (120 DERTyp PV_STOR)
+
+    async def read(address, count):
+        return image[address - 40000 : address - 40000 + count]
+
+    dev = asyncio.run(sunspec.scan(read))
+    assert Found(1, dev).kind == "hybrid"
+    text = device_entry(Found(1, dev), Endpoint("tcp", "127.0.0.1", 502))
+    (entry,) = YAML(typ="safe").load(text)
+    assert entry["name"] == "inverter-1"
+    assert all("role" not in p for p in entry["points"])
+    assert text.count("hybrid inverter: AC counter of PV and battery together") == 2
 
 
 def test_sunspec_models_picks_the_inverter_when_a_meter_shares_the_unit_id():
@@ -350,3 +376,250 @@ def test_the_simulator_serves_changed_values_and_the_bulk_reread_sees_them():
     first, second = run(go())
     assert [r.value for r in first] == [-12_300.0, 123_456_789.0]
     assert [r.value for r in second] == [-15_000.0, 123_457_000.0]
+
+
+# --- the peer: pysunspec2 (the SunSpec Alliance's library) builds and reads the images ---------------
+
+import random  # noqa: E402
+import struct  # noqa: E402
+
+from sunspec2 import device as ssdevice  # noqa: E402
+from sunspec2 import mb as ssmb  # noqa: E402
+from sunspec2.modbus import client as ssclient  # noqa: E402
+
+from collectors.sunspec_sim import _encode_point  # noqa: E402
+
+_RAW_RANGE = {  # raw values that are numbers, never the not-implemented sentinel
+    "int16": (-32767, 32767), "uint16": (0, 65534), "acc16": (1, 65535), "enum16": (0, 65534),
+    "bitfield16": (0, 65534), "int32": (-2**31 + 1, 2**31 - 1), "uint32": (0, 2**32 - 2), "acc32": (1, 2**32 - 1),
+    "enum32": (0, 2**32 - 2), "bitfield32": (0, 2**32 - 2), "int64": (-2**63 + 1, 2**63 - 1),
+    "uint64": (0, 2**64 - 2), "acc64": (1, 2**63 - 1),
+}
+
+
+def peer_model(model_id: int, rng: random.Random, leave_out: int = 7) -> ssdevice.Model:
+    """A pysunspec2 model with a raw value in every point (every ``leave_out``-th left not
+    implemented); scale factors -3..3, always implemented."""
+    m = ssdevice.Model(model_id=model_id)
+    for i, (name, point) in enumerate(m.points.items()):
+        ptype = point.pdef["type"]
+        if name in ("ID", "L") or ptype == "pad":
+            continue
+        if ptype == "sunssf":
+            point.value = rng.randint(-3, 3)
+        elif i % leave_out == 0:
+            point.value = None
+        elif ptype == "string":
+            point.value = f"gg{name}"[: 2 * point.len]
+        elif ptype == "float32":
+            point.value = rng.randint(-2**20, 2**20) / 8  # exact in float32
+        else:
+            point.value = rng.randint(*_RAW_RANGE[ptype])
+    return m
+
+
+def regs_of(data: bytes) -> list[int]:
+    return list(struct.unpack(f">{len(data) // 2}H", data))
+
+
+def _same(ours, theirs) -> bool:
+    if theirs is None or (isinstance(theirs, float) and math.isnan(theirs)):
+        return ours is None  # not implemented (pysunspec2 keeps a NaN float as a value; we do not)
+    if isinstance(theirs, str):
+        return ours == theirs
+    return ours is not None and float(ours) == pytest.approx(float(theirs), rel=1e-12, abs=1e-9)
+
+
+async def _serve_image(image: list[int], port: int, unit: int = 1, base: int = 40000):
+    sim = SimDevice(id=unit, simdata=[SimData(base, values=image, datatype=DataType.REGISTERS)])
+    server = ModbusTcpServer([sim], address=("127.0.0.1", port))
+    await server.serve_forever(background=True)
+    return server
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_an_image_built_by_pysunspec2_decodes_point_for_point_as_pysunspec2_reads_it(seed):
+    # every model we define, in one chain, with pysunspec2's encoding of random raw values and of
+    # not-implemented points; read over Modbus TCP with our discovery and decoder
+    rng = random.Random(seed)
+    peers = {mid: peer_model(mid, rng) for mid in sorted(sunspec.models())}
+    image = [*sunspec.SUNS]
+    for m in peers.values():
+        image += regs_of(m.get_mb())
+    image += [sunspec.END_ID, 0]
+    port = free_port()
+
+    async def go():
+        server = await _serve_image(image, port)
+        try:
+            return await scan_unit(port, 1)
+        finally:
+            await server.shutdown()
+
+    dev = run(go())
+    assert dev.model_ids == list(peers)
+    compared = 0
+    for block in dev.blocks:
+        ours = sunspec.decode_model(block.model, block.data)
+        theirs = ssdevice.Model(model_id=block.id, data=peers[block.id].get_mb())  # pysunspec2 parses its bytes
+        assert not theirs.error_info, theirs.error_info
+        for name, point in theirs.points.items():
+            if name in ("ID", "L") or point.pdef["type"] == "pad":
+                continue
+            assert _same(ours[name], point.cvalue), f"model {block.id} {name}: ours {ours[name]!r}, pysunspec2 {point.cvalue!r}"
+            compared += 1
+    assert compared == sum(1 for m in sunspec.models().values() for p in m.points if p.type != "pad")  # all of them
+
+
+def _poll_image(image: list[int], points: tuple[str, ...]):
+    port = free_port()
+    return poll(sunspec_device(port, points=points), lambda: _serve_with(image, port))
+
+
+async def _serve_with(image, port):
+    return [await _serve_image(image, port)]
+
+
+def test_a_500_kw_rating_built_by_pysunspec2_is_stored_as_500_kw():
+    # 702 as the Alliance lays it out (PFOvrExt/PFUndExt included): W_SF at offset 43. Read two
+    # registers early, the rating came out as 50 W (WMaxRtg 500 x 10^-1 from the wrong register).
+    m702 = ssdevice.Model(model_id=702)
+    m702.points["W_SF"].value = 3
+    m702.points["PF_SF"].value = -1
+    m702.points["WMaxRtg"].cvalue = 500_000   # 500 x 10^3 W
+    m702.points["PFOvrExt"].value = 9         # the registers that used to be missing
+    m702.points["PFUndExt"].value = 9
+    m1 = ssdevice.Model(model_id=1)
+    m1.points["Mn"].value = "X"
+    image = [*sunspec.SUNS, *regs_of(m1.get_mb()), *regs_of(m702.get_mb()), sunspec.END_ID, 0]
+    (readings,) = _poll_image(image, ("capacity_w",))
+    assert (readings["capacity_w"].value, readings["capacity_w"].quality) == (500_000.0, Quality.GOOD)
+
+
+def test_701_voltages_are_unsigned_and_0xffff_is_not_implemented():
+    m701 = ssdevice.Model(model_id=701)
+    m701.points["V_SF"].value = 0
+    m701.points["VL1"].value = 34_500   # a 34.5 kV medium-voltage output: above int16's range
+    m701.points["VL2"].value = None     # pysunspec2 writes uint16's not-implemented 0xFFFF
+    m701.points["VL3"].value = 0xFFFE   # the largest voltage that is one
+    image = [*sunspec.SUNS, *regs_of(m701.get_mb()), sunspec.END_ID, 0]
+    assert image[2 + 2 + 68] == 0xFFFF
+    (readings,) = _poll_image(image, ("voltage_l1", "voltage_l2", "voltage_l3"))
+    assert (readings["voltage_l1"].value, readings["voltage_l1"].quality) == (34_500.0, Quality.GOOD)
+    assert (readings["voltage_l2"].value, readings["voltage_l2"].quality) == (None, Quality.BAD)  # was -0.1 V GOOD
+    assert readings["voltage_l3"].value == 65_534.0
+
+
+def test_pysunspec2_reads_our_simulator_as_we_do():
+    # the other direction: the Alliance's Modbus client scans the demo inverter we serve
+    port = free_port()
+    sim = demo_inverter()
+
+    async def go():
+        server = await serve([sim], port=port)
+        try:
+            def peer_scan():
+                d = ssclient.SunSpecModbusClientDeviceTCP(slave_id=1, ipaddr="127.0.0.1", ipport=port, timeout=5)
+                try:
+                    d.scan()
+                    return {m.model_id: {n: p.cvalue for n, p in m.points.items()} for m in d.model_list}
+                finally:
+                    d.close()
+
+            return await asyncio.to_thread(peer_scan), await scan_unit(port, 1)
+        finally:
+            await server.shutdown()
+
+    theirs, ours = run(go())
+    assert list(theirs) == ours.model_ids
+    for model_id, given in sim.chain:
+        decoded = ours.decoded(model_id)
+        for name, value in given.items():
+            assert _same(decoded[name], theirs[model_id][name]), (model_id, name)
+            if value is not None and not isinstance(value, str):
+                assert float(theirs[model_id][name]) == pytest.approx(value), (model_id, name)
+
+
+# --- every type's not-implemented value, served by the simulator, is no value ---------------------
+
+def _point_of_type(ptype: str):
+    """A (model, point) of ``ptype``, preferring one that feeds a quantity."""
+    candidates = [(m, p) for m in sunspec.models().values() for p in m.points if p.type == ptype]
+    return sorted(candidates, key=lambda mp: (mp[1].quantity is None, mp[0].id))[0] if candidates else None
+
+
+SERVED_TYPES = sorted({p.type for m in sunspec.models().values() for p in m.points} - {"pad"})
+
+
+@pytest.mark.parametrize("ptype", SERVED_TYPES)
+def test_the_simulator_serves_each_types_not_implemented_value_and_it_is_a_bad_reading(ptype):
+    model, point = _point_of_type(ptype)
+    served = _encode_point(point, None, 0)
+    # the sentinel as the Alliance's library writes it
+    assert served == regs_of(ssmb.create_unimpl_value(ptype, len=2 * point.width))
+    values = {p.name: 0 for p in model.points if p.type == "sunssf"}
+    values.update({p.name: 1 for p in model.points if p.type not in ("sunssf", "pad", "string") and p is not point})
+    if ptype == "sunssf":
+        values[point.name] = None
+    sim = SimulatedSunSpec(1, chain=[(1, {"Mn": "X"})] * (model.id != 1) + [(model.id, values)])
+    fed = point.quantity or next((p.quantity for p in model.points if p.sf == point.name and p.quantity), None)
+    port = free_port()
+    if fed is None:  # a point that feeds no stored quantity: decoded to no value
+        async def go():
+            server = await serve([sim], port=port)
+            try:
+                return await scan_unit(port, 1)
+            finally:
+                await server.shutdown()
+
+        assert run(go()).decoded(model.id)[point.name] is None
+        return
+    (readings,) = poll(sunspec_device(port, points=(fed,)), lambda: _serve([sim], port))
+    assert (readings[fed].value, readings[fed].quality) == (None, Quality.BAD), (model.id, point.name)
+
+
+@pytest.mark.parametrize("ptype", sorted({*sunspec._NOT_IMPLEMENTED, "float32", "string"}))
+def test_the_simulators_sentinel_of_every_type_is_the_alliances_and_decodes_to_none(ptype):
+    point = sunspec.Point(name="x", offset=0, type=ptype, size=4 if ptype == "string" else None)
+    served = _encode_point(point, None, 0)
+    assert served == regs_of(ssmb.create_unimpl_value(ptype, len=2 * point.width))
+    assert sunspec.decode_raw(point, served) is None
+
+
+def test_sunspec_power_is_stored_with_the_sign_of_the_devices_role():
+    # the demo plant as the scan proposes it: PV inverter producing 12.3 kW, grid meter importing
+    # 30.5 kW, battery inverter discharging 40 kW (SunSpec DER power is + when injecting)
+    from collectors.sunspec_sim import demo_battery, demo_pv_inverter
+
+    port = free_port()
+    roles = {
+        1: [{"quantity": "energy_export", "role": "pv_generation"}, {"quantity": "active_power"}],
+        2: [{"quantity": "energy_import", "role": "grid_import"}, {"quantity": "energy_export", "role": "grid_export"},
+            {"quantity": "active_power"}, {"quantity": "active_power_l1"}],
+        3: [{"quantity": "energy_import", "role": "storage_charge"},
+            {"quantity": "energy_export", "role": "storage_discharge"}, {"quantity": "active_power"}],
+        4: [{"quantity": "active_power"}],  # the PV inverter again, without a role
+    }
+
+    async def go():
+        server = await serve([demo_pv_inverter(1), demo_meter(2), demo_battery(3), demo_pv_inverter(4)], port=port)
+        out = {}
+        try:
+            for unit, points in roles.items():
+                device = DeviceConfig(name=f"d{unit}", profile="sunspec", host="127.0.0.1", port=port, unit_id=unit,
+                                      points=points)
+                ids = {p["quantity"]: i for i, p in enumerate(points)}
+                dev = ModbusDevice(device, ids)
+                readings = await dev.poll(FixedClock())
+                await dev.close()
+                out[unit] = {q: r.value for q, i in ids.items() for r in readings if r.point_id == i}
+            return out
+        finally:
+            await server.shutdown()
+
+    got = run(go())
+    assert got[1]["active_power"] == 12_300.0    # PV: + generation
+    assert got[2]["active_power"] == 30_500.0    # grid: + import
+    assert got[2]["active_power_l1"] == 10_170.0
+    assert got[3]["active_power"] == 40_000.0    # battery: + discharge
+    assert got[4]["active_power"] == -12_300.0   # no role: + import, so a producing inverter is negative

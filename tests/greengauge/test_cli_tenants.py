@@ -95,3 +95,16 @@ def test_revoke_drops_the_role(cli, db_url):
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE '%bureau_api'").fetchone()[0] == 0
     again = cli("revoke", "bureau_api")
     assert again.exit_code == 2 and "not revoked: no reader named 'bureau_api'" in again.output
+
+
+def test_add_job_makes_a_collector_login_that_writes_readings_only(cli, db_url, tmp_path):
+    f = tmp_path / "collector.secret"
+    res = cli("add-job", "--collector", "--name", "collector_main", "--secret-file", str(f))
+    assert res.exit_code == 0, res.output
+    name = res.output.split("collector login ")[1].split()[0]
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o600 and _scram_matches(_verifier(db_url, name), f.read_text().strip())
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT pg_has_role(%s, %s, 'USAGE')",
+                            (name, tenancy.role_prefix(conn) + "collector")).fetchone()[0]
+    assert "role named" in cli("add-job", "--flows", "--name", "collector_main").output
+    assert "exactly one of --collector or --flows" in cli("add-job", "--name", "x").output

@@ -36,6 +36,10 @@ def test_the_bundled_site_is_valid():
     ("{quantity: active_power}\n      - {quantity: state_of_charge}",
      "{quantity: active_power, role: grid_import}\n      - {quantity: state_of_charge}",
      "{quantity: active_power, role: grid_import}", "needs an electrical energy counter"),
+    # grid power is + on import, PV power + on generation: one meter cannot be both
+    ("{quantity: energy_export, role: grid_export,", "{quantity: energy_export, role: pv_generation,",
+     "- name: grid", "roles grid_import on energy_import, pv_generation on energy_export give this device's "
+     "power opposite signs"),
 ])
 def test_errors_name_file_line_and_field(tmp_path, old, new, needle, message):
     assert old in GOOD

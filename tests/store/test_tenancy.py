@@ -265,6 +265,10 @@ def test_no_function_can_be_made_and_a_leaky_one_sees_only_the_scope(world, who)
         assert _denied(conn, "CREATE TEMP TABLE mine (x int)")
         for nsp in schemas:
             assert not conn.execute("SELECT has_schema_privilege(%s, 'CREATE')", (nsp,)).fetchone()[0], nsp
+        usable = {n for n in schemas if conn.execute("SELECT has_schema_privilege(%s, 'USAGE')", (n,)).fetchone()[0]}
+        # its own schema and the system catalogs; TimescaleDB's schemas where present (USAGE to PUBLIC by design)
+        assert usable - TIMESCALE_METADATA - {"_timescaledb_internal", "_timescaledb_functions"} \
+            == {"reader", "pg_catalog", "information_schema"}
         # a leaky function someone else made and granted: it runs after the views' filter (security_barrier)
         owner.execute("CREATE SCHEMA leaky")
         owner.execute("""CREATE FUNCTION leaky.peek(text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001 AS
@@ -314,6 +318,11 @@ def test_statistics_roles_sequences_and_writes(world, who):
                 continue
             assert _denied(conn, sql.SQL("SET ROLE {}").format(sql.Identifier(role))), role
             assert _denied(conn, sql.SQL("SET SESSION AUTHORIZATION {}").format(sql.Identifier(role))), role
+        # nor can it hand its scope to a group every reader inherits from, nor take a group or a role
+        p = tenancy.role_prefix(owner)
+        for grant in (f'GRANT "{me}" TO "{p}reader"', f'GRANT "{p}writer" TO "{me}"', f'GRANT "{p}flows" TO "{me}"',
+                      f'ALTER ROLE "{me}" CREATEROLE', f'ALTER ROLE "{me}" BYPASSRLS', f'CREATE ROLE "{p}mine"'):
+            assert _denied(conn, grant), grant
         for role in mine - {me}:
             conn.rollback()  # so the block below is a transaction of its own (SET LOCAL ends with it)
             with conn.transaction():
@@ -353,6 +362,10 @@ def test_statistics_roles_sequences_and_writes(world, who):
                    WHERE n.nspname IN ('public', 'reader')""").fetchall():
             assert not conn.execute("SELECT has_function_privilege(%s::oid, 'EXECUTE')", (fn,)).fetchone()[0], fn
         assert not conn.execute("SELECT has_schema_privilege('public', 'USAGE')").fetchone()[0]
+        # the server's file and process functions (PostgreSQL 15 grants them to no one by default)
+        for fn in ("pg_read_file(text)", "pg_read_binary_file(text)", "pg_ls_dir(text)", "pg_stat_file(text)",
+                   "lo_import(text)", "lo_export(oid, text)", "pg_reload_conf()", "pg_rotate_logfile()"):
+            assert not conn.execute("SELECT has_function_privilege(%s, 'EXECUTE')", (fn,)).fetchone()[0], fn
         assert _denied(conn, "SELECT public.tenancy_refresh()")
         assert _denied(conn, "SELECT public.greengauge_reading_retention('1 day')")
 
@@ -463,6 +476,16 @@ def test_a_writer_enters_data_for_its_own_enterprise_only_through_the_store_code
             with pytest.raises(psycopg.errors.WithCheckOptionViolation, match="check option"):
                 with conn.transaction():
                     conn.execute(q, args)
+        # nor can its certificate hang on another enterprise's trade, whose id it may guess: the same
+        # refusal, with no key shown, as for an id that does not exist
+        eb1_trade = owner.execute("SELECT trade_id FROM green_trade WHERE enterprise_id = %s", (eb1,)).fetchone()[0]
+        for trade_id in (eb1_trade, 10**9):
+            with pytest.raises(psycopg.errors.ForeignKeyViolation) as fk:
+                with conn.transaction():
+                    conn.execute("""INSERT INTO certificate (enterprise_id, serial_prefix, serial_first, serial_last,
+                                        serial_digits, production_month, used_on, trade_id)
+                                    VALUES (%s, 'GECX', 1, 1, 3, '2025-01-01', '2025-03-01', %s)""", (ea1, trade_id))
+            assert str(trade_id) not in str(fk.value) + (fk.value.diag.message_detail or "")
         # another's rows cannot be reached to update; nothing can be deleted
         assert conn.execute("UPDATE green_trade SET settled_wh = 1 WHERE enterprise_id = %s", (eb1,)).rowcount == 0
         conn.execute("INSERT INTO production (enterprise_id, product, period_start, period_end, quantity, unit) "
@@ -605,3 +628,16 @@ def test_row_level_security_is_on_every_plain_table_and_lets_only_the_jobs_throu
                 assert conn.execute("SELECT count(*) FROM public.reading").fetchone()[0] == 0
         owner.execute(sql.SQL("REVOKE USAGE ON SCHEMA public FROM {r}; REVOKE SELECT ON public.enterprise, "
                               "public.reading FROM {r}").format(r=sql.Identifier(r)))
+
+
+@pytest.mark.parametrize("base, want", [
+    ("postgresql://owner:pw@db.example:5433/gg", "postgresql://r:s%2F3t@db.example:5433/gg"),
+    ("host=127.0.0.1 port=5432 dbname=gg user=postgres sslmode=require",
+     "postgresql://r:s%2F3t@127.0.0.1:5432/gg?sslmode=require"),
+    ("postgresql:///gg?host=/var/run/postgresql", "postgresql://r:s%2F3t@%2Fvar%2Frun%2Fpostgresql/gg"),
+    ("postgresql://[::1]/gg", "postgresql://r:s%2F3t@[::1]/gg"),
+])
+def test_reader_url_keeps_the_server_and_replaces_the_login(base, want):
+    url = tenancy.reader_url(base, tenancy.Reader("r", "park", "PA", False, "s/3t"))
+    assert url == want
+    assert psycopg.conninfo.conninfo_to_dict(url)["password"] == "s/3t"
