@@ -263,7 +263,7 @@ def demo(
 
 
 # The other concerns' commands, one registration each.
-from greengauge import cli_policy  # noqa: E402
+from greengauge import cli_api, cli_policy  # noqa: E402
 from greengauge.cli_accounting import green_share_app, import_app, ledger_app, meter_app  # noqa: E402
 from greengauge.cli_devices import app as devices_app  # noqa: E402
 from greengauge.cli_flows import app as flows_app  # noqa: E402
@@ -286,6 +286,7 @@ app.add_typer(health_app, name="health")
 app.add_typer(dashboards_app, name="dashboards")
 from greengauge.cli_tenants import app as tenants_app  # noqa: E402
 app.add_typer(tenants_app, name="tenants")
+cli_api.register(app)  # api (serve, keygen), tokens, statement verify
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -8,15 +8,16 @@ import psycopg
 from psycopg import errors
 
 from metrics.energy import MeterReplacement
-from store.rollups import lower_watermark
 
 
 def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_final_wh: float,
                        new_initial_wh: float, reason: str) -> int:
     """Record a replacement of the meter behind ``point`` (by name); return its id.
 
-    The point's rollup watermark is moved back to ``ts`` (:func:`store.rollups.lower_watermark`),
-    so the next rollup recomputes its stored intervals from the swap on.
+    The point's rollup watermark is moved back to ``ts`` by the database (trigger
+    ``meter_replacement_lowers_watermark``, migration 0600, as :func:`store.rollups.lower_watermark`
+    does), so the next rollup recomputes its stored intervals from the swap on, whoever records it:
+    the command line as the owner, or the API as a tenant writer who may not touch rollup state.
 
     Raises ValueError naming the value for an unknown point, a naive time, a negative reading,
     an empty reason or a second event at the same instant.
@@ -39,9 +40,9 @@ def record_replacement(conn: psycopg.Connection, point: str, ts: datetime, old_f
                 """INSERT INTO meter_replacement (point_id, ts, old_final_wh, new_initial_wh, reason)
                    VALUES (%s, %s, %s, %s, %s) RETURNING replacement_id""",
                 (row[0], ts, old_final_wh, new_initial_wh, reason.strip())).fetchone()[0]
-            # the stored intervals from the swap on were computed without it: the next incremental
-            # rollup recomputes them (daily balances and year-to-date figures need a backfill)
-            lower_watermark(conn, row[0], ts)
+            # the stored intervals from the swap on were computed without it: the insert's trigger
+            # lowers the watermark, so the next incremental rollup recomputes them (daily balances
+            # and year-to-date figures need a backfill)
             return rid
     except errors.UniqueViolation:
         raise ValueError(f"point {point!r} already has a replacement recorded at {ts.isoformat()}") from None

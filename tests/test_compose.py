@@ -44,6 +44,12 @@ def test_greengauge_commands_exist_and_mounted_files_are_in_the_repo():
     assert (ROOT / "Dockerfile").exists()
 
 
+def test_the_api_service_has_a_healthcheck_on_its_health_endpoint():
+    api = load()["services"]["api"]
+    assert api["command"][:2] == ["api", "serve"]
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+
+
 def test_mosquitto_requires_authentication():
     conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and "password_file" in conf

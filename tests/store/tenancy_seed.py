@@ -95,6 +95,9 @@ def seed(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int]]:
                 conn.execute("""INSERT INTO carbon_ytd (enterprise_id, year, data_through, status, note, region,
                                                         factor_year_offset)
                                 VALUES (%s, 2025, '2025-03-02 00:00+00', 'no_grid_import', %s, 'fujian', 0)""", (e, s))
+                if conn.execute("SELECT to_regclass('public.statement')").fetchone()[0]:  # the API's (0600)
+                    conn.execute("""INSERT INTO statement (statement_id, enterprise_id, year, kid, jws, payload_sha256)
+                                    VALUES (gen_random_uuid(), %s, 2025, 'kid', %s, 'h')""", (e, f"x.{s}.y"))
         # a finding tied to no device (an unknown MQTT topic): no tenant's, the bureau's only
         conn.execute("""INSERT INTO collector_finding (kind, source, device_id, first_seen, last_seen, count, detail)
                         VALUES ('unknown_topic', 'site/unknown', NULL, now(), now(), 1, 'secret-ORPHAN')""")
