@@ -2,8 +2,9 @@
 
 The collector records each poll (or each MQTT message) here: success with its latency, or failure
 with its error text. Every ``interval_s`` the changed rows are upserted into ``device_health``
-and the findings counted since the last write are added to ``collector_finding``
-(:mod:`store.health`). Health is not data: when the database is away the rows wait in memory
+and the findings counted since the last write are added to the ``finding`` table
+(:mod:`store.health`): each a :class:`model.findings.Finding` with its data, no sentence (the text
+is made where it is shown). Health is not data: when the database is away the rows wait in memory
 (one per device, findings one per kind and source) and are written once it is back.
 
 Modbus devices are watched without touching their poll loop: :meth:`HealthRecorder.watch_modbus`
@@ -17,18 +18,38 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import psycopg
 
 from model.readings import Quality
-from store.health import FindingRow, HealthRow, add_findings, upsert_health
+from model.findings import Finding, Subject, kind_of
+from store.health import HealthRow, add_findings, upsert_health
 
 log = logging.getLogger(__name__)
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass
+class _Counted:
+    """A counted finding while it accumulates in memory (one per kind and source)."""
+
+    kind: Any
+    source: str
+    device_id: int | None
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def finding(self) -> Finding:
+        return Finding(self.kind, Subject(self.device_id, None, self.source), self.first_seen, None, self.data,
+                       self.count, self.last_seen)
 
 
 class HealthRecorder:
@@ -40,7 +61,7 @@ class HealthRecorder:
         self.now = now
         self._rows: dict[str, HealthRow] = {}
         self._dirty: set[str] = set()
-        self._findings: dict[tuple[str, str], FindingRow] = {}
+        self._findings: dict[tuple[str, str], _Counted] = {}
         self.findings_total: dict[str, int] = {}
 
     # -- recording (event loop; cheap) -------------------------------------------------------------
@@ -50,6 +71,7 @@ class HealthRecorder:
         if row is None or row.status != "ok":
             row = self._new(device, "ok", when, row)
         row.last_attempt = row.last_success = when
+        row.stopped_at = None
         row.consecutive_failures = 0
         row.latency_ms = None if latency_s is None else latency_s * 1000
         row.last_error = None
@@ -61,6 +83,7 @@ class HealthRecorder:
         if row is None or row.status != "away":
             row = self._new(device, "away", when, row)
         row.last_attempt = when
+        row.stopped_at = None
         row.consecutive_failures += 1
         row.last_error = error[:1000]
         self._dirty.add(device)
@@ -72,21 +95,35 @@ class HealthRecorder:
         self._rows[device] = row
         return row
 
+    def stopped(self, when: datetime | None = None) -> None:
+        """The collector is stopping: every device it has recorded is not being collected from now
+        (``stopped_at``; its status stays what was last seen)."""
+        when = when or self.now()
+        for device, row in self._rows.items():
+            row.stopped_at = when
+            self._dirty.add(device)
+
     def status(self, device: str) -> HealthRow | None:
         return self._rows.get(device)
 
-    def finding(self, kind: str, source: str, detail: str, *, device: str | None = None,
-                when: datetime | None = None, count: int = 1) -> None:
+    def finding(self, kind: str, source: str, detail: str | None = None, *, data: dict[str, Any] | None = None,
+                device: str | None = None, when: datetime | None = None, count: int = 1) -> None:
+        """Count a finding of ``kind`` on ``source``; ``data`` holds the values its text is made from.
+        (``detail``, a sentence, is kept as ``data["text"]`` for callers that still make one.)"""
         when = when or self.now()
+        kind = kind_of(kind)
+        data = dict(data or {})
+        if detail is not None and "text" not in data:
+            data["text"] = detail[:1000]
         self.findings_total[kind] = self.findings_total.get(kind, 0) + count
         key = (kind, source)
         f = self._findings.get(key)
         if f is None:
-            log.warning("finding %s on %s: %s", kind, source, detail)
-            self._findings[key] = FindingRow(kind, source, self.device_ids.get(device) if device else None,
-                                             when, when, count, detail[:1000])
+            log.warning("finding %s on %s: %s", kind, source, data.get("text", data))
+            self._findings[key] = _Counted(kind, source, self.device_ids.get(device) if device else None,
+                                           when, when, count, data)
         else:
-            f.last_seen, f.count, f.detail = when, f.count + count, detail[:1000]
+            f.last_seen, f.count, f.data = when, f.count + count, data
 
     # -- Modbus --------------------------------------------------------------------------------------
     def watch_modbus(self, device) -> None:
@@ -111,14 +148,14 @@ class HealthRecorder:
             else:
                 self.success(name, latency, clock.now())
             if bad:
-                self.finding("device_error", name, f"{bad} of {len(readings)} values refused or not a number",
+                self.finding("device_error", name, data={"refused": bad, "values": len(readings)},
                              device=name, when=clock.now(), count=bad)
             return readings
 
         device.poll = poll
 
     # -- writing ---------------------------------------------------------------------------------------
-    def _take(self) -> tuple[list[HealthRow], list[FindingRow]]:
+    def _take(self) -> tuple[list[HealthRow], list[_Counted]]:
         rows = [self._rows[d] for d in self._dirty if self.device_ids.get(d)]
         rows = [HealthRow(**vars(r)) for r in rows]
         found = list(self._findings.values())
@@ -126,7 +163,7 @@ class HealthRecorder:
         self._findings.clear()
         return rows, found
 
-    def _restore(self, rows: list[HealthRow], found: list[FindingRow]) -> None:
+    def _restore(self, rows: list[HealthRow], found: list[_Counted]) -> None:
         by_id = {v: k for k, v in self.device_ids.items()}
         for r in rows:
             self._dirty.add(by_id[r.device_id])
@@ -139,11 +176,11 @@ class HealthRecorder:
             else:
                 self._findings[key] = f
 
-    def _write(self, rows: list[HealthRow], found: list[FindingRow]) -> bool:
+    def _write(self, rows: list[HealthRow], found: list[_Counted]) -> bool:
         try:
             with self._connect() as conn:
                 upsert_health(conn, rows)
-                add_findings(conn, found)
+                add_findings(conn, [f.finding() for f in found])
             return True
         except psycopg.Error as exc:
             log.debug("health not written (will retry): %s", exc)

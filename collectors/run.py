@@ -54,9 +54,16 @@ class QualityGate:
     - A timestamp more than 5 minutes ahead of the collector's clock is replaced by the
       collector's time, the reading marked SUSPECT (BAD stays BAD) and a ``future_timestamp``
       finding recorded: the value is kept, its time is not trusted.
-    - A counter point with ``rated_power_w``: a step from its last good reading implying more
-      power than the rating (beyond one count of resolution) is SUSPECT, with a ``counter_spike``
-      finding; the spike does not become the baseline. A drop is a reset, left to metrics/.
+    - A counter point with ``rated_power_w`` follows its *confirmed* counter: a reading is GOOD
+      when it is a plausible step from the confirmed value — not below it, and no more than the
+      rating allows in the time between (plus one count of resolution) — and then becomes the
+      confirmed value. A reading that breaks from it (a spike above the rating: ``counter_spike``;
+      a drop: ``suspect_drop``) is SUSPECT and only a candidate: when the next reading is a
+      plausible step from the candidate, the counter really moved there (a reset, a replaced
+      meter, a jump) and that next reading is GOOD and confirmed; when it is a plausible step from
+      the confirmed value, the candidate was a glitch. So one glitch — a zero, a spike — makes one
+      suspect reading, never a run of them (docs/collectors.md "Quality and findings"); what a
+      drop means for energy is left to metrics/ (a suspect reading is still usable there).
     """
 
     def __init__(self, site: SiteConfig, point_ids: dict[str, int], clock: Clock,
@@ -73,7 +80,40 @@ class QualityGate:
                 except Exception:  # MQTT and SunSpec devices have no profile file: one Wh
                     pass
                 self.rated[point_ids[name]] = (float(p.rated_power_w), resolution)
-        self._last: dict[int, tuple[datetime, float]] = {}
+        self._last: dict[int, tuple[datetime, float]] = {}  # the confirmed counter
+        self._candidate: dict[int, tuple[datetime, float]] = {}  # a reading that broke from it
+
+    @staticmethod
+    def _plausible(base: tuple[datetime, float], ts: datetime, value: float, rated: tuple[float, float]) -> bool:
+        hours = (ts - base[0]).total_seconds() / 3600
+        return 0 <= value - base[1] <= rated[0] * hours + rated[1]
+
+    def _judge(self, r: Reading, rated: tuple[float, float], now: datetime) -> Reading:
+        pid = r.point_id
+        last = self._last.get(pid)
+        if last is None:
+            self._last[pid] = (r.ts, r.value)
+            return r
+        if r.ts <= last[0]:
+            return r  # older than the confirmed value (a replay): not judged
+        cand = self._candidate.pop(pid, None)
+        if self._plausible(last, r.ts, r.value, rated) or (
+                cand is not None and r.ts > cand[0] and self._plausible(cand, r.ts, r.value, rated)):
+            self._last[pid] = (r.ts, r.value)
+            return r
+        self._candidate[pid] = (r.ts, r.value)
+        if self.health is not None:
+            hours = (r.ts - last[0]).total_seconds() / 3600
+            step = r.value - last[1]
+            name = self.names.get(pid, str(pid))
+            if step > 0:
+                self.health.finding("counter_spike", name, data={
+                    "step_wh": round(step), "seconds": round(hours * 3600), "implied_w": round(step / hours),
+                    "rated_w": round(rated[0])}, when=now)
+            else:
+                self.health.finding("suspect_drop", name, data={"from_wh": round(last[1]), "to_wh": round(r.value)},
+                                    when=now)
+        return Reading(pid, r.ts, r.value, Quality.SUSPECT)
 
     def check(self, readings: list[Reading]) -> list[Reading]:
         now = self.clock.now()
@@ -85,22 +125,11 @@ class QualityGate:
                 fixed = Reading(r.point_id, now, r.value, Quality.BAD if r.value is None else Quality.SUSPECT)
                 if self.health is not None:
                     self.health.finding("future_timestamp", self.names.get(r.point_id, str(r.point_id)),
-                                        f"device time {r.ts.isoformat()} is {r.ts - now} ahead; stored at the "
-                                        "collector's time as suspect", when=now)
+                                        data={"device_time": r.ts.isoformat(),
+                                              "ahead_s": round((r.ts - now).total_seconds())}, when=now)
             rated = self.rated.get(fixed.point_id)
             if rated is not None and fixed.value is not None and fixed.quality == Quality.GOOD:
-                last = self._last.get(fixed.point_id)
-                if last is not None and fixed.ts > last[0]:
-                    hours = (fixed.ts - last[0]).total_seconds() / 3600
-                    step = fixed.value - last[1]
-                    if step > rated[0] * hours + rated[1]:
-                        fixed = Reading(fixed.point_id, fixed.ts, fixed.value, Quality.SUSPECT)
-                        if self.health is not None:
-                            self.health.finding("counter_spike", self.names.get(r.point_id, str(r.point_id)),
-                                                f"step of {step:.0f} Wh in {hours * 3600:.0f} s implies "
-                                                f"{step / hours:.0f} W, above the rated {rated[0]:.0f} W", when=now)
-                if fixed.quality == Quality.GOOD and (last is None or fixed.ts > last[0]):
-                    self._last[fixed.point_id] = (fixed.ts, fixed.value)
+                fixed = self._judge(fixed, rated, now)
             if fixed is not r:
                 if out is readings:
                     out = list(readings)
@@ -124,18 +153,28 @@ class Intake:
         self.writer.submit(readings, on_durable, on_lost)
 
 
+class CollectorFailed(RuntimeError):
+    """A part the collector cannot run without (the writer, the health recorder) stopped: the process
+    must exit non-zero with this reason, so a supervisor restarts it, rather than stay up storing nothing."""
+
+
 async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str, clock: Clock,
-                  stop: asyncio.Event, *, flush_interval_s: float = 1.0, spool_dir: Path | str | None = None,
+                  stop: asyncio.Event, *, flush_interval_s: float = 1.0, spool_dir: Path | str | Spool | None = None,
                   spool_max_bytes: int = DEFAULT_MAX_BYTES, max_backoff_s: float = 30.0,
                   health_interval_s: float = 5.0, device_ids: dict[str, int] | None = None,
                   tap: Callable[[list[Reading]], None] | None = None,
                   on_start: Callable[[SimpleNamespace], None] | None = None) -> BatchingWriter:
     """Collect until ``stop`` is set, then flush what is queued; return the writer (for its counts).
 
-    ``spool_dir``: where batches wait while the database is away (none: they wait in memory).
-    ``device_ids``: device name -> id, for health rows (looked up when omitted). ``tap`` sees every
-    reading handed to the writer (tests and benchmarks count them there); ``on_start`` gets the
-    running parts (``writer``, ``source`` (MQTT or None), ``health``, ``devices``).
+    ``spool_dir``: where batches wait while the database is away (none: they wait in memory); an
+    open :class:`Spool` (its lock already taken) is used as it is. ``device_ids``: device name -> id,
+    for health rows (looked up when omitted). ``tap`` sees every reading handed to the writer (tests
+    and benchmarks count them there); ``on_start`` gets the running parts (``writer``, ``source``
+    (MQTT or None), ``health``, ``devices``).
+
+    Raises :class:`CollectorFailed` when the writer or health task dies: the sources are stopped
+    (what is queued goes to the spool if it can, MQTT messages not made durable stay unacknowledged
+    for the broker to redeliver) and the reason is the exception's message.
     """
     from collectors.mqtt import MqttSource
     from store.health import device_ids as lookup_device_ids
@@ -154,11 +193,20 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
         except psycopg.Error as exc:
             log.warning("device ids not read (%s): health is kept in memory only", exc)
             device_ids = {}
-    spool = Spool(spool_dir, max_bytes=spool_max_bytes) if spool_dir is not None else None
+    if isinstance(spool_dir, Spool):
+        spool = spool_dir
+    else:
+        spool = Spool(spool_dir, max_bytes=spool_max_bytes) if spool_dir is not None else None
     writer = BatchingWriter(connect, spool=spool, flush_interval_s=flush_interval_s, max_backoff_s=max_backoff_s)
     health = HealthRecorder(connect, device_ids, interval_s=health_interval_s, now=clock.now)
     # the only place a reading can be lost is also a finding (``greengauge status``), not a log line only
-    writer.on_drop = lambda n, detail: health.finding("readings_dropped", "writer", detail, count=n)
+    writer.on_drop = lambda n, detail: health.finding("readings_dropped", "writer", data={
+        "readings": n, "dropped_total": writer.dropped, "max_queued": writer.max_queued,
+        "database": "away" if writer.db_down else "slow", "spool": "full" if spool is not None else "none"}, count=n)
+    # so is a spool segment set aside as corrupt: its readings were acknowledged, a person has to look
+    writer.on_corrupt = lambda item: health.finding(
+        "spool_corrupt", str(item.path), data={"readings": item.readings, "reason": item.reason},
+        count=max(1, item.readings))
     intake = Intake(writer, QualityGate(site, point_ids, clock, health), tap)
     writer_task = asyncio.create_task(writer.run())
     health_stop = asyncio.Event()
@@ -167,27 +215,57 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
     for dev in devices:
         health.watch_modbus(dev)
     source = None
-    if site.mqtt is not None:
-        source = MqttSource(site, point_ids, intake.submit, clock, health=health, wake=writer.wake)
-        source.start()
-    if on_start is not None:
-        on_start(SimpleNamespace(writer=writer, source=source, health=health, devices=devices))
-    try:
+    failed: CollectorFailed | None = None
+
+    async def sources() -> None:
         if devices:
             await run_devices(devices, clock, intake.submit, stop)
         else:
             await stop.wait()
+
+    main = None
+    try:
+        if site.mqtt is not None:
+            source = MqttSource(site, point_ids, intake.submit, clock, health=health, wake=writer.wake)
+            source.start()
+        if on_start is not None:
+            on_start(SimpleNamespace(writer=writer, source=source, health=health, devices=devices))
+        main = asyncio.create_task(sources())
+        await asyncio.wait({main, writer_task, health_task}, return_when=asyncio.FIRST_COMPLETED)
+        for task, what in ((writer_task, "writer"), (health_task, "health recorder")):
+            if task.done():  # they only end when told to: this one died
+                exc = None if task.cancelled() else task.exception()
+                reason = f"{type(exc).__name__}: {exc}" if exc is not None else "it ended"
+                failed = CollectorFailed(f"the {what} task stopped ({reason}); nothing more would be stored")
+                log.critical("%s", failed)
+                stop.set()
+                break
+        await main
     finally:
+        if main is not None and not main.done():
+            stop.set()
+            main.cancel()
+            await asyncio.gather(main, return_exceptions=True)
         if source is not None:
             source.pause()
         await writer.close()
-        await writer_task
+        if not writer_task.done():
+            await writer_task
+        elif spool is not None:  # the writer died: what it held goes to the spool if it can
+            try:
+                await writer._spool_pending()
+            except Exception as exc:
+                log.error("the queued readings could not be spooled either: %s", exc)
         writer.close_connection()
         if source is not None:
             await source.stop()
+        health.stopped()  # `greengauge status`: these devices are not being collected now
         health_stop.set()
-        await health_task
+        if not health_task.done():
+            await health_task
         await health.flush()
         if spool is not None:
             spool.close()
+    if failed is not None:
+        raise failed
     return writer

@@ -10,8 +10,16 @@ ingest turns into nothing.
 
 Format of a segment: the magic ``GGSPOOL1``, the row count (uint32), the rows (``<qqdBB``: point
 id, microseconds since 1970 UTC, value, has-value flag, quality), and a CRC32 of everything
-before it. A segment whose CRC does not match is renamed ``.corrupt`` and reported, never
-replayed half.
+before it. A segment that cannot be read back whole — a CRC that does not match, a length that
+does not fit, or a valid CRC around a field no reading can hold (a quality code outside 0–2, a
+has-value flag other than 0/1, a time outside the calendar, a stored value that is not finite) —
+is moved to the ``corrupt/`` folder of the spool and reported with the number of readings it held
+(:attr:`Spool.set_aside`; the writer turns it into a ``spool_corrupt`` finding), never replayed
+half and never fatal: those readings were already acknowledged, so a person has to look.
+
+``ids.json`` beside the segments keeps the point and device ids of the last start
+(:func:`write_ids`, :func:`read_ids`): written to a temporary name, fsync'd, renamed; a damaged
+one is an :class:`IdsFileError` naming the file.
 
 The spool is bounded by ``max_bytes``: :meth:`Spool.append` refuses (returns False) when a
 batch would not fit, and the writer keeps that batch in memory.
@@ -20,7 +28,9 @@ batch would not fit, and the writer keeps that batch in memory.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
+import math
 import os
 import struct
 import zlib
@@ -47,6 +57,19 @@ class SpoolCorrupt(ValueError):
 
 class SpoolBusy(RuntimeError):
     pass
+
+
+class IdsFileError(ValueError):
+    """``ids.json`` cannot be read; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A segment moved to ``corrupt/``: its readings (from the header, else from its size) and why."""
+
+    path: Path
+    readings: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -78,9 +101,30 @@ def decode(data: bytes) -> list[Reading]:
     if magic != MAGIC or len(body) != _HEAD.size + count * _ROW.size:
         raise SpoolCorrupt("bad magic or length")
     out = []
-    for pid, us, value, has, quality in _ROW.iter_unpack(body[_HEAD.size:]):
-        out.append(Reading(pid, _EPOCH + timedelta(microseconds=us), value if has else None, Quality(quality)))
+    for i, (pid, us, value, has, quality) in enumerate(_ROW.iter_unpack(body[_HEAD.size:])):
+        # a valid CRC only says the bytes are the ones written: each field is checked as well
+        if quality not in _QUALITIES or has not in (0, 1) or (has and not math.isfinite(value)) \
+                or (not has and quality != Quality.BAD):
+            raise SpoolCorrupt(f"row {i}: quality {quality}, has-value {has}, value {value!r} cannot be a reading")
+        try:
+            ts = _EPOCH + timedelta(microseconds=us)
+        except OverflowError:
+            raise SpoolCorrupt(f"row {i}: time {us} µs since 1970 is outside the calendar") from None
+        out.append(Reading(pid, ts, value if has else None, Quality(quality)))
     return out
+
+
+_QUALITIES = frozenset(int(q) for q in Quality)
+
+
+def count_of(data: bytes) -> int:
+    """How many readings a (possibly damaged or torn) segment held: its header's count when the file
+    can hold that many rows, else what its size holds."""
+    if len(data) >= _HEAD.size:
+        magic, count = _HEAD.unpack_from(data)
+        if magic == MAGIC and _HEAD.size + count * _ROW.size <= len(data):
+            return count
+    return max(0, (len(data) - _HEAD.size - _CRC.size) // _ROW.size)
 
 
 class Spool:
@@ -106,6 +150,12 @@ class Spool:
             key=lambda s: s.seq,
         )
         self._next = self._segments[-1].seq + 1 if self._segments else 1
+        corrupt = self.directory / "corrupt"
+        if corrupt.is_dir():  # numbering never reuses a set-aside segment's name
+            seqs = [int(p.stem) for p in corrupt.glob("*.seg") if p.stem.isdigit()]
+            self._next = max([self._next, *(q + 1 for q in seqs)])
+        #: segments set aside since the last look (the writer reports and clears them)
+        self.set_aside: list[SetAside] = []
         self.bytes = sum(s.size for s in self._segments)
         if self._segments:
             log.info("spool %s: %d segments (%d bytes) from before a restart will be replayed",
@@ -145,16 +195,28 @@ class Spool:
         """The oldest segment and its readings; a corrupt one is set aside and the next returned."""
         while self._segments:
             seg = self._segments[0]
+            data = b""
             try:
-                return seg, decode(seg.path.read_bytes())
+                data = seg.path.read_bytes()
+                return seg, decode(data)
             except (OSError, SpoolCorrupt) as exc:
-                log.error("spool segment %s cannot be read (%s); renamed .corrupt, not replayed", seg.path, exc)
-                try:
-                    seg.path.rename(seg.path.with_suffix(".corrupt"))
-                except OSError:
-                    pass
-                self._drop(seg)
+                self._set_aside(seg, count_of(data) if data else seg.size // _ROW.size, str(exc))
         return None
+
+    def _set_aside(self, seg: Segment, readings: int, reason: str) -> None:
+        corrupt = self.directory / "corrupt"
+        target = corrupt / seg.path.name
+        try:
+            corrupt.mkdir(exist_ok=True)
+            os.replace(seg.path, target)
+            self._fsync_dir()
+        except OSError as exc:
+            reason += f"; could not be moved to {corrupt} ({exc})"
+            target = seg.path
+        log.error("spool segment %s cannot be read (%s): %d readings set aside in %s, not replayed",
+                  seg.path.name, reason, readings, target)
+        self.set_aside.append(SetAside(target, readings, reason))
+        self._drop(seg)
 
     def remove(self, seg: Segment) -> None:
         """Remove a segment once the database has committed it."""
@@ -183,3 +245,39 @@ class Spool:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_ids(path: Path, content: dict) -> None:
+    """Write ``ids.json`` atomically: a temporary name, fsync, rename, directory fsync."""
+    tmp = path.with_name(path.name + ".tmp")
+    data = json.dumps(content).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_ids(path: Path) -> dict | None:
+    """The ids of the last start, or None when there is no file; a damaged file is :class:`IdsFileError`."""
+    try:
+        data = json.loads(path.read_bytes())
+        if not (isinstance(data, dict) and isinstance(data.get("site"), str)
+                and isinstance(data.get("points"), dict) and isinstance(data.get("devices"), dict)
+                and all(isinstance(v, int) for v in [*data["points"].values(), *data["devices"].values()])):
+            raise ValueError("not an object with site, points and devices")
+        return data
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise IdsFileError(f"{path}: damaged ({str(exc).splitlines()[0][:200]}); delete it and start the "
+                           "collector once with the database reachable") from None

@@ -14,6 +14,11 @@ Never lose, never double count:
 - :meth:`close` (SIGTERM) writes what is queued to the database, or to the spool if the database
   does not answer, then returns.
 
+A spool segment that cannot be read back whole (a bad checksum, or a valid one around an impossible
+field) is set aside in the spool's ``corrupt/`` folder by :class:`collectors.spool.Spool` and
+reported through ``on_corrupt`` (a ``spool_corrupt`` finding in run.py counting its readings); the
+replay goes on with the next segment, never stops.
+
 A batch the database rejects for its content (a data or integrity error, e.g. a point deleted
 meanwhile) is written row by row; rows still refused are logged at ERROR and appended to
 ``rejected.txt`` in the spool directory, never retried forever.
@@ -41,7 +46,7 @@ from pathlib import Path
 import psycopg
 
 from model.readings import Reading
-from collectors.spool import Spool
+from collectors.spool import SetAside, Spool
 from store.ingest import write_readings
 
 log = logging.getLogger(__name__)
@@ -90,6 +95,9 @@ class BatchingWriter:
         self.write_timeout_s = write_timeout_s
         #: called with (count, detail) whenever readings are dropped (run.py records a finding)
         self.on_drop = on_drop
+        #: called with each spool segment set aside as corrupt (run.py records a finding)
+        self.on_corrupt: Callable[[SetAside], None] | None = None
+        self.set_aside = 0  # readings in spool segments set aside as corrupt
         # Every reading gets an absolute offset at submission. Readings not yet taken: chunks
         # [offset of the first, readings], oldest first. A batch taken off the queue (being written,
         # waiting for a retry, being spooled) is out of the queue, so nothing can drop it.
@@ -326,6 +334,7 @@ class BatchingWriter:
         while True:
             async with self._spool_lock:
                 item = await asyncio.to_thread(self.spool.oldest)
+            self._report_set_aside()
             if item is None:
                 return
             seg, readings = item
@@ -336,6 +345,18 @@ class BatchingWriter:
             self._spool_full = False  # room again
             if not self.spool:
                 log.info("spool replayed; %d readings from it", self.replayed)
+
+    def _report_set_aside(self) -> None:
+        """Segments the spool set aside as corrupt: counted and reported (their readings were acknowledged)."""
+        assert self.spool is not None
+        while self.spool.set_aside:
+            item = self.spool.set_aside.pop(0)
+            self.set_aside += item.readings
+            if self.on_corrupt is not None:
+                try:
+                    self.on_corrupt(item)
+                except Exception:
+                    log.exception("reporting a corrupt spool segment failed")
 
     def _next_batch(self) -> _Batch | None:
         """The held batch (a failed write's), else the next off the queue; it stays held until resolved."""

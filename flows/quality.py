@@ -10,7 +10,9 @@
   tolerance (device clock behind), or negative beyond 60 s (device clock ahead);
 - ``low_completeness``: usable readings in the trailing window below a share of those expected.
 
-All of a run's changes are written in one transaction.
+Each is a :class:`model.findings.Finding` in the one ``finding`` table, with its values as data
+(no sentence: ``greengauge/findings_text.py`` makes the text). All of a run's changes are written
+in one transaction.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ class QualityResult:
     closed: list[tuple] = field(default_factory=list)  # (kind, device_id, point_id, closed_at)
 
     def follow(self, conn: psycopg.Connection, kind: str, device_id: int, point_id: int | None,
-               open_finding, holds: bool, opened_at: datetime, closed_at: datetime, detail) -> None:
+               open_finding, holds: bool, opened_at: datetime, closed_at: datetime, data) -> None:
         """A state finding follows its condition: opened at ``opened_at`` when it starts to hold,
-        closed at ``closed_at`` when it stops; ``detail()`` is only built when one is opened."""
+        closed at ``closed_at`` when it stops; ``data()`` (its values) is only built when one is opened."""
         if holds and open_finding is None:
-            if F.open_state(conn, kind, device_id, point_id, opened_at, detail()):
+            if F.open_state(conn, kind, device_id, point_id, opened_at, data()):
                 self.opened.append((kind, device_id, point_id, opened_at))
         elif not holds and open_finding is not None:
             F.close_state(conn, open_finding.finding_id, closed_at)
@@ -71,21 +73,20 @@ def check(url: str, as_of: datetime, *, enterprise: str | None = None, window: t
             if d.last_ts is not None and as_of - d.last_ts > timedelta(seconds=STALE_POLLS * d.poll_interval_s) \
                     and f is None:
                 if F.open_state(conn, "stale_device", d.device_id, None, d.last_ts,
-                                f"device {d.name}: no reading since {d.last_ts.isoformat()} "
-                                f"({STALE_POLLS} poll intervals of {d.poll_interval_s:g} s)"):
+                                {"last_reading": d.last_ts.isoformat(), "polls": STALE_POLLS,
+                                 "poll_interval_s": d.poll_interval_s}):
                     res.opened.append(("stale_device", d.device_id, None, d.last_ts))
 
         # events
         for pid, did, before, after in F.gaps(conn, start, as_of, STALE_POLLS, enterprise):
             if F.record_event(conn, "gap", did, pid, before, after,
-                              f"no reading from {before.isoformat()} to {after.isoformat()}"):
+                              {"from": before.isoformat(), "to": after.isoformat()}):
                 res.opened.append(("gap", did, pid, before))
         for pid, did, ts, prev_v, v in F.counter_drops(conn, start, as_of, enterprise):
-            if F.record_event(conn, "counter_drop", did, pid, ts, ts,
-                              f"counter fell from {prev_v:g} to {v:g} Wh; no reset or replacement is recorded"):
+            if F.record_event(conn, "counter_drop", did, pid, ts, ts, {"from_wh": prev_v, "to_wh": v}):
                 res.opened.append(("counter_drop", did, pid, ts))
         for pid, did, first, last, n in F.suspect_runs(conn, start, as_of, enterprise):
-            if F.record_event(conn, "spike", did, pid, first, last, f"{n} suspect readings"):
+            if F.record_event(conn, "spike", did, pid, first, last, {"readings": n}):
                 res.opened.append(("spike", did, pid, first))
 
         # clock skew: state, from live readings only
@@ -95,16 +96,17 @@ def check(url: str, as_of: datetime, *, enterprise: str | None = None, window: t
         for did, (med, n) in offsets.items():
             res.follow(conn, "clock_skew", did, None, open_skew.get((did, None)),
                        med > skew_tolerance_s or med < -AHEAD_TOLERANCE_S, wall, wall,
-                       lambda med=med, n=n: f"median arrival delay {med:.0f} s over {n} readings (tolerance "
-                                            f"{skew_tolerance_s:g} s, {AHEAD_TOLERANCE_S:g} s ahead)")
+                       lambda med=med, n=n: {"median_delay_s": round(med), "readings": n,
+                                             "tolerance_s": skew_tolerance_s, "ahead_tolerance_s": AHEAD_TOLERANCE_S})
 
         # completeness: state over the trailing window
         open_low = F.open_states(conn, "low_completeness")
         for pid, did, got, expected in F.completeness(conn, start, as_of, enterprise):
             res.follow(conn, "low_completeness", did, pid, open_low.get((did, pid)),
                        expected > 0 and got < completeness * expected, start, as_of,
-                       lambda got=got, expected=expected: f"{got} of {expected} expected readings in {window} "
-                       f"before {as_of.isoformat()} (threshold {completeness:.0%})")
+                       lambda got=got, expected=expected: {"readings": got, "expected": expected,
+                                                           "window_h": window.total_seconds() / 3600,
+                                                           "until": as_of.isoformat(), "threshold": completeness})
     return res
 
 

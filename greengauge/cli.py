@@ -136,43 +136,60 @@ def collect_cmd(
     member: Optional[str] = typer.Option(
         None, help="this collector's name in the site's MQTT share_group (appended to its client_id)"),
 ) -> None:
-    """Poll the site's devices and subscribe to its MQTT topics; store readings until SIGINT/SIGTERM."""
+    """Poll the site's devices and subscribe to its MQTT topics; store readings until SIGINT/SIGTERM.
+
+    Exits 1 with the reason when a part it cannot run without stops (a supervisor restarts it).
+    """
     from collectors.clock import WallClock
-    from collectors.run import collect
+    from collectors.run import CollectorFailed, collect
+    from collectors.spool import IdsFileError, Spool, SpoolBusy, read_ids, write_ids
+    from greengauge.terminal import require_schema, warn
     from store.health import device_ids
     from store.sites import apply_site
 
     import hashlib
-    import json
     import re
 
     site = _load_site(file)
     settings = get_settings()
-    spool = spool_dir or Path(settings.workdir) / "spool" / f"{site.enterprise.code}-{site.site.code}"
+    spool_path = spool_dir or Path(settings.workdir) / "spool" / f"{site.enterprise.code}-{site.site.code}"
+    # one collector per spool directory: taken first, before anything is written there
+    try:
+        spool = Spool(spool_path)
+    except SpoolBusy as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"spool directory {spool_path}: {exc.strerror or exc}; give a directory this user can write "
+             "(--spool-dir)")
     # the ids of the last start, so that a restart while the database is away still collects (to the spool)
-    known = spool / "ids.json"
+    known = spool_path / "ids.json"
     digest = hashlib.sha256(site.model_dump_json().encode()).hexdigest()
     if member is not None:
         if site.mqtt is None or not re.fullmatch(r"[A-Za-z0-9_.-]+", member):
             fail(f"--member {member!r}: needs an mqtt section, and letters, digits, '_', '.', '-' only")
         site = site.model_copy(update={"mqtt": site.mqtt.model_copy(update={"member": member})})
     try:
-        with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
-            ids = apply_site(conn, site)
-            dev_ids = device_ids(conn, site.enterprise.code, site.site.code)
-        spool.mkdir(parents=True, exist_ok=True)
-        tmp = known.with_suffix(".json.new")
-        tmp.write_text(json.dumps({"site": digest, "points": ids, "devices": dev_ids}))
-        tmp.replace(known)
-    except psycopg.OperationalError as exc:
-        saved = json.loads(known.read_text()) if known.exists() else {}
-        if saved.get("site") != digest:
-            fail(f"cannot reach the database at {settings.database_url}: {str(exc).strip()}\n"
-                 "Set GREENGAUGE_DATABASE_URL to a PostgreSQL you can reach. (A collector that has run with "
-                 "this site file once starts without the database, spooling, but this one has not.)")
-        ids, dev_ids = saved["points"], saved["devices"]
-        err.print(f"[yellow]the database is away[/yellow] ({str(exc).strip()}); collecting to the spool {spool} "
-                  "with the ids of the last start", highlight=False)
+        try:
+            with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
+                require_schema(conn)
+                ids = apply_site(conn, site)
+                dev_ids = device_ids(conn, site.enterprise.code, site.site.code)
+            write_ids(known, {"site": digest, "points": ids, "devices": dev_ids})
+        except psycopg.OperationalError as exc:
+            saved = read_ids(known) or {}
+            if saved.get("site") != digest:
+                fail(f"cannot reach the database at {settings.database_url}: {str(exc).strip()}\n"
+                     "Set GREENGAUGE_DATABASE_URL to a PostgreSQL you can reach. (A collector that has run with "
+                     "this site file once starts without the database, spooling, but this one has not.)")
+            ids, dev_ids = saved["points"], saved["devices"]
+            warn(f"the database is away ({str(exc).strip()}); collecting to the spool {spool_path} "
+                 "with the ids of the last start")
+    except IdsFileError as exc:
+        spool.close()
+        fail(str(exc))
+    except typer.Exit:
+        spool.close()
+        raise
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -183,7 +200,10 @@ def collect_cmd(
                                flush_interval_s=flush_interval, device_ids=dev_ids)
         console.print(f"stopped; {writer.written} readings stored, {writer.spooled_now} spool segments waiting")
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except CollectorFailed as exc:
+        fail(f"collector stopped: {exc}", code=1)
 
 
 @report_app.command("balance")
@@ -245,7 +265,11 @@ def demo(
     from greengauge.demo import NoDatabase, run_demo
 
     try:
-        run_demo(site, date.fromisoformat(day), seconds, console)
+        local_day = date.fromisoformat(day)
+    except ValueError as exc:
+        fail(f"--day {day}: {exc}; give a local day as YYYY-MM-DD, e.g. 2025-06-21")
+    try:
+        run_demo(site, local_day, seconds, console)
     except NoDatabase as exc:
         fail(str(exc))
     except ConfigError as exc:

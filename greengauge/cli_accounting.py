@@ -54,8 +54,6 @@ def ledger_import_cmd(file: Path = typer.Argument(..., help="CSV: kind,enterpris
     """Import trades and certificates. All or nothing: an error names the line and field."""
     from store.ledger import LedgerError, import_csv
 
-    if not file.exists():
-        fail(f"{file}: no such file")
     with connect() as conn:
         try:
             n = import_csv(conn, file)

@@ -46,7 +46,8 @@ def health_collector(
     site_file: Path = typer.Argument(..., help="the site file the collector runs"),
     max_age_s: int = typer.Option(300, "--max-age", help="a device not attempted for this long is not being collected"),
 ) -> None:
-    """Every device of the site was attempted (polled, or heard from over MQTT) within --max-age seconds."""
+    """Every device of the site was attempted (polled, or heard from over MQTT) within --max-age seconds,
+    by a collector that has not stopped since."""
     from model.site import load_site
     from model.yamlfile import ConfigError
 
@@ -56,12 +57,17 @@ def health_collector(
         fail(str(exc), code=1)
     names = [d.name for d in site.devices] + ([d.name for d in site.mqtt.devices] if site.mqtt else [])
     with _connect() as conn:
-        rows = dict(conn.execute(
-            """SELECT d.name, h.last_attempt FROM device d JOIN site s USING (site_id)
+        rows = {name: (attempt, stopped) for name, attempt, stopped in conn.execute(
+            """SELECT d.name, h.last_attempt, h.stopped_at FROM device d JOIN site s USING (site_id)
                JOIN enterprise e USING (enterprise_id) LEFT JOIN device_health h USING (device_id)
-               WHERE e.code = %s AND s.code = %s""", (site.enterprise.code, site.site.code)).fetchall())
+               WHERE e.code = %s AND s.code = %s""", (site.enterprise.code, site.site.code))}
     now = datetime.now(timezone.utc)
-    late = [n for n in names if rows.get(n) is None or now - rows[n] > timedelta(seconds=max_age_s)]
+    def collected(name: str) -> bool:
+        attempt, stopped = rows.get(name, (None, None))
+        # a collector that stopped (SIGTERM) marks its devices: not collected, however recent
+        return attempt is not None and stopped is None and now - attempt <= timedelta(seconds=max_age_s)
+
+    late = [n for n in names if not collected(n)]
     if late:
         fail(f"{len(late)} of {len(names)} device(s) not collected in the last {max_age_s} s: {', '.join(late[:5])}",
              code=1)

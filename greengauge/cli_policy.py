@@ -38,7 +38,7 @@ def facts_import(file: Path) -> None:
         try:
             res = import_facts_file(conn, file)
         except FactsError as exc:
-            fail(f"nothing imported:\n{exc}")
+            fail(f"nothing imported:\n{exc}" if "\n" in str(exc) else f"{exc} (nothing imported)")
     console.print(f"{file}: {res.facts} facts and {res.projects} PV projects recorded")
 
 
@@ -173,7 +173,7 @@ def production_import(file: Path) -> None:
         try:
             res = import_production_file(conn, file)
         except ProductionError as exc:
-            fail(f"nothing imported:\n{exc}")
+            fail(f"nothing imported:\n{exc}" if "\n" in str(exc) else f"{exc} (nothing imported)")
     console.print(f"{file}: {res.production} production rows and {res.references} products' reference values recorded")
 
 

@@ -1,10 +1,14 @@
 """`make demo`: a simulated plant polled over Modbus into PostgreSQL, to its balance and green share.
 
-1. find PostgreSQL (127.0.0.1:5432 or GREENGAUGE_DATABASE_URL); where no server answers but
-   PostgreSQL's programs are installed, start a private throwaway cluster under .greengauge/;
-2. create the demo's own database, apply the migrations and the bundled site file;
-3. serve the site's grid, PV, battery and recycling meters from the simulator on loopback, and
-   poll them with the collector, on an accelerated clock (a day in about 30 seconds);
+1. find PostgreSQL: the database named in GREENGAUGE_DATABASE_URL, else ``greengauge_demo`` on
+   127.0.0.1:5432; where no server answers but PostgreSQL's programs are installed, start a
+   private throwaway cluster under .greengauge/ (on a free port when its default is taken);
+2. create that database if it does not exist (marked as the demo's with a comment); a database
+   the demo created is dropped and created again for a fresh day, one it did not create is used
+   as it is and never dropped; apply the migrations and the bundled site file;
+3. serve the site's grid, PV, battery and recycling meters from the simulator on loopback (on free
+   ports where the site file's are taken), and poll them with the collector, on an accelerated
+   clock (a day in about 30 seconds);
 4. compute the day's balance and green share from the stored readings, print them, and draw the
    day's chart.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from importlib.resources import files
@@ -33,12 +38,14 @@ from model.settings import DEFAULT_DATABASE_URL, get_settings
 from model.site import SiteConfig, load_site
 from metrics.periods import local_bounds
 from store.cluster import ClusterError, PrivateCluster
-from store.db import create_database, with_database
+from store.db import database_name, with_database
 from store.migrate import upgrade
 from store.queries import gauge_series
 from store.sites import apply_site
 
 DEMO_DATABASE = "greengauge_demo"
+#: the comment on a database the demo created (only such a database is ever dropped by it)
+DEMO_MARK = "created by greengauge demo; dropped and created again by the next demo run"
 PRIVATE_PORT = 54329
 DEMO_SITE = files("greengauge") / "examples" / "demo-site.yaml"
 
@@ -55,16 +62,58 @@ def _answers(url: str) -> bool:
         return False
 
 
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def a_free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def with_free_ports(site: SiteConfig, console: Console | None = None) -> SiteConfig:
+    """The site with each Modbus endpoint whose port is taken moved to a free port (devices sharing
+    an endpoint stay together)."""
+    moved: dict[tuple[str, int], int] = {}
+    for d in site.devices:
+        key = (d.host, d.port)
+        if key not in moved:
+            moved[key] = d.port if port_free(d.host, d.port) else a_free_port(d.host)
+            if moved[key] != d.port and console is not None:
+                console.print(f"port {d.port} on {d.host} is taken: simulating its devices on {moved[key]}")
+    if all(new == port for (_, port), new in moved.items()):
+        return site
+    devices = [d.model_copy(update={"port": moved[(d.host, d.port)]}) for d in site.devices]
+    return site.model_copy(update={"devices": devices})
+
+
+def _cluster_port(directory: Path) -> int:
+    """The port of the private cluster: the one it runs on, else the default when free, else a free one."""
+    pid = directory / "data" / "postmaster.pid"
+    try:
+        return int(pid.read_text().splitlines()[3])
+    except (OSError, IndexError, ValueError):
+        return PRIVATE_PORT if port_free("127.0.0.1", PRIVATE_PORT) else a_free_port()
+
+
 def demo_database(workdir: Path, console: Console) -> str:
-    """URL of a fresh demo database: on the configured server, or on a private cluster."""
+    """URL of the demo's database: the one GREENGAUGE_DATABASE_URL names, else ``greengauge_demo``
+    on 127.0.0.1:5432 or on a private cluster. Never drops a database the demo did not create."""
     settings = get_settings()
     explicit = "GREENGAUGE_DATABASE_URL" in os.environ
-    admin = settings.database_url if explicit else with_database(DEFAULT_DATABASE_URL, "postgres")
-    if not _answers(admin):
+    url = settings.database_url if explicit else with_database(DEFAULT_DATABASE_URL, DEMO_DATABASE)
+    admin = with_database(url, "postgres")
+    if not _answers(admin) and not _answers(url):
         if explicit:
             raise NoDatabase(f"no PostgreSQL answers at GREENGAUGE_DATABASE_URL={settings.database_url}")
         try:
-            cluster = PrivateCluster(workdir / "pg", PRIVATE_PORT)
+            cluster = PrivateCluster(workdir / "pg", _cluster_port(workdir / "pg"))
         except ClusterError:
             raise NoDatabase(
                 "no PostgreSQL answers at 127.0.0.1:5432 and PostgreSQL is not installed: "
@@ -72,8 +121,38 @@ def demo_database(workdir: Path, console: Console) -> str:
             ) from None
         console.print(f"No PostgreSQL at 127.0.0.1:5432; starting a private cluster in {cluster.directory}")
         admin = cluster.url if cluster.running() and _answers(cluster.url) else cluster.start()
-    create_database(admin, DEMO_DATABASE, drop_first=True)
-    return with_database(admin, DEMO_DATABASE)
+        url = with_database(admin, DEMO_DATABASE)
+    _prepare_database(admin, url, console)
+    return url
+
+
+def _prepare_database(admin: str, url: str, console: Console) -> None:
+    """Create the database if it is missing (marked as the demo's); make one the demo created fresh;
+    use any other as it is."""
+    from psycopg import sql
+
+    name = database_name(url) or DEMO_DATABASE
+    if _answers(admin):
+        ident = sql.Identifier(name)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                               (name,)).fetchone()
+            if row is not None and row[0] == DEMO_MARK:  # the demo's own, from an earlier run: a fresh day
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
+                row = None
+            if row is None:
+                try:
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+                    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(DEMO_MARK)))
+                except psycopg.Error as exc:
+                    raise NoDatabase(f"database {name!r} does not exist and cannot be created "
+                                     f"({str(exc).strip()}); create it, or set GREENGAUGE_DATABASE_URL to one "
+                                     "that exists") from None
+                return
+    elif not _answers(url):
+        raise NoDatabase(f"database {name!r} does not answer at {url}")
+    console.print(f"using the existing database {name!r} as it is: the demo did not create it, so it drops "
+                  "nothing and adds its enterprise beside what is there")
 
 
 @dataclass
@@ -205,7 +284,7 @@ def run_demo(site_path: Path | None = None, day: date | None = None, day_seconds
     console = console or Console()
     settings = get_settings()
     workdir = Path(settings.workdir)
-    site = load_site(site_path or Path(str(DEMO_SITE)))
+    site = with_free_ports(load_site(site_path or Path(str(DEMO_SITE))), console)
     day = day or date(2025, 6, 21)
     start, end = local_bounds("day", day, site.enterprise.timezone)
     url = demo_database(workdir, console)

@@ -64,12 +64,28 @@ def format_validation_error(path: Path | str, data: Any, exc: ValidationError) -
     return "\n".join(lines)
 
 
-def read_yaml(path: Path | str) -> Any:
+def read_text(path: Path | str, error: type[Exception] = ConfigError, *, encoding: str = "utf-8") -> str:
+    """The text of a file a person gave; every way it cannot be read is one ``error`` naming the file
+    and what to do (missing, a directory, not readable, not UTF-8), never a traceback."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding=encoding)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+        raise error(f"{path}: file not found; check the path") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, not a file; give the path of the file in it") from None
+    except PermissionError:
+        raise error(f"{path}: cannot be read (permission denied); check its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                    "save it as UTF-8 (in Excel: CSV UTF-8)") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def read_yaml(path: Path | str) -> Any:
+    path = Path(path)
+    text = read_text(path)
     try:
         return YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import psycopg
 
+from model.yamlfile import read_text
+
 from metrics.policy import FACT_KINDS, Fact, PvProject, Storage
 from model.tables import load_documents
 
@@ -264,12 +266,7 @@ def import_facts(conn: psycopg.Connection, rows: list[FactRow | ProjectRow], nam
 
 def import_facts_file(conn: psycopg.Connection, path: Path | str) -> ImportResult:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FactsError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise FactsError(f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_text(path, FactsError)
     return import_facts(conn, parse_facts_csv(text, path.name), path.name)
 
 

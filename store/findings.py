@@ -1,6 +1,7 @@
-"""Data-quality findings (table ``dq_finding``) and the queries that find them.
+"""Data-quality findings (``origin`` quality in the one ``finding`` table) and the queries that find them.
 
-Two shapes of finding:
+Each is a :class:`model.findings.Finding`: a kind, a subject (device, point), times and data (the
+values its text is made from; the sentence is made where it is shown). Two shapes:
 - a *state* (``stale_device``, ``clock_skew``, ``low_completeness``): opened when the condition
   starts, left open while it lasts (at most one open per kind and device/point), closed with the
   time it ended;
@@ -12,32 +13,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-STATES = ("stale_device", "clock_skew", "low_completeness")
-EVENTS = ("gap", "counter_drop", "spike")
+from model.findings import EVENTS, STATES, Finding, FindingKind, Subject, kind_of
+
+__all__ = ["EVENTS", "STATES", "Finding", "FindingKind", "findings", "open_states", "open_state", "close_state",
+           "record_event"]
+
+_COLUMNS = "finding_id, kind, device_id, point_id, source, opened_at, closed_at, last_seen, count, data"
 
 
-@dataclass(frozen=True)
-class Finding:
-    finding_id: int
-    kind: str
-    device_id: int
-    point_id: int | None
-    opened_at: datetime
-    closed_at: datetime | None
-    detail: str
+def _finding(row) -> Finding:
+    fid, kind, device_id, point_id, source, opened, closed, last, count, data = row
+    return Finding(kind_of(kind), Subject(device_id, point_id, source), opened, closed, data, count, last, fid)
 
 
 def findings(conn: psycopg.Connection, *, open_only: bool = False, kind: str | None = None) -> list[Finding]:
     rows = conn.execute(
-        """SELECT finding_id, kind, device_id, point_id, opened_at, closed_at, detail FROM dq_finding
-           WHERE (NOT %(o)s OR closed_at IS NULL) AND (%(k)s::text IS NULL OR kind = %(k)s)
-           ORDER BY opened_at, finding_id""",
-        {"o": open_only, "k": kind},
+        f"""SELECT {_COLUMNS} FROM finding
+            WHERE origin = 'quality' AND (NOT %(o)s OR closed_at IS NULL) AND (%(k)s::text IS NULL OR kind = %(k)s)
+            ORDER BY opened_at, finding_id""",
+        {"o": open_only, "k": None if kind is None else str(kind)},
     ).fetchall()
-    return [Finding(*r) for r in rows]
+    return [_finding(r) for r in rows]
 
 
 def open_states(conn: psycopg.Connection, kind: str) -> dict[tuple[int, int | None], Finding]:
@@ -45,32 +46,33 @@ def open_states(conn: psycopg.Connection, kind: str) -> dict[tuple[int, int | No
 
 
 def open_state(conn: psycopg.Connection, kind: str, device_id: int, point_id: int | None,
-               opened_at: datetime, detail: str) -> bool:
+               opened_at: datetime, data: dict[str, Any]) -> bool:
     """Open a state finding unless one of this kind is open for the device/point; True when opened."""
     cur = conn.execute(
-        """INSERT INTO dq_finding (kind, device_id, point_id, opened_at, detail) VALUES (%s, %s, %s, %s, %s)
-           ON CONFLICT DO NOTHING""",
-        (kind, device_id, point_id, opened_at, detail),
+        """INSERT INTO finding (origin, kind, device_id, point_id, opened_at, last_seen, data)
+           VALUES ('quality', %s, %s, %s, %s, now(), %s) ON CONFLICT DO NOTHING""",
+        (str(kind), device_id, point_id, opened_at, Jsonb(data)),
     )
     return cur.rowcount == 1
 
 
 def close_state(conn: psycopg.Connection, finding_id: int, closed_at: datetime) -> None:
-    conn.execute("UPDATE dq_finding SET closed_at = greatest(%s, opened_at) WHERE finding_id = %s AND closed_at IS NULL",
+    conn.execute("""UPDATE finding SET closed_at = greatest(%s, opened_at), last_seen = now()
+                    WHERE finding_id = %s AND closed_at IS NULL AND origin = 'quality'""",
                  (closed_at, finding_id))
 
 
 def record_event(conn: psycopg.Connection, kind: str, device_id: int, point_id: int | None,
-                 opened_at: datetime, closed_at: datetime, detail: str) -> bool:
+                 opened_at: datetime, closed_at: datetime, data: dict[str, Any]) -> bool:
     """Record an event once; a later run that sees it longer moves its end. True when new."""
     cur = conn.execute(
-        """INSERT INTO dq_finding AS f (kind, device_id, point_id, opened_at, closed_at, detail)
-           VALUES (%s, %s, %s, %s, %s, %s)
-           ON CONFLICT (kind, device_id, coalesce(point_id, 0), opened_at) DO UPDATE
-               SET closed_at = greatest(f.closed_at, EXCLUDED.closed_at), detail = EXCLUDED.detail
+        """INSERT INTO finding AS f (origin, kind, device_id, point_id, opened_at, closed_at, last_seen, data)
+           VALUES ('quality', %s, %s, %s, %s, %s, now(), %s)
+           ON CONFLICT (kind, device_id, coalesce(point_id, 0), opened_at) WHERE origin = 'quality' DO UPDATE
+               SET closed_at = greatest(f.closed_at, EXCLUDED.closed_at), data = EXCLUDED.data, last_seen = now()
                WHERE f.closed_at < EXCLUDED.closed_at
            RETURNING (xmax = 0)""",
-        (kind, device_id, point_id, opened_at, closed_at, detail),
+        (str(kind), device_id, point_id, opened_at, closed_at, Jsonb(data)),
     ).fetchone()
     return bool(cur and cur[0])
 

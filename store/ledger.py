@@ -55,6 +55,10 @@ class CertificateEntry:
         return str(self.first) if self.count == 1 else f"{self.first}..{self.last}"
 
 
+#: the most one ledger row can hold: 10 TWh, far above any single trade, far below bigint's 9.2e18 Wh
+MAX_MWH = 10_000_000
+
+
 def mwh_to_wh(text: str | Decimal) -> int:
     """Exact MWh (up to 6 decimals) to whole Wh. Raises ValueError naming the value."""
     try:
@@ -63,6 +67,9 @@ def mwh_to_wh(text: str | Decimal) -> int:
         raise ValueError(f"{text!r} is not a number of MWh") from None
     if not d.is_finite() or d <= 0:
         raise ValueError(f"{text!r} MWh must be a positive number")
+    if d > MAX_MWH:
+        raise ValueError(f"{text!r} MWh is more than one entry can be (at most {MAX_MWH:,} MWh, 10 TWh); "
+                         "check the unit (MWh, not kWh)")
     wh = d * WH_PER_CERTIFICATE
     if wh != wh.to_integral_value():
         raise ValueError(f"{text!r} MWh is finer than 1 Wh")
@@ -210,7 +217,9 @@ def add_entries(conn: psycopg.Connection, entries: list[TradeEntry | Certificate
 
 def import_csv(conn: psycopg.Connection, path: Path) -> int:
     """Import a ledger CSV all-or-nothing; return the number of rows written."""
-    text = Path(path).read_text(encoding="utf-8-sig")
+    from model.yamlfile import read_text
+
+    text = read_text(path, LedgerError, encoding="utf-8-sig")
     entries = parse_csv(text, Path(path).name)
     lines = _data_lines(text)
     return add_entries(conn, entries, [f"{Path(path).name} line {n}" for n in lines])

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import psycopg
 
+from model.yamlfile import read_text
+
 COLUMNS = ("record", "enterprise", "product", "period_start", "period_end", "quantity", "unit", "output_value_yuan",
            "limit", "access", "advanced", "industry_average", "standard")
 RECORDS = ("production", "reference")
@@ -250,10 +252,5 @@ def import_production(conn: psycopg.Connection, rows: list[ProductionRow | Refer
 
 def import_production_file(conn: psycopg.Connection, path: Path | str) -> ImportResult:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProductionError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ProductionError(f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_text(path, ProductionError)
     return import_production(conn, parse_production_csv(text, path.name), path.name)

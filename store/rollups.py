@@ -66,15 +66,6 @@ def watermarks(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, date
     return dict(rows)
 
 
-def lower_watermark(conn: psycopg.Connection, point_id: int, ts: datetime) -> bool:
-    """Move a point's rollup watermark back to ``ts`` when it is later. Returns whether it moved;
-    a point never rolled up has none. Prefer :func:`mark_dirty`, which leaves the watermark alone."""
-    cur = conn.execute(
-        """UPDATE rollup_watermark SET last_reading_ts = %s, rolled_at = now()
-           WHERE point_id = %s AND last_reading_ts > %s""", (ts, point_id, ts))
-    return cur.rowcount > 0
-
-
 def mark_dirty(conn: psycopg.Connection, point_id: int, ts: datetime) -> bool:
     """Have the next rollup recompute a point's intervals from ``ts`` on (e.g. a meter replacement
     recorded or revoked after its time was rolled up), whatever its age. A point never rolled up is

@@ -340,6 +340,9 @@ def test_sigterm_flushes_what_is_queued(db_url, tmp_path):
     assert code == 0, "".join(lines)
     assert count(db_url) == 60
     assert not list((tmp_path / "spool").glob("*.seg"))
+    with psycopg.connect(db_url) as conn:  # `greengauge status`: not collected now, not "ok"
+        assert conn.execute("SELECT d.name, h.status, h.stopped_at IS NOT NULL FROM device_health h "
+                            "JOIN device d USING (device_id)").fetchall() == [("gw1", "ok", True)]
 
     # the acknowledgements went out before the session was closed: the broker redelivers nothing
     site = SiteConfig.model_validate(data)

@@ -80,21 +80,26 @@ def test_a_device_that_goes_away_is_logged_once_and_once_when_back_and_status_sh
         s = server()
         await s.serve_forever(background=True)  # and returns
         await asyncio.sleep(1.0)
+        conn.commit()
+        back = conn.execute("SELECT status, consecutive_failures FROM device_health").fetchone()
         stop.set()
         await task
         await s.shutdown()
-        return away
+        return away, back
 
     with caplog.at_level(logging.INFO, logger="collectors.modbus"):
-        away = asyncio.run(main())
+        away, back_row = asyncio.run(main())
+    assert back_row == ("ok", 0)
     assert away[0] == "away" and away[1] >= 2
     gone = [r for r in caplog.records if r.levelno == logging.ERROR and "is away" in r.getMessage()]
     back = [r for r in caplog.records if r.levelno == logging.INFO and "is back" in r.getMessage()]
     assert (len(gone), len(back)) == (1, 1)
-    conn.commit()
-    assert conn.execute("SELECT status, consecutive_failures FROM device_health").fetchone() == ("ok", 0)
+    conn.commit()  # the collector stopped: not being collected, whatever it last saw
+    assert conn.execute("SELECT status, consecutive_failures, stopped_at IS NOT NULL FROM device_health"
+                        ).fetchone() == ("ok", 0, True)
 
     monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 0, result.output
-    assert "acme/main/grid" in result.output and "ok" in result.output and "1 devices, 0 away" in result.output
+    assert "acme/main/grid" in result.output and "not collected" in result.output
+    assert "1 devices, 0 away, 1 not collected" in result.output

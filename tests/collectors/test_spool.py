@@ -60,7 +60,51 @@ def test_a_corrupt_segment_is_set_aside_and_the_next_is_replayed(tmp_path):
     first.write_bytes(first.read_bytes()[:-3])
     seg, readings = spool.oldest()
     assert readings == batch(2, 2)
-    assert first.with_suffix(".corrupt").exists()
+    assert (tmp_path / "corrupt" / first.name).exists() and not first.exists()
+    [aside] = spool.set_aside
+    assert aside.readings == 2 and "checksum" in aside.reason  # a torn segment: counted from its size
+
+
+def segment_with_rows(rows) -> bytes:
+    """A segment whose checksum is valid, around whatever rows are given."""
+    import struct
+    import zlib
+    body = struct.pack("<8sI", b"GGSPOOL1", len(rows)) + b"".join(struct.pack("<qqdBB", *r) for r in rows)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize("row, what", [
+    ((7, 0, 1.0, 1, 7), "quality 7"),                           # a quality code no reading has
+    ((7, 0, 1.0, 2, 0), "has-value 2"),                         # a flag that is neither 0 nor 1
+    ((7, 0, float("nan"), 1, 0), "value nan"),                  # a value that is not finite
+    ((7, 2**62, 1.0, 1, 0), "outside the calendar"),            # a time no datetime holds
+    ((7, 0, 0.0, 0, 0), "has-value 0"),                         # no value but not BAD
+])
+def test_a_segment_with_a_valid_checksum_but_an_impossible_field_is_corrupt(tmp_path, row, what):
+    good = (7, 1_750_000_000_000_000, 5.0, 1, 0)
+    with pytest.raises(SpoolCorrupt, match=what):
+        decode(segment_with_rows([good, row, good]))
+    spool = Spool(tmp_path)
+    (tmp_path / "000000000001.seg").write_bytes(segment_with_rows([good, row, good]))
+    spool.close()
+    spool = Spool(tmp_path)
+    assert spool.oldest() is None  # set aside, not raised
+    assert [a.readings for a in spool.set_aside] == [3]  # counted from the header
+    assert (tmp_path / "corrupt" / "000000000001.seg").exists()
+    assert spool.append(batch(1)) and spool.segments[0].path.name == "000000000002.seg"  # no name reused
+
+
+def test_the_ids_file_is_written_whole_and_a_damaged_one_is_one_clear_error(tmp_path):
+    from collectors.spool import IdsFileError, read_ids, write_ids
+    path = tmp_path / "ids.json"
+    assert read_ids(path) is None
+    content = {"site": "abc", "points": {"a.b.c.d": 1}, "devices": {"d": 2}}
+    write_ids(path, content)
+    assert read_ids(path) == content and not list(tmp_path.glob("*.tmp"))
+    for damaged in (b'{"site": "abc", "poi', b"\xff\xfe", b"[]", b'{"site": "abc", "points": {"a": "x"}, "devices": {}}'):
+        path.write_bytes(damaged)
+        with pytest.raises(IdsFileError, match=r"ids.json: damaged .*delete it"):
+            read_ids(path)
 
 
 def test_the_spool_is_bounded(tmp_path):

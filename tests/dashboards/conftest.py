@@ -147,12 +147,13 @@ def add_production(conn: psycopg.Connection) -> None:
 def add_health(conn: psycopg.Connection, as_of: datetime) -> None:
     """The collectors' view of the devices: every device answering, except each battery, away
     (what collectors/health.py upserts)."""
-    from store.health import FindingRow, HealthRow, add_findings, upsert_health
+    from model.findings import Finding, FindingKind, Subject
+    from store.health import HealthRow, add_findings, upsert_health
 
     rows = conn.execute("SELECT device_id, name FROM device ORDER BY device_id").fetchall()
-    add_findings(conn, [FindingRow("device_error", f"device {did}", did, as_of - timedelta(hours=3),
-                                   as_of - timedelta(hours=1), 3, "Modbus exception 4") for did, name in rows
-                        if name == "battery"])
+    add_findings(conn, [Finding(FindingKind.DEVICE_ERROR, Subject(did, None, f"device {did}"), as_of - timedelta(hours=3),
+                                data={"text": "Modbus exception 4"}, count=3, last_seen=as_of - timedelta(hours=1))
+                        for did, name in rows if name == "battery"])
     upsert_health(conn, [
         HealthRow(did, "away", as_of - timedelta(minutes=20), as_of, as_of - timedelta(minutes=20), 20, None,
                   "timed out") if name == "battery" else

@@ -57,8 +57,8 @@ def test_counter_drop_spike_and_rerun(conn, db_url):
     drops = findings(conn, kind="counter_drop")
     assert [(f.point_id, f.opened_at) for f in drops] == [(pid, t), (pid, t + timedelta(minutes=3))]
     spikes = findings(conn, kind="spike")
-    assert [(f.opened_at, f.closed_at, f.detail) for f in spikes] == [
-        (t + timedelta(minutes=1), t + timedelta(minutes=2), "2 suspect readings")]
+    assert [(f.opened_at, f.closed_at, f.data) for f in spikes] == [
+        (t + timedelta(minutes=1), t + timedelta(minutes=2), {"readings": 2})]
     before = findings(conn)
     assert check(db_url, as_of).opened == []  # a rerun records nothing twice
     assert findings(conn) == before
@@ -73,4 +73,4 @@ def test_clock_skew(conn, db_url):
     conn.commit()
     res = check(db_url, now, now=now)
     assert [o[0] for o in res.opened if o[0] == "clock_skew"] == ["clock_skew"]
-    assert findings(conn, kind="clock_skew", open_only=True)[0].detail.startswith("median arrival delay -")
+    assert findings(conn, kind="clock_skew", open_only=True)[0].data["median_delay_s"] < -500  # ahead: negative

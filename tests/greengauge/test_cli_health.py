@@ -40,3 +40,7 @@ def test_health_collector_names_the_devices_not_collected(db_url, monkeypatch):
                         SELECT device_id, 'ok', %s, %s FROM device""", (now, now))
     r = runner.invoke(app, ["health", "collector", str(DEMO_SITE), "--max-age", "60"])
     assert r.exit_code == 0 and "4 device(s) collected" in r.output, r.output
+    with psycopg.connect(db_url) as conn:  # the collector stopped (SIGTERM): not being collected
+        conn.execute("UPDATE device_health SET stopped_at = %s", (now,))
+    r = runner.invoke(app, ["health", "collector", str(DEMO_SITE), "--max-age", "60"])
+    assert r.exit_code == 1 and "4 of 4 device(s) not collected" in r.output
