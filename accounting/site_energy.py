@@ -13,59 +13,36 @@ Thin by design: reads from :mod:`store`, calls the pure functions in :mod:`metri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from fractions import Fraction
 
 import psycopg
 
-from model import CODE_VERSION
-from metrics.balance import BalanceTotals, IntervalBalance, site_balance, totals
-from metrics.counters import CounterFinding, MeterReplacement, rollover_wh
+from metrics import figures
+from metrics.counters import CounterFinding, MeterReplacement
+from metrics.evidence import InputDigest
+from metrics.figures import BALANCE_ROLES, SiteEnergy  # noqa: F401  (the one list; re-exported)
+from metrics.green_share import COMPLETENESS_THRESHOLD, GreenShareResult
 from metrics.intervals import (
     INTERVAL_S, CounterEnergy, IntervalEnergy, Resolution, counter_energy, counter_intervals, floor_interval,
-    sum_by_interval,
 )
-from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
-from metrics.green_share import (
-    COMPLETENESS_THRESHOLD, GreenShare, GreenShareResult, assess_green_share, green_share, project_year_end,
-)
-from metrics.hourly_match import hourly_match
-from metrics.ledger import ledger_green
-from metrics.periods import local_bounds
+from model import CODE_VERSION
+from model.profile import counter_width_wh
+from store.bundle import load_enterprise_period
 from store.events import replacements, resolutions
-from store.ledger import ledger_for
 from store.queries import counter_series
-from store.sites import PointRow, enterprise_timezone, site_points
-
-from metrics import figures  # noqa: E402
-from metrics.figures import BALANCE_ROLES, SiteEnergy  # noqa: E402,F401  (the one list; re-exported)
-from store.bundle import load_enterprise_period  # noqa: E402
+from store.sites import PointRow, enterprise_timezone
 
 
 def point_rollover(conn: psycopg.Connection, points: list[PointRow] | list[int]) -> dict[int, float | None]:
-    """Wrap width of each point (a :class:`PointRow` or a point id) [Wh]: the point's own
-    ``counter_rollover_wh`` (site file), else its device profile's ``counter_rollover_bits`` × the
-    register's scale × the device's CT/PT ratios when the register is secondary-side (the stored
-    counter is primary-side: :func:`model.profile.ratio_factor`), else None (unknown)."""
-    from model.profile import load_profile, ratio_factor
-
+    """Wrap width of each point (a :class:`PointRow` or a point id) [Wh], by the one rule
+    :func:`model.profile.counter_width_wh` (the evidence's ``store.bundle`` uses it too)."""
     rows = conn.execute(
         """SELECT p.point_id, d.profile, p.quantity, p.counter_rollover_wh, d.ct_ratio, d.pt_ratio
            FROM point p JOIN device d USING (device_id) WHERE p.point_id = ANY(%s)""",
         ([getattr(p, "point_id", p) for p in points],)).fetchall()
-    out: dict[int, float | None] = {}
-    for pid, profile, quantity, own, ct, pt in rows:
-        if own is not None:
-            out[pid] = own
-            continue
-        try:
-            prof = load_profile(profile)
-            spec = prof.register(quantity)
-            out[pid] = rollover_wh(prof.counter_rollover_bits, float(spec.factor * ratio_factor(spec, ct, pt)))
-        except Exception:  # unknown profile or quantity: width unknown, every drop is a reset
-            out[pid] = None
-    return out
+    return {pid: counter_width_wh(profile, quantity, own, ct, pt) for pid, profile, quantity, own, ct, pt in rows}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,11 @@ Two shapes share the type and the table (``finding``, migration ``0700_findings.
 - a *counted* finding of the collector (``origin`` ``collector``): one per (kind, source), its
   ``count`` of occurrences from ``opened_at`` (first seen) to ``last_seen``; never closed;
 - a *data-quality* finding of the flows (``origin`` ``quality``): a state opened when a condition
-  starts and closed when it ends, or an event recorded once with its start and end.
+  starts and closed when it ends, or an event recorded once with its start and end;
+- a *counter* finding of the rollup (``origin`` ``rollup``, migration ``0800``): an event at one
+  reading of a counter point (outlier, wrap, reset, replacement, spike — the kinds of
+  :data:`metrics.counters.FINDING_KINDS`), replaced whenever the rollup recomputes its range; the
+  pure counter code reports them as :class:`metrics.counters.CounterFinding`.
 """
 
 from __future__ import annotations

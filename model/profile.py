@@ -241,3 +241,30 @@ def to_canonical(spec: RegisterSpec, raw: int | float, ratio: Decimal = Decimal(
     # product would be), without Decimal arithmetic in the poll loop
     n, d = _rational(spec.factor, ratio)
     return raw * n / d
+
+
+def counter_width_wh(profile: str | None, quantity: str, own_wh: float | None,
+                     ct_ratio: Decimal | None = None, pt_ratio: Decimal | None = None) -> float | None:
+    """A stored counter's wrap width [Wh]: the point's own ``counter_rollover_wh`` (site file), else
+    its device profile's ``counter_rollover_bits`` × the register's scale × the device's CT/PT ratios
+    when the register is secondary-side (the stored counter is primary-side: :func:`ratio_factor`),
+    else None (unknown: no profile, no such quantity, or no width in the profile).
+
+    The one rule for the rollup (which decides the energy with it) and the evidence alike.
+    """
+    if own_wh is not None:
+        return own_wh
+    from metrics.counters import rollover_wh
+
+    if profile is None:
+        return None
+    try:
+        prof = load_profile(profile)
+        spec = prof.register(quantity)
+    except (ConfigError, KeyError, ValueError):  # unknown profile or quantity: width unknown
+        return None
+    one = Decimal(1)
+    ratio = ratio_factor(spec, Decimal(str(ct_ratio)) if ct_ratio is not None else one,
+                         Decimal(str(pt_ratio)) if pt_ratio is not None else one)
+    return rollover_wh(prof.counter_rollover_bits, float(spec.factor * ratio))
+

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from model.profile import counter_width_wh
+
 from metrics.bundle import EnterprisePeriod, Point, PointFinding
 from metrics.counters import CounterFinding
 from metrics.intervals import IntervalEnergy, floor_interval
@@ -27,23 +29,6 @@ from store.projects import latest_nameplate, project_records
 #: (metrics.policy.pv_storage); the loader reads that far back for projects commissioned in the period
 PRE_COMMISSIONING_DAYS = 7
 NAMEPLATE_QUANTITIES = ("capacity_w", "storage_capacity_wh")
-
-
-def _point_rollover(profile: str | None, quantity: str, own: float | None, ct, pt) -> float | None:
-    """Wrap width [Wh], for the evidence (the rollup decides the energy with the same rule,
-    ``accounting.site_energy.point_rollover``): the point's own ``counter_rollover_wh``, else its
-    device profile's ``counter_rollover_bits`` × the register's scale × CT/PT when secondary-side."""
-    if own is not None:
-        return own
-    from metrics.counters import rollover_wh
-    from model.profile import load_profile, ratio_factor
-
-    try:
-        prof = load_profile(profile)
-        spec = prof.register(quantity)
-        return rollover_wh(prof.counter_rollover_bits, float(spec.factor * ratio_factor(spec, ct, pt)))
-    except Exception:  # unknown profile or quantity: width unknown
-        return None
 
 
 def policy_read_start(projects, start: datetime, end: datetime, tz: str) -> datetime:
@@ -83,7 +68,7 @@ def load_points(conn: psycopg.Connection, enterprise: str) -> tuple[int, str, tu
                   p.counter_rollover_wh, d.poll_interval_s, d.ct_ratio, d.pt_ratio
            FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
            WHERE s.enterprise_id = %s ORDER BY p.point_id""", (eid,)).fetchall()
-    points = tuple(Point(pid, name, dev, q, role, sub, rated, _point_rollover(profile, q, own, ct, pt), poll)
+    points = tuple(Point(pid, name, dev, q, role, sub, rated, counter_width_wh(profile, q, own, ct, pt), poll)
                    for pid, name, dev, q, role, sub, rated, profile, own, poll, ct, pt in rows)
     return eid, tz, points
 
@@ -150,8 +135,9 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
             intervals[pid][t] = IntervalEnergy(t, wh, est, sus)
         computed_at = max((r[5] for r in rows), default=None)
     findings = tuple(PointFinding(pid, CounterFinding(kind, ts, detail)) for pid, ts, kind, detail in conn.execute(
-        """SELECT point_id, ts, kind, detail FROM counter_finding
-           WHERE point_id = ANY(%s) AND ts >= %s AND ts <= %s ORDER BY ts, point_id, kind""",
+        """SELECT point_id, opened_at, kind, data->>'text' FROM finding
+           WHERE origin = 'rollup' AND point_id = ANY(%s) AND opened_at >= %s AND opened_at <= %s
+           ORDER BY opened_at, point_id, kind""",
         (ids, min(read_from, findings_from or read_from), end)))
     marks = conn.execute("SELECT min(last_reading_ts) FROM rollup_watermark WHERE point_id = ANY(%s)", (ids,)).fetchone()[0]
     trades, certs = ledger_for(conn, enterprise)
@@ -178,15 +164,20 @@ def load_enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *
 
 def write_counter_findings(conn: psycopg.Connection, point_id: int, since: datetime | None, until: datetime | None,
                            findings: list[CounterFinding]) -> None:
-    """Replace a point's counter findings in [since, until) (None: open) by ``findings``
-    (inside the caller's transaction: the rollup's)."""
-    conn.execute("""DELETE FROM counter_finding WHERE point_id = %s AND (%s::timestamptz IS NULL OR ts >= %s)
-                    AND (%s::timestamptz IS NULL OR ts < %s)""", (point_id, since, since, until, until))
+    """Replace a point's counter findings (``finding`` rows of origin ``rollup``) in [since, until)
+    (None: open) by ``findings`` (inside the caller's transaction: the rollup's)."""
+    conn.execute("""DELETE FROM finding WHERE origin = 'rollup' AND point_id = %s
+                    AND (%s::timestamptz IS NULL OR opened_at >= %s) AND (%s::timestamptz IS NULL OR opened_at < %s)""",
+                 (point_id, since, since, until, until))
     keep = [f for f in findings if (since is None or f.ts >= since) and (until is None or f.ts < until)]
     if keep:
         with conn.cursor() as cur:
-            cur.executemany("INSERT INTO counter_finding (point_id, ts, kind, detail) VALUES (%s, %s, %s, %s)",
-                            [(point_id, f.ts, f.kind, f.detail) for f in keep])
+            # one findings table (model/findings.py): origin 'rollup', an event at the reading's time
+            cur.executemany("""INSERT INTO finding (origin, kind, device_id, point_id, opened_at, closed_at, last_seen, data)
+                               SELECT 'rollup', %(kind)s, device_id, point_id, %(ts)s, %(ts)s, %(ts)s,
+                                      jsonb_build_object('text', %(detail)s::text)
+                               FROM point WHERE point_id = %(point)s""",
+                            [{"point": point_id, "ts": f.ts, "kind": f.kind, "detail": f.detail} for f in keep])
 
 
 def load_prefix(conn: psycopg.Connection, enterprise_id: int, year: int) -> dict | None:

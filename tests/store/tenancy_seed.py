@@ -95,8 +95,10 @@ def seed(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int]]:
                              (e, s))
                 conn.execute("""INSERT INTO dq_finding (kind, device_id, point_id, opened_at, closed_at, detail)
                                 VALUES ('gap', %s, %s, '2025-03-01 00:00+00', '2025-03-01 01:00+00', %s)""", (dev, pt, s))
-                conn.execute("""INSERT INTO counter_finding (point_id, ts, kind, detail)
-                                VALUES (%s, '2025-03-01 00:00+00', 'counter_outlier', %s)""", (pt, s))
+                conn.execute("""INSERT INTO finding (origin, kind, device_id, point_id, opened_at, closed_at, last_seen, data)
+                                VALUES ('rollup', 'counter_outlier', %s, %s, '2025-03-01 00:00+00',
+                                        '2025-03-01 00:00+00', '2025-03-01 00:00+00', %s)""",
+                             (dev, pt, psycopg.types.json.Jsonb({"text": s})))
                 conn.execute("INSERT INTO metrics_watermark (enterprise_id, seen_through) VALUES (%s, '2025-03-02 00:00+00')",
                              (e,))
                 conn.execute("""INSERT INTO metrics_prefix (enterprise_id, year, through, state)
