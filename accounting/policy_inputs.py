@@ -34,6 +34,7 @@ from metrics.carbon import electricity_carbon
 from metrics.coal import CoalResult, standard_coal
 from metrics.intensity import IntensityRow, ReferenceValues, energy_per_10k_yuan, grade_unit_energy, rank_within_industry
 from metrics.ledger import WH_PER_CERTIFICATE, ledger_green
+from metrics.intervals import INTERVAL_S
 from metrics.periods import local_bounds
 from metrics.policy import EnterpriseYear, ProductYear, PvProject, Storage, telemetry_checks
 from model import CODE_VERSION
@@ -383,6 +384,12 @@ def output_value(data: EnterprisePeriod, year: int) -> tuple[Decimal | None, int
     return (sum(vals, Decimal(0)) if vals else None), len(rows) - len(vals)
 
 
+def data_through(data: EnterprisePeriod) -> datetime | None:
+    """End of the last stored interval read for the enterprise (None when none was)."""
+    last = max((max(ivs) for ivs in data.intervals.values() if ivs), default=None)
+    return None if last is None else last + timedelta(seconds=INTERVAL_S)
+
+
 def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
                    bottom_fraction: Decimal = Decimal(0),
                    equal_value_kgce_per_kwh: Decimal | None = None) -> dict[str, Any]:
@@ -390,7 +397,9 @@ def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
     and the ranking within the industry, for every enterprise of ``industry`` in a local year.
 
     Comprehensive energy is purchased electricity plus metered fuels in kgce (equivalent value for
-    electricity, or equal value when a factor is given).
+    electricity, or equal value when a factor is given). Each enterprise's row says its ``status``
+    (``ranked``, or ``unknown`` with the reason in ``not_ranked``) and ``data_through`` (the end of
+    its last stored interval read); the metrics flow stores these rows in ``intensity_ytd``.
 
     References
     ----------
@@ -413,7 +422,8 @@ def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
             kgce = coal_of(e, equal_value_kgce_per_kwh)[method].total_kgce
         products, pev = product_years(data, code, year, kgce)
         value, missing = output_value(data, year)
-        row: dict[str, Any] = {"enterprise": code, "energy_kgce": kgce, "electricity_method": method,
+        row: dict[str, Any] = {"enterprise": code, "industry": industry, "data_through": data_through(data),
+                               "energy_kgce": kgce, "electricity_method": method,
                                "grid_import_wh": e.grid_import_wh, "fuels": e.fuels, "output_value_yuan": value,
                                "rows_without_output_value": missing, "products": {}, "production": pev}
         for pr in products:
@@ -440,6 +450,7 @@ def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
         row["rank"] = None if r is None else r.rank
         row["of"] = None if r is None else r.of
         row["bottom"] = None if r is None else r.bottom
+        row["status"] = "unknown" if r is None else "ranked"
     enterprises.sort(key=lambda x: (x["rank"] is None, x["rank"] or 0, x["enterprise"]))
     return {"industry": industry, "year": year, "bottom_fraction": bottom_fraction, "electricity_method": method,
             "equal_value_kgce_per_kwh": equal_value_kgce_per_kwh, "enterprises": enterprises}
@@ -513,5 +524,5 @@ def enterprise_year(src: Source, enterprise: str, year: int, *, subproject: str 
 
 __all__ = [
     "DEFAULT_REGION", "EnergyYear", "ProjectRecord", "carbon_year", "coal_of", "energy_year", "enterprise_year",
-    "green_instruments", "intensity_year", "output_value", "product_years", "production_year", "project_inputs",
+    "data_through", "green_instruments", "intensity_year", "output_value", "product_years", "production_year", "project_inputs",
 ]

@@ -336,31 +336,22 @@ ORDER BY g.completeness, e.code""",
     Panel(
         "park_intensity", "bargauge",
         Text("能耗强度排名（万元产值综合能耗）", "Energy intensity ranking (kgce per 10,000 yuan)"),
-        Text("晋政规〔2024〕2号 §四(五) 分行业排名：本年至今综合能耗折标煤（carbon_ytd：外购电力当量值与计量燃料，"
-             "GB/T 2589-2020）除以年内登记的工业总产值（万元），由低到高；缺产值则不排名。",
+        Text("晋政规〔2024〕2号 §四(五) 分行业排名：年内综合能耗折标煤（外购电力当量值与计量燃料，GB/T 2589-2020）"
+             "除以年内登记的工业总产值（万元），由低到高，排名为全行业内；缺产值则不排名。即 greengauge report intensity "
+             "的结果（intensity_ytd，由 metrics 流程写入）。",
              "晋政规〔2024〕2号 §四(五), ranked within each industry: the year's comprehensive energy in standard coal "
-             "(carbon_ytd: purchased electricity at equivalent value plus metered fuels, GB/T 2589-2020) over the "
-             "gross output value recorded within the year, per 10,000 yuan, lowest first; no output value, no rank."),
-        f"""WITH e AS ({PARK_ENTERPRISES}),
-o AS (SELECT pr.enterprise_id, sum(pr.output_value_yuan) AS output_value_yuan,
-             count(*) FILTER (WHERE pr.output_value_yuan IS NULL) AS rows_without_output_value
-      FROM reader.production pr JOIN e USING (enterprise_id)
-      WHERE extract(year FROM pr.period_start) = '$year'::int AND extract(year FROM pr.period_end) = '$year'::int
-      GROUP BY pr.enterprise_id),
-i AS (SELECT e.code AS enterprise, coalesce(x.industry, '') AS industry, c.coal_equivalent_kgce, o.output_value_yuan,
-             o.rows_without_output_value,
-             c.coal_equivalent_kgce * 10000 / nullif(o.output_value_yuan, 0) AS kgce_per_10k_yuan
-      FROM reader.carbon_ytd c JOIN e USING (enterprise_id) JOIN reader.enterprise x USING (enterprise_id)
-      LEFT JOIN o USING (enterprise_id)
-      WHERE c.year = '$year'::int)
-SELECT enterprise, industry, coal_equivalent_kgce, output_value_yuan, rows_without_output_value, kgce_per_10k_yuan,
-       CASE WHEN kgce_per_10k_yuan IS NOT NULL
-            THEN rank() OVER (PARTITION BY industry, kgce_per_10k_yuan IS NULL ORDER BY kgce_per_10k_yuan) END
-            AS rank_in_industry
-FROM i ORDER BY industry, kgce_per_10k_yuan NULLS LAST, enterprise""",
+             "(purchased electricity at equivalent value plus metered fuels, GB/T 2589-2020) over the gross output value "
+             "recorded within the year, per 10,000 yuan, lowest first, ranked over the whole industry; no output value, "
+             "no rank. What greengauge report intensity gives (intensity_ytd, written by the metrics flow)."),
+        f"""WITH e AS ({PARK_ENTERPRISES})
+SELECT e.code AS enterprise, i.industry, i.energy_kgce AS coal_equivalent_kgce, i.output_value_yuan,
+       i.rows_without_output_value, i.kgce_per_10k_yuan, i.rank_in_industry
+FROM reader.intensity_ytd i JOIN e USING (enterprise_id)
+WHERE i.year = '$year'::int
+ORDER BY i.industry, i.kgce_per_10k_yuan NULLS LAST, e.code""",
         "table", "suffix: kgce/万元", ("enterprise", "industry", "coal_equivalent_kgce", "output_value_yuan",
                                       "rows_without_output_value", "kgce_per_10k_yuan", "rank_in_industry"),
-        ("carbon_ytd", "production", "enterprise"),
+        ("intensity_ytd",),
         column_units={"enterprise": STATUS_UNIT, "industry": STATUS_UNIT, "coal_equivalent_kgce": "suffix: kgce",
                       "output_value_yuan": "currencyCNY", "rows_without_output_value": "none",
                       "rank_in_industry": "none"}, w=12, h=8, value_column="kgce_per_10k_yuan"),

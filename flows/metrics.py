@@ -1,5 +1,6 @@
 """Per enterprise: daily balance, year-to-date green share, year-end projection and gap to 30 %,
-year-to-date carbon and standard coal — from one bundle of stored data per enterprise-year.
+year-to-date carbon and standard coal, and the industry's energy intensity (``intensity_ytd``, what
+``report intensity`` gives: :func:`store_intensity`) — from one bundle of stored data per enterprise-year.
 
 One path (docs/accounting.md): :func:`read_year` loads the enterprise's year once
 (:func:`store.bundle.load_enterprise_period`: the stored ``interval_energy``, ledger, points);
@@ -26,7 +27,7 @@ from typing import Any
 import psycopg
 from prefect import flow, get_run_logger
 
-from accounting.policy_inputs import carbon_year, coal_of, energy_year
+from accounting.policy_inputs import carbon_year, coal_of, energy_year, intensity_year
 from flows.tasks import io_task, metric_task, resolve_url
 from metrics import figures
 from metrics.balance import BalanceTotals
@@ -37,7 +38,8 @@ from metrics.periods import local_bounds
 from model import CODE_VERSION
 from store.bundle import load_enterprise_period, load_prefix, save_prefix
 from store.results import (Enterprise, changed_days, dirty_days, enterprises, lock, save_metrics_watermark,
-                           write_carbon_ytd, write_daily_balance, write_green_share_ytd, write_projection)
+                           write_carbon_ytd, write_daily_balance, write_green_share_ytd, write_intensity_ytd,
+                           write_projection)
 #: how long after New Year the metrics flow still rebalances the year before
 LATE_YEAR_GRACE = timedelta(days=3)
 
@@ -246,9 +248,27 @@ def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = Carbon
                                  m.share.missing_wh, (m.data_through - ystart).days)
             row = m.carbon if m.carbon is not None else carbon_row(conn, m.enterprise, m.year, m.data_through, carbon)
             write_carbon_ytd(conn, m.enterprise.enterprise_id, m.year, row)
+            store_intensity(conn, m.enterprise, m.year)
         save_prefix(conn, m.enterprise.enterprise_id, m.year, m.prefix.end if m.prefix else m.data_through or
                     datetime.now(timezone.utc), m.prefix.to_json() if m.prefix else None)
     return row
+
+
+def store_intensity(conn: psycopg.Connection, e: Enterprise, year: int) -> None:
+    """The ``intensity_ytd`` rows of every enterprise of ``e``'s industry for ``year``: what
+    ``greengauge report intensity --industry … --year … --format json`` gives (the same
+    :func:`accounting.policy_inputs.intensity_year`, equivalent value, no bottom fraction). A rank
+    depends on the whole industry, so each enterprise's run rewrites its industry's rows (unchanged
+    ones are left alone); an enterprise with no industry gets none. 晋政规〔2024〕2号 §四(五)."""
+    (industry,) = conn.execute("SELECT industry FROM enterprise WHERE enterprise_id = %s",
+                               (e.enterprise_id,)).fetchone()
+    if industry is None:
+        return
+    lock(conn, f"greengauge.flows.metrics.intensity.{industry}")  # one writer of an industry's ranking
+    out = intensity_year(conn, industry, year)
+    ids = dict(conn.execute("SELECT code, enterprise_id FROM enterprise WHERE industry = %s", (industry,)).fetchall())
+    for row in out["enterprises"]:
+        write_intensity_ytd(conn, ids[row["enterprise"]], year, row)
 
 
 write_metrics = io_task(store_metrics, task_run_name="write-metrics")

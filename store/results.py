@@ -220,6 +220,38 @@ def write_carbon_ytd(conn: psycopg.Connection, enterprise_id: int, year: int, ro
     )
 
 
+# -- energy intensity, year to date ----------------------------------------------------------------
+
+INTENSITY_COLUMNS = (
+    "industry", "data_through", "status", "not_ranked", "electricity_method", "energy_kgce", "output_value_yuan",
+    "rows_without_output_value", "kgce_per_10k_yuan", "kgce_per_10k_yuan_exact", "rank_in_industry", "ranked_of",
+)
+
+
+def write_intensity_ytd(conn: psycopg.Connection, enterprise_id: int, year: int, e: dict[str, Any]) -> None:
+    """Upsert the ``intensity_ytd`` row of one enterprise row ``e`` of
+    :func:`accounting.policy_inputs.intensity_year` (what ``report intensity --format json`` prints for
+    it). An unchanged row is left alone, ``computed_at`` included."""
+    v = e["kgce_per_10k_yuan"]
+    row = {"industry": e["industry"], "data_through": e["data_through"], "status": e["status"],
+           "not_ranked": e.get("not_ranked"), "electricity_method": e["electricity_method"],
+           "energy_kgce": e["energy_kgce"], "output_value_yuan": e["output_value_yuan"],
+           "rows_without_output_value": e["rows_without_output_value"],
+           "kgce_per_10k_yuan": None if v is None else (Decimal(v.numerator) / Decimal(v.denominator)).quantize(
+               Decimal("0.000001")),  # as greengauge.cli_policy._plain prints it
+           "kgce_per_10k_yuan_exact": _exact(v), "rank_in_industry": e["rank"], "ranked_of": e["of"]}
+    cols = ", ".join(INTENSITY_COLUMNS)
+    conn.execute(
+        f"""INSERT INTO intensity_ytd (enterprise_id, year, {cols})
+            VALUES (%s, %s, {", ".join(["%s"] * len(INTENSITY_COLUMNS))})
+            ON CONFLICT (enterprise_id, year) DO UPDATE SET
+                {", ".join(f"{c} = EXCLUDED.{c}" for c in INTENSITY_COLUMNS)}, computed_at = now()
+            WHERE ({", ".join(f"intensity_ytd.{c}" for c in INTENSITY_COLUMNS)})
+                  IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in INTENSITY_COLUMNS)})""",
+        (enterprise_id, year, *(row[c] for c in INTENSITY_COLUMNS)),
+    )
+
+
 def _exact(f) -> str | None:
     return None if f is None else f"{f.numerator}/{f.denominator}"
 

@@ -6,6 +6,7 @@ equal to the stored results, and no row of the other park."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import psycopg
 import pytest
@@ -215,18 +216,24 @@ def test_park_rankings_and_totals_are_its_enterprises_stored_years(plant_db):
     (row,) = panel_rows(plant_db, *by_key("park_totals"))[1]
     assert row[:3] == (1, consumption, green)
     assert float(row[3]) == pytest.approx(green / consumption, rel=1e-12)  # numeric division, display only
-    coal = owner(plant_db, "SELECT coal_equivalent_kgce FROM carbon_ytd WHERE enterprise_id = %s", e)[0][0]
+    coal, status = owner(plant_db, "SELECT energy_kgce, status FROM intensity_ytd WHERE enterprise_id = %s", e)[0]
     # no output value recorded for the demo plant: its intensity is unknown, not zero
-    assert panel_rows(plant_db, *by_key("park_intensity"))[1] == [(DEMO, "footwear", coal, None, None, None, None)]
+    assert status == "unknown" and coal is not None
+    assert panel_rows(plant_db, *by_key("park_intensity"))[1] == [(DEMO, "footwear", coal, None, 0, None, None)]
 
 
-def test_intensity_is_the_stored_coal_over_the_output_value_of_the_year(plant_db):
+def test_intensity_is_the_stored_intensity_ytd_row(plant_db):
+    from accounting.policy_inputs import intensity_year
+
     other_park, other = plant_db.other(DEMO_PARK)
-    coal = owner(plant_db, "SELECT coal_equivalent_kgce FROM carbon_ytd c JOIN enterprise e USING (enterprise_id) "
-                           "WHERE e.code = %s", other)[0][0]
     (row,) = panel_rows(plant_db, *by_key("park_intensity"), park=other_park, enterprise=other)[1]
-    # 2 500 000 yuan of fabric; the yarn row has no output value and is counted as missing
-    assert row == (other, "textile", coal, 2500000, 1, coal * 10000 / 2500000, 1)
+    with psycopg.connect(plant_db.url) as conn:
+        (e,) = intensity_year(conn, "textile", plant_db.as_of.year)["enterprises"]
+    # what report intensity computes: 2 500 000 yuan of fabric over the year's coal; the yarn row
+    # has no output value and is counted as missing; the only ranked enterprise of its industry
+    coal = e["energy_kgce"]
+    assert row[:5] == (other, "textile", coal, 2500000, 1) and row[6] == 1
+    assert row[5] == (Decimal(coal) * 10000 / 2500000).quantize(Decimal("0.000001"))  # to 6 places, as printed
 
 
 def test_bureau_figures_and_decision_versions(plant_db):
