@@ -174,13 +174,14 @@ def statement_verify(
         fail(f"enterprise {e.get('code')!r} is not in the database")
     diffs = differences({k: payload.get(k) for k in COMPARED}, {k: now.get(k) for k in COMPARED})
     diffs += _recomputed(payload)
+    diffs += _recomputed_carbon_and_decisions(payload)
     # a figure recomputed by a later flow run moves computed_at without changing: say so apart
     moved = [d for d in diffs if ".computed_at:" in d or d.startswith("computed_at")]
     real = [d for d in diffs if d not in moved]
     for d in real:
-        console.print(f"  differs: {d}", highlight=False)
+        console.print(f"  differs: {d}", highlight=False, markup=False)
     for d in moved:
-        console.print(f"  recomputed since (same figure): {d}", highlight=False)
+        console.print(f"  recomputed since (same figure): {d}", highlight=False, markup=False)
     if real:
         console.print(f"[yellow]{len(real)} difference(s)[/yellow] between the statement and the database now")
         raise typer.Exit(3)
@@ -200,7 +201,7 @@ def _recomputed(payload: dict) -> list[str]:
 
     from flows.metrics import compute_metrics, read_year
     from model.settings import get_settings
-    from store.results import enterprises
+    from store.results import enterprises, projected_green_wh
 
     stated = payload.get("green_share")
     if not stated or not payload.get("data_through"):
@@ -216,9 +217,98 @@ def _recomputed(payload: dict) -> list[str]:
         again = getattr(m.share, k)
         if stated.get(k) != again:
             out.append(f"green_share.{k} recomputed from interval energy: {stated.get(k)} -> {again}")
+    # the year-end projection: the members store.results.write_projection stores as they are
+    proj = payload.get("projection")
+    if proj and m.projection is not None:
+        for k, again in (("projected_green_wh", projected_green_wh(m.projection)),
+                         ("projected_consumption_wh", m.projection.consumption_wh),
+                         ("projected_qualifies", m.projection.qualifies),
+                         ("gap_year_end_wh", m.projection.missing_wh), ("gap_now_wh", m.share.missing_wh)):
+            if k in proj and proj[k] != again:
+                out.append(f"projection.{k} recomputed from interval energy: {proj[k]} -> {again}")
     if not out:
-        console.print("recomputed from the stored interval energy and ledger: rule R1 gives the stated figures",
+        console.print("recomputed from the stored interval energy and ledger: rule R1 and the projection give "
+                      "the stated figures",
                       highlight=False)
+    return out
+
+
+def _recomputed_carbon_and_decisions(payload: dict) -> list[str]:
+    """Carbon and standard coal (flows.metrics.carbon_row, the stated region, factor offset and
+    equal value, up to the stated carbon data_through) and every stated eligibility decision
+    (flows.eligibility.policy_candidates over the period the stated decisions were made for:
+    status and amount per document, clause, rule and subject), recomputed inside a transaction
+    that is rolled back: nothing is written. The statement holds no daily balances."""
+    from datetime import datetime
+    from decimal import Decimal
+
+    from api.figures import jsonable
+    from flows.eligibility import period_of, policy_candidates
+    from flows.metrics import CarbonOptions, carbon_row
+    from store.results import enterprises
+
+    out: list[str] = []
+    with connect() as conn:
+        try:
+            found = enterprises(conn, payload["enterprise"]["code"])
+            if not found:
+                return []
+            e, year = found[0], payload["year"]
+            stated = payload.get("carbon")
+            if stated and stated.get("data_through"):
+                opts = CarbonOptions(region=stated.get("region") or "national",
+                                     factor_year_offset=stated.get("factor_year_offset") or 0,
+                                     equal_value_kgce_per_kwh=None if stated.get("equal_value_kgce_per_kwh") is None
+                                     else Decimal(str(stated["equal_value_kgce_per_kwh"])))
+                again = jsonable(carbon_row(conn, e, year, datetime.fromisoformat(stated["data_through"]), opts))
+                n = len(out)
+                for k in sorted(again):
+                    if stated.get(k) != again[k]:
+                        out.append(f"carbon.{k} recomputed: {stated.get(k)} -> {again[k]}")
+                if len(out) == n:
+                    console.print("recomputed carbon and standard coal: the stated figures", highlight=False)
+            stated_d = [d for g in (payload.get("checks") or {}).values() for d in g]
+            if stated_d:
+                periods = {((d.get("evidence") or {}).get("period") or {}).get("end") for d in stated_d} - {None}
+                if len(periods) == 1:
+                    p = next(iter(periods))
+                    period = period_of(e, year, datetime.fromisoformat(p))
+                elif payload.get("data_through"):
+                    period = period_of(e, year, datetime.fromisoformat(payload["data_through"]))
+                else:
+                    period = None
+                if period is None:
+                    return out + ["checks: stated, but no period to re-evaluate them over"]
+                now = {(c["document"], c["clause"], c["rule"], c.get("subject") or ""): c
+                       for c in policy_candidates(conn, e, year, *period)}
+                n = len(out)
+                amount = lambda v: None if v is None else Decimal(str(v))  # noqa: E731
+                unmatched = []
+                for d in stated_d:
+                    c = now.pop((d["document"], d["clause"], d["rule"], d.get("subject") or ""), None)
+                    if c is None:
+                        unmatched.append(d)
+                        continue
+                    name = f"{d['document']} {d['clause']} {d['rule']} [{d.get('subject') or ''}]"
+                    if d["status"] != c["status"]:
+                        out.append(f"decision {name} re-evaluated: status {d['status']} -> {c['status']}")
+                    if amount(d.get("amount")) != amount(c.get("amount")):
+                        out.append(f"decision {name} re-evaluated: amount {d.get('amount')} -> {c.get('amount')}")
+                # a rule whose subject changed (e.g. the listing it now rests on): paired by rule
+                for d in unmatched:
+                    rule = (d["document"], d["clause"], d["rule"])
+                    k = next((k for k in sorted(now) if k[:3] == rule), None)
+                    c = now.pop(k) if k else None
+                    out.append(f"decision {' '.join(rule)} re-evaluated: status {d['status']} [{d.get('subject') or ''}]"
+                               + (f" -> {c['status']} [{k[3]}], amount {d.get('amount')} -> {c.get('amount')}" if c
+                                  else " -> (no such rule now)"))
+                for k, c in sorted(now.items()):
+                    out.append(f"decision {' '.join(k[:3])} re-evaluated: (not stated) -> {c['status']} [{k[3]}]")
+                if len(out) == n:
+                    console.print("re-evaluated by the policy engine: every stated decision's status and amount",
+                                  highlight=False)
+        finally:
+            conn.rollback()
     return out
 
 

@@ -172,11 +172,17 @@ def write_green_share_ytd(conn: psycopg.Connection, enterprise_id: int, year: in
     )
 
 
+def projected_green_wh(p) -> int:
+    """Green electricity projected to year end: on-site scaled plus the ledger so far, at most the
+    projected consumption (what ``green_share_projection.projected_green_wh`` holds) [Wh]."""
+    return min(p.onsite_green_wh + p.ledger_green_wh, p.consumption_wh)
+
+
 def write_projection(conn: psycopg.Connection, enterprise_id: int, year: int, data_through: datetime, p,
                      gap_now_wh: int, basis_days: int) -> None:
     """The year-end projection ``p`` (metrics.green_share.Projection, from ``basis_days`` of the year
     to date) and the gap to 30 % now and at year end."""
-    projected_green = min(p.onsite_green_wh + p.ledger_green_wh, p.consumption_wh)
+    projected_green = projected_green_wh(p)
     conn.execute(
         """INSERT INTO green_share_projection (enterprise_id, year, data_through, basis_days, projected_green_wh,
                projected_consumption_wh, projected_share, projected_qualifies, gap_now_wh, gap_year_end_wh)

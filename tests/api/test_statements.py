@@ -129,7 +129,9 @@ def test_cli_verifies_offline_and_against_the_database(plant_api, issued, tmp_pa
              env_url=plant_api.db_url)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "every figure, status and input digest equals the database now" in r.stdout
-    assert "rule R1 gives the stated figures" in r.stdout  # recomputed by the metrics flow's functions
+    assert "rule R1 and the projection give the stated figures" in r.stdout  # recomputed by the metrics flow's functions
+    assert "recomputed carbon and standard coal: the stated figures" in r.stdout  # flows.metrics.carbon_row
+    assert "re-evaluated by the policy engine: every stated decision's status and amount" in r.stdout
     # tampered: invalid, exit 1
     head, body, sig = s["jws"].split(".")
     forged = json.loads(_b64(body))
@@ -151,6 +153,47 @@ def test_cli_verifies_offline_and_against_the_database(plant_api, issued, tmp_pa
     assert "differs: inputs.ledger.sha256" in r.stdout and "differs: ledger.trades: 0 entries -> 1" in r.stdout
     # the recomputation counts the new trade: 1.5 MWh more green than stated
     assert f"green_share.trade_wh recomputed from interval energy: 0 -> 1500000" in r.stdout
+    # and the year-end projection counts it (not scaled: 15873575 + 1500000)
+    assert "projection.projected_green_wh recomputed from interval energy: 15873575 -> 17373575" in r.stdout
+    # and carbon: the trade covers 1.5 MWh more of the purchased electricity, market-based CO2 falls
+    assert "differs: carbon.green_trade_wh recomputed: 0 -> 1500000" in r.stdout
+    assert "differs: carbon.market_covered_wh recomputed: 2000000 -> 3500000" in r.stdout
+    with psycopg.connect(plant_api.db_url) as conn:  # the stored figures never counted it: take it back out
+        conn.execute("DELETE FROM green_trade WHERE reference = 'T-LATE-1'")
+
+
+def test_cli_verify_re_evaluates_the_stated_decisions(plant_api, tmp_path):
+    # a statement issued now (whatever earlier tests added), so it equals the database
+    with plant_api.client("bureau") as c:
+        r = c.post("/v1/statements", json={"enterprise": "jj-shoes", "year": 2025})
+        assert r.status_code == 201, r.text
+        (tmp_path / "keys.json").write_text(json.dumps(c.get("/v1/keys").json()))
+    (tmp_path / "s.jws").write_text(r.json()["jws"])
+    args = ("statement", "verify", str(tmp_path / "s.jws"), "--jwks", str(tmp_path / "keys.json"), "--database")
+    r = _cli(*args, env_url=plant_api.db_url)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # after the statement the plant records a national green factory listing of 2025-03-01
+    # (inside the decisions' period): the policy engine now qualifies it under 晋政规〔2024〕2号 §一(一)
+    with psycopg.connect(plant_api.db_url) as conn:
+        conn.execute("""INSERT INTO enterprise_fact (enterprise_id, kind, fact_date, level, reference)
+                        SELECT enterprise_id, 'green_factory', '2025-03-01', 'national', 'T-GF-1' FROM enterprise
+                        WHERE code = 'jj-shoes'""")
+        decisions = conn.execute("SELECT count(*) FROM eligibility_decision").fetchone()[0]
+    try:
+        r = _cli(*args, env_url=plant_api.db_url)
+        assert r.returncode == 3, r.stdout + r.stderr
+        out = " ".join(r.stdout.split())  # rich wraps long lines
+        assert "differs: decision 晋政规〔2024〕2号 §一(一) green-factory-national re-evaluated: " \
+               "status does_not_qualify [year 2025] -> qualifies [fact green_factory/national 2025-03-01], " \
+               "amount None -> 200000.00" in out, out
+        assert "inputs.facts" in out  # the recorded facts' digest moved too
+        with psycopg.connect(plant_api.db_url) as conn:  # verifying wrote no decision
+            assert conn.execute("SELECT count(*) FROM eligibility_decision").fetchone()[0] == decisions
+    finally:
+        with psycopg.connect(plant_api.db_url) as conn:
+            conn.execute("DELETE FROM enterprise_fact WHERE reference = 'T-GF-1'")
+    r = _cli(*args, env_url=plant_api.db_url)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_fujian_report_json_and_xlsx_carry_the_signature(plant_api, issued):
