@@ -116,42 +116,6 @@ def _free(port: int, socket) -> bool:
             return False
 
 
-def start_server(port: int, devices: int, ports: int = 1) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(devices), str(ports)],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "serving"
-    return proc
-
-
-def site_for(port: int, devices: int, ports: int = 1) -> SiteConfig:
-    """``devices`` meters: unit ids 1.. on each of ``ports`` consecutive ports from ``port``."""
-    per_port = -(-devices // ports)
-    return SiteConfig.model_validate({
-        "enterprise": {"code": "bench", "name": "Bench"}, "site": {"code": "main", "name": "Main"},
-        "devices": [{"name": f"m{i}", "profile": "generic-3ph-meter", "host": "127.0.0.1", "port": port + i // per_port,
-                     "unit_id": 1 + i % per_port, "poll_interval_s": 1} for i in range(devices)],
-    })
-
-
-def free_ports(n: int) -> int:
-    """The first of ``n`` consecutive free ports."""
-    import socket
-
-    while True:
-        base = free_port()
-        if base + n < 65536 and all(_free(base + k, socket) for k in range(n)):
-            return base
-
-
-def _free(port: int, socket) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 async def bare(site: SiteConfig, seconds: float) -> int:
     """Reads only."""
     profile = site.devices[0].profile_model  # the same read plan as the collector's

@@ -175,16 +175,7 @@ class Spool:
             return False
         seq = self._next
         final = self.directory / f"{seq:012d}.seg"
-        tmp = final.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+        _write_durably(final, data, final.with_suffix(".tmp"))
         self._fsync_dir()
         self._next += 1
         self._segments.append(Segment(seq, final, len(data)))
@@ -247,10 +238,9 @@ class Spool:
             os.close(fd)
 
 
-def write_ids(path: Path, content: dict) -> None:
-    """Write ``ids.json`` atomically: a temporary name, fsync, rename, directory fsync."""
-    tmp = path.with_name(path.name + ".tmp")
-    data = json.dumps(content).encode()
+def _write_durably(path: Path, data: bytes, tmp: Path) -> None:
+    """Write ``data`` to ``tmp``, fsync it, and rename it to ``path``: a reader sees the old file or
+    the whole new one, never part of it (the caller fsyncs the directory)."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         view = memoryview(data)
@@ -260,6 +250,11 @@ def write_ids(path: Path, content: dict) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def write_ids(path: Path, content: dict) -> None:
+    """Write ``ids.json`` atomically: a temporary name, fsync, rename, directory fsync."""
+    _write_durably(path, json.dumps(content).encode(), path.with_name(path.name + ".tmp"))
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
