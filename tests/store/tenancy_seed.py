@@ -106,6 +106,9 @@ def seed(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int]]:
                 conn.execute("""INSERT INTO carbon_ytd (enterprise_id, year, data_through, status, note, region,
                                                         factor_year_offset)
                                 VALUES (%s, 2025, '2025-03-02 00:00+00', 'no_grid_import', %s, 'fujian', 0)""", (e, s))
+                conn.execute("""INSERT INTO intensity_ytd (enterprise_id, year, industry, status, not_ranked,
+                                                           electricity_method, rows_without_output_value)
+                                VALUES (%s, 2025, 'footwear', 'unknown', %s, 'equivalent', 0)""", (e, s))
                 if conn.execute("SELECT to_regclass('public.statement')").fetchone()[0]:  # the API's (0600)
                     conn.execute("""INSERT INTO statement (statement_id, enterprise_id, year, kid, jws, payload_sha256)
                                     VALUES (gen_random_uuid(), %s, 2025, 'kid', %s, 'h')""", (e, f"x.{s}.y"))
