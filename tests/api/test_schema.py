@@ -24,7 +24,7 @@ schema = schemathesis.pytest.from_fixture("served_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=10, deadline=None, derandomize=True, database=None,
+@settings(max_examples=5, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_every_operation_conforms(case, api):
     # writes as a writer of EA1 (the seed's enterprise), reads as the bureau (sees every tenant)
