@@ -27,7 +27,7 @@ import psycopg
 
 from accounting.site_energy import green_share_json
 from metrics.bundle import EnterprisePeriod
-from metrics.figures import green_share_figure, points_energy, role_series, site_energy
+from metrics.figures import green_share_figure, points_energy, role_columns, role_series, site_energy
 from metrics.periods import local_end_day
 from store.bundle import PRE_COMMISSIONING_DAYS, load_enterprise_year  # noqa: F401  (re-exported)
 from metrics.carbon import electricity_carbon
@@ -386,8 +386,7 @@ def output_value(data: EnterprisePeriod, year: int) -> tuple[Decimal | None, int
 
 def data_through(data: EnterprisePeriod) -> datetime | None:
     """End of the last stored interval read for the enterprise (None when none was)."""
-    last = max((max(ivs) for ivs in data.intervals.values() if ivs), default=None)
-    return None if last is None else last + timedelta(seconds=INTERVAL_S)
+    return data.last_interval_end()
 
 
 def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
@@ -500,9 +499,9 @@ def enterprise_year(src: Source, enterprise: str, year: int, *, subproject: str 
     recycling_wh = None
     if sub is not None:
         sub_points = [p for p in points if p.role == "subproject" and p.subproject == sub]
-        ivs, evidence["recycling"] = role_series(data, sub_points, start, end)
-        if ivs:
-            recycling_wh = sum(iv.energy_wh for iv in ivs)
+        col, evidence["recycling"] = role_columns(data, sub_points, start, end)
+        if col is not None and len(col):
+            recycling_wh = int(col.wh.sum())
         evidence["recycling"]["energy_wh"] = recycling_wh
     e = energy_year(data, enterprise, year, until=end)
     # R1 as the accounting decides it: on-site green + trades + certificates from the ledger, and

@@ -12,10 +12,11 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
+
+import numpy as np
 
 from metrics.counters import CounterFinding, MeterReplacement
 from metrics.intervals import INTERVAL_S, IntervalEnergy, floor_interval
@@ -37,6 +38,53 @@ class Point:
     poll_interval_s: float | None = None  #: the device's poll interval [s]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def epoch_s(t: datetime) -> int:
+    """Whole seconds since the Unix epoch of an aware time."""
+    return (t - _EPOCH) // timedelta(seconds=1)
+
+
+def from_epoch_s(s: int) -> datetime:
+    return _EPOCH + timedelta(seconds=int(s))
+
+
+@dataclass(frozen=True)
+class PointSeries:
+    """One point's stored intervals as columns, in time order: interval starts [s since the Unix
+    epoch], energy [Wh] (int64, exact), and the estimated and suspect flags. What the figures
+    compute from (numpy over a year of quarter hours instead of one object per interval)."""
+
+    t: np.ndarray  #: int64
+    wh: np.ndarray  #: int64
+    est: np.ndarray  #: bool
+    sus: np.ndarray  #: bool
+
+    @classmethod
+    def empty(cls) -> "PointSeries":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool))
+
+    @classmethod
+    def of(cls, ivs: list[IntervalEnergy]) -> "PointSeries":
+        """Columns of a list of intervals (sorted by start)."""
+        ivs = sorted(ivs, key=lambda iv: iv.start)
+        return cls(np.array([epoch_s(iv.start) for iv in ivs], np.int64), np.array([iv.energy_wh for iv in ivs], np.int64),
+                   np.array([iv.estimated for iv in ivs], bool), np.array([iv.suspect for iv in ivs], bool))
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def window(self, start: datetime, end: datetime) -> "PointSeries":
+        """The intervals starting in [start, end)."""
+        lo, hi = np.searchsorted(self.t, [epoch_s(start), epoch_s(end)])
+        return PointSeries(self.t[lo:hi], self.wh[lo:hi], self.est[lo:hi], self.sus[lo:hi])
+
+    def objects(self) -> list[IntervalEnergy]:
+        return [IntervalEnergy(from_epoch_s(t), int(w), bool(e), bool(s))
+                for t, w, e, s in zip(self.t.tolist(), self.wh.tolist(), self.est.tolist(), self.sus.tolist())]
+
+
 @dataclass(frozen=True)
 class PointFinding:
     point_id: int
@@ -53,7 +101,7 @@ class EnterprisePeriod:
     start: datetime  #: first interval read (may precede the figure's period, e.g. R3's 7 days)
     end: datetime  #: end of the intervals read, exclusive
     points: tuple[Point, ...]
-    intervals: dict[int, dict[datetime, IntervalEnergy]]  #: per point, by interval start
+    columns: dict[int, PointSeries]  #: per point, its stored intervals as columns
     findings: tuple[PointFinding, ...] = ()
     replacements: dict[int, tuple[MeterReplacement, ...]] = field(default_factory=dict)
     trades: tuple[Trade, ...] = ()
@@ -69,7 +117,6 @@ class EnterprisePeriod:
     #: the parts of the year before ``start`` already counted (metrics.figures.Segment), carried by the
     #: metrics flow so it reads only the days after them; None: the bundle holds the whole period
     prefix: Any = None
-    _idx: dict | None = field(default=None, repr=False, compare=False)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def point(self, point_id: int) -> Point:
@@ -81,22 +128,29 @@ class EnterprisePeriod:
     def with_role(self, *roles: str) -> list[Point]:
         return [p for p in self.points if p.role in roles]
 
-    def series(self, point_id: int, start: datetime, end: datetime) -> list[IntervalEnergy]:
-        """One point's stored intervals starting in [start, end), in time order."""
+    def columns_of(self, point_id: int, start: datetime, end: datetime) -> PointSeries:
+        """One point's stored intervals starting in [start, end), as columns."""
         self._check(start, end)
-        idx = self._index().get(point_id)
-        if idx is None:
-            return []
-        starts, ivs = idx
-        return ivs[bisect_left(starts, start):bisect_left(starts, end)]
+        col = self.columns.get(point_id)
+        return PointSeries.empty() if col is None else col.window(start, end)
 
-    def _index(self) -> dict[int, tuple[list[datetime], list[IntervalEnergy]]]:
-        if self._idx is None:
-            self._idx = {}
-            for pid, d in self.intervals.items():
-                keys = sorted(d)
-                self._idx[pid] = (keys, [d[k] for k in keys])
-        return self._idx
+    def series(self, point_id: int, start: datetime, end: datetime) -> list[IntervalEnergy]:
+        """One point's stored intervals starting in [start, end), in time order (objects)."""
+        return self.columns_of(point_id, start, end).objects()
+
+    @property
+    def intervals(self) -> dict[int, dict[datetime, IntervalEnergy]]:
+        """Per point, its intervals by start (objects: for callers that want them one by one)."""
+        return self.memo(("intervals",), lambda: {pid: {iv.start: iv for iv in col.objects()}
+                                                  for pid, col in self.columns.items()})
+
+    def has_intervals(self, point_ids) -> bool:
+        return any(len(self.columns.get(pid, ())) for pid in point_ids)
+
+    def last_interval_end(self) -> datetime | None:
+        """End of the last stored interval read (None when none was)."""
+        last = max((int(c.t[-1]) for c in self.columns.values() if len(c)), default=None)
+        return None if last is None else from_epoch_s(last + INTERVAL_S)
 
     def memo(self, key, make):
         """A figure computed once per bundle (the same period asked for by several figures)."""
@@ -119,4 +173,4 @@ def interval_count(start: datetime, end: datetime) -> int:
     return int((end - start).total_seconds()) // INTERVAL_S
 
 
-__all__ = ["EnterprisePeriod", "Point", "PointFinding", "interval_count", "floor_interval"]
+__all__ = ["EnterprisePeriod", "Point", "PointFinding", "PointSeries", "epoch_s", "from_epoch_s", "interval_count", "floor_interval"]

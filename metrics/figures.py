@@ -25,27 +25,28 @@ Pure: no I/O.
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_left
-from array import array
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
 
-from metrics.balance import ROLES, BalanceTotals, BatteryPool, IntervalBalance, site_balance, totals
-from metrics.bundle import EnterprisePeriod, Point, interval_count
+import numpy as np
+
+from metrics.balance import (
+    ROLES, BalanceColumns, BalanceTotals, BatteryPool, IntervalBalance, balance_columns, column_totals,
+)
+from metrics.bundle import EnterprisePeriod, Point, PointSeries, epoch_s, interval_count
 from metrics.counters import CounterFinding
-from metrics.intervals import INTERVAL_S, IntervalEnergy, floor_interval, sum_by_interval  # noqa: F401
+from metrics.intervals import INTERVAL_S, IntervalEnergy, floor_interval  # noqa: F401
 from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
 from metrics.green_share import (
     COMPLETENESS_THRESHOLD, GreenShare, GreenShareResult, assess_green_share, green_share, project_year_end,
 )
-from metrics.hourly_match import HourlyParts, hourly_from_parts, hourly_match, hourly_parts  # noqa: F401
+from metrics.hourly_match import HourlyParts, hourly_from_parts, hourly_match, hourly_parts_of  # noqa: F401
 from metrics.ledger import LedgerGreen, ledger_green
 from metrics.periods import local_bounds, local_end_day
 
 BALANCE_ROLES = ROLES  #: the one list (metrics/balance.py)
-_EPOCH = datetime(1970, 1, 1, tzinfo=__import__("datetime").timezone.utc)
-_SECOND = __import__("datetime").timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,6 @@ class SiteEnergy:
     start: datetime
     end: datetime
     points: list[Point]
-    balance: list[IntervalBalance]
     totals: BalanceTotals
     share: GreenShare | None  #: on-site green / consumption (no ledger), None without consumption
     findings: list[CounterFinding]
@@ -89,6 +89,11 @@ class SiteEnergy:
     count_suspect: bool = True
     point_findings: list[FindingEvidence] = field(default_factory=list)
     segment: "Segment | None" = None  #: the additive parts (hourly match, pool, per-point counts)
+
+    @property
+    def balance(self) -> list[IntervalBalance]:
+        """The balance of each interval of the period computed here, in time order."""
+        return self.segment.balance if self.segment is not None else []
 
     @property
     def completeness(self) -> Fraction:
@@ -107,21 +112,50 @@ def capped(iv: IntervalEnergy, rated_power_w: int | None) -> IntervalEnergy:
 def point_summary(period: EnterprisePeriod, p: Point, start: datetime, end: datetime, *,
                   count_suspect: bool = True) -> tuple[PointSummary, list[IntervalEnergy]]:
     """One point's intervals in [start, end) (suspect ones capped unless ``count_suspect``)."""
-    ivs = period.series(p.point_id, start, end)
-    if not count_suspect:
-        ivs = [capped(iv, p.rated_power_w) for iv in ivs]
-    expected = interval_count(start, end)
-    measured = sum(not iv.estimated for iv in ivs)
-    return PointSummary(p, expected, measured, len(ivs) - measured, expected - len(ivs), sum(iv.suspect for iv in ivs),
-                        sum(iv.energy_wh for iv in ivs)), ivs
+    col, wh = _point_columns(period, p, start, end, count_suspect)
+    s = _summary(col, wh, interval_count(start, end))
+    return PointSummary(p, *s), [IntervalEnergy(iv.start, int(w), iv.estimated, iv.suspect)
+                                 for iv, w in zip(col.objects(), wh.tolist())]
 
 
-def digest_intervals(digest: InputDigest, p: Point, ivs: list[IntervalEnergy]) -> None:
-    digest.add_json({"point": p.name, "role": p.role, "rated_power_w": p.rated_power_w, "rollover_wh": p.rollover_wh,
-                     "n": len(ivs)})
-    digest.add_bytes(array("q", [(iv.start - _EPOCH) // _SECOND for iv in ivs]).tobytes())
-    digest.add_bytes(array("q", [iv.energy_wh for iv in ivs]).tobytes())
-    digest.add_bytes(bytes(int(iv.estimated) | int(iv.suspect) << 1 for iv in ivs))
+def _point_columns(period: EnterprisePeriod, p: Point, start: datetime, end: datetime, count_suspect: bool
+                   ) -> tuple[PointSeries, np.ndarray]:
+    """A point's stored intervals of [start, end) and their energy, a suspect interval's capped at
+    rated power × interval length (floor) unless ``count_suspect`` [Wh]."""
+    col = period.columns_of(p.point_id, start, end)
+    wh = col.wh
+    if not count_suspect and p.rated_power_w is not None and col.sus.any():
+        cap = p.rated_power_w * INTERVAL_S // 3600
+        wh = np.where(col.sus & (wh > cap), cap, wh)
+    return col, wh
+
+
+def _summary(col: PointSeries, wh: np.ndarray, expected: int) -> list[int]:
+    """[expected, measured, estimated, missing, suspect, energy_wh] of a point's intervals."""
+    measured = len(col) - int(col.est.sum())
+    return [expected, measured, len(col) - measured, expected - len(col), int(col.sus.sum()), int(wh.sum())]
+
+
+def digest_columns(digest: InputDigest, p: Point, col: PointSeries, wh: np.ndarray) -> None:
+    """A point's intervals into a digest: its settings, then starts, energies and flags packed
+    (the settings' JSON as ``InputDigest.add_json`` writes it, made once per point)."""
+    head = _digest_head(p)
+    digest.add_bytes(f'{{"n": {len(col)}, {head}'.encode())
+    digest.add_bytes(np.ascontiguousarray(col.t, np.int64).tobytes())
+    digest.add_bytes(np.ascontiguousarray(wh, np.int64).tobytes())
+    digest.add_bytes((col.est.astype(np.uint8) | (col.sus.astype(np.uint8) << 1)).tobytes())
+
+
+@lru_cache(maxsize=65536)
+def _digest_head(p: Point) -> str:
+    """A point's settings as ``InputDigest.add_json`` writes them with ``n`` first (sorted keys:
+    n, point, rated_power_w, role, rollover_wh), without the opening brace and "n"; the line end
+    included."""
+    import json
+
+    text = json.dumps({"point": p.name, "role": p.role, "rated_power_w": p.rated_power_w,
+                       "rollover_wh": p.rollover_wh}, sort_keys=True, ensure_ascii=False, default=str)
+    return text[1:] + "\n"
 
 
 @dataclass
@@ -140,7 +174,12 @@ class Segment:
     per_point: dict[int, list[int]]  #: point -> [expected, measured, estimated, missing, suspect, energy_wh]
     hourly: HourlyParts
     day_digests: list[str]  #: sha256 of each local day's stored intervals (the last one may be partial)
-    balance: list[IntervalBalance] = field(default_factory=list)  #: the intervals computed here
+    chunks: list[BalanceColumns] = field(default_factory=list)  #: the intervals computed here, as columns
+
+    @property
+    def balance(self) -> list[IntervalBalance]:
+        """The intervals computed here (not the carried ones), one by one."""
+        return [b for c in self.chunks for b in c.objects()]
 
     def __add__(self, o: "Segment") -> "Segment":
         if o.start != self.end:
@@ -150,7 +189,7 @@ class Segment:
         for pid, v in o.per_point.items():
             pp[pid] = [x + y for x, y in zip(pp.get(pid, [0] * 6), v)]
         return Segment(self.start, o.end, t, o.pool_total_wh, o.pool_green_wh, self.measured + o.measured, pp,
-                       self.hourly + o.hourly, self.day_digests + o.day_digests, self.balance + o.balance)
+                       self.hourly + o.hourly, self.day_digests + o.day_digests, self.chunks + o.chunks)
 
     def to_json(self) -> dict:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "totals": dataclasses.asdict(self.totals),
@@ -174,42 +213,85 @@ class Segment:
 _TOTAL_FIELDS = [f.name for f in dataclasses.fields(BalanceTotals)]
 
 
+@dataclass
+class _Grid:
+    """The stored intervals of [start, end) on the quarter-hour grid of the period."""
+
+    start: datetime
+    n: int
+    per_point: dict[int, list[int]]
+    balance_points: list[tuple[Point, PointSeries, np.ndarray]]  #: point, its columns, its (capped) energy
+    present: np.ndarray  #: bool: some balance point has an interval
+    measured: np.ndarray  #: bool: every balance point measured it
+    energy: dict[str, np.ndarray]  #: per role, summed over its points [Wh]
+
+
+def _grid(period: EnterprisePeriod, start: datetime, end: datetime, count_suspect: bool) -> _Grid:
+    n = interval_count(start, end)
+    s0 = epoch_s(start)
+    per_point: dict[int, list[int]] = {}
+    balance_points = []
+    present = np.zeros(n, bool)
+    measured = np.ones(n, bool)
+    energy = {role: np.zeros(n, np.int64) for role in BALANCE_ROLES}
+    for p in period.points:
+        col, wh = _point_columns(period, p, start, end, count_suspect)
+        per_point[p.point_id] = _summary(col, wh, n)
+        if p.role in BALANCE_ROLES:
+            balance_points.append((p, col, wh))
+            idx = (col.t - s0) // INTERVAL_S
+            energy[p.role][idx] += wh  # one interval per point and start
+            present[idx] = True
+            mine = np.zeros(n, bool)
+            mine[idx[~col.est]] = True
+            measured &= mine
+    if not balance_points:
+        measured[:] = False
+    return _Grid(start, n, per_point, balance_points, present, measured, energy)
+
+
+def _balance(g: _Grid, pool: BatteryPool | None, resets: np.ndarray | None = None
+             ) -> tuple[BalanceColumns, BatteryPool, np.ndarray]:
+    """The site balance of the grid's intervals that some balance point has (estimated unless
+    every balance point measured it: the missing-meter rule); and their grid indices."""
+    at = np.flatnonzero(g.present)
+    if resets is not None:
+        resets = np.searchsorted(at, resets)
+    cols, pool = balance_columns(epoch_s(g.start) + INTERVAL_S * at, {r: e[at] for r, e in g.energy.items()},
+                                 ~g.measured[at], pool, resets)
+    return cols, pool, at
+
+
 def _segment(period: EnterprisePeriod, start: datetime, end: datetime, count_suspect: bool,
              pool: BatteryPool | None) -> Segment:
     """Compute the parts of [start, end) from the bundle's intervals (pool at ``start`` given)."""
-    points = period.with_role(*BALANCE_ROLES)
-    per_point: dict[int, list[int]] = {}
-    series: dict[int, list[IntervalEnergy]] = {}
-    measured: set[datetime] | None = None
-    for p in period.points:
-        summ, ivs = point_summary(period, p, start, end, count_suspect=count_suspect)
-        per_point[p.point_id] = [summ.expected, summ.measured, summ.estimated, summ.missing, summ.suspect,
-                                 summ.energy_wh]
-        if p.role in BALANCE_ROLES:
-            series[p.point_id] = ivs
-            mine = {iv.start for iv in ivs if not iv.estimated}
-            measured = mine if measured is None else measured & mine
-    measured = measured or set()
-    by_role = {role: sum_by_interval([series[p.point_id] for p in points if p.role == role]) for role in BALANCE_ROLES}
-    pool = BatteryPool(pool.total_wh, pool.green_wh) if pool else BatteryPool()
-    balance, pool = site_balance(by_role, pool)
-    # missing meter: an interval is measured for the site only when every balance point measured it
-    balance = [b if b.estimated == (b.start not in measured) else dataclasses.replace(b, estimated=b.start not in measured)
-               for b in balance]
-    # one digest per local day (days cut at local midnight, as segments are)
+    g = _grid(period, start, end, count_suspect)
+    balance, pool, _ = _balance(g, pool)
+    # one digest per local day (days cut at local midnight, as segments are), each point's packed
+    # columns made once and cut by day
+    edges = [start]
+    while edges[-1] < end:
+        edges.append(min(end, _next_midnight(edges[-1], period.timezone)))
+    cut = np.array([epoch_s(x) for x in edges], np.int64)
+    packed = []
+    for p, col, wh in g.balance_points:
+        flags = col.est.astype(np.uint8) | (col.sus.astype(np.uint8) << 1)
+        packed.append((_digest_head(p), memoryview(np.ascontiguousarray(col.t, np.int64).tobytes()),
+                       memoryview(np.ascontiguousarray(wh, np.int64).tobytes()), memoryview(flags.tobytes()),
+                       np.searchsorted(col.t, cut).tolist()))
     digests = []
-    starts = {p.point_id: [iv.start for iv in series[p.point_id]] for p in points}
-    day = start
-    while day < end:
-        nxt = min(end, _next_midnight(day, period.timezone))
+    for k in range(len(edges) - 1):
         d = InputDigest()
-        for p in points:
-            st = starts[p.point_id]
-            digest_intervals(d, p, series[p.point_id][bisect_left(st, day):bisect_left(st, nxt)])
+        for head, tb, wb, fb, at in packed:
+            a, b = at[k], at[k + 1]
+            d.add_bytes(f'{{"n": {b - a}, {head}'.encode())
+            d.add_bytes(tb[8 * a:8 * b])
+            d.add_bytes(wb[8 * a:8 * b])
+            d.add_bytes(fb[a:b])
         digests.append(d.hexdigest())
-        day = nxt
-    return Segment(start, end, totals(balance), pool.total_wh, pool.green_wh, len(measured), per_point,
-                   hourly_parts(balance, period.timezone), digests, balance)
+    return Segment(start, end, column_totals(balance), pool.total_wh, pool.green_wh, int(g.measured.sum()),
+                   g.per_point, hourly_parts_of(balance.t, balance.consumption_wh, balance.green_wh, period.timezone),
+                   digests, [balance])
 
 
 def _next_midnight(t: datetime, tz: str) -> datetime:
@@ -288,7 +370,7 @@ def _site_energy(period: EnterprisePeriod, start: datetime, end: datetime, count
         # the meters disagree (e.g. export metered without the PV that produced it): no share, said so
         findings.append(CounterFinding("balance_inconsistent", start, f"on-site green {t.green_wh} Wh exceeds "
                                        f"consumption {t.consumption_wh} Wh over the period: check the meters"))
-    return SiteEnergy(period.enterprise, start, end, points, seg.balance, t, share, findings, per_point, seg.measured,
+    return SiteEnergy(period.enterprise, start, end, points, t, share, findings, per_point, seg.measured,
                       interval_count(start, end), digest.hexdigest(), count_suspect, pf, seg)
 
 
@@ -300,10 +382,41 @@ def points_energy(period: EnterprisePeriod, points: list[Point], start: datetime
 
 def day_balance(period: EnterprisePeriod, day: date) -> tuple[BalanceTotals, int]:
     """One local day's balance totals (an empty battery pool at local midnight, as ``report balance
-    --day`` gives) and its measured intervals."""
-    ds, de = local_bounds("day", day, period.timezone)
-    se = site_energy(period, max(ds, period.start), max(ds, min(de, period.end)))  # today: up to the data read
-    return se.totals, se.measured_intervals
+    --day`` gives) and its measured intervals (:func:`day_balances` for one day)."""
+    return day_balances(period, [day])[day]
+
+
+def day_balances(period: EnterprisePeriod, days: list[date]) -> dict[date, tuple[BalanceTotals, int]]:
+    """Each local day's balance totals (an empty battery pool at each local midnight) and measured
+    intervals, computed over the days' span at once. A day is read up to the end of the data
+    loaded (today: the intervals so far)."""
+    if not days:
+        return {}
+    bounds = {}
+    for day in days:
+        ds, de = local_bounds("day", day, period.timezone)
+        a = max(ds, period.start)
+        bounds[day] = (a, max(a, min(de, period.end)))
+    lo, hi = min(a for a, _ in bounds.values()), max(b for _, b in bounds.values())
+    g = _grid(period, lo, hi, True)
+    s0 = epoch_s(lo)
+    cuts = {day: ((epoch_s(a) - s0) // INTERVAL_S, (epoch_s(b) - s0) // INTERVAL_S) for day, (a, b) in bounds.items()}
+    balance, _, at = _balance(g, None, np.array(sorted({ia for ia, _ in cuts.values()}), np.int64))
+    # cumulative sums over the balanced intervals; a day is the difference at its two ends
+    sums = {f: np.concatenate(([0], np.cumsum(getattr(balance, f)))) for f in _TOTAL_COLUMNS}
+    sums["green_wh"] = np.concatenate(([0], np.cumsum(balance.green_wh)))
+    sums["estimated"] = np.concatenate(([0], np.cumsum(balance.estimated)))
+    measured = np.concatenate(([0], np.cumsum(g.measured)))
+    out = {}
+    for day, (ia, ib) in cuts.items():
+        ka, kb = np.searchsorted(at, [ia, ib])
+        d = {f: int(v[kb] - v[ka]) for f, v in sums.items()}
+        out[day] = (BalanceTotals(int(kb - ka), d.pop("estimated"), **d), int(measured[ib] - measured[ia]))
+    return out
+
+
+_TOTAL_COLUMNS = ("import_wh", "export_wh", "pv_wh", "charge_wh", "discharge_wh", "consumption_wh",
+                  "pv_self_consumed_wh")
 
 
 def year_to_date(year: int, tz: str, as_of: datetime) -> tuple[datetime, datetime, datetime]:
@@ -377,20 +490,39 @@ def green_share_figure(period: EnterprisePeriod, year: int, as_of: datetime, *, 
         projection=projection, hourly=hourly_from_parts(se.segment.hourly, led), evidence=evidence)
 
 
-def role_series(period: EnterprisePeriod, points: list[Point], start: datetime, end: datetime
-                ) -> tuple[list[IntervalEnergy] | None, dict]:
-    """Several points' stored intervals of [start, end) summed per interval, and their evidence
-    (None when no point is given)."""
+def role_columns(period: EnterprisePeriod, points: list[Point], start: datetime, end: datetime
+                 ) -> tuple[PointSeries | None, dict]:
+    """Several points' stored intervals of [start, end) summed per interval (estimated or suspect
+    when any part is), as columns, and their evidence (None when no point is given)."""
     if not points:
         return None, {"points": []}
-    ivs = list(sum_by_interval([period.series(p.point_id, start, end) for p in points]).values())
+    cols = [period.columns_of(p.point_id, start, end) for p in points]
+    if len(cols) == 1:
+        c = cols[0]
+    else:
+        t = np.unique(np.concatenate([c.t for c in cols]))
+        wh = np.zeros(len(t), np.int64)
+        est = np.zeros(len(t), bool)
+        sus = np.zeros(len(t), bool)
+        for c in cols:
+            k = np.searchsorted(t, c.t)
+            wh[k] += c.wh
+            est[k] |= c.est
+            sus[k] |= c.sus
+        c = PointSeries(t, wh, est, sus)
     found = period.point_findings([p.point_id for p in points], start, end)
-    return ivs, {"points": [p.name for p in points], "intervals": len(ivs),
-                 "estimated_intervals": sum(iv.estimated for iv in ivs),
-                 "suspect_intervals": sum(iv.suspect for iv in ivs),
-                 "energy_wh": sum(iv.energy_wh for iv in ivs),
-                 "findings": [f"{f.finding.kind} {f.finding.ts.isoformat()} {f.finding.detail}" for f in found]}
+    return c, {"points": [p.name for p in points], "intervals": len(c),
+               "estimated_intervals": int(c.est.sum()), "suspect_intervals": int(c.sus.sum()),
+               "energy_wh": int(c.wh.sum()),
+               "findings": [f"{f.finding.kind} {f.finding.ts.isoformat()} {f.finding.detail}" for f in found]}
+
+
+def role_series(period: EnterprisePeriod, points: list[Point], start: datetime, end: datetime
+                ) -> tuple[list[IntervalEnergy] | None, dict]:
+    """:func:`role_columns` as interval objects (what the storage checks take)."""
+    c, ev = role_columns(period, points, start, end)
+    return (None if c is None else c.objects()), ev
 
 
 __all__ = ["BALANCE_ROLES", "PointSummary", "SiteEnergy", "capped", "day_balance", "green_share_figure",
-           "ledger_of", "point_summary", "role_series", "site_energy", "year_to_date"]
+           "ledger_of", "point_summary", "role_columns", "role_series", "site_energy", "year_to_date"]

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
-from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from metrics.balance import IntervalBalance
 from metrics.ledger import WH_PER_CERTIFICATE, LedgerGreen
+from metrics.periods import local_hour_numbers, month_of_local_hour
 
 
 @dataclass(frozen=True)
@@ -84,23 +86,32 @@ class HourlyParts:
 
 
 def hourly_parts(balance: Sequence[IntervalBalance], tz: str = "Asia/Shanghai") -> HourlyParts:
-    """Per local hour: consumption, on-site green matched up to it, residual by month."""
-    zone = ZoneInfo(tz)
-    cons: dict[datetime, int] = defaultdict(int)
-    green: dict[datetime, int] = defaultdict(int)
-    for b in balance:
-        hour = b.start.astimezone(zone).replace(minute=0, second=0, microsecond=0)
-        cons[hour] += b.consumption_wh
-        green[hour] += b.green_wh
-    residual_by_month: dict[date, int] = defaultdict(int)
-    onsite = total = 0
-    for hour in cons.keys() | green.keys():
-        c = max(cons[hour], 0)
-        total += c
-        m = min(max(green[hour], 0), c)
-        onsite += m
-        residual_by_month[hour.date().replace(day=1)] += c - m
-    return HourlyParts(len(cons.keys() | green.keys()), total, onsite, dict(residual_by_month))
+    """Per local hour: consumption, on-site green matched up to it, residual by month
+    (:func:`hourly_parts_of` on interval objects)."""
+    from metrics.bundle import epoch_s
+
+    return hourly_parts_of(np.array([epoch_s(b.start) for b in balance], np.int64),
+                           np.array([b.consumption_wh for b in balance], np.int64),
+                           np.array([b.green_wh for b in balance], np.int64), tz)
+
+
+def hourly_parts_of(t: np.ndarray, consumption_wh: np.ndarray, green_wh: np.ndarray, tz: str = "Asia/Shanghai"
+                    ) -> HourlyParts:
+    """Per local hour of the intervals ``t`` [s since the Unix epoch]: consumption (negative
+    counts as 0), on-site green matched up to it, and the residual by local month [Wh]."""
+    if len(t) == 0:
+        return HourlyParts()
+    hours, inv = np.unique(local_hour_numbers(t, tz), return_inverse=True)
+    cons = np.zeros(len(hours), np.int64)
+    green = np.zeros(len(hours), np.int64)
+    np.add.at(cons, inv, consumption_wh)
+    np.add.at(green, inv, green_wh)
+    c = np.maximum(cons, 0)
+    m = np.minimum(np.maximum(green, 0), c)
+    residual: dict[date, int] = {}
+    for month, v in zip(month_of_local_hour(hours), (c - m).tolist()):
+        residual[month] = residual.get(month, 0) + v
+    return HourlyParts(len(hours), int(c.sum()), int(m.sum()), residual)
 
 
 def hourly_from_parts(parts: HourlyParts, ledger: LedgerGreen) -> HourlyMatch:

@@ -7,6 +7,7 @@ configured otherwise; storage is UTC. A reading at 2024-12-31T16:30Z belongs to 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -39,3 +40,42 @@ def local_end_day(end: datetime, tz: str) -> date:
     local = end.astimezone(ZoneInfo(tz))
     d = local.date()
     return d if local.time() == time() else date.fromordinal(d.toordinal() + 1)
+
+
+def local_hour_numbers(t: "np.ndarray", tz: str) -> "np.ndarray":
+    """The local wall-clock hour of each instant ``t`` [s since the Unix epoch, int64], as hours
+    since local 1970-01-01 00:00 (an hour repeated when clocks go back is one hour, as local
+    times compare). Offsets are read at every UTC hour of the range and, where they differ between
+    two hours (a transition, at most one an hour), at each instant between them."""
+    import numpy as np
+
+    t = np.asarray(t, dtype=np.int64)
+    if len(t) == 0:
+        return np.zeros(0, np.int64)
+    d0 = int(t.min()) // 86400
+    days = range(d0, int(t.max()) // 86400 + 2)  # one more: the hour after the last
+    offs = np.array([o for d in days for o in _day_offsets(tz, d)], np.int64)  # every UTC hour
+    j = (t - d0 * 86400) // 3600
+    off = offs[j]
+    odd = np.flatnonzero(offs[j] != offs[j + 1])
+    if len(odd):
+        zone = ZoneInfo(tz)
+        for k in odd.tolist():
+            off[k] = int(datetime.fromtimestamp(int(t[k]), zone).utcoffset().total_seconds())
+    return (t + off) // 3600
+
+
+@lru_cache(maxsize=8192)
+def _day_offsets(tz: str, utc_day: int) -> tuple[int, ...]:
+    """UTC offsets [s] of ``tz`` at each of the 24 hours of a UTC day (days since the epoch)."""
+    zone = ZoneInfo(tz)
+    return tuple(int(datetime.fromtimestamp(utc_day * 86400 + 3600 * h, zone).utcoffset().total_seconds())
+                 for h in range(24))
+
+
+def month_of_local_hour(hour_numbers: "np.ndarray") -> list[date]:
+    """The local month (its first day) of each local hour number (:func:`local_hour_numbers`)."""
+    import numpy as np
+
+    months = (np.asarray(hour_numbers, np.int64) // 24).astype("datetime64[D]").astype("datetime64[M]")
+    return [date.fromisoformat(str(m) + "-01") for m in months]
