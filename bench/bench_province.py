@@ -9,7 +9,8 @@ COPY (the rollup is benchmarked by bench/bench_rollup.py), then times
 * **bare**: one ordered ``SELECT`` of the same intervals, fetched to Python;
 * **full**: the metrics pass (``flows.metrics.enterprise_pass``: daily balances, year to date,
   R1, projection, carbon) and the eligibility pass (``flows.eligibility.enterprise_decisions``)
-  for every enterprise, as the flows' mapped tasks run them (plain functions, one process);
+  for every enterprise, as the flows' mapped tasks run them (plain functions, one process), then
+  the industry's intensity ranking once (``flows.metrics.intensity_pass``, as ``metrics_flow``);
 * **incremental**: one more hour of intervals for every enterprise, then the same two passes.
 
 and prints the times, the ratios full/bare and incremental/full, and the peak RSS of a pass over
@@ -112,15 +113,17 @@ def bare_select(url: str, start: datetime, end: datetime) -> int:
 def full_pass(url: str, as_of: datetime, limit: int | None = None) -> tuple[float, int]:
     """Metrics and eligibility for every enterprise (the first ``limit``); (seconds, peak RSS kB)."""
     from flows.eligibility import enterprise_decisions
-    from flows.metrics import enterprise_pass
+    from flows.metrics import enterprise_pass, intensity_pass, touched_years
     from store.results import enterprises
 
     with psycopg.connect(url) as conn:
         ents = enterprises(conn)[:limit]
     t = time.perf_counter()
+    touched = []
     for e in ents:
-        enterprise_pass(url, e, as_of)
+        touched += touched_years(enterprise_pass(url, e, as_of))
         enterprise_decisions(url, e, as_of, None)
+    intensity_pass(url, touched)  # once per industry-year, after every enterprise (as metrics_flow does)
     return time.perf_counter() - t, peak_rss_kb()
 
 

@@ -1,6 +1,7 @@
 """Per enterprise: daily balance, year-to-date green share, year-end projection and gap to 30 %,
 year-to-date carbon and standard coal, and the industry's energy intensity (``intensity_ytd``, what
-``report intensity`` gives: :func:`store_intensity`) — from one bundle of stored data per enterprise-year.
+``report intensity`` gives: :func:`industry_intensity`, once per industry after every enterprise)
+— from one bundle of stored data per enterprise-year.
 
 One path (docs/accounting.md): :func:`read_year` loads the enterprise's year once
 (:func:`store.bundle.load_enterprise_period`: the stored ``interval_energy``, ledger, points);
@@ -38,7 +39,7 @@ from metrics.periods import local_bounds
 from model import CODE_VERSION
 from store.bundle import load_enterprise_period, load_prefix, save_prefix
 from store.results import (Enterprise, changed_days, dirty_days, enterprises, lock, save_metrics_watermark,
-                           write_carbon_ytd, write_daily_balance, write_green_share_ytd, write_intensity_ytd,
+                           write_carbon_ytd, write_daily_balances, write_green_share_ytd, write_intensity_ytd,
                            write_projection)
 #: how long after New Year the metrics flow still rebalances the year before
 LATE_YEAR_GRACE = timedelta(days=3)
@@ -151,11 +152,8 @@ def compute_metrics(data: YearData, carbon: "CarbonOptions | None" = None) -> En
     the year to date and rule R1 (:func:`metrics.figures.green_share_figure`, what ``report
     green-share`` gives at the same ``as_of``), its projection and gap, carbon and standard coal."""
     e, b = data.enterprise, data.bundle
-    daily = {}
-    for d in data.dirty:
-        t, measured = figures.day_balance(b, d)
-        daily[d] = (t, data.day_sources.get(d), measured)
-    has_data = any(b.intervals.get(p.point_id) for p in b.with_role(*BALANCE_ROLES))
+    daily = {d: (t, data.day_sources.get(d), measured) for d, (t, measured) in figures.day_balances(b, data.dirty).items()}
+    has_data = b.has_intervals([p.point_id for p in b.with_role(*BALANCE_ROLES)])
     if not has_data or data.as_of <= data.start:
         ytd = figures.site_energy(b, data.start, max(data.start, figures.floor_interval(data.as_of)))
         return EnterpriseMetrics(e, data.year, None, daily, ytd.totals, None, None)
@@ -230,15 +228,17 @@ def carbon_row(conn: "psycopg.Connection | EnterprisePeriod", e: Enterprise, yea
     }
 
 
-def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = CarbonOptions()) -> dict[str, Any] | None:
+def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = CarbonOptions(), *,
+                  intensity: bool = True) -> dict[str, Any] | None:
     """All of an enterprise's results in one transaction: all visible, or none. Carbon is read
     and computed inside that transaction, up to the period end of the green share; returns the
-    ``carbon_ytd`` row written (None when there is no data yet)."""
+    ``carbon_ytd`` row written (None when there is no data yet). With ``intensity`` also the
+    industry's ``intensity_ytd`` rows (the flow does them once per industry instead:
+    :func:`intensity_pass`)."""
     row = None
     with psycopg.connect(url) as conn, conn.transaction():
         lock(conn, f"greengauge.flows.metrics.{m.enterprise.enterprise_id}")
-        for d, (t, source, measured) in m.daily.items():
-            write_daily_balance(conn, m.enterprise.enterprise_id, d, t, source, measured)
+        write_daily_balances(conn, m.enterprise.enterprise_id, m.daily)
         if m.data_through is not None:
             write_green_share_ytd(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.ytd, m.share,
                                   measured=m.measured)
@@ -248,27 +248,90 @@ def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = Carbon
                                  m.share.missing_wh, (m.data_through - ystart).days)
             row = m.carbon if m.carbon is not None else carbon_row(conn, m.enterprise, m.year, m.data_through, carbon)
             write_carbon_ytd(conn, m.enterprise.enterprise_id, m.year, row)
-            store_intensity(conn, m.enterprise, m.year)
+            if intensity:
+                store_intensity(conn, m.enterprise, m.year)
         save_prefix(conn, m.enterprise.enterprise_id, m.year, m.prefix.end if m.prefix else m.data_through or
                     datetime.now(timezone.utc), m.prefix.to_json() if m.prefix else None)
     return row
 
 
 def store_intensity(conn: psycopg.Connection, e: Enterprise, year: int) -> None:
-    """The ``intensity_ytd`` rows of every enterprise of ``e``'s industry for ``year``: what
-    ``greengauge report intensity --industry … --year … --format json`` gives (the same
-    :func:`accounting.policy_inputs.intensity_year`, equivalent value, no bottom fraction). A rank
-    depends on the whole industry, so each enterprise's run rewrites its industry's rows (unchanged
-    ones are left alone); an enterprise with no industry gets none. 晋政规〔2024〕2号 §四(五)."""
+    """The ``intensity_ytd`` rows of every enterprise of ``e``'s industry for ``year`` (none for an
+    enterprise with no industry): :func:`industry_intensity`, unconditionally."""
     (industry,) = conn.execute("SELECT industry FROM enterprise WHERE enterprise_id = %s",
                                (e.enterprise_id,)).fetchone()
-    if industry is None:
-        return
+    if industry is not None:
+        industry_intensity(conn, industry, year, force=True)
+
+
+def recorded_intensity_inputs(conn: psycopg.Connection, industry: str, year: int) -> str:
+    """Digest of what an industry's intensity reads besides interval energy: its members (code,
+    time zone), their production rows overlapping the year and the reference values of those
+    products, and the code version."""
+    import hashlib
+    import json
+
+    rows = conn.execute(
+        """SELECT e.code, e.timezone, p.product, p.period_start, p.period_end, p.quantity, p.unit,
+                  p.output_value_yuan, r.unit, r.limit_kgce, r.access_kgce, r.advanced_kgce,
+                  r.industry_average_kgce, r.standard
+           FROM enterprise e
+           LEFT JOIN production p ON p.enterprise_id = e.enterprise_id
+                AND p.period_start <= make_date(%(y)s, 12, 31) AND p.period_end >= make_date(%(y)s, 1, 1)
+           LEFT JOIN product_reference r ON r.product = p.product
+           WHERE e.industry = %(i)s ORDER BY 1, 3, 4, 5""", {"i": industry, "y": year}).fetchall()
+    return hashlib.sha256(json.dumps([CODE_VERSION, rows], default=str).encode()).hexdigest()
+
+
+def industry_intensity(conn: psycopg.Connection, industry: str, year: int, *, force: bool = False) -> bool:
+    """The ``intensity_ytd`` rows of every enterprise of ``industry`` for ``year``: what
+    ``greengauge report intensity --industry … --year … --format json`` gives (the same
+    :func:`accounting.policy_inputs.intensity_year`, equivalent value, no bottom fraction; unchanged
+    rows left alone). Without ``force`` skipped when the recorded inputs' digest and the members
+    are those of the rows stored (the caller forces it when intervals of the year changed).
+    Returns whether it computed. 晋政规〔2024〕2号 §四(五)."""
     lock(conn, f"greengauge.flows.metrics.intensity.{industry}")  # one writer of an industry's ranking
-    out = intensity_year(conn, industry, year)
+    digest = recorded_intensity_inputs(conn, industry, year)
     ids = dict(conn.execute("SELECT code, enterprise_id FROM enterprise WHERE industry = %s", (industry,)).fetchall())
+    if not force:
+        stored = conn.execute("""SELECT count(*), count(*) FILTER (WHERE inputs_sha256 = %s AND industry = %s)
+                                 FROM intensity_ytd WHERE year = %s AND enterprise_id = ANY(%s)""",
+                              (digest, industry, year, list(ids.values()))).fetchone()
+        if stored == (len(ids), len(ids)):
+            return False
+    out = intensity_year(conn, industry, year)
     for row in out["enterprises"]:
         write_intensity_ytd(conn, ids[row["enterprise"]], year, row)
+    conn.execute("UPDATE intensity_ytd SET inputs_sha256 = %s WHERE year = %s AND enterprise_id = ANY(%s) "
+                 "AND inputs_sha256 IS DISTINCT FROM %s", (digest, year, list(ids.values()), digest))
+    return True
+
+
+def touched_years(ms: list["EnterpriseMetrics"]) -> list[tuple[int, int, bool]]:
+    """(enterprise id, year, whether intervals of the year changed) of one enterprise's pass."""
+    return [(m.enterprise.enterprise_id, m.year, bool(m.daily)) for m in ms if m.data_through is not None]
+
+
+def intensity_pass(url: str, touched: list[tuple[int, int, bool]]) -> list[tuple[str, int]]:
+    """After every enterprise's metrics (:func:`touched_years` of each): each industry-year the pass
+    touched, once — forced where an enterprise of the industry had changed intervals in that year,
+    otherwise only if its recorded inputs changed. Returns the industry-years computed."""
+    by_key: dict[tuple[str, int], bool] = {}
+    with psycopg.connect(url) as conn:
+        industry = dict(conn.execute("SELECT enterprise_id, industry FROM enterprise WHERE industry IS NOT NULL"))
+    for eid, year, changed in touched:
+        key = industry.get(eid)
+        if key is not None:
+            by_key[(key, year)] = by_key.get((key, year), False) or changed
+    done = []
+    for (ind, year), changed in sorted(by_key.items()):
+        with psycopg.connect(url) as conn, conn.transaction():
+            if industry_intensity(conn, ind, year, force=changed):
+                done.append((ind, year))
+    return done
+
+
+intensity_task = io_task(intensity_pass, task_run_name="intensity")
 
 
 write_metrics = io_task(store_metrics, task_run_name="write-metrics")
@@ -276,10 +339,12 @@ write_metrics = io_task(store_metrics, task_run_name="write-metrics")
 
 def enterprise_metrics(url: str, e: Enterprise, as_of: datetime, *, year: int | None = None,
                        days: list[date] | None = None,
-                       carbon: CarbonOptions = CarbonOptions(), carried: bool = False) -> EnterpriseMetrics:
-    """Plain-function form of one enterprise's metrics run (backfill and tests use it)."""
+                       carbon: CarbonOptions = CarbonOptions(), carried: bool = False,
+                       intensity: bool = True) -> EnterpriseMetrics:
+    """Plain-function form of one enterprise's metrics run (backfill and tests use it; with
+    ``intensity`` the industry's ranking is rewritten too)."""
     m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days, carried=carried), carbon)
-    m.carbon = store_metrics(url, m, carbon)
+    m.carbon = store_metrics(url, m, carbon, intensity=intensity)
     return m
 
 
@@ -288,11 +353,13 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
     """One enterprise's metrics: every local year holding intervals changed since its last pass
     (late data of any age: a year-old import re-opens that year), plus this year (and, early in
     January, the last), each from one bundle; the changed days rebalanced. The watermark moves
-    only after every year is stored, so a failed pass is redone in full."""
+    only after every year is stored, so a failed pass is redone in full. The industry's intensity
+    is left to :func:`intensity_pass` (once per industry, after every enterprise)."""
     with psycopg.connect(url) as conn:
+        # every counter point: a fuel counter's change moves carbon, coal and intensity too
         ids = [r[0] for r in conn.execute(
             """SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
-               WHERE s.enterprise_id = %s AND p.role = ANY(%s)""", (e.enterprise_id, list(BALANCE_ROLES)))]
+               WHERE s.enterprise_id = %s""", (e.enterprise_id,))]
         days, newest = changed_days(conn, e, ids)
     this_year = year_of(e, as_of)
     # early in January, late readings can still change the last days of the year before
@@ -300,7 +367,8 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
     out = []
     for year in sorted(years):
         m = enterprise_metrics(url, e, as_of, year=year, days=[d for d in days if d.year == year], carbon=carbon,
-                               carried=True)
+                               carried=True, intensity=False)
+        m.prefix = None  # stored in metrics_prefix; not carried back to the flow
         out.append(m)
     with psycopg.connect(url) as conn:
         save_metrics_watermark(conn, e.enterprise_id, newest)
@@ -332,7 +400,10 @@ def metrics_flow(database_url: str | None = None, enterprise: str | None = None,
     out = []
     futures = enterprise_task.map(unmapped(url), list_enterprises(url, enterprise), unmapped(now), unmapped(carbon),
                                   deferred=deferred)
-    for ms in futures.result():
+    passes = futures.result()
+    for ind, year in intensity_task(url, [t for ms in passes for t in touched_years(ms)]):
+        log.info("intensity of %s %d recomputed", ind, year)
+    for ms in passes:
         for m in ms:
             pct = (f"{percent_text(m.share.share, threshold=m.share.threshold)} ({m.share.status})"
                    if m.share and m.share.share is not None else "n/a")

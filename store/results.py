@@ -81,13 +81,34 @@ def changed_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int]) 
     since = None if row is None else row[0] - timedelta(seconds=WATERMARK_MARGIN_S)
     (now,) = conn.execute("SELECT clock_timestamp()").fetchone()
     conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext('greengauge.flows.rollup'))")
-    rows = conn.execute(
-        """SELECT DISTINCT (date_trunc('day', bucket_start, %(tz)s) AT TIME ZONE %(tz)s)::date
-           FROM interval_energy WHERE point_id = ANY(%(ids)s)
-             AND (%(since)s::timestamptz IS NULL OR computed_at > %(since)s)
-           ORDER BY 1""", {"tz": e.timezone, "ids": point_ids, "since": since}).fetchall()
+    if since is None:
+        rows = days_with_intervals(conn, e.timezone, point_ids)
+    else:
+        rows = conn.execute(
+            """SELECT DISTINCT (date_trunc('day', bucket_start, %(tz)s) AT TIME ZONE %(tz)s)::date
+               FROM interval_energy WHERE point_id = ANY(%(ids)s) AND computed_at > %(since)s
+               ORDER BY 1""", {"tz": e.timezone, "ids": point_ids, "since": since}).fetchall()
     conn.commit()  # the shared lock goes with the transaction
     return [r[0] for r in rows], now
+
+
+def days_with_intervals(conn: psycopg.Connection, tz: str, point_ids: list[int]) -> list[tuple[date]]:
+    """Local days holding any interval of ``point_ids``, in order: each local day from the first
+    interval's to the last one's probed on the (point_id, bucket_start) key — a few index lookups a
+    day instead of reading every interval."""
+    return conn.execute(
+        """WITH span AS (
+               SELECT (min(bucket_start) AT TIME ZONE %(tz)s)::date AS lo, (max(bucket_start) AT TIME ZONE %(tz)s)::date AS hi
+               FROM unnest(%(ids)s::bigint[]) p(id)
+               CROSS JOIN LATERAL (
+                   (SELECT bucket_start FROM interval_energy WHERE point_id = p.id ORDER BY bucket_start LIMIT 1)
+                   UNION ALL
+                   (SELECT bucket_start FROM interval_energy WHERE point_id = p.id ORDER BY bucket_start DESC LIMIT 1)) b)
+           SELECT d::date FROM span, generate_series(span.lo, span.hi, interval '1 day') d
+           WHERE EXISTS (SELECT 1 FROM interval_energy WHERE point_id = ANY(%(ids)s)
+                         AND bucket_start >= (d::date::timestamp AT TIME ZONE %(tz)s)
+                         AND bucket_start < ((d::date + 1)::timestamp AT TIME ZONE %(tz)s))
+           ORDER BY 1""", {"tz": tz, "ids": point_ids}).fetchall()
 
 
 def save_metrics_watermark(conn: psycopg.Connection, enterprise_id: int, seen_through: datetime | None) -> None:
@@ -102,6 +123,10 @@ def save_metrics_watermark(conn: psycopg.Connection, enterprise_id: int, seen_th
 def changed_years(conn: psycopg.Connection, e: Enterprise, point_ids: list[int]) -> list[int]:
     """Local years holding intervals that changed after that year's last eligibility evaluation
     (late data of any age: evaluated again), or that were never evaluated (history imported)."""
+    if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM eligibility_input WHERE enterprise_id = %s)",
+                    (e.enterprise_id,)).fetchone()[0]:
+        # never evaluated: every year holding intervals (found from the days, without reading each interval)
+        return sorted({d.year for (d,) in days_with_intervals(conn, e.timezone, point_ids)})
     rows = conn.execute(
         """WITH ev AS (SELECT year, evaluated_at FROM eligibility_input WHERE enterprise_id = %(e)s)
            SELECT DISTINCT y FROM (
@@ -124,21 +149,31 @@ def source_changed_at(conn: psycopg.Connection, point_ids: list[int], start: dat
 
 def write_daily_balance(conn: psycopg.Connection, enterprise_id: int, day: date, t: BalanceTotals,
                         source: datetime | None, measured: int | None = None) -> None:
-    conn.execute(
-        """INSERT INTO daily_balance (enterprise_id, day, import_wh, export_wh, pv_wh, charge_wh, discharge_wh,
-               consumption_wh, pv_self_consumed_wh, green_wh, intervals, estimated_intervals, source_changed_at,
-               measured_intervals)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (enterprise_id, day) DO UPDATE SET
-               import_wh = EXCLUDED.import_wh, export_wh = EXCLUDED.export_wh, pv_wh = EXCLUDED.pv_wh,
-               charge_wh = EXCLUDED.charge_wh, discharge_wh = EXCLUDED.discharge_wh,
-               consumption_wh = EXCLUDED.consumption_wh, pv_self_consumed_wh = EXCLUDED.pv_self_consumed_wh,
-               green_wh = EXCLUDED.green_wh, intervals = EXCLUDED.intervals,
-               estimated_intervals = EXCLUDED.estimated_intervals, source_changed_at = EXCLUDED.source_changed_at,
-               measured_intervals = EXCLUDED.measured_intervals, computed_at = now()""",
-        (enterprise_id, day, t.import_wh, t.export_wh, t.pv_wh, t.charge_wh, t.discharge_wh, t.consumption_wh,
-         t.pv_self_consumed_wh, t.green_wh, t.intervals, t.estimated_intervals, source, measured),
-    )
+    write_daily_balances(conn, enterprise_id, {day: (t, source, measured)})
+
+
+def write_daily_balances(conn: psycopg.Connection, enterprise_id: int,
+                         days: dict[date, tuple[BalanceTotals, datetime | None, int | None]]) -> None:
+    """Upsert the daily balance of each day: totals, the newest interval change it was built from,
+    measured intervals (one statement, sent for all days at once)."""
+    if not days:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO daily_balance (enterprise_id, day, import_wh, export_wh, pv_wh, charge_wh, discharge_wh,
+                   consumption_wh, pv_self_consumed_wh, green_wh, intervals, estimated_intervals, source_changed_at,
+                   measured_intervals)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (enterprise_id, day) DO UPDATE SET
+                   import_wh = EXCLUDED.import_wh, export_wh = EXCLUDED.export_wh, pv_wh = EXCLUDED.pv_wh,
+                   charge_wh = EXCLUDED.charge_wh, discharge_wh = EXCLUDED.discharge_wh,
+                   consumption_wh = EXCLUDED.consumption_wh, pv_self_consumed_wh = EXCLUDED.pv_self_consumed_wh,
+                   green_wh = EXCLUDED.green_wh, intervals = EXCLUDED.intervals,
+                   estimated_intervals = EXCLUDED.estimated_intervals, source_changed_at = EXCLUDED.source_changed_at,
+                   measured_intervals = EXCLUDED.measured_intervals, computed_at = now()""",
+            [(enterprise_id, day, t.import_wh, t.export_wh, t.pv_wh, t.charge_wh, t.discharge_wh, t.consumption_wh,
+              t.pv_self_consumed_wh, t.green_wh, t.intervals, t.estimated_intervals, source, measured)
+             for day, (t, source, measured) in days.items()])
 
 
 # -- year to date, projection -------------------------------------------------------------------
@@ -330,15 +365,33 @@ def insert_decision(conn: psycopg.Connection, enterprise_id: int, year: int, doc
 def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datetime, end: datetime,
                       extra: dict[str, Any]) -> str:
     """sha256 over what an evaluation of [start, end) reads: the enterprise's rolled-up intervals
-    (count and newest ``computed_at``: a rollup that changed anything moves it) and ``extra``
-    (code and rule versions, ledger digests)."""
+    (count and newest ``computed_at``: a rollup that changed anything moves it), the rollup's
+    counter findings of [start, end] (what the evidence lists: the bundle reads them up to the end
+    inclusive) and ``extra`` (code and rule versions, ledger digests)."""
+    # per point: the count on the (point_id, bucket_start) key, the newest change from the
+    # (point_id, computed_at) index read newest first (it stops at the first row in the period)
     n, newest = conn.execute(
-        """SELECT count(*), max(i.computed_at) FROM interval_energy i
-           JOIN point p USING (point_id) JOIN device d USING (device_id) JOIN site s USING (site_id)
-           WHERE s.enterprise_id = %s AND i.bucket_start >= %s AND i.bucket_start < %s""",
-        (enterprise_id, start, end),
+        """SELECT coalesce(sum(c.n), 0)::int8, max(c.newest) FROM (
+               SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+               WHERE s.enterprise_id = %(e)s) p
+           CROSS JOIN LATERAL (
+               SELECT (SELECT count(*) FROM interval_energy i WHERE i.point_id = p.point_id
+                         AND i.bucket_start >= %(s)s AND i.bucket_start < %(t)s) AS n,
+                      (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
+                         AND i.bucket_start >= %(s)s AND i.bucket_start < %(t)s
+                       ORDER BY i.computed_at DESC LIMIT 1) AS newest) c""",
+        {"e": enterprise_id, "s": start, "t": end},
     ).fetchone()
-    return evidence_hash({"start": start, "end": end, "intervals": n, "newest": newest, **extra})
+    # the rollup's counter findings the evidence lists (a skipped glitch moves no interval but adds
+    # one), by content: the rollup deletes and re-inserts them on every run
+    (found,) = conn.execute(
+        """SELECT md5(string_agg(concat_ws('|', f.point_id, f.kind, f.opened_at, f.data::text), E'\n'
+                                 ORDER BY f.point_id, f.opened_at, f.kind, f.data::text))
+           FROM finding f JOIN point p USING (point_id) JOIN device d ON d.device_id = p.device_id
+           JOIN site s USING (site_id)
+           WHERE f.origin = 'rollup' AND s.enterprise_id = %s AND f.opened_at >= %s AND f.opened_at <= %s""",
+        (enterprise_id, start, end)).fetchone()
+    return evidence_hash({"start": start, "end": end, "intervals": n, "newest": newest, "findings": found, **extra})
 
 
 def last_fingerprint(conn: psycopg.Connection, enterprise_id: int, year: int) -> str | None:
