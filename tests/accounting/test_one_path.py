@@ -343,7 +343,7 @@ def test_hourly_history_is_measured_in_the_report_as_in_the_stored_result(env, d
 def test_one_zero_glitch_is_one_suspect_reading_and_no_energy(env, db_url):
     # 9 §3d (collectors, counters): a day of 5-minute polls through the collector's quality gate,
     # one grid-import reading of which is 0. The gate follows the confirmed counter: the zero is
-    # the one SUSPECT reading of 289 (not the next 286). The rollup skips it as an outlier: the
+    # the one SUSPECT reading (not the meter's next 286 of 288). The rollup skips it as an outlier: the
     # day's import is 700 Wh per poll to the Wh, and nothing else is flagged — in the report as in
     # the stored result.
     from collectors.run import QualityGate
@@ -422,12 +422,13 @@ def assert_day_agrees(bal: dict, row: dict) -> None:
 
 
 def test_glitches_at_the_edges_are_judged_like_any_other_in_the_report_as_in_the_stored_result(env, db_url):
-    # 9 §3b (counters, rollup): 5-minute readings at hh:m2:30, whose newest one (2025-06-21 23:57:30
-    # local) is a glitch on two meters: the grid import reads 0 (a drop), the PV 4e9 Wh (a rise far
-    # beyond its 1.3 MW rating). Neither is energy yet: both wait for the next reading. The next
-    # day's readings arrive: the glitch is now the reading just before that day (the counter at
-    # midnight is interpolated across it), judged by the readings on both sides (an outlier), and a
-    # rollup of the next day alone (a backfill's) judges it the same. Report = stored each time.
+    # 9 §3b (counters, rollup): readings every 5 minutes, 2:30 off the quarter hours, whose newest
+    # one (2025-06-21 23:57:30 local) is a glitch on two meters: the grid import reads 0 (a drop),
+    # the PV 4e9 Wh (a rise far beyond its 1.3 MW rating). Neither is energy yet: both wait for the
+    # next reading. The next day's readings arrive: the glitch is now the reading just before that
+    # day (the counter at midnight is interpolated across it), judged by the readings on both sides
+    # (an outlier), and a rollup of the next day alone (a backfill's) judges it the same. Report =
+    # stored each time.
     day0 = datetime.fromisoformat("2025-06-21T00:00:00+08:00")
     t = lambda i: day0 + timedelta(seconds=300 * i - 150)  # noqa: E731  i = 0: 2025-06-20 23:57:30
     grid = lambda i: 0.0 if i == 288 else 5_000_000.0 + 700 * i  # noqa: E731  8.4 kW
@@ -468,8 +469,10 @@ def test_glitches_at_the_edges_are_judged_like_any_other_in_the_report_as_in_the
     assert days["2025-06-22"]["evidence"]["findings"] == []
 
     # the rollup of 2025-06-22 alone (a backfill's): the glitch just before it is judged as in the
-    # whole run — nothing changes (taken as the range's first knot, the zero put 5 GWh into 00:00)
-    assert not rollup(db_url, enterprise="jj-shoes", start=day0 + timedelta(days=1), end=day0 + timedelta(days=2)).changed
+    # whole run: nothing changes (taken as the range's first knot, the zero would put 2.6 MWh into
+    # the quarter hour from midnight: the counter interpolated from 0 at 23:57:30)
+    day2 = (day0 + timedelta(days=1), day0 + timedelta(days=2))
+    assert not rollup(db_url, enterprise="jj-shoes", start=day2[0], end=day2[1]).changed
     again = cli("report", "balance", "--enterprise", "jj-shoes", "--day", "2025-06-22")
     assert again["energy_wh"] == days["2025-06-22"]["energy_wh"]
     assert_day_agrees(again, day_row(db_url, "2025-06-22"))
@@ -498,14 +501,14 @@ def _rollup_state(db_url: str):
 @settings(max_examples=int(__import__("os").environ.get("GG_EXAMPLES", 3)), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
           phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no shrinking: minutes per step here
-@given(series=glitchy_counter(), where=st.integers(min_value=0, max_value=10**6),
+@given(series=glitchy_counter(), where=st.integers(min_value=0, max_value=10**6), off=st.sampled_from([0, 150]),
        arrival=st.integers(min_value=0, max_value=10**6))
 def test_any_split_of_a_period_sums_to_the_whole_in_the_report_as_in_the_stored_result(
-        env, db_url, series, where, arrival):
+        env, db_url, series, where, off, arrival):
     # Property (docs/accounting.md "Edges"), on the stored path: readings with glitches and resets
     # (tests.flows.test_rollup.glitchy_counter) written to `reading` around a local midnight put at
-    # any of them, arriving in two parts split at any reading, with the incremental rollup of a
-    # report between them; then the flows. The two days' `report balance --day` are the stored
+    # any of them (or 2:30 min before it), arriving in two parts split at any reading, with the
+    # scheduled (incremental) rollup between them; then the flows. The two days' `report balance --day` are the stored
     # daily_balance rows and add up to `report balance --month`, which is the stored hourly sums;
     # and the stored intervals and counter findings are those of one rollup of everything.
     from model.readings import Reading
@@ -515,7 +518,7 @@ def test_any_split_of_a_period_sums_to_the_whole_in_the_report_as_in_the_stored_
     with psycopg.connect(db_url) as c:
         (pid,) = c.execute("SELECT point_id FROM point WHERE name = %s", (P + "grid.energy_import",)).fetchone()
     midnight = datetime.fromisoformat("2025-06-22T00:00:00+08:00")
-    t0 = midnight - timedelta(minutes=series[where % len(series)][0])  # midnight at any reading
+    t0 = midnight - timedelta(minutes=series[where % len(series)][0], seconds=-off)  # midnight at any reading
     readings = [Reading(pid, t0 + timedelta(minutes=m), v) for m, v in series]
     k = 1 + arrival % (len(readings) - 1)
     with psycopg.connect(db_url) as c:
