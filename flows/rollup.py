@@ -30,6 +30,8 @@ from store.rollups import (IntervalWriter, PointReadings, clear_dirty, counter_p
 #: how far back each incremental run recomputes, before the newest reading already rolled up
 TRAILING_WINDOW = timedelta(hours=2)
 _STEP = timedelta(seconds=INTERVAL_S)
+#: finding kinds of a reading the counter skipped (metrics/counters.py): it moves no energy
+NOT_USED = ("counter_outlier", "counter_drop_provisional", "counter_rise_provisional")
 
 
 @dataclass
@@ -57,15 +59,20 @@ def compute_intervals(
     The same path as the report (:func:`accounting.site_energy.settings_intervals`), with the point's
     wrap width, recorded replacements and rated power (``settings``; none when omitted): outliers
     skipped, wraps and replacements bridged. An interval is suspect when a spike (a step above the
-    rated power) overlaps it or a suspect-quality reading took part in interpolating it.
+    rated power) overlaps it or a suspect-quality reading took part in interpolating it (one the
+    counter skipped, e.g. the collector's suspect zero judged an outlier, took part in nothing).
     """
     ivs, findings = settings_intervals(r.ts, r.values, settings or CounterSettings())
+    # a reading the counter did not use (an outlier, a provisional drop or rise: its finding says
+    # so) interpolates nothing, so a suspect glitch taints no interval; a used suspect reading
+    # taints the intervals from the used reading before it to the used reading after it
+    unused = {f.ts for f in findings if f.kind in NOT_USED}
+    used = [i for i, t in enumerate(r.ts) if t not in unused]
     suspect: set[datetime] = set()
-    n = len(r.ts)
-    for i, s in enumerate(r.suspect):
-        if s:
-            t = floor_interval(r.ts[max(i - 1, 0)])
-            hi = floor_interval(r.ts[min(i + 1, n - 1)])
+    for k, i in enumerate(used):
+        if r.suspect[i]:
+            t = floor_interval(r.ts[used[max(k - 1, 0)]])
+            hi = floor_interval(r.ts[used[min(k + 1, len(used) - 1)]])
             while t <= hi:
                 suspect.add(t)
                 t += _STEP
