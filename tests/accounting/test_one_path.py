@@ -564,12 +564,6 @@ def test_any_split_of_a_period_sums_to_the_whole_in_the_report_as_in_the_stored_
     assert _rollup_state(db_url) == split
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "flows/eligibility.py evaluate() skips on an unchanged input fingerprint "
-    "(store.results.input_fingerprint: the period's interval_energy by count and newest computed_at, "
-    "plus FINGERPRINT_INPUTS); the rollup's counter findings (finding, origin 'rollup') are not in it, "
-    "yet the decisions' evidence lists them (R1 evidence.findings): a late glitch the counter skips "
-    "adds a finding and moves no interval, so the stored decisions keep evidence without it"))
 def test_a_late_glitch_re_evaluates_the_decisions_whose_evidence_lists_it(env, db_url):
     # The last two hours of 2024 (local), read every 5 minutes. A gateway's backlog later brings one
     # more reading, a 0 between two of them: an isolated outlier, not used. Not one interval of 2024
