@@ -37,7 +37,7 @@ from metrics.figures import BALANCE_ROLES
 from metrics.green_share import GreenShareResult, Projection, percent_text
 from metrics.periods import local_bounds
 from model import CODE_VERSION
-from store.bundle import load_enterprise_period, load_prefix, save_prefix
+from store.bundle import day_sources, load_enterprise_period, load_prefix, save_prefix
 from store.results import (Enterprise, changed_days, dirty_days, enterprises, lock, save_metrics_watermark,
                            write_carbon_ytd, write_daily_balances, write_green_share_ytd, write_intensity_ytd,
                            write_projection)
@@ -132,15 +132,7 @@ def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[da
         ids = [p.point_id for p in bundle.with_role(*BALANCE_ROLES)]
         dirty = days if days is not None else dirty_days(conn, e, ids, start)
         dirty = [d for d in dirty if d.year == year and local_bounds("day", d, e.timezone)[0] < upto]
-        sources = {}
-        if dirty:
-            for d, changed in conn.execute(
-                    """SELECT (date_trunc('day', bucket_start, %(tz)s) AT TIME ZONE %(tz)s)::date, max(computed_at)
-                       FROM interval_energy WHERE point_id = ANY(%(ids)s) AND bucket_start >= %(lo)s
-                         AND bucket_start < %(hi)s GROUP BY 1""",
-                    {"tz": e.timezone, "ids": ids, "lo": local_bounds("day", min(dirty), e.timezone)[0],
-                     "hi": local_bounds("day", max(dirty), e.timezone)[1]}):
-                sources[d] = changed
+        sources = day_sources(bundle, ids, dirty)
     return YearData(e, year, start, end, upto, bundle, dirty, {d: sources.get(d) for d in dirty})
 
 
@@ -153,7 +145,9 @@ def compute_metrics(data: YearData, carbon: "CarbonOptions | None" = None) -> En
     green-share`` gives at the same ``as_of``), its projection and gap, carbon and standard coal."""
     e, b = data.enterprise, data.bundle
     daily = {d: (t, data.day_sources.get(d), measured) for d, (t, measured) in figures.day_balances(b, data.dirty).items()}
-    has_data = b.has_intervals([p.point_id for p in b.with_role(*BALANCE_ROLES)])
+    # the carried parts are data too: a pass with nothing new since the last local midnight (just after
+    # it, or a closed year) computes from them, and keeps them for the next pass instead of dropping them
+    has_data = b.prefix is not None or b.has_intervals([p.point_id for p in b.with_role(*BALANCE_ROLES)])
     if not has_data or data.as_of <= data.start:
         ytd = figures.site_energy(b, data.start, max(data.start, figures.floor_interval(data.as_of)))
         return EnterpriseMetrics(e, data.year, None, daily, ytd.totals, None, None)

@@ -60,6 +60,7 @@ class PointSeries:
     wh: np.ndarray  #: int64
     est: np.ndarray  #: bool
     sus: np.ndarray  #: bool
+    at: np.ndarray | None = None  #: when each was stored (``computed_at``) [µs since 2000-01-01 UTC], if read
 
     @classmethod
     def empty(cls) -> "PointSeries":
@@ -78,7 +79,8 @@ class PointSeries:
     def window(self, start: datetime, end: datetime) -> "PointSeries":
         """The intervals starting in [start, end)."""
         lo, hi = np.searchsorted(self.t, [epoch_s(start), epoch_s(end)])
-        return PointSeries(self.t[lo:hi], self.wh[lo:hi], self.est[lo:hi], self.sus[lo:hi])
+        return PointSeries(self.t[lo:hi], self.wh[lo:hi], self.est[lo:hi], self.sus[lo:hi],
+                           None if self.at is None else self.at[lo:hi])
 
     def objects(self) -> list[IntervalEnergy]:
         return [IntervalEnergy(from_epoch_s(t), int(w), bool(e), bool(s))

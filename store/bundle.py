@@ -10,7 +10,7 @@ the pure functions of :mod:`metrics.figures` and :mod:`metrics.policy`.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -84,30 +84,60 @@ def read_columns(conn: psycopg.Connection, ids: list[int], start: datetime, end:
     newest ``computed_at`` among them.
 
     Each column of a point comes packed in one ``bytea``: ``string_agg`` of the values' binary
-    forms (``timestamptz_send``: int64 microseconds since 2000-01-01 UTC; ``int8send``;
-    ``boolsend``; big-endian), which numpy reads as it is — a year of an enterprise's quarter hours
-    is a few MB, and no Python object is made per interval. The four aggregates of a group take
-    its rows in one order, so the columns line up; that order is checked and the columns sorted
-    by start when the scan gave another. Every column is NOT NULL (migration 0401)."""
+    forms (``timestamptz_send``: int64 microseconds since 2000-01-01 UTC; ``int8send`` of
+    ``energy_wh × 4 + estimated × 2 + suspect``; big-endian), which numpy reads as it is — a year
+    of an enterprise's quarter hours is a few MB, and no Python object is made per interval. The
+    aggregates of a group take its rows in one order, so the columns line up; that order is
+    checked and the columns sorted by start when the scan gave another. Every column is NOT NULL
+    (migration 0401); an energy of 2**61 Wh or more would not fit the packing (the query fails,
+    nothing is misread)."""
     out = {pid: PointSeries.empty() for pid in ids}
     newest = None
     with conn.cursor(binary=True) as cur:
         cur.execute("""SELECT point_id::int8, string_agg(timestamptz_send(bucket_start), ''::bytea),
-                              string_agg(int8send(energy_wh), ''::bytea), string_agg(boolsend(estimated), ''::bytea),
-                              string_agg(boolsend(suspect), ''::bytea), max(computed_at)
+                              string_agg(int8send(energy_wh * 4 + (estimated::int * 2 + suspect::int)), ''::bytea),
+                              string_agg(timestamptz_send(computed_at), ''::bytea)
                        FROM (SELECT * FROM interval_energy WHERE point_id = ANY(%s) AND bucket_start >= %s
                              AND bucket_start < %s ORDER BY point_id, bucket_start) i
                        GROUP BY point_id""", (ids, start, end))
-        for pid, ts, wh, est, sus, at in cur:
-            t = np.frombuffer(ts, ">i8") // 1_000_000 + _PG_EPOCH_S
-            col = PointSeries(t.astype(np.int64), np.frombuffer(wh, ">i8").astype(np.int64),
-                              np.frombuffer(est, np.uint8).astype(bool), np.frombuffer(sus, np.uint8).astype(bool))
-            if len(t) > 1 and not (np.diff(col.t) > 0).all():
-                k = np.argsort(col.t, kind="stable")
-                col = PointSeries(col.t[k], col.wh[k], col.est[k], col.sus[k])
+        for pid, ts, packed, changed in cur:
+            t = (np.frombuffer(ts, ">i8") // 1_000_000 + _PG_EPOCH_S).astype(np.int64)
+            v = np.frombuffer(packed, ">i8").astype(np.int64)
+            at = np.frombuffer(changed, ">i8").astype(np.int64)
+            col = PointSeries(t, v >> 2, (v & 2).astype(bool), (v & 1).astype(bool), at)
+            if len(t) > 1 and not (np.diff(t) > 0).all():
+                k = np.argsort(t, kind="stable")
+                col = PointSeries(t[k], col.wh[k], col.est[k], col.sus[k], at[k])
             out[pid] = col
-            newest = at if newest is None or at > newest else newest
+            top = pg_time(int(at.max()))
+            newest = top if newest is None or top > newest else newest
     return out, newest
+
+
+def day_sources(bundle: EnterprisePeriod, point_ids: list[int], days: list[date]) -> dict[date, datetime | None]:
+    """The newest ``computed_at`` of the intervals of ``point_ids`` in each local day of ``days``
+    (None for a day without one): what a daily balance was built from."""
+    from metrics.periods import local_hour_numbers
+
+    want = {(d - date(1970, 1, 1)).days: d for d in days}
+    best: dict[int, int] = {}
+    for pid in point_ids:
+        col = bundle.columns.get(pid)
+        if col is None or not len(col) or col.at is None:
+            continue
+        day = local_hour_numbers(col.t, bundle.timezone) // 24
+        order = np.argsort(day, kind="stable")
+        uniq, first = np.unique(day[order], return_index=True)
+        tops = np.maximum.reduceat(col.at[order], first)
+        for k, v in zip(uniq.tolist(), tops.tolist()):
+            if k in want and v > best.get(k, -2**63):
+                best[k] = v
+    return {d: (pg_time(best[k]) if k in best else None) for k, d in want.items()}
+
+
+def pg_time(us: int) -> datetime:
+    """A timestamptz's binary value (microseconds since 2000-01-01 UTC) as a time."""
+    return datetime(2000, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
 
 
 def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: datetime, end: datetime, *,
