@@ -54,6 +54,7 @@ from model.tables import load_documents
 from store.facts import enterprise_facts
 from store.ledger import ledger_for
 from store.bundle import nameplate_digest_rows, policy_read_start
+from store.db import session
 from store.projects import project_records
 from store.results import (Enterprise, changed_years, current_decisions, evidence_hash, input_fingerprint,
                            insert_decision, last_fingerprint, lock, save_fingerprint)
@@ -248,7 +249,7 @@ def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: li
     if period is None:
         return []
     srcs = sources or CANDIDATE_SOURCES
-    with psycopg.connect(url) as conn, conn.transaction():
+    with session(url) as conn, conn.transaction():
         lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
         extra = {"code": code_version(), "sources": [getattr(s, "version", s.__qualname__) for s in srcs],
                  **{k: f(conn, e, year) for k, f in FINGERPRINT_INPUTS.items()}}
@@ -273,7 +274,7 @@ def enterprise_decisions(url: str, e: Enterprise, as_of: datetime, years: list[i
     changed decisions get a new version, reason ``late_data``)."""
     this_year = as_of.astimezone(ZoneInfo(e.timezone)).year
     if years is None:
-        with psycopg.connect(url) as conn:
+        with session(url) as conn:
             ids = [r[0] for r in conn.execute(
                 "SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id) "
                 "WHERE s.enterprise_id = %s", (e.enterprise_id,))]

@@ -38,6 +38,7 @@ from metrics.green_share import GreenShareResult, Projection, percent_text
 from metrics.periods import local_bounds
 from model import CODE_VERSION
 from store.bundle import day_sources, load_enterprise_period, load_prefix, save_prefix
+from store.db import session
 from store.results import (Enterprise, changed_days, dirty_days, enterprises, lock, save_metrics_watermark,
                            write_carbon_ytd, write_daily_balances, write_green_share_ytd, write_intensity_ytd,
                            write_projection)
@@ -95,7 +96,7 @@ def _zone(tz: str):
 
 @io_task(task_run_name="list-enterprises")
 def list_enterprises(url: str, code: str | None) -> list[Enterprise]:
-    with psycopg.connect(url) as conn:
+    with session(url) as conn:
         return enterprises(conn, code)
 
 
@@ -111,7 +112,7 @@ def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[da
     metrics.figures.span cuts every period the same way)."""
     start, end = local_bounds("year", date(year, 1, 1), e.timezone)
     upto = max(start, min(as_of, end))
-    with psycopg.connect(url) as conn:
+    with session(url) as conn:
         prefix = None
         if carried and days is not None:
             state = load_prefix(conn, e.enterprise_id, year)
@@ -230,7 +231,7 @@ def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = Carbon
     industry's ``intensity_ytd`` rows (the flow does them once per industry instead:
     :func:`intensity_pass`)."""
     row = None
-    with psycopg.connect(url) as conn, conn.transaction():
+    with session(url) as conn, conn.transaction():
         lock(conn, f"greengauge.flows.metrics.{m.enterprise.enterprise_id}")
         write_daily_balances(conn, m.enterprise.enterprise_id, m.daily)
         if m.data_through is not None:
@@ -311,7 +312,7 @@ def intensity_pass(url: str, touched: list[tuple[int, int, bool]]) -> list[tuple
     touched, once — forced where an enterprise of the industry had changed intervals in that year,
     otherwise only if its recorded inputs changed. Returns the industry-years computed."""
     by_key: dict[tuple[str, int], bool] = {}
-    with psycopg.connect(url) as conn:
+    with session(url) as conn:
         industry = dict(conn.execute("SELECT enterprise_id, industry FROM enterprise WHERE industry IS NOT NULL"))
     for eid, year, changed in touched:
         key = industry.get(eid)
@@ -319,7 +320,7 @@ def intensity_pass(url: str, touched: list[tuple[int, int, bool]]) -> list[tuple
             by_key[(key, year)] = by_key.get((key, year), False) or changed
     done = []
     for (ind, year), changed in sorted(by_key.items()):
-        with psycopg.connect(url) as conn, conn.transaction():
+        with session(url) as conn, conn.transaction():
             if industry_intensity(conn, ind, year, force=changed):
                 done.append((ind, year))
     return done
@@ -349,7 +350,7 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
     January, the last), each from one bundle; the changed days rebalanced. The watermark moves
     only after every year is stored, so a failed pass is redone in full. The industry's intensity
     is left to :func:`intensity_pass` (once per industry, after every enterprise)."""
-    with psycopg.connect(url) as conn:
+    with session(url) as conn:
         # every counter point: a fuel counter's change moves carbon, coal and intensity too
         ids = [r[0] for r in conn.execute(
             """SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
@@ -364,7 +365,7 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
                                carried=True, intensity=False)
         m.prefix = None  # stored in metrics_prefix; not carried back to the flow
         out.append(m)
-    with psycopg.connect(url) as conn:
+    with session(url) as conn:
         save_metrics_watermark(conn, e.enterprise_id, newest)
     return out
 
