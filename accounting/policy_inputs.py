@@ -29,7 +29,7 @@ from accounting.site_energy import green_share_json
 from metrics.bundle import EnterprisePeriod
 from metrics.figures import green_share_figure, points_energy, role_columns, role_series, site_energy
 from metrics.periods import local_end_day
-from store.bundle import PRE_COMMISSIONING_DAYS, load_enterprise_year  # noqa: F401  (re-exported)
+from store.bundle import PRE_COMMISSIONING_DAYS, load_enterprise_period, load_enterprise_year, load_points  # noqa: F401  (re-exported)
 from metrics.carbon import electricity_carbon
 from metrics.coal import CoalResult, standard_coal
 from metrics.intensity import IntensityRow, ReferenceValues, energy_per_10k_yuan, grade_unit_energy, rank_within_industry
@@ -389,9 +389,25 @@ def data_through(data: EnterprisePeriod) -> datetime | None:
     return data.last_interval_end()
 
 
+def last_interval_end(conn: psycopg.Connection, enterprise: str, year: int) -> datetime | None:
+    """End of the enterprise's last stored interval in its local ``year`` (None without one), read
+    newest first on the (point_id, bucket_start) key: what :func:`data_through` gives of the year."""
+    tz = load_points(conn, enterprise)[1]
+    start, end = local_bounds("year", date(year, 1, 1), tz)
+    (last,) = conn.execute(
+        """SELECT max(b.bucket_start) FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+           JOIN enterprise e USING (enterprise_id)
+           CROSS JOIN LATERAL (SELECT bucket_start FROM interval_energy i WHERE i.point_id = p.point_id
+                               AND i.bucket_start >= %s AND i.bucket_start < %s
+                               ORDER BY i.bucket_start DESC LIMIT 1) b
+           WHERE e.code = %s""", (start, end, enterprise)).fetchone()
+    return None if last is None else last + timedelta(seconds=INTERVAL_S)
+
+
 def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
                    bottom_fraction: Decimal = Decimal(0),
-                   equal_value_kgce_per_kwh: Decimal | None = None) -> dict[str, Any]:
+                   equal_value_kgce_per_kwh: Decimal | None = None,
+                   energies: dict[str, tuple] | None = None) -> dict[str, Any]:
     """Unit-product energy graded against the reference values, energy per 10,000 yuan of output,
     and the ranking within the industry, for every enterprise of ``industry`` in a local year.
 
@@ -399,6 +415,12 @@ def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
     electricity, or equal value when a factor is given). Each enterprise's row says its ``status``
     (``ranked``, or ``unknown`` with the reason in ``not_ranked``) and ``data_through`` (the end of
     its last stored interval read); the metrics flow stores these rows in ``intensity_ytd``.
+
+    ``energies`` (the metrics flow's): per enterprise code, ``(through, grid import Wh or None,
+    fuels)`` — :func:`energy_year` of its year up to ``through``, computed by the flow's pass from
+    the same stored intervals. It is taken instead of reading the year again only when no interval
+    of the enterprise's year is stored at or after ``through`` (then the year to date is the whole
+    year stored, which is what this function reads); otherwise the year is read.
 
     References
     ----------
@@ -414,14 +436,25 @@ def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
     enterprises: list[dict[str, Any]] = []
     rankable: list[IntensityRow] = []
     for code in codes:
-        data = load_enterprise_year(conn, code, year)  # one read per enterprise
-        e = energy_year(data, code, year)
+        known = (energies or {}).get(code)
+        last = last_interval_end(conn, code, year) if known is not None else None
+        if known is not None and (last is None or last <= known[0]):
+            # the flow's energy of the year to date is the whole year stored: only the policy data is read
+            ystart, _ = local_bounds("year", date(year, 1, 1), load_points(conn, code)[1])
+            data = load_enterprise_period(conn, code, ystart, ystart)
+            tz = data.timezone
+            e = EnergyYear(code, year, tz, known[1], 0, 0, 0, 0, dict(known[2]))
+            through = last
+        else:
+            data = load_enterprise_year(conn, code, year)  # one read per enterprise
+            e = energy_year(data, code, year)
+            through = data_through(data)
         kgce = None
         if e.grid_import_wh is not None:
             kgce = coal_of(e, equal_value_kgce_per_kwh)[method].total_kgce
         products, pev = product_years(data, code, year, kgce)
         value, missing = output_value(data, year)
-        row: dict[str, Any] = {"enterprise": code, "industry": industry, "data_through": data_through(data),
+        row: dict[str, Any] = {"enterprise": code, "industry": industry, "data_through": through,
                                "energy_kgce": kgce, "electricity_method": method,
                                "grid_import_wh": e.grid_import_wh, "fuels": e.fuels, "output_value_yuan": value,
                                "rows_without_output_value": missing, "products": {}, "production": pev}

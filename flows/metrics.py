@@ -82,6 +82,9 @@ class EnterpriseMetrics:
     carbon: dict[str, Any] | None = None  #: the carbon_ytd row written (columns of store.results.CARBON_COLUMNS)
     measured: tuple[int, int] = (0, 0)  #: intervals measured for the site, intervals in the period
     prefix: Any = None  #: metrics.figures.Segment up to the last local midnight, for the next run
+    #: (grid import [Wh] or None, fuels by carrier) of the year to date, as accounting.policy_inputs.energy_year
+    #: gives them: what the industry's intensity reads of this enterprise when nothing is stored after ``data_through``
+    energy: tuple[int | None, dict[str, int]] | None = None
 
 
 def year_of(e: Enterprise, as_of: datetime) -> int:
@@ -158,6 +161,8 @@ def compute_metrics(data: YearData, carbon: "CarbonOptions | None" = None) -> En
     m = EnterpriseMetrics(e, data.year, through, daily, ytd.totals, share, share.projection)
     m.prefix = figures.head_of(b, data.start, through)  # carried by the next run
     m.carbon = carbon_row(b, e, data.year, through, carbon or CarbonOptions())
+    ey = energy_year(b, e.code, data.year, until=through)  # the same site balance (computed once per bundle)
+    m.energy = (ey.grid_import_wh, dict(ey.fuels))
     m.measured = (ytd.measured_intervals, ytd.expected_intervals)
     return m
 
@@ -278,7 +283,8 @@ def recorded_intensity_inputs(conn: psycopg.Connection, industry: str, year: int
     return hashlib.sha256(json.dumps([CODE_VERSION, rows], default=str).encode()).hexdigest()
 
 
-def industry_intensity(conn: psycopg.Connection, industry: str, year: int, *, force: bool = False) -> bool:
+def industry_intensity(conn: psycopg.Connection, industry: str, year: int, *, force: bool = False,
+                       energies: dict[str, tuple] | None = None) -> bool:
     """The ``intensity_ytd`` rows of every enterprise of ``industry`` for ``year``: what
     ``greengauge report intensity --industry … --year … --format json`` gives (the same
     :func:`accounting.policy_inputs.intensity_year`, equivalent value, no bottom fraction; unchanged
@@ -294,7 +300,7 @@ def industry_intensity(conn: psycopg.Connection, industry: str, year: int, *, fo
                               (digest, industry, year, list(ids.values()))).fetchone()
         if stored == (len(ids), len(ids)):
             return False
-    out = intensity_year(conn, industry, year)
+    out = intensity_year(conn, industry, year, energies=energies)
     for row in out["enterprises"]:
         write_intensity_ytd(conn, ids[row["enterprise"]], year, row)
     conn.execute("UPDATE intensity_ytd SET inputs_sha256 = %s WHERE year = %s AND enterprise_id = ANY(%s) "
@@ -302,26 +308,38 @@ def industry_intensity(conn: psycopg.Connection, industry: str, year: int, *, fo
     return True
 
 
-def touched_years(ms: list["EnterpriseMetrics"]) -> list[tuple[int, int, bool]]:
-    """(enterprise id, year, whether intervals of the year changed) of one enterprise's pass."""
-    return [(m.enterprise.enterprise_id, m.year, bool(m.daily)) for m in ms if m.data_through is not None]
+Touched = tuple[int, int, bool, datetime | None, tuple[int | None, dict[str, int]] | None]
 
 
-def intensity_pass(url: str, touched: list[tuple[int, int, bool]]) -> list[tuple[str, int]]:
+def touched_years(ms: list["EnterpriseMetrics"]) -> list[Touched]:
+    """(enterprise id, year, whether intervals of the year changed, period end, energy of the year
+    to date) of one enterprise's pass: what :func:`intensity_pass` needs of it."""
+    return [(m.enterprise.enterprise_id, m.year, bool(m.daily), m.data_through, m.energy)
+            for m in ms if m.data_through is not None]
+
+
+def intensity_pass(url: str, touched: list[Touched]) -> list[tuple[str, int]]:
     """After every enterprise's metrics (:func:`touched_years` of each): each industry-year the pass
     touched, once — forced where an enterprise of the industry had changed intervals in that year,
-    otherwise only if its recorded inputs changed. Returns the industry-years computed."""
+    otherwise only if its recorded inputs changed. The energy each enterprise's pass computed is
+    passed on (:func:`accounting.policy_inputs.intensity_year` takes it where no interval is stored
+    after that pass's period end, so the year is not read again). Returns the industry-years computed."""
     by_key: dict[tuple[str, int], bool] = {}
+    energies: dict[tuple[str, int], dict[str, tuple]] = {}
     with session(url) as conn:
-        industry = dict(conn.execute("SELECT enterprise_id, industry FROM enterprise WHERE industry IS NOT NULL"))
-    for eid, year, changed in touched:
-        key = industry.get(eid)
-        if key is not None:
-            by_key[(key, year)] = by_key.get((key, year), False) or changed
+        rows = conn.execute("SELECT enterprise_id, industry, code FROM enterprise WHERE industry IS NOT NULL").fetchall()
+    industry = {eid: (ind, code) for eid, ind, code in rows}
+    for eid, year, changed, through, energy in touched:
+        if eid not in industry:
+            continue
+        ind, code = industry[eid]
+        by_key[(ind, year)] = by_key.get((ind, year), False) or changed
+        if energy is not None and through is not None:
+            energies.setdefault((ind, year), {})[code] = (through, *energy)
     done = []
     for (ind, year), changed in sorted(by_key.items()):
         with session(url) as conn, conn.transaction():
-            if industry_intensity(conn, ind, year, force=changed):
+            if industry_intensity(conn, ind, year, force=changed, energies=energies.get((ind, year))):
                 done.append((ind, year))
     return done
 
