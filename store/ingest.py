@@ -9,7 +9,11 @@ readings, all new): as cheap as a bare COPY. When a row of it is stored already 
 it), that COPY fails as a whole (a unique violation) and is rolled back; the batch then takes the
 merge: COPY into a staging table, ``INSERT … SELECT DISTINCT ON … ON CONFLICT DO NOTHING``. After a
 conflict, the next :data:`MERGE_AFTER_CONFLICT` batches on that connection take the merge at once
-(a spool replay or a re-import comes in runs of duplicates).
+(a spool replay or a re-import comes in runs of duplicates). A role that may not COPY into
+``reading`` (row-level security: the tenancy collector login, docs/tenancy.md) copies into the
+staging table and inserts from it with a plain ``INSERT`` instead (the merge's cost without its
+sort, ``DISTINCT ON`` and conflict checks), after one refused COPY per connection; a stored row
+sends that batch through the merge the same way.
 
 Late data: per point, the earliest new usable reading older than the point's rollup watermark is
 marked in ``rollup_dirty``, in the transaction that stores the batch, so the next rollup recomputes
@@ -24,6 +28,7 @@ reading.
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Sequence
 from datetime import datetime
@@ -39,6 +44,7 @@ _STAGE = """CREATE TEMP TABLE IF NOT EXISTS reading_stage (
             ) ON COMMIT DELETE ROWS"""
 _COPY = "COPY reading_stage (point_id, ts, value, quality) FROM STDIN (FORMAT BINARY)"
 _COPY_DIRECT = "COPY reading (point_id, ts, value, quality) FROM STDIN (FORMAT BINARY)"
+_INSERT_STAGED = "INSERT INTO reading (point_id, ts, value, quality) SELECT point_id, ts, value, quality FROM reading_stage"
 _TYPES = ["int8", "timestamptz", "float8", "int2"]
 # DISTINCT ON keeps the batch itself idempotent: two readings of one point and instant in one
 # batch (a replay racing a live write) become one row.
@@ -73,6 +79,7 @@ _MARK = """INSERT INTO rollup_dirty AS d (point_id, since)
 #: batches that take the merge at once after one met a stored row, on the same connection
 MERGE_AFTER_CONFLICT = 20
 _merge_next: weakref.WeakKeyDictionary[psycopg.Connection, int] = weakref.WeakKeyDictionary()
+_copy_refused: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()  # (row-level security)
 _ts = itemgetter(1)
 
 
@@ -90,17 +97,32 @@ def write_rows(conn: psycopg.Connection, rows: Sequence[tuple[int, datetime, flo
     if merge_next:
         _merge_next[conn] = merge_next - 1
     else:
+        staged = conn in _copy_refused
         try:
             with conn.transaction():
                 with conn.cursor() as cur:
-                    with cur.copy(_COPY_DIRECT) as copy:
-                        _copy_all(copy, rows)
+                    if staged:  # COPY into reading refused: COPY into the stage, a plain INSERT from it
+                        cur.execute(_STAGE)
+                        with cur.copy(_COPY) as copy:
+                            _copy_all(copy, rows)
+                        cur.execute(_INSERT_STAGED)
+                    else:
+                        with cur.copy(_COPY_DIRECT) as copy:
+                            _copy_all(copy, rows)
                     _mark_late(cur, rows)
             return len(rows)
         except (errors.UniqueViolation, errors.DeadlockDetected):
             # a row stored already, or twice in the batch (or a concurrent writer storing the same
             # rows): rolled back whole; the merge below stores what is new
             _merge_next[conn] = MERGE_AFTER_CONFLICT
+        except errors.FeatureNotSupported:
+            # COPY into reading refused for this role (row-level security: a tenancy collector
+            # login, docs/tenancy.md) or this chunk (compressed, TimescaleDB)
+            if staged:
+                _merge_next[conn] = sys.maxsize  # (not expected: an INSERT is what the hint asks for)
+            else:
+                _copy_refused.add(conn)
+                return write_rows(conn, rows)
     with conn.transaction():
         conn.execute(_STAGE)
         with conn.cursor() as cur:

@@ -46,11 +46,28 @@ def test_apply_site_twice_keeps_ids(conn):
 
 
 def _both_ways(conn):
-    """Each test below runs once with the straight COPY tried first and once with the merge at once."""
+    """Each test below runs with the straight COPY tried first, with the staged plain INSERT tried first
+    (a role that may not COPY into reading) and with the merge at once."""
     from store import ingest
 
-    yield "copy", lambda: ingest._merge_next.pop(conn, None)
-    yield "merge", lambda: ingest._merge_next.__setitem__(conn, 10**6)
+    # each write in a transaction of its own, as the writer's (the stage is emptied at commit)
+    def copy():
+        conn.commit()
+        ingest._merge_next.pop(conn, None)
+        ingest._copy_refused.discard(conn)
+
+    def staged():
+        conn.commit()
+        ingest._merge_next.pop(conn, None)
+        ingest._copy_refused.add(conn)
+
+    yield "copy", copy
+    yield "staged", staged
+    def merge():
+        conn.commit()
+        ingest._merge_next[conn] = 10**6
+
+    yield "merge", merge
 
 
 def test_a_new_batch_is_copied_straight_and_a_stored_row_sends_it_through_the_merge(conn):
@@ -81,7 +98,7 @@ def test_a_duplicate_inside_a_new_batch_is_one_row_either_way(conn):
         setup()
         t = T0 + timedelta(hours=k)
         assert write_readings(conn, [Reading(pid, t, 1.0), Reading(pid, t, 2.0), Reading(pid, t + timedelta(minutes=1), 3.0)]) == 2
-    assert conn.execute("SELECT count(*) FROM reading").fetchone() == (4,)
+    assert conn.execute("SELECT count(*) FROM reading").fetchone() == (6,)
 
 
 def test_late_readings_are_marked_the_same_either_way(conn):
