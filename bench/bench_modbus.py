@@ -6,11 +6,14 @@ port per device by default). Each way polls them all at once, each device as fas
 - bare read loop: one AsyncModbusTcpClient per device reading the profile's register blocks,
   nothing else (the ceiling of pymodbus here; the collector was 0.23-0.27 of it);
 - bare pipeline: the same reads, the same decoding (each value's offset, struct unpacker and exact
-  rational factor worked out once, as ModbusDevice does) and a batched COPY of the same rows (store/ingest.py's COPY and merge, in a thread, every 0.5 s),
-  with no health, quality gate, spool or Reading objects: the fair baseline;
+  rational factor worked out once, as ModbusDevice does, and the profile's plausible range: quality
+  0 or 1) and a batched COPY of the same rows (store/ingest.py's ``write_rows``, the writer's own
+  write, in a thread, at the writer's cadence: every 0.5 s or when 5,000 rows wait, 5,000 rows a
+  transaction), with no health, quality gate, spool or Reading objects: the fair baseline;
 - collector: ModbusDevice polls through the shared connection pool with everything
   collectors/run.py ``collect`` does: quality gate, health recording (rows and findings written
-  every 5 s), the batching writer with its disk spool, COPY into PostgreSQL;
+  every 5 s), the batching writer with its disk spool, COPY into PostgreSQL, the start-up frozen
+  for the garbage collector;
 - poll+decode only: ModbusDevice.poll alone, to see where the time goes.
 
 Throughput is polls per second; the goal is collector >= 0.8 x bare pipeline. The ways alternate,
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import struct
 import subprocess
@@ -41,7 +45,7 @@ from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
 from collectors.clock import WallClock  # noqa: E402
 from collectors.health import HealthRecorder  # noqa: E402
 from collectors.modbus import CLOCK_NOT_SET_BEFORE  # noqa: E402
-from collectors.run import Intake, QualityGate, build_devices  # noqa: E402
+from collectors.run import Intake, QualityGate, build_devices, freeze_startup  # noqa: E402
 from collectors.spool import Spool  # noqa: E402
 from collectors.writer import BatchingWriter  # noqa: E402
 from model.profile import _STRUCT, plan_reads  # noqa: E402
@@ -55,6 +59,7 @@ from tests.conftest import free_port  # noqa: E402
 
 ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FLUSH_INTERVAL_S = 0.5
+BATCH_SIZE = 5000  # BatchingWriter's default: a flush when this many wait, one transaction per batch
 
 
 def serve(port: int, devices: int, ports: int = 1) -> None:
@@ -139,16 +144,10 @@ async def bare(site: SiteConfig, seconds: float) -> int:
     return sum(counts)
 
 
-def _copy_rows(conn: psycopg.Connection, rows: list[tuple]) -> None:
-    """store/ingest.py's write, on plain tuples: COPY into the stage, merge into reading."""
-    with conn.transaction():
-        conn.execute(ingest._STAGE)
-        with conn.cursor() as cur:
-            with cur.copy(ingest._COPY) as copy:
-                copy.set_types(ingest._TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(ingest._MERGE)
+def _copy_rows(conn: psycopg.Connection, rows: list[tuple]) -> int:
+    """store/ingest.py's write (the one the collector's writer uses), on plain tuples, in batches of
+    the writer's size, one transaction each."""
+    return sum(ingest.write_rows(conn, rows[i:i + BATCH_SIZE]) for i in range(0, len(rows), BATCH_SIZE))
 
 
 async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds: float) -> tuple[int, int]:
@@ -160,17 +159,21 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
     rows: list[tuple] = []
     written = 0
     conn = psycopg.connect(url)
+    wake = asyncio.Event()  # as the writer: a flush every FLUSH_INTERVAL_S or when BATCH_SIZE rows wait
 
     async def flusher():
         nonlocal rows, written
         while True:
             done = time.perf_counter() >= stop_at
             if not done:
-                await asyncio.sleep(FLUSH_INTERVAL_S)
+                try:
+                    await asyncio.wait_for(wake.wait(), FLUSH_INTERVAL_S)
+                except asyncio.TimeoutError:
+                    pass
+                wake.clear()
             batch, rows = rows, []
             if batch:
-                await asyncio.to_thread(_copy_rows, conn, batch)
-                written += len(batch)
+                written += await asyncio.to_thread(_copy_rows, conn, batch)
             if done and not rows:
                 return
 
@@ -191,7 +194,10 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
         specs = []
         for p in d.point_configs():
             spec = profile.register(p.quantity)
-            specs.append((ids[site.point_name(d, p)], *located(spec), *spec.factor.as_integer_ratio()))
+            # the profile's plausible range, as the collector applies it (no CT/PT ratio or power
+            # sign on these meters): outside it the reading is suspect (quality 1)
+            lo, hi = (None if x is None else float(x) for x in (spec.min, spec.max))
+            specs.append((ids[site.point_name(d, p)], *located(spec), *spec.factor.as_integer_ratio(), lo, hi))
         n = 0
         while time.perf_counter() < stop_at:
             ts = datetime.now(timezone.utc)
@@ -204,12 +210,16 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
                 device_ts = datetime.fromtimestamp(unpack(data[bi], off)[0], timezone.utc)
                 if device_ts >= CLOCK_NOT_SET_BEFORE:
                     ts = device_ts
-            for pid, bi, off, unpack, num, den in specs:
+            for pid, bi, off, unpack, num, den, lo, hi in specs:
                 block = data[bi]
                 if block is None:
                     rows.append((pid, ts, None, 2))
                 else:
-                    rows.append((pid, ts, unpack(block, off)[0] * num / den, 0))
+                    value = unpack(block, off)[0] * num / den
+                    rows.append((pid, ts, value, 1 if (lo is not None and value < lo) or (hi is not None and value > hi)
+                                 else 0))
+            if len(rows) >= BATCH_SIZE:
+                wake.set()
             n += 1
         c.close()
         counts.append(n)
@@ -262,6 +272,7 @@ async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: fl
     devices = build_devices(site, ids)
     for d in devices:
         health.watch_modbus(d)
+    freeze_startup()  # as collect() does once it has started
     stop_at = time.perf_counter() + seconds
     counts = []
 
@@ -281,6 +292,7 @@ async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: fl
     await recording
     await health.flush()
     spool.close()
+    gc.unfreeze()
     return sum(counts), writer.written
 
 

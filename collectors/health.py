@@ -8,18 +8,18 @@ is made where it is shown). Health is not data: when the database is away the ro
 (one per device, findings one per kind and source) and are written once it is back.
 
 Modbus devices are watched without touching their poll loop: :meth:`HealthRecorder.watch_modbus`
-wraps the device's ``poll`` so every attempt is recorded. (Logging once at ERROR when a device
-goes away and once at INFO when it returns stays in :mod:`collectors.modbus`.)
+sets the device's hooks, which its ``poll`` calls on every attempt. (Logging once at ERROR when a
+device goes away and once at INFO when it returns stays in :mod:`collectors.modbus`.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -29,6 +29,9 @@ from model.findings import Finding, Subject, kind_of
 from store.health import HealthRow, add_findings, upsert_health
 
 log = logging.getLogger(__name__)
+
+_quality = itemgetter(3)  # a Reading's quality
+_BAD = Quality.BAD
 
 
 def _now() -> datetime:
@@ -127,32 +130,25 @@ class HealthRecorder:
 
     # -- Modbus --------------------------------------------------------------------------------------
     def watch_modbus(self, device) -> None:
-        """Record every poll of a :class:`collectors.modbus.ModbusDevice` (wraps its ``poll``)."""
-        inner = device.poll
+        """Record every poll of a :class:`collectors.modbus.ModbusDevice` (its ``on_poll`` and
+        ``on_failure`` hooks, called by its ``poll``)."""
         name = device.device.name
 
-        async def poll(clock):
-            t0 = time.monotonic()
-            try:
-                readings = await inner(clock)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                self.failure(name, f"{type(exc).__name__}: {exc}", clock.now())
-                raise
-            latency = time.monotonic() - t0
-            bad = sum(1 for r in readings if r.quality == Quality.BAD)
-            if readings and bad == len(readings):
-                self.failure(name, f"device answered but refused or returned no number for all {bad} values",
-                             clock.now())
+        def failed(exc: BaseException, clock) -> None:
+            self.failure(name, f"{type(exc).__name__}: {exc}", clock.now())
+
+        def polled(readings: list, latency: float, clock) -> None:
+            when = clock.now()
+            bad = list(map(_quality, readings)).count(_BAD) if readings else 0  # counted in C: once per poll
+            if bad and bad == len(readings):
+                self.failure(name, f"device answered but refused or returned no number for all {bad} values", when)
             else:
-                self.success(name, latency, clock.now())
+                self.success(name, latency, when)
             if bad:
                 self.finding("device_error", name, data={"refused": bad, "values": len(readings)},
-                             device=name, when=clock.now(), count=bad)
-            return readings
+                             device=name, when=when, count=bad)
 
-        device.poll = poll
+        device.on_poll, device.on_failure = polled, failed
 
     # -- writing ---------------------------------------------------------------------------------------
     def _take(self) -> tuple[list[HealthRow], list[_Counted]]:

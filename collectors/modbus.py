@@ -43,6 +43,12 @@ CLOCK_NOT_SET_BEFORE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 Sink = Callable[[list[Reading]], Awaitable[None] | None]
 
+# the poll loop's hot path builds its readings as the tuples they are: what Reading() checks (an
+# aware timestamp, no value only when BAD) holds by construction there; and the qualities are
+# looked up once (an enum member's lookup costs as much as building the reading)
+_reading = tuple.__new__
+_GOOD, _SUSPECT, _BAD = Quality.GOOD, Quality.SUSPECT, Quality.BAD
+
 
 class ModbusDevice:
     def __init__(self, device: DeviceConfig, point_ids: dict[str, int], *,
@@ -84,6 +90,9 @@ class ModbusDevice:
         self.away = False
         self.last_device_time: datetime | None = None
         self.last_latency_s: float | None = None
+        #: every poll's outcome, for health (set by HealthRecorder.watch_modbus)
+        self.on_poll: Callable[[list[Reading], float, Clock], None] | None = None
+        self.on_failure: Callable[[BaseException, Clock], None] | None = None
 
     def _locate(self, spec: RegisterSpec | ClockSpec) -> tuple:
         """(block index, register offset, count, big-endian unpacker or None for little word order)."""
@@ -118,25 +127,45 @@ class ModbusDevice:
         self.conn = None
 
     async def poll(self, clock: Clock) -> list[Reading]:
-        """Read the device once. Raises ``ModbusException`` or ``OSError`` when the link is down."""
-        if self.sunspec:
-            return await self._poll_sunspec(clock)
-        ts = clock.now()
+        """Read the device once. Raises ``ModbusException`` or ``OSError`` when the link is down.
+
+        Every attempt is reported to ``on_poll`` (readings, seconds taken, clock) or ``on_failure``
+        (the exception, clock) when set (:meth:`collectors.health.HealthRecorder.watch_modbus`):
+        called here rather than from a wrapper, so a poll is one coroutine, not two.
+        """
         t0 = time.monotonic()
-        conn = self._connection()
-        raw = []
-        for block in self.blocks:  # a plain loop: the poll loop's hot path, no extra coroutine per block
-            try:
-                regs = await conn.read(block.function, block.address, block.count, self.device.unit_id)
-            except DeviceRefused as exc:
-                log.warning("device %s: %s", self.device.name, exc)
-                regs = None
-            if regs is not None and len(regs) != block.count:  # a malformed answer: no values from it
-                log.warning("device %s: %d registers asked at %d, %d answered", self.device.name, block.count,
-                            block.address, len(regs))
-                regs = None
-            raw.append(regs)
-        self.last_latency_s = time.monotonic() - t0
+        try:
+            if self.sunspec:
+                readings = await self._poll_sunspec(clock)
+            else:
+                ts = clock.now()
+                conn = self.conn or self._connection()
+                raw = []
+                for block in self.blocks:  # a plain loop: the poll loop's hot path, no extra coroutine per block
+                    try:
+                        regs = await conn.read(block.function, block.address, block.count, self.device.unit_id)
+                    except DeviceRefused as exc:
+                        log.warning("device %s: %s", self.device.name, exc)
+                        regs = None
+                    if regs is not None and len(regs) != block.count:  # a malformed answer: no values from it
+                        log.warning("device %s: %d registers asked at %d, %d answered", self.device.name,
+                                    block.count, block.address, len(regs))
+                        regs = None
+                    raw.append(regs)
+                self.last_latency_s = time.monotonic() - t0
+                readings = self._decode(ts, raw)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if self.on_failure is not None:
+                self.on_failure(exc, clock)
+            raise
+        if self.on_poll is not None:
+            self.on_poll(readings, time.monotonic() - t0, clock)
+        return readings
+
+    def _decode(self, ts: datetime, raw: list[list[int] | None]) -> list[Reading]:
+        """The readings of one poll from the registers read (None: a block not read)."""
         data = [None if regs is None else _words(len(regs)).pack(*regs) for regs in raw]
         if self._clock is not None:
             seconds = self._value(self._clock, raw, data)
@@ -146,12 +175,14 @@ class ModbusDevice:
                 if ts == self.last_device_time:
                     return []  # the device has not measured anew since the last poll
                 self.last_device_time = ts
+        if ts.tzinfo is None:  # checked once here, so the readings below are built as they are
+            raise ValueError(f"device {self.device.name}: timestamp {ts} has no time zone")
         readings = []
         append = readings.append
         for pid, bi, off, count, unpack, n, d, spec, ratio, lo, hi in self._plan:
             block = data[bi] if bi >= 0 else None
             if block is None:
-                append(Reading(pid, ts, None, Quality.BAD))
+                append(_reading(Reading, (pid, ts, None, _BAD)))
                 continue
             value = unpack(block, 2 * off)[0] if unpack is not None else decode_raw(spec, raw[bi][off:off + count])
             if n is not None:
@@ -160,12 +191,12 @@ class ModbusDevice:
             else:
                 value = to_canonical(spec, value, ratio)  # floats: NaN and infinity are no number
                 if value is None:
-                    append(Reading(pid, ts, None, Quality.BAD))
+                    append(_reading(Reading, (pid, ts, None, _BAD)))
                     continue
             if (lo is not None and value < lo) or (hi is not None and value > hi):
-                append(Reading(pid, ts, value, Quality.SUSPECT))
+                append(_reading(Reading, (pid, ts, value, _SUSPECT)))
             else:
-                append(Reading(pid, ts, value, Quality.GOOD))
+                append(_reading(Reading, (pid, ts, value, _GOOD)))
         return readings
 
     @staticmethod
