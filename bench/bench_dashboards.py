@@ -27,7 +27,10 @@ and printed:
   away, the others answering; a device-error finding per battery.
 
 Every results table is filled by the real flows; by SQL only the parks, the output values and (plain
-PostgreSQL) energy_hourly. A park's reader role (``park-00``)
+PostgreSQL) energy_hourly — unless ``--flow-enterprises K``: then the flows run for the first K
+enterprises only and the others' result rows are copies of theirs, made by SQL (:func:`copy_results`;
+printed as such), for a province-sized run in reasonable time (a year's pass takes tens of seconds
+per enterprise). A park's reader role (``park-00``)
 and the bureau's are created (store/tenancy.py, docs/tenancy.md). For each panel it then prints
 
 * the panel: its SQL with Grafana's macros expanded (dashboards/macros.py; time range: the data's
@@ -44,6 +47,7 @@ bureau's reader beside the rows it reads (printed, never asserted).
 
     .venv/bin/python bench/bench_dashboards.py                       # 20 enterprises, full year
     .venv/bin/python bench/bench_dashboards.py --enterprises 100     # bench_province's default
+    .venv/bin/python bench/bench_dashboards.py --enterprises 100 --flow-enterprises 20   # 80 copied by SQL
     .venv/bin/python bench/bench_dashboards.py --enterprises 4 --days 30 --explain park_live_load
     .venv/bin/python bench/bench_dashboards.py --also main   # and main's SQL of each panel changed since
 """
@@ -187,11 +191,11 @@ def _one_enterprise(args) -> tuple[str, float, float, int]:
     return code, m, time.perf_counter() - t, n
 
 
-def fill_results(url: str, as_of: datetime, jobs: int) -> tuple[float, float, int]:
-    """The metrics and eligibility passes of every enterprise, ``jobs`` processes at a time;
-    (sum of metrics seconds, sum of eligibility seconds, decisions recorded)."""
+def fill_results(url: str, as_of: datetime, jobs: int, limit: int | None = None) -> tuple[float, float, int]:
+    """The metrics and eligibility passes of every enterprise (the first ``limit`` in code order),
+    ``jobs`` processes at a time; (sum of metrics seconds, sum of eligibility seconds, decisions recorded)."""
     with psycopg.connect(url) as conn:
-        codes = [r[0] for r in conn.execute("SELECT code FROM enterprise ORDER BY code")]
+        codes = [r[0] for r in conn.execute("SELECT code FROM enterprise ORDER BY code")][:limit]
     work = [(url, c, as_of) for c in codes]
     if jobs <= 1:
         out = [_one_enterprise(w) for w in work]
@@ -199,6 +203,36 @@ def fill_results(url: str, as_of: datetime, jobs: int) -> tuple[float, float, in
         with mp.get_context("spawn").Pool(jobs) as pool:
             out = pool.map(_one_enterprise, work, chunksize=1)
     return sum(o[1] for o in out), sum(o[2] for o in out), sum(o[3] for o in out)
+
+
+#: the result tables the panels read, copied by :func:`copy_results`
+COPIED = ("daily_balance", "green_share_ytd", "green_share_projection", "carbon_ytd", "intensity_ytd",
+          "eligibility_decision")
+
+
+def copy_results(url: str, limit: int) -> dict[str, int]:
+    """The results of each enterprise past the first ``limit`` (code order), copied by SQL from
+    enterprise number i mod ``limit`` (the same profile: bench_province.quarter_wh differs by the
+    seed's few Wh): rows the flows did not write (intensity_ytd, a whole industry's ranking, is
+    written for every enterprise by any one's run); first decision versions only, as a first
+    evaluation records. Rows of the right number and shape for timing; not these enterprises' figures."""
+    out = {}
+    with psycopg.connect(url) as conn:
+        ids = [r[0] for r in conn.execute("SELECT enterprise_id FROM enterprise ORDER BY code")]
+        conn.execute("CREATE TEMP TABLE copy_map (src bigint, dst bigint)")
+        with conn.cursor().copy("COPY copy_map FROM STDIN") as cp:
+            for i, dst in enumerate(ids[limit:], start=limit):
+                cp.write_row((ids[i % limit], dst))
+        for t in COPIED:
+            cols = [r[0] for r in conn.execute(
+                """SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s
+                   AND coalesce(column_default, '') NOT LIKE 'nextval%%' ORDER BY ordinal_position""", (t,))]
+            sel = ", ".join("m.dst" if c == "enterprise_id" else f"t.{c}" for c in cols)
+            where = " AND t.version = 1" if t == "eligibility_decision" else ""
+            out[t] = conn.execute(
+                f"""INSERT INTO {t} ({', '.join(cols)}) SELECT {sel} FROM {t} t JOIN copy_map m ON m.src = t.enterprise_id
+                    WHERE true{where} ON CONFLICT DO NOTHING""").rowcount
+    return out
 
 
 def add_health(url: str, as_of: datetime) -> None:
@@ -323,6 +357,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365, help="days of 2025 with intervals (365: the full year)")
     ap.add_argument("--park-size", type=int, default=10, help="enterprises per park")
     ap.add_argument("--jobs", type=int, default=2, help="processes running the metrics and eligibility passes")
+    ap.add_argument("--flow-enterprises", type=int, metavar="K",
+                    help="run the flows for the first K enterprises only and copy their results to the others "
+                         "by SQL (default: the flows for all)")
     ap.add_argument("--explain", metavar="PANEL", help="also print EXPLAIN ANALYZE of this panel's query "
                     "(PANEL@REV: of REV's, with --also)")
     ap.add_argument("--also", metavar="REV", help="also time each panel whose SQL differs at git revision REV "
@@ -356,10 +393,15 @@ def main() -> None:
         with timed(f"power readings of {last_day} (COPY)"):
             n_power = write_power(url, day_start, day_end)
         t = time.perf_counter()
-        print(f"  metrics + eligibility passes ({args.jobs} processes) …", end="", flush=True)
-        m_s, e_s, n_dec = fill_results(url, as_of, args.jobs)
-        print(f" {time.perf_counter() - t:.1f} s (per enterprise: metrics {m_s / args.enterprises:.1f} s, "
-              f"eligibility {e_s / args.enterprises:.1f} s; {n_dec} decisions)", flush=True)
+        real = min(args.flow_enterprises or args.enterprises, args.enterprises)
+        print(f"  metrics + eligibility passes of {real} enterprises ({args.jobs} processes) …", end="", flush=True)
+        m_s, e_s, n_dec = fill_results(url, as_of, args.jobs, real)
+        print(f" {time.perf_counter() - t:.1f} s (per enterprise: metrics {m_s / real:.1f} s, "
+              f"eligibility {e_s / real:.1f} s; {n_dec} decisions)", flush=True)
+        if real < args.enterprises:
+            with timed(f"results of the other {args.enterprises - real} copied by SQL (NOT the flows)"):
+                copied = copy_results(url, real)
+            print("    copied: " + ", ".join(f"{t} {n:,}" for t, n in copied.items()), flush=True)
         with timed("data-quality check (flows.quality.check)"):
             from flows.quality import check
 
