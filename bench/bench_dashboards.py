@@ -20,17 +20,20 @@ and printed:
   stops two hours early: a stale device). The ``reading`` table holds only that day: a live site
   keeps a year of minute readings, which this machine cannot hold for a province;
 * **results**: the real flows' plain functions, as their mapped tasks run them, JOBS processes at a
-  time: ``flows.metrics.enterprise_pass`` (daily_balance, green_share_ytd, projection, carbon_ytd,
+  time, for the first K enterprises (below): ``flows.metrics.enterprise_pass`` (daily_balance, green_share_ytd, projection, carbon_ytd,
   intensity_ytd) and ``flows.eligibility.enterprise_decisions`` per enterprise, then
   ``flows.quality.check`` (findings) as of the data's end;
 * **health**: the collectors' view of each device (``store.health.upsert_health``): every battery
   away, the others answering; a device-error finding per battery.
 
-Every results table is filled by the real flows; by SQL only the parks, the output values and (plain
-PostgreSQL) energy_hourly — unless ``--flow-enterprises K``: then the flows run for the first K
-enterprises only and the others' result rows are copies of theirs, made by SQL (:func:`copy_results`;
-printed as such), for a province-sized run in reasonable time (a year's pass takes tens of seconds
-per enterprise). A park's reader role (``park-00``)
+The flows run for the first K enterprises (``--flow-enterprises``, default 4; 0: all), the others
+out of the industry meanwhile; the other enterprises' result rows are copies of theirs, made by SQL
+(:func:`copy_results`; printed as such): rows of the right number and shape for timing the panels,
+not those enterprises' own figures. Running the flows for all is quadratic: a year's pass takes
+tens of seconds per enterprise and each one's metrics pass re-ranks the whole industry
+(flows.metrics.store_intensity reads every member's year, under one lock per industry), so 20
+enterprises of one industry took over 9 minutes per enterprise on this shared machine. By SQL also:
+the parks, the output values and (plain PostgreSQL) energy_hourly. A park's reader role (``park-00``)
 and the bureau's are created (store/tenancy.py, docs/tenancy.md). For each panel it then prints
 
 * the panel: its SQL with Grafana's macros expanded (dashboards/macros.py; time range: the data's
@@ -45,9 +48,9 @@ and the bureau's are created (store/tenancy.py, docs/tenancy.md). For each panel
 median of 5 runs each, and their ratio; then each alert rule's query as the park's and as the
 bureau's reader beside the rows it reads (printed, never asserted).
 
-    .venv/bin/python bench/bench_dashboards.py                       # 20 enterprises, full year
+    .venv/bin/python bench/bench_dashboards.py                       # 20 enterprises, full year, flows for 4
     .venv/bin/python bench/bench_dashboards.py --enterprises 100     # bench_province's default
-    .venv/bin/python bench/bench_dashboards.py --enterprises 100 --flow-enterprises 20   # 80 copied by SQL
+    .venv/bin/python bench/bench_dashboards.py --enterprises 20 --flow-enterprises 0    # the flows for all
     .venv/bin/python bench/bench_dashboards.py --enterprises 4 --days 30 --explain park_live_load
     .venv/bin/python bench/bench_dashboards.py --also main   # and main's SQL of each panel changed since
 """
@@ -196,12 +199,17 @@ def fill_results(url: str, as_of: datetime, jobs: int, limit: int | None = None)
     ``jobs`` processes at a time; (sum of metrics seconds, sum of eligibility seconds, decisions recorded)."""
     with psycopg.connect(url) as conn:
         codes = [r[0] for r in conn.execute("SELECT code FROM enterprise ORDER BY code")][:limit]
+        # the others out of the industry meanwhile: each pass ranks its whole industry (store_intensity
+        # reads every member's year), which would make these K passes cost K × N enterprise-years
+        conn.execute("UPDATE enterprise SET industry = NULL WHERE code <> ALL(%s)", (codes,))
     work = [(url, c, as_of) for c in codes]
     if jobs <= 1:
         out = [_one_enterprise(w) for w in work]
     else:
         with mp.get_context("spawn").Pool(jobs) as pool:
             out = pool.map(_one_enterprise, work, chunksize=1)
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE enterprise SET industry = 'footwear' WHERE industry IS NULL")
     return sum(o[1] for o in out), sum(o[2] for o in out), sum(o[3] for o in out)
 
 
@@ -213,9 +221,8 @@ COPIED = ("daily_balance", "green_share_ytd", "green_share_projection", "carbon_
 def copy_results(url: str, limit: int) -> dict[str, int]:
     """The results of each enterprise past the first ``limit`` (code order), copied by SQL from
     enterprise number i mod ``limit`` (the same profile: bench_province.quarter_wh differs by the
-    seed's few Wh): rows the flows did not write (intensity_ytd, a whole industry's ranking, is
-    written for every enterprise by any one's run); first decision versions only, as a first
-    evaluation records. Rows of the right number and shape for timing; not these enterprises' figures."""
+    seed's few Wh); first decision versions only, as a first evaluation records; intensity_ytd
+    rows too (their ranks then repeat: the K ranked among themselves). Rows of the right number and shape for timing; not these enterprises' figures."""
     out = {}
     with psycopg.connect(url) as conn:
         ids = [r[0] for r in conn.execute("SELECT enterprise_id FROM enterprise ORDER BY code")]
@@ -357,9 +364,10 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365, help="days of 2025 with intervals (365: the full year)")
     ap.add_argument("--park-size", type=int, default=10, help="enterprises per park")
     ap.add_argument("--jobs", type=int, default=2, help="processes running the metrics and eligibility passes")
-    ap.add_argument("--flow-enterprises", type=int, metavar="K",
+    ap.add_argument("--flow-enterprises", type=int, metavar="K", default=4,
                     help="run the flows for the first K enterprises only and copy their results to the others "
-                         "by SQL (default: the flows for all)")
+                         "by SQL (default 4; 0: the flows for all, which costs N² enterprise-years: each "
+                         "pass ranks the whole industry)")
     ap.add_argument("--explain", metavar="PANEL", help="also print EXPLAIN ANALYZE of this panel's query "
                     "(PANEL@REV: of REV's, with --also)")
     ap.add_argument("--also", metavar="REV", help="also time each panel whose SQL differs at git revision REV "
@@ -393,7 +401,7 @@ def main() -> None:
         with timed(f"power readings of {last_day} (COPY)"):
             n_power = write_power(url, day_start, day_end)
         t = time.perf_counter()
-        real = min(args.flow_enterprises or args.enterprises, args.enterprises)
+        real = min(args.flow_enterprises or args.enterprises, args.enterprises)  # 0: all
         print(f"  metrics + eligibility passes of {real} enterprises ({args.jobs} processes) …", end="", flush=True)
         m_s, e_s, n_dec = fill_results(url, as_of, args.jobs, real)
         print(f" {time.perf_counter() - t:.1f} s (per enterprise: metrics {m_s / real:.1f} s, "
