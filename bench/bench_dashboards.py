@@ -16,9 +16,10 @@ and printed:
   of buckets, is planned quadratically: see :func:`fill_hourly`);
 * **power**: an ``active_power`` point on each enterprise's grid-import, PV, battery-charge and
   recycling devices and a minute reading of each over the data's last local day, for every
-  enterprise (the live panels' time range; the recycling line's meter of every third enterprise
-  stops two hours early: a stale device). The ``reading`` table holds only that day: a live site
-  keeps a year of minute readings, which this machine cannot hold for a province;
+  enterprise (the live panels' time range; ``--power-days D``: the last D days; the recycling line's
+  meter of every third enterprise stops two hours early: a stale device). The ``reading`` table holds
+  only those days: a live site keeps a year of minute readings, which this machine cannot hold for a
+  province;
 * **results**: the real flows' plain functions, as their mapped tasks run them, JOBS processes at a
   time, for the first K enterprises (below): ``flows.metrics.enterprise_pass`` (daily_balance, green_share_ytd, projection, carbon_ytd,
   intensity_ytd) and ``flows.eligibility.enterprise_decisions`` per enterprise, then
@@ -32,7 +33,7 @@ out of the industry meanwhile; the other enterprises' result rows are copies of 
 not those enterprises' own figures. Running the flows for all is quadratic: a year's pass takes
 tens of seconds per enterprise and each one's metrics pass re-ranks the whole industry
 (flows.metrics.store_intensity reads every member's year, under one lock per industry), so 20
-enterprises of one industry took over 9 minutes per enterprise on this shared machine. By SQL also:
+enterprises of one industry took about 9 minutes per enterprise on this shared machine. By SQL also:
 the parks, the output values and (plain PostgreSQL) energy_hourly. A park's reader role (``park-00``)
 and the bureau's are created (store/tenancy.py, docs/tenancy.md). For each panel it then prints
 
@@ -368,6 +369,8 @@ def main() -> None:
                     help="run the flows for the first K enterprises only and copy their results to the others "
                          "by SQL (default 4; 0: the flows for all, which costs N² enterprise-years: each "
                          "pass ranks the whole industry)")
+    ap.add_argument("--power-days", type=int, default=1, metavar="D",
+                    help="minute power readings of the last D days (default 1: the live panels' day only)")
     ap.add_argument("--explain", metavar="PANEL", help="also print EXPLAIN ANALYZE of this panel's query "
                     "(PANEL@REV: of REV's, with --also)")
     ap.add_argument("--also", metavar="REV", help="also time each panel whose SQL differs at git revision REV "
@@ -398,8 +401,9 @@ def main() -> None:
         with timed("energy_hourly (" + ("SQL INSERT … GROUP BY hour" if mode == "postgresql" else
                                       "refresh of the continuous aggregate") + ")"):
             n_hourly = fill_hourly(url, year_start, end)
-        with timed(f"power readings of {last_day} (COPY)"):
-            n_power = write_power(url, day_start, day_end)
+        power_from = day_start - timedelta(days=args.power_days - 1)
+        with timed(f"power readings of {args.power_days} day(s) to {last_day} (COPY)"):
+            n_power = write_power(url, power_from, day_end)
         t = time.perf_counter()
         real = min(args.flow_enterprises or args.enterprises, args.enterprises)  # 0: all
         print(f"  metrics + eligibility passes of {real} enterprises ({args.jobs} processes) …", end="", flush=True)
