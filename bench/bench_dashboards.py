@@ -30,10 +30,11 @@ and printed:
 The flows run for the first K enterprises (``--flow-enterprises``, default 4; 0: all), the others
 out of the industry meanwhile; the other enterprises' result rows are copies of theirs, made by SQL
 (:func:`copy_results`; printed as such): rows of the right number and shape for timing the panels,
-not those enterprises' own figures. Running the flows for all is quadratic: a year's pass takes
-tens of seconds per enterprise and each one's metrics pass re-ranks the whole industry
-(flows.metrics.store_intensity reads every member's year, under one lock per industry), so 20
-enterprises of one industry took about 9 minutes per enterprise on this shared machine. By SQL also:
+not those enterprises' own figures. A year's pass takes tens of seconds per enterprise, and where
+each enterprise's metrics pass re-ranks its whole industry (flows.metrics.store_intensity reading
+every member's year, under one lock per industry) the flows for all are quadratic: 20 enterprises
+of one industry took about 9 minutes per enterprise on this shared machine. Where the flow ranks
+each industry once after the passes (flows.metrics.intensity_pass), the bench calls it once too. By SQL also:
 the parks, the output values and (plain PostgreSQL) energy_hourly. A park's reader role (``park-00``)
 and the bureau's are created (store/tenancy.py, docs/tenancy.md). For each panel it then prints
 
@@ -179,20 +180,24 @@ def write_power(url: str, day_start: datetime, day_end: datetime) -> int:
     return n
 
 
-def _one_enterprise(args) -> tuple[str, float, float, int]:
+def _one_enterprise(args) -> tuple[str, float, float, int, list]:
     from flows.eligibility import enterprise_decisions
     from flows.metrics import enterprise_pass
     from store.results import enterprises
+
+    import flows.metrics
 
     url, code, as_of = args
     with psycopg.connect(url) as conn:
         (e,) = enterprises(conn, code)
     t = time.perf_counter()
-    enterprise_pass(url, e, as_of)
+    ms = enterprise_pass(url, e, as_of)
+    # where the metrics flow ranks each industry once after every enterprise (flows.metrics.intensity_pass)
+    touched = flows.metrics.touched_years(ms) if hasattr(flows.metrics, "touched_years") else []
     m = time.perf_counter() - t
     t = time.perf_counter()
     n = len(enterprise_decisions(url, e, as_of, None))
-    return code, m, time.perf_counter() - t, n
+    return code, m, time.perf_counter() - t, n, touched
 
 
 def fill_results(url: str, as_of: datetime, jobs: int, limit: int | None = None) -> tuple[float, float, int]:
@@ -209,6 +214,11 @@ def fill_results(url: str, as_of: datetime, jobs: int, limit: int | None = None)
     else:
         with mp.get_context("spawn").Pool(jobs) as pool:
             out = pool.map(_one_enterprise, work, chunksize=1)
+    touched = [t for o in out for t in o[4]]
+    if touched:
+        from flows.metrics import intensity_pass
+
+        intensity_pass(url, touched)
     with psycopg.connect(url) as conn:
         conn.execute("UPDATE enterprise SET industry = 'footwear' WHERE industry IS NULL")
     return sum(o[1] for o in out), sum(o[2] for o in out), sum(o[3] for o in out)
