@@ -311,6 +311,7 @@ def refresh_sums(conn: psycopg.Connection) -> tuple[int, int]:
         TRUNCATE rollup_hours;
         INSERT INTO rollup_hours
             SELECT DISTINCT point_id, date_bin('1 hour', bucket_start, {EPOCH_SQL}) FROM rollup_changed;
+        ANALYZE rollup_hours;
         """)
     with conn.cursor() as cur:
         cur.execute("""
@@ -339,7 +340,10 @@ def refresh_sums(conn: psycopg.Connection) -> tuple[int, int]:
             INSERT INTO rollup_days
                 SELECT DISTINCT c.point_id, date_trunc('day', c.bucket_start, e.timezone), e.timezone
                 FROM rollup_changed c JOIN point p USING (point_id) JOIN device d USING (device_id)
-                JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id)""")
+                JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id);
+            -- the planner needs the row counts: unanalysed, a year of buckets was merge-joined on the point
+            -- alone with the range as a filter (hours x intervals per point)
+            ANALYZE rollup_days""")
         cur.execute("""
             INSERT INTO energy_daily AS t (point_id, bucket_start, day, energy_wh, intervals, estimated_intervals, suspect_intervals)
             SELECT d.point_id, d.bucket_start, (d.bucket_start AT TIME ZONE d.tz)::date, sum(i.energy_wh), count(*),
