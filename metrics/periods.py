@@ -11,6 +11,8 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 Period = Literal["day", "month", "year"]
 
 
@@ -42,13 +44,11 @@ def local_end_day(end: datetime, tz: str) -> date:
     return d if local.time() == time() else date.fromordinal(d.toordinal() + 1)
 
 
-def local_hour_numbers(t: "np.ndarray", tz: str) -> "np.ndarray":
+def local_hour_numbers(t: np.ndarray, tz: str) -> np.ndarray:
     """The local wall-clock hour of each instant ``t`` [s since the Unix epoch, int64], as hours
     since local 1970-01-01 00:00 (an hour repeated when clocks go back is one hour, as local
     times compare). Offsets are read at every UTC hour of the range and, where they differ between
     two hours (a transition, at most one an hour), at each instant between them."""
-    import numpy as np
-
     t = np.asarray(t, dtype=np.int64)
     if len(t) == 0:
         return np.zeros(0, np.int64)
@@ -73,9 +73,7 @@ def _day_offsets(tz: str, utc_day: int) -> tuple[int, ...]:
                  for h in range(24))
 
 
-def month_of_local_hour(hour_numbers: "np.ndarray") -> list[date]:
+def month_of_local_hour(hour_numbers: np.ndarray) -> list[date]:
     """The local month (its first day) of each local hour number (:func:`local_hour_numbers`)."""
-    import numpy as np
-
     months = (np.asarray(hour_numbers, np.int64) // 24).astype("datetime64[D]").astype("datetime64[M]")
     return [date.fromisoformat(str(m) + "-01") for m in months]
