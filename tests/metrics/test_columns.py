@@ -67,7 +67,7 @@ def reference(points, series, start_i, end_i, count_suspect, pool=(0, 0)):
 interval = st.one_of(st.none(), st.tuples(st.integers(0, 30_000), st.booleans(), st.booleans()))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(data=st.lists(st.lists(interval, min_size=N, max_size=N), min_size=len(ROLES), max_size=len(ROLES)),
        cut=st.tuples(st.integers(0, N), st.integers(0, N)), count_suspect=st.booleans(),
        pool=st.tuples(st.integers(0, 50_000), st.integers(0, 50_000)))
