@@ -249,15 +249,22 @@ def write_carbon_ytd(conn: psycopg.Connection, enterprise_id: int, year: int, ro
     unknown = set(row) - set(CARBON_COLUMNS)
     if unknown:
         raise ValueError(f"not carbon_ytd columns: {', '.join(sorted(unknown))}")
-    cols = ", ".join(CARBON_COLUMNS)
+    _upsert_year_row(conn, "carbon_ytd", CARBON_COLUMNS, enterprise_id, year, [row.get(c) for c in CARBON_COLUMNS])
+
+
+def _upsert_year_row(conn: psycopg.Connection, table: str, columns: tuple[str, ...], enterprise_id: int, year: int,
+                     values: list) -> None:
+    """Upsert an (enterprise, year) result row; an unchanged row is left alone, ``computed_at`` included.
+    ``table`` and ``columns`` are this module's constants, never input."""
+    cols = ", ".join(columns)
     conn.execute(
-        f"""INSERT INTO carbon_ytd (enterprise_id, year, {cols})
-            VALUES (%s, %s, {", ".join(["%s"] * len(CARBON_COLUMNS))})
+        f"""INSERT INTO {table} (enterprise_id, year, {cols})
+            VALUES (%s, %s, {", ".join(["%s"] * len(columns))})
             ON CONFLICT (enterprise_id, year) DO UPDATE SET
-                {", ".join(f"{c} = EXCLUDED.{c}" for c in CARBON_COLUMNS)}, computed_at = now()
-            WHERE ({", ".join(f"carbon_ytd.{c}" for c in CARBON_COLUMNS)})
-                  IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in CARBON_COLUMNS)})""",
-        (enterprise_id, year, *(row.get(c) for c in CARBON_COLUMNS)),
+                {", ".join(f"{c} = EXCLUDED.{c}" for c in columns)}, computed_at = now()
+            WHERE ({", ".join(f"{table}.{c}" for c in columns)})
+                  IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in columns)})""",
+        (enterprise_id, year, *values),
     )
 
 
@@ -281,16 +288,7 @@ def write_intensity_ytd(conn: psycopg.Connection, enterprise_id: int, year: int,
            "kgce_per_10k_yuan": None if v is None else (Decimal(v.numerator) / Decimal(v.denominator)).quantize(
                Decimal("0.000001")),  # as greengauge.cli_policy._plain prints it
            "kgce_per_10k_yuan_exact": _exact(v), "rank_in_industry": e["rank"], "ranked_of": e["of"]}
-    cols = ", ".join(INTENSITY_COLUMNS)
-    conn.execute(
-        f"""INSERT INTO intensity_ytd (enterprise_id, year, {cols})
-            VALUES (%s, %s, {", ".join(["%s"] * len(INTENSITY_COLUMNS))})
-            ON CONFLICT (enterprise_id, year) DO UPDATE SET
-                {", ".join(f"{c} = EXCLUDED.{c}" for c in INTENSITY_COLUMNS)}, computed_at = now()
-            WHERE ({", ".join(f"intensity_ytd.{c}" for c in INTENSITY_COLUMNS)})
-                  IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in INTENSITY_COLUMNS)})""",
-        (enterprise_id, year, *(row[c] for c in INTENSITY_COLUMNS)),
-    )
+    _upsert_year_row(conn, "intensity_ytd", INTENSITY_COLUMNS, enterprise_id, year, [row[c] for c in INTENSITY_COLUMNS])
 
 
 def _exact(f) -> str | None:
