@@ -193,7 +193,7 @@ def _one_enterprise(args) -> tuple[str, float, float, int, list]:
     t = time.perf_counter()
     ms = enterprise_pass(url, e, as_of)
     # where the metrics flow ranks each industry once after every enterprise (flows.metrics.intensity_pass)
-    touched = flows.metrics.touched_years(ms) if hasattr(flows.metrics, "touched_years") else []
+    touched = flows.metrics.touched_years(ms)
     m = time.perf_counter() - t
     t = time.perf_counter()
     n = len(enterprise_decisions(url, e, as_of, None))

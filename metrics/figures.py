@@ -101,23 +101,6 @@ class SiteEnergy:
         return Fraction(self.measured_intervals, self.expected_intervals) if self.expected_intervals else Fraction(0)
 
 
-def capped(iv: IntervalEnergy, rated_power_w: int | None) -> IntervalEnergy:
-    """A suspect interval's energy capped at rated power × interval length (floor) [Wh]."""
-    if not iv.suspect or rated_power_w is None:
-        return iv
-    cap = rated_power_w * INTERVAL_S // 3600
-    return iv if iv.energy_wh <= cap else dataclasses.replace(iv, energy_wh=cap)
-
-
-def point_summary(period: EnterprisePeriod, p: Point, start: datetime, end: datetime, *,
-                  count_suspect: bool = True) -> tuple[PointSummary, list[IntervalEnergy]]:
-    """One point's intervals in [start, end) (suspect ones capped unless ``count_suspect``)."""
-    col, wh = _point_columns(period, p, start, end, count_suspect)
-    s = _summary(col, wh, interval_count(start, end))
-    return PointSummary(p, *s), [IntervalEnergy(iv.start, int(w), iv.estimated, iv.suspect)
-                                 for iv, w in zip(col.objects(), wh.tolist())]
-
-
 def _point_columns(period: EnterprisePeriod, p: Point, start: datetime, end: datetime, count_suspect: bool
                    ) -> tuple[PointSeries, np.ndarray]:
     """A point's stored intervals of [start, end) and their energy, a suspect interval's capped at
@@ -524,5 +507,5 @@ def role_series(period: EnterprisePeriod, points: list[Point], start: datetime, 
     return (None if c is None else c.objects()), ev
 
 
-__all__ = ["BALANCE_ROLES", "PointSummary", "SiteEnergy", "capped", "day_balance", "green_share_figure",
-           "ledger_of", "point_summary", "role_columns", "role_series", "site_energy", "year_to_date"]
+__all__ = ["BALANCE_ROLES", "PointSummary", "SiteEnergy", "day_balance", "green_share_figure",
+           "ledger_of", "role_columns", "role_series", "site_energy", "year_to_date"]

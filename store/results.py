@@ -147,11 +147,6 @@ def source_changed_at(conn: psycopg.Connection, point_ids: list[int], start: dat
     ).fetchone()[0]
 
 
-def write_daily_balance(conn: psycopg.Connection, enterprise_id: int, day: date, t: BalanceTotals,
-                        source: datetime | None, measured: int | None = None) -> None:
-    write_daily_balances(conn, enterprise_id, {day: (t, source, measured)})
-
-
 def write_daily_balances(conn: psycopg.Connection, enterprise_id: int,
                          days: dict[date, tuple[BalanceTotals, datetime | None, int | None]]) -> None:
     """Upsert the daily balance of each day: totals, the newest interval change it was built from,
