@@ -357,22 +357,25 @@ def insert_decision(conn: psycopg.Connection, enterprise_id: int, year: int, doc
 
 def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datetime, end: datetime,
                       extra: dict[str, Any]) -> str:
-    """sha256 over what an evaluation of [start, end) reads: the enterprise's rolled-up intervals
-    (count and newest ``computed_at``: a rollup that changed anything moves it), the rollup's
-    counter findings of [start, end] (what the evidence lists: the bundle reads them up to the end
-    inclusive) and ``extra`` (code and rule versions, ledger digests)."""
-    # per point: the count on the (point_id, bucket_start) key, the newest change from the
-    # (point_id, computed_at) index read newest first (it stops at the first row in the period)
-    n, newest = conn.execute(
-        """SELECT coalesce(sum(c.n), 0)::int8, max(c.newest) FROM (
+    """sha256 over what an evaluation of [start, end) reads: the enterprise's points and the newest
+    change of their rolled-up intervals in the period — an insert or update stamps ``computed_at``,
+    a removal is recorded in ``interval_energy_removed`` (migration 0830) — the rollup's counter
+    findings of [start, end] (what the evidence lists: the bundle reads them up to the end
+    inclusive) and ``extra`` (code and rule versions, ledger digests). Index probes only, never a
+    count of the period's intervals: a pass over a closed year costs the same as over a day."""
+    # per point: the newest change from the (point_id, computed_at) index read newest first (it
+    # stops at the first row in the period), the newest removal from (point_id, removed_at) likewise
+    points, newest, removed = conn.execute(
+        """SELECT coalesce(array_agg(p.point_id ORDER BY p.point_id), '{}'), max(c.newest), max(c.removed) FROM (
                SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
                WHERE s.enterprise_id = %(e)s) p
            CROSS JOIN LATERAL (
-               SELECT (SELECT count(*) FROM interval_energy i WHERE i.point_id = p.point_id
-                         AND i.bucket_start >= %(s)s AND i.bucket_start < %(t)s) AS n,
-                      (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
+               SELECT (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
                          AND i.bucket_start >= %(s)s AND i.bucket_start < %(t)s
-                       ORDER BY i.computed_at DESC LIMIT 1) AS newest) c""",
+                       ORDER BY i.computed_at DESC LIMIT 1) AS newest,
+                      (SELECT r.removed_at FROM interval_energy_removed r WHERE r.point_id = p.point_id
+                         AND r.bucket_start >= %(s)s AND r.bucket_start < %(t)s
+                       ORDER BY r.removed_at DESC LIMIT 1) AS removed) c""",
         {"e": enterprise_id, "s": start, "t": end},
     ).fetchone()
     # the rollup's counter findings the evidence lists (a skipped glitch moves no interval but adds
@@ -384,7 +387,16 @@ def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datet
            JOIN site s USING (site_id)
            WHERE f.origin = 'rollup' AND s.enterprise_id = %s AND f.opened_at >= %s AND f.opened_at <= %s""",
         (enterprise_id, start, end)).fetchone()
-    return evidence_hash({"start": start, "end": end, "intervals": n, "newest": newest, "findings": found, **extra})
+    return evidence_hash({"start": start, "end": end, "points": points, "newest": newest, "removed": removed,
+                          "findings": found, **extra})
+
+
+def input_stamp(conn: psycopg.Connection, enterprise_id: int) -> int | None:
+    """The enterprise's input stamp: moved by every write to what people record for it and to its
+    metering settings (points, devices, replacements, ledger, facts, projects, production,
+    reference values; migration 0840). Equal stamps: none of those changed in between."""
+    row = conn.execute("SELECT stamp FROM enterprise_input WHERE enterprise_id = %s", (enterprise_id,)).fetchone()
+    return row[0] if row else None
 
 
 def last_fingerprint(conn: psycopg.Connection, enterprise_id: int, year: int) -> str | None:

@@ -141,3 +141,25 @@ def test_a_recorded_meter_replacement_re_evaluates(conn, db_url, sim_day):
     evaluate(db_url, e, 2025, as_of)
     conn.commit()
     assert last_fingerprint(conn, e.enterprise_id, 2025) != before
+
+
+def test_a_removed_interval_re_evaluates(conn, db_url, sim_day):
+    """The fingerprint probes the newest change of the period's intervals instead of counting them:
+    a removal stamps nothing on the rows that stay, so it is recorded (migration 0830) and the next
+    evaluation runs and versions the figures it moved as late data."""
+    e = enterprises(conn)[0]
+    as_of = sim_day.end + timedelta(hours=3)
+    rollup(db_url)
+    assert evaluate(db_url, e, 2025, as_of)
+    assert evaluate(db_url, e, 2025, as_of) == []
+    pv = sim_day.role_points["pv_generation"]
+    removed = conn.execute("""DELETE FROM interval_energy WHERE point_id = %s AND energy_wh > 0
+                              AND bucket_start = (SELECT max(bucket_start) FROM interval_energy
+                                                  WHERE point_id = %s AND energy_wh > 0)
+                              RETURNING bucket_start""", (pv, pv)).fetchall()
+    conn.commit()
+    assert conn.execute("SELECT bucket_start FROM interval_energy_removed WHERE point_id = %s",
+                        (pv,)).fetchall() == removed
+    again = evaluate(db_url, e, 2025, as_of)
+    assert again and {r.reason for r in again} == {"late_data"}
+    assert evaluate(db_url, e, 2025, as_of) == []

@@ -66,6 +66,11 @@ def seed(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int]]:
                                 VALUES (%s, 'shoes', '2025-01-01', '2025-01-31', %s, '万双')""", (e, 10 + n))
                 conn.execute("""INSERT INTO interval_energy (point_id, bucket_start, energy_wh, estimated)
                                 VALUES (%s, '2025-03-01 00:00+00', %s, false)""", (pt, e))
+                # an interval the rollup removed (migration 0830: the trigger records it)
+                conn.execute("""INSERT INTO interval_energy (point_id, bucket_start, energy_wh, estimated)
+                                VALUES (%s, '2025-03-01 00:15+00', 1, false)""", (pt,))
+                conn.execute("DELETE FROM interval_energy WHERE point_id = %s AND bucket_start = '2025-03-01 00:15+00'",
+                             (pt,))
                 conn.execute("INSERT INTO rollup_watermark (point_id, last_reading_ts) VALUES (%s, '2025-03-01 01:45+00')",
                              (pt,))
                 conn.execute("INSERT INTO rollup_dirty (point_id, since) VALUES (%s, '2025-03-01 01:30+00')", (pt,))
