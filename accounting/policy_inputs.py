@@ -29,12 +29,12 @@ from accounting.site_energy import green_share_json
 from metrics.bundle import EnterprisePeriod
 from metrics.figures import green_share_figure, points_energy, role_columns, role_series, site_energy
 from metrics.periods import local_end_day
-from store.bundle import PRE_COMMISSIONING_DAYS, load_enterprise_period, load_enterprise_year, load_points  # noqa: F401  (re-exported)
+from store.bundle import (PRE_COMMISSIONING_DAYS, load_enterprise_period, load_enterprise_year,  # noqa: F401
+                          load_points, load_production_bundles)  # (re-exported)
 from metrics.carbon import electricity_carbon
 from metrics.coal import CoalResult, standard_coal
 from metrics.intensity import IntensityRow, ReferenceValues, energy_per_10k_yuan, grade_unit_energy, rank_within_industry
 from metrics.ledger import WH_PER_CERTIFICATE, ledger_green
-from metrics.intervals import INTERVAL_S
 from metrics.periods import local_bounds
 from metrics.policy import EnterpriseYear, ProductYear, PvProject, Storage, telemetry_checks
 from model import CODE_VERSION
@@ -389,21 +389,6 @@ def data_through(data: EnterprisePeriod) -> datetime | None:
     return data.last_interval_end()
 
 
-def last_interval_end(conn: psycopg.Connection, enterprise: str, year: int) -> datetime | None:
-    """End of the enterprise's last stored interval in its local ``year`` (None without one), read
-    newest first on the (point_id, bucket_start) key: what :func:`data_through` gives of the year."""
-    tz = load_points(conn, enterprise)[1]
-    start, end = local_bounds("year", date(year, 1, 1), tz)
-    (last,) = conn.execute(
-        """SELECT max(b.bucket_start) FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
-           JOIN enterprise e USING (enterprise_id)
-           CROSS JOIN LATERAL (SELECT bucket_start FROM interval_energy i WHERE i.point_id = p.point_id
-                               AND i.bucket_start >= %s AND i.bucket_start < %s
-                               ORDER BY i.bucket_start DESC LIMIT 1) b
-           WHERE e.code = %s""", (start, end, enterprise)).fetchone()
-    return None if last is None else last + timedelta(seconds=INTERVAL_S)
-
-
 def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
                    bottom_fraction: Decimal = Decimal(0),
                    equal_value_kgce_per_kwh: Decimal | None = None,
@@ -435,15 +420,13 @@ def intensity_year(conn: psycopg.Connection, industry: str, year: int, *,
     method = "equal_value" if equal_value_kgce_per_kwh is not None else "equivalent"
     enterprises: list[dict[str, Any]] = []
     rankable: list[IntensityRow] = []
+    light = load_production_bundles(conn, [c for c in codes if c in energies], year) if energies else {}
     for code in codes:
         known = (energies or {}).get(code)
-        last = last_interval_end(conn, code, year) if known is not None else None
+        data, last = light.get(code, (None, None))
         if known is not None and (last is None or last <= known[0]):
-            # the flow's energy of the year to date is the whole year stored: only the policy data is read
-            ystart, _ = local_bounds("year", date(year, 1, 1), load_points(conn, code)[1])
-            data = load_enterprise_period(conn, code, ystart, ystart)
-            tz = data.timezone
-            e = EnergyYear(code, year, tz, known[1], 0, 0, 0, 0, dict(known[2]))
+            # the flow's energy of the year to date is the whole year stored: only the production is read
+            e = EnergyYear(code, year, data.timezone, known[1], 0, 0, 0, 0, dict(known[2]))
             through = last
         else:
             data = load_enterprise_year(conn, code, year)  # one read per enterprise

