@@ -56,8 +56,8 @@ from store.ledger import ledger_for
 from store.bundle import nameplate_digest_rows, policy_read_start
 from store.db import session
 from store.projects import project_records
-from store.results import (Enterprise, changed_years, current_decisions, evidence_hash, input_fingerprint,
-                           input_stamp, insert_decision, last_fingerprint, lock, save_fingerprint)
+from store.results import (Enterprise, changed_days, current_decisions, evidence_hash, input_fingerprint,
+                           insert_decision, last_fingerprint, lock, save_fingerprint, save_watermark)
 
 Candidate = dict
 CandidateSource = Callable[[psycopg.Connection, Enterprise, int, datetime, datetime], list[Candidate]]
@@ -148,14 +148,12 @@ policy_candidates.version = "policy-engine-1"  # part of the input fingerprint: 
 #: where candidates come from
 CANDIDATE_SOURCES: list[CandidateSource] = [policy_candidates]
 
-#: more inputs an evaluation depends on, beyond rolled-up energy: ``(conn, enterprise, year) ->
-#: JSON-able value``. A change re-evaluates.
+#: More inputs an evaluation depends on, beyond rolled-up energy: ``(conn, enterprise, year) ->
+#: JSON-able value``. A change re-evaluates. What people record (ledger, facts, projects, production) and the metering settings (the time
+#: zone, points' names, quantities, roles, ratings and rollover widths, devices' profiles, CT/PT
+#: ratios and poll intervals, meter replacements) move the enterprise's input stamp on every write
+#: (migration 0840), which :func:`store.results.input_fingerprint` reads with the intervals.
 FINGERPRINT_INPUTS: dict[str, Callable[[psycopg.Connection, Enterprise, int], object]] = {
-    # what people record (ledger, facts, projects, production) and the metering settings
-    # (the time zone, points' names, quantities, roles, ratings and rollover widths, devices'
-    # profiles, CT/PT ratios and poll intervals, meter replacements) move the enterprise's input
-    # stamp on every write (migration 0840): one row read instead of digesting them on every pass
-    "recorded": lambda conn, e, year: input_stamp(conn, e.enterprise_id),
     "documents": lambda conn, e, year: {d.number: d.digest for d in load_documents()},
 }
 
@@ -259,20 +257,26 @@ evaluate_task = io_task(evaluate, task_run_name="evaluate-{e.code}-{year}")
 
 
 def enterprise_decisions(url: str, e: Enterprise, as_of: datetime, years: list[int] | None = None) -> list[Recorded]:
-    """One enterprise's eligibility: the given years, or this year and the last plus every closed
-    year whose intervals changed after its last evaluation (late data of any age: that year's
-    changed decisions get a new version, reason ``late_data``)."""
+    """One enterprise's eligibility: the given years, or this year and the last plus every year
+    holding intervals that changed since the eligibility pass's watermark (late data of any age:
+    that year's changed decisions get a new version, reason ``late_data``; the first pass: every
+    year holding intervals). The watermark moves once every year is recorded, so a failed pass is
+    redone; each year's fingerprint then decides whether it is evaluated again."""
     this_year = as_of.astimezone(ZoneInfo(e.timezone)).year
+    newest = None
     if years is None:
         with session(url) as conn:
             ids = [r[0] for r in conn.execute(
                 "SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id) "
                 "WHERE s.enterprise_id = %s", (e.enterprise_id,))]
-            late = changed_years(conn, e, ids)
-        years = sorted({this_year - 1, this_year} | {y for y in late if y <= this_year})
+            days, newest = changed_days(conn, e, ids, "eligibility")
+        years = sorted({this_year - 1, this_year} | {d.year for d in days if d.year <= this_year})
     out = []
     for y in years:
         out.extend(evaluate(url, e, y, as_of))
+    if newest is not None:
+        with session(url) as conn:
+            save_watermark(conn, e.enterprise_id, newest, "eligibility")
     return out
 
 

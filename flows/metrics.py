@@ -38,9 +38,9 @@ from metrics.green_share import GreenShareResult, Projection, percent_text
 from metrics.periods import local_bounds
 from model import CODE_VERSION
 from model.tables import factors_digest
-from store.bundle import day_sources, load_enterprise_period, load_prefix, save_prefix, stored_years
+from store.bundle import day_sources, load_enterprise_period, load_prefix, save_prefix
 from store.db import session
-from store.results import (Enterprise, changed_days, dirty_days, enterprises, input_stamp, lock, save_metrics_watermark,
+from store.results import (Enterprise, changed_days, dirty_days, enterprise_state, enterprises, input_stamp, lock, save_watermark,
                            write_carbon_ytd, write_daily_balances, write_green_share_ytd, write_intensity_ytd,
                            write_projection)
 #: how long after New Year the metrics flow still rebalances the year before
@@ -382,12 +382,8 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
     intensity is left to :func:`intensity_pass` (once per industry, after every enterprise)."""
     with session(url) as conn:
         # every counter point: a fuel counter's change moves carbon, coal and intensity too
-        ids = [r[0] for r in conn.execute(
-            """SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
-               WHERE s.enterprise_id = %s""", (e.enterprise_id,))]
+        ids, stamp, stored = enterprise_state(conn, e.enterprise_id)
         days, newest = changed_days(conn, e, ids)
-        stamp = input_stamp(conn, e.enterprise_id)
-        stored = stored_years(conn, e.enterprise_id)
     this_year = year_of(e, as_of)
     changed = {d.year for d in days}
     versions = metrics_versions(carbon)
@@ -408,7 +404,7 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
         m.prefix = None  # stored in metrics_prefix; not carried back to the flow
         out.append(m)
     with session(url) as conn:
-        save_metrics_watermark(conn, e.enterprise_id, newest)
+        save_watermark(conn, e.enterprise_id, newest)
     return out
 
 

@@ -61,18 +61,18 @@ def nameplate_digest_rows(conn: psycopg.Connection, projects) -> list:
 
 def load_points(conn: psycopg.Connection, enterprise: str) -> tuple[int, str, tuple[Point, ...]]:
     """(enterprise id, time zone, points) of an enterprise; LookupError naming the known ones."""
-    row = conn.execute("SELECT enterprise_id, timezone FROM enterprise WHERE code = %s", (enterprise,)).fetchone()
-    if row is None:
+    rows = conn.execute(
+        """SELECT e.enterprise_id, e.timezone, p.point_id, p.name, d.name, p.quantity, p.role, p.subproject,
+                  p.rated_power_w, d.profile, p.counter_rollover_wh, d.poll_interval_s, d.ct_ratio, d.pt_ratio
+           FROM enterprise e LEFT JOIN (point p JOIN device d USING (device_id) JOIN site s USING (site_id))
+                ON s.enterprise_id = e.enterprise_id
+           WHERE e.code = %s ORDER BY p.point_id""", (enterprise,)).fetchall()
+    if not rows:
         known = [r[0] for r in conn.execute("SELECT code FROM enterprise ORDER BY code")]
         raise LookupError(f"no enterprise {enterprise!r} (known: {', '.join(known) or 'none; run greengauge site apply'})")
-    eid, tz = row
-    rows = conn.execute(
-        """SELECT p.point_id, p.name, d.name, p.quantity, p.role, p.subproject, p.rated_power_w, d.profile,
-                  p.counter_rollover_wh, d.poll_interval_s, d.ct_ratio, d.pt_ratio
-           FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
-           WHERE s.enterprise_id = %s ORDER BY p.point_id""", (eid,)).fetchall()
+    eid, tz = rows[0][:2]
     points = tuple(Point(pid, name, dev, q, role, sub, rated, counter_width_wh(profile, q, own, ct, pt), poll)
-                   for pid, name, dev, q, role, sub, rated, profile, own, poll, ct, pt in rows)
+                   for _, _, pid, name, dev, q, role, sub, rated, profile, own, poll, ct, pt in rows if pid is not None)
     return eid, tz, points
 
 
@@ -186,7 +186,7 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
            ORDER BY opened_at, point_id, kind""",
         (ids, min(read_from, findings_from or read_from), end)))
     marks = conn.execute("SELECT min(last_reading_ts) FROM rollup_watermark WHERE point_id = ANY(%s)", (ids,)).fetchone()[0]
-    trades, certs = ledger_for(conn, enterprise)
+    trades, certs = ledger_for(conn, enterprise, eid)
     events = replacements(conn, ids)
     return EnterprisePeriod(
         enterprise, eid, tz, read_from, end, points, columns, findings,
@@ -302,9 +302,3 @@ def save_prefix(conn: psycopg.Connection, enterprise_id: int, year: int, through
                         state = EXCLUDED.state, input_stamp = EXCLUDED.input_stamp, versions = EXCLUDED.versions,
                         computed_at = now()""",
                  (enterprise_id, year, through, Jsonb(state), input_stamp, versions))
-
-
-def stored_years(conn: psycopg.Connection, enterprise_id: int) -> dict[int, tuple[datetime, int | None, str | None]]:
-    """The years the metrics flow keeps carried parts of: year -> (through, input stamp, versions)."""
-    return {y: (t, st, v) for y, t, st, v in conn.execute(
-        "SELECT year, through, input_stamp, versions FROM metrics_prefix WHERE enterprise_id = %s", (enterprise_id,))}

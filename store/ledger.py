@@ -230,9 +230,11 @@ def _data_lines(text: str) -> list[int]:
     return [reader.line_num for _ in reader]
 
 
-def ledger_for(conn: psycopg.Connection, enterprise: str) -> tuple[list[Trade], list[CertificateBlock]]:
-    """Every trade and certificate block of an enterprise, as :mod:`metrics.ledger` values."""
-    eid = _enterprise_id(conn, enterprise)
+def ledger_for(conn: psycopg.Connection, enterprise: str, enterprise_id: int | None = None
+               ) -> tuple[list[Trade], list[CertificateBlock]]:
+    """Every trade and certificate block of an enterprise (by code, or by id when the caller has
+    it), as :mod:`metrics.ledger` values."""
+    eid = enterprise_id if enterprise_id is not None else _enterprise_id(conn, enterprise)
     trades = [Trade(r, on, wh) for r, on, wh in conn.execute(
         "SELECT reference, settled_on, settled_wh FROM green_trade WHERE enterprise_id = %s ORDER BY settled_on, reference",
         (eid,))]

@@ -68,18 +68,22 @@ def dirty_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int], si
 WATERMARK_MARGIN_S = 5
 
 
-def changed_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int]) -> tuple[list[date], datetime | None]:
-    """Local days (of any year) holding intervals that changed since the enterprise's metrics
-    watermark, and the next watermark. Without a watermark: every day with intervals. Uses the
-    (point_id, computed_at) index: an hourly run reads only what changed.
+#: the flows that keep a watermark of the intervals they have taken in, and its table
+WATERMARKS = {"metrics": "metrics_watermark", "eligibility": "eligibility_watermark"}
+
+
+def changed_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int], flow: str = "metrics"
+                 ) -> tuple[list[date], datetime | None]:
+    """Local days (of any year) holding intervals that changed since the enterprise's watermark of
+    ``flow`` (metrics or eligibility), and the next watermark. Without a watermark: every day with
+    intervals. Uses the (point_id, computed_at) index: an hourly run reads only what changed.
 
     The next watermark is the time just before the rollup lock is taken in shared mode: every
     rollup that began earlier has committed by then and is seen here; every later one stamps its
     intervals later (``computed_at`` is its transaction's start)."""
-    row = conn.execute("SELECT seen_through FROM metrics_watermark WHERE enterprise_id = %s",
-                       (e.enterprise_id,)).fetchone()
-    since = None if row is None else row[0] - timedelta(seconds=WATERMARK_MARGIN_S)
-    (now,) = conn.execute("SELECT clock_timestamp()").fetchone()
+    seen, now = conn.execute(f"SELECT (SELECT seen_through FROM {WATERMARKS[flow]} WHERE enterprise_id = %s), "
+                             "clock_timestamp()", (e.enterprise_id,)).fetchone()
+    since = None if seen is None else seen - timedelta(seconds=WATERMARK_MARGIN_S)
     conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext('greengauge.flows.rollup'))")
     if since is None:
         rows = days_with_intervals(conn, e.timezone, point_ids)
@@ -111,32 +115,15 @@ def days_with_intervals(conn: psycopg.Connection, tz: str, point_ids: list[int])
            ORDER BY 1""", {"tz": tz, "ids": point_ids}).fetchall()
 
 
-def save_metrics_watermark(conn: psycopg.Connection, enterprise_id: int, seen_through: datetime | None) -> None:
+def save_watermark(conn: psycopg.Connection, enterprise_id: int, seen_through: datetime | None,
+                   flow: str = "metrics") -> None:
+    """Move ``flow``'s watermark of the enterprise to ``seen_through`` (never back)."""
     if seen_through is None:
         return
-    conn.execute("""INSERT INTO metrics_watermark (enterprise_id, seen_through) VALUES (%s, %s)
-                    ON CONFLICT (enterprise_id) DO UPDATE SET
-                        seen_through = greatest(metrics_watermark.seen_through, EXCLUDED.seen_through),
-                        run_at = now()""", (enterprise_id, seen_through))
-
-
-def changed_years(conn: psycopg.Connection, e: Enterprise, point_ids: list[int]) -> list[int]:
-    """Local years holding intervals that changed after that year's last eligibility evaluation
-    (late data of any age: evaluated again), or that were never evaluated (history imported)."""
-    if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM eligibility_input WHERE enterprise_id = %s)",
-                    (e.enterprise_id,)).fetchone()[0]:
-        # never evaluated: every year holding intervals (found from the days, without reading each interval)
-        return sorted({d.year for (d,) in days_with_intervals(conn, e.timezone, point_ids)})
-    rows = conn.execute(
-        """WITH ev AS (SELECT year, evaluated_at FROM eligibility_input WHERE enterprise_id = %(e)s)
-           SELECT DISTINCT y FROM (
-               SELECT extract(year FROM bucket_start AT TIME ZONE %(tz)s)::int AS y, computed_at
-               FROM interval_energy WHERE point_id = ANY(%(ids)s)
-                 AND computed_at > (SELECT coalesce(min(evaluated_at), '-infinity') FROM ev)) c
-           LEFT JOIN ev ON ev.year = c.y
-           WHERE ev.year IS NULL OR c.computed_at > ev.evaluated_at ORDER BY 1""",
-        {"e": e.enterprise_id, "tz": e.timezone, "ids": point_ids}).fetchall()
-    return [r[0] for r in rows]
+    conn.execute(f"""INSERT INTO {WATERMARKS[flow]} AS w (enterprise_id, seen_through) VALUES (%s, %s)
+                     ON CONFLICT (enterprise_id) DO UPDATE SET
+                         seen_through = greatest(w.seen_through, EXCLUDED.seen_through),
+                         run_at = now()""", (enterprise_id, seen_through))
 
 
 def source_changed_at(conn: psycopg.Connection, point_ids: list[int], start: datetime, end: datetime) -> datetime | None:
@@ -361,15 +348,23 @@ def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datet
     change of their rolled-up intervals in the period — an insert or update stamps ``computed_at``,
     a removal is recorded in ``interval_energy_removed`` (migration 0830) — the rollup's counter
     findings of [start, end] (what the evidence lists: the bundle reads them up to the end
-    inclusive) and ``extra`` (code and rule versions, ledger digests). Index probes only, never a
-    count of the period's intervals: a pass over a closed year costs the same as over a day."""
+    inclusive), the enterprise's input stamp (:func:`input_stamp`: what people record and the
+    metering settings) and ``extra`` (code and rule versions, nameplates). One round trip of index
+    probes, never a count of the period's intervals: a pass over a closed year costs what a day does."""
     # per point: the newest change from the (point_id, computed_at) index read newest first (it
-    # stops at the first row in the period), the newest removal from (point_id, removed_at) likewise
-    points, newest, removed = conn.execute(
-        """SELECT coalesce(array_agg(p.point_id ORDER BY p.point_id), '{}'), max(c.newest), max(c.removed) FROM (
-               SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
-               WHERE s.enterprise_id = %(e)s) p
-           CROSS JOIN LATERAL (
+    # stops at the first row in the period), the newest removal from (point_id, removed_at) likewise;
+    # the rollup's counter findings the evidence lists (a skipped glitch moves no interval but adds
+    # one) by content: the rollup deletes and re-inserts them on every run
+    points, newest, removed, found, stamp = conn.execute(
+        """WITH p AS (SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+                      WHERE s.enterprise_id = %(e)s)
+           SELECT coalesce(array_agg(p.point_id ORDER BY p.point_id), '{}'), max(c.newest), max(c.removed),
+                  (SELECT md5(string_agg(concat_ws('|', f.point_id, f.kind, f.opened_at, f.data::text), E'\n'
+                                         ORDER BY f.point_id, f.opened_at, f.kind, f.data::text))
+                   FROM finding f WHERE f.origin = 'rollup' AND f.point_id IN (SELECT point_id FROM p)
+                     AND f.opened_at >= %(s)s AND f.opened_at <= %(t)s),
+                  (SELECT stamp FROM enterprise_input WHERE enterprise_id = %(e)s)
+           FROM p CROSS JOIN LATERAL (
                SELECT (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
                          AND i.bucket_start >= %(s)s AND i.bucket_start < %(t)s
                        ORDER BY i.computed_at DESC LIMIT 1) AS newest,
@@ -378,17 +373,22 @@ def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datet
                        ORDER BY r.removed_at DESC LIMIT 1) AS removed) c""",
         {"e": enterprise_id, "s": start, "t": end},
     ).fetchone()
-    # the rollup's counter findings the evidence lists (a skipped glitch moves no interval but adds
-    # one), by content: the rollup deletes and re-inserts them on every run
-    (found,) = conn.execute(
-        """SELECT md5(string_agg(concat_ws('|', f.point_id, f.kind, f.opened_at, f.data::text), E'\n'
-                                 ORDER BY f.point_id, f.opened_at, f.kind, f.data::text))
-           FROM finding f JOIN point p USING (point_id) JOIN device d ON d.device_id = p.device_id
-           JOIN site s USING (site_id)
-           WHERE f.origin = 'rollup' AND s.enterprise_id = %s AND f.opened_at >= %s AND f.opened_at <= %s""",
-        (enterprise_id, start, end)).fetchone()
     return evidence_hash({"start": start, "end": end, "points": points, "newest": newest, "removed": removed,
-                          "findings": found, **extra})
+                          "findings": found, "recorded": stamp, **extra})
+
+
+def enterprise_state(conn: psycopg.Connection, enterprise_id: int
+                     ) -> tuple[list[int], int | None, dict[int, tuple[datetime, int | None, str | None]]]:
+    """In one round trip: the enterprise's point ids, its input stamp (:func:`input_stamp`) and the
+    years the metrics flow keeps carried parts of (year -> through, input stamp, versions)."""
+    ids, stamp, years = conn.execute(
+        """SELECT ARRAY(SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+                        WHERE s.enterprise_id = %(e)s ORDER BY p.point_id),
+                  (SELECT stamp FROM enterprise_input WHERE enterprise_id = %(e)s),
+                  (SELECT json_agg(json_build_array(year, through, input_stamp, versions))
+                   FROM metrics_prefix WHERE enterprise_id = %(e)s)""", {"e": enterprise_id}).fetchone()
+    stored = {y: (datetime.fromisoformat(t), st, v) for y, t, st, v in years or []}
+    return list(ids), stamp, stored
 
 
 def input_stamp(conn: psycopg.Connection, enterprise_id: int) -> int | None:

@@ -86,4 +86,16 @@ SELECT enterprise_id, nextval('enterprise_input_seq') FROM enterprise;
 -- the stamp the metrics flow's carried year was computed at (NULL: before this migration: recompute)
 ALTER TABLE metrics_prefix ADD COLUMN input_stamp bigint, ADD COLUMN versions text;
 
-INSERT INTO tenancy_table VALUES ('enterprise_input', 'result') ON CONFLICT DO NOTHING;
+-- The eligibility pass keeps its own watermark of the intervals it has taken in, as the metrics
+-- pass does (0410): the years to look at again are found from what changed since, through the
+-- (point_id, computed_at) index, instead of from every interval changed since the oldest
+-- evaluation (which, for a year evaluated long ago and unchanged since, was months of intervals
+-- on every hourly pass).
+CREATE TABLE eligibility_watermark (
+    enterprise_id  bigint PRIMARY KEY REFERENCES enterprise ON DELETE CASCADE,
+    seen_through   timestamptz NOT NULL,   -- newest interval_energy.computed_at taken in
+    run_at         timestamptz NOT NULL DEFAULT now()
+);
+
+INSERT INTO tenancy_table VALUES ('enterprise_input', 'result'), ('eligibility_watermark', 'result')
+ON CONFLICT DO NOTHING;

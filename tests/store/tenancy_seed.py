@@ -106,6 +106,8 @@ def seed(conn: psycopg.Connection) -> tuple[dict[str, int], dict[str, int]]:
                              (dev, pt, psycopg.types.json.Jsonb({"text": s})))
                 conn.execute("INSERT INTO metrics_watermark (enterprise_id, seen_through) VALUES (%s, '2025-03-02 00:00+00')",
                              (e,))
+                conn.execute("INSERT INTO eligibility_watermark (enterprise_id, seen_through) "
+                             "VALUES (%s, '2025-03-02 00:00+00')", (e,))
                 conn.execute("""INSERT INTO metrics_prefix (enterprise_id, year, through, state)
                                 VALUES (%s, 2025, '2025-03-01 16:00+00', %s)""", (e, psycopg.types.json.Jsonb({"s": s})))
                 conn.execute("""INSERT INTO carbon_ytd (enterprise_id, year, data_through, status, note, region,
