@@ -45,7 +45,7 @@ from prefect import flow, get_run_logger
 
 from flows.metrics import list_enterprises
 from accounting.policy_inputs import enterprise_year
-from flows.tasks import io_task, resolve_url
+from flows.tasks import io_task, resolve_url, task_runner
 from metrics.evidence import jsonable
 from metrics.periods import local_bounds
 from metrics.policy import evaluate as evaluate_policies
@@ -283,7 +283,7 @@ def enterprise_decisions(url: str, e: Enterprise, as_of: datetime, years: list[i
 decisions_task = io_task(enterprise_decisions, task_run_name="eligibility-{e.code}")
 
 
-@flow(name="eligibility")
+@flow(name="eligibility", task_runner=task_runner())
 def eligibility_flow(database_url: str | None = None, enterprise: str | None = None,
                      years: list[int] | None = None, as_of: datetime | None = None,
                      deferred: bool = False) -> list[Recorded]:

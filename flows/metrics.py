@@ -29,7 +29,7 @@ import psycopg
 from prefect import flow, get_run_logger
 
 from accounting.policy_inputs import carbon_year, coal_of, energy_year, intensity_year
-from flows.tasks import io_task, metric_task, resolve_url
+from flows.tasks import io_task, metric_task, resolve_url, task_runner
 from metrics import figures
 from metrics.balance import BalanceTotals
 from metrics.bundle import EnterprisePeriod  # noqa: F401  (YearData.bundle)
@@ -411,7 +411,7 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
 enterprise_task = io_task(enterprise_pass, task_run_name="metrics-{e.code}")
 
 
-@flow(name="metrics")
+@flow(name="metrics", task_runner=task_runner())
 def metrics_flow(database_url: str | None = None, enterprise: str | None = None, as_of: datetime | None = None,
                  region: str = CarbonOptions.region,
                  factor_year_offset: int = CarbonOptions.factor_year_offset,

@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import os
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from model.settings import get_settings
@@ -37,3 +40,25 @@ def metric_task(fn=None, **kwargs):
 def resolve_url(url: str | None) -> str:
     """The URL a flow was given, else GREENGAUGE_DATABASE_URL."""
     return url or get_settings().database_url
+
+
+def _flow_workers() -> int:
+    raw = os.environ.get("GREENGAUGE_FLOW_WORKERS", "4")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"GREENGAUGE_FLOW_WORKERS={raw!r}: give a whole number of at least 1 (default 4)")
+    return n
+
+
+#: how many of a flow run's mapped per-enterprise tasks run at once (``GREENGAUGE_FLOW_WORKERS``,
+#: default 4): each keeps a database connection, so the pool is bounded (Prefect's default thread
+#: pool is not: a province's 20,000 enterprises would open 20,000 connections)
+FLOW_WORKERS = _flow_workers()
+
+
+def task_runner() -> ThreadPoolTaskRunner:
+    """The task runner of the flows that map a task per enterprise."""
+    return ThreadPoolTaskRunner(max_workers=FLOW_WORKERS)
