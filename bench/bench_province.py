@@ -9,7 +9,8 @@ COPY (the rollup is benchmarked by bench/bench_rollup.py), then times
 * **bare**: one ordered ``SELECT`` of the same intervals, fetched to Python;
 * **full**: the metrics pass (``flows.metrics.enterprise_pass``: daily balances, year to date,
   R1, projection, carbon) and the eligibility pass (``flows.eligibility.enterprise_decisions``)
-  for every enterprise, as the flows' mapped tasks run them (plain functions, one process), then
+  for every enterprise, as the flows' mapped tasks run them (plain functions, one process: one after
+  the other, or with ``--workers N`` on N threads as the flows' task runner does), then
   the industry's intensity ranking once (``flows.metrics.intensity_pass``, as ``metrics_flow``);
 * **incremental**: one more hour of intervals for every enterprise, then the same two passes.
 
@@ -110,8 +111,10 @@ def bare_select(url: str, start: datetime, end: datetime) -> int:
     return n
 
 
-def full_pass(url: str, as_of: datetime, limit: int | None = None) -> tuple[float, int]:
-    """Metrics and eligibility for every enterprise (the first ``limit``); (seconds, peak RSS kB)."""
+def full_pass(url: str, as_of: datetime, limit: int | None = None, workers: int = 1) -> tuple[float, int]:
+    """Metrics and eligibility for every enterprise (the first ``limit``); (seconds, peak RSS kB).
+    ``workers`` > 1: the enterprises on a pool of that many threads, as the flows' task runner runs
+    their mapped tasks (``GREENGAUGE_FLOW_WORKERS``); 1: one after the other."""
     from flows.eligibility import enterprise_decisions
     from flows.metrics import enterprise_pass, intensity_pass, touched_years
     from store.results import enterprises
@@ -122,11 +125,19 @@ def full_pass(url: str, as_of: datetime, limit: int | None = None) -> tuple[floa
         ents = enterprises(conn)[:limit]
     # a serving worker parses the policy documents and factor tables once per process, not per pass
     load_documents(), load_factors(), load_coal_factors()
-    t = time.perf_counter()
-    touched = []
-    for e in ents:
-        touched += touched_years(enterprise_pass(url, e, as_of))
+    def one(e):
+        out = touched_years(enterprise_pass(url, e, as_of))
         enterprise_decisions(url, e, as_of, None)
+        return out
+
+    t = time.perf_counter()
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            touched = [x for part in pool.map(one, ents) for x in part]
+    else:
+        touched = [x for e in ents for x in one(e)]
     intensity_pass(url, touched)  # once per industry-year, after every enterprise (as metrics_flow does)
     return time.perf_counter() - t, peak_rss_kb()
 
@@ -143,15 +154,15 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _child(q, url, as_of, limit):
-    q.put(full_pass(url, as_of, limit))
+def _child(q, url, as_of, limit, workers):
+    q.put(full_pass(url, as_of, limit, workers))
 
 
-def in_child(url: str, as_of: datetime, limit: int | None = None) -> tuple[float, int]:
+def in_child(url: str, as_of: datetime, limit: int | None = None, workers: int = 1) -> tuple[float, int]:
     """:func:`full_pass` in a fresh process (its own peak RSS)."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(q, url, as_of, limit))
+    p = ctx.Process(target=_child, args=(q, url, as_of, limit, workers))
     p.start()
     out = q.get()
     p.join()
@@ -163,6 +174,9 @@ def main() -> None:
     ap.add_argument("--enterprises", type=int, default=100)
     ap.add_argument("--days", type=int, default=365, help="days of 2025 with intervals (365: the full year)")
     ap.add_argument("--keep", action="store_true", help="keep the database (prints its name)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="enterprises at once, as the flows' thread pool runs them (GREENGAUGE_FLOW_WORKERS; "
+                         "default 1: one after the other)")
     args = ap.parse_args()
     start, _ = local_bounds("year", datetime(2025, 1, 1).date(), "Asia/Shanghai")
     end = start + timedelta(days=args.days)
@@ -181,20 +195,20 @@ def main() -> None:
         rows = bare_select(url, start, end)
         bare = time.perf_counter() - t
         print(f"bare ordered SELECT of the intervals: {rows:,} rows in {bare:.2f} s")
-        full, rss_full = in_child(url, as_of, None)
-        print(f"full pass (metrics + eligibility, {args.enterprises} enterprises): {full:.2f} s "
+        full, rss_full = in_child(url, as_of, None, args.workers)
+        print(f"full pass (metrics + eligibility, {args.enterprises} enterprises, {args.workers} at once): {full:.2f} s "
               f"= {full / bare:.2f}× the bare SELECT (goal ≤ 2×)")
         # one more hour of intervals for every enterprise, then the incremental pass
         with psycopg.connect(url) as conn, conn.transaction():
             ids = conn.execute("SELECT point_id, role, 0 FROM point ORDER BY point_id").fetchall()
             write_intervals(conn, ids, end, end + timedelta(hours=1))
             conn.execute("UPDATE rollup_watermark SET last_reading_ts = %s", (end + timedelta(hours=1),))
-        inc, rss_inc = in_child(url, as_of + timedelta(hours=1), None)
+        inc, rss_inc = in_child(url, as_of + timedelta(hours=1), None, args.workers)
         print(f"incremental pass after one more hour: {inc:.2f} s = {100 * inc / full:.1f} % of the full pass "
               "(goal ≤ 2 %)")
         # the same kind of pass (nothing new) over a fifth of the enterprises, in a fresh process
         small = max(1, args.enterprises // 5)
-        _, rss_small = in_child(url, as_of + timedelta(hours=1), small)
+        _, rss_small = in_child(url, as_of + timedelta(hours=1), small, args.workers)
         print(f"peak RSS: full pass {rss_full / 1024:.0f} MB; repeat pass over all {args.enterprises} "
               f"{rss_inc / 1024:.0f} MB vs over {small}: {rss_small / 1024:.0f} MB "
               f"(ratio {rss_inc / rss_small:.2f}; one enterprise-year in memory at a time)")
