@@ -57,7 +57,7 @@ from store.bundle import nameplate_digest_rows, policy_read_start
 from store.db import session
 from store.projects import project_records
 from store.results import (Enterprise, changed_days, current_decisions, evidence_hash, input_fingerprint,
-                           insert_decision, last_fingerprint, lock, save_fingerprint, save_watermark)
+                           insert_decision, lock, save_fingerprint, save_watermark)
 
 Candidate = dict
 CandidateSource = Callable[[psycopg.Connection, Enterprise, int, datetime, datetime], list[Candidate]]
@@ -235,7 +235,6 @@ def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: li
         return []
     srcs = sources or CANDIDATE_SOURCES
     with session(url) as conn, conn.transaction():
-        lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
         projects = project_records(conn, e.code)
         extra = {"code": code_version(), "sources": [getattr(s, "version", s.__qualname__) for s in srcs],
                  **{k: f(conn, e, year) for k, f in FINGERPRINT_INPUTS.items()},
@@ -243,10 +242,13 @@ def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: li
                  "nameplates": _digest(nameplate_digest_rows(conn, projects))}
         # the intervals the decision reads: the period, from a week before a commissioning in it (R3)
         read_from = policy_read_start(projects, period[0], period[1], e.timezone)
-        fingerprint = input_fingerprint(conn, e.enterprise_id, read_from, period[1],
-                                        {**extra, "period": [period[0], period[1]]})
-        if not force and fingerprint == last_fingerprint(conn, e.enterprise_id, year):
+        fingerprint, last = input_fingerprint(conn, e.enterprise_id, read_from, period[1],
+                                              {**extra, "period": [period[0], period[1]]}, year=year)
+        if not force and fingerprint == last:
             return []
+        # one writer of an enterprise's decisions: a second pass that found the same change waits
+        # here, then records nothing new (record_candidates compares with the current versions)
+        lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
         candidates = [c for src in srcs for c in src(conn, e, year, *period)]
         recorded = record_candidates(conn, e.enterprise_id, year, candidates, reason=reason)
         save_fingerprint(conn, e.enterprise_id, year, fingerprint)
@@ -266,10 +268,7 @@ def enterprise_decisions(url: str, e: Enterprise, as_of: datetime, years: list[i
     newest = None
     if years is None:
         with session(url) as conn:
-            ids = [r[0] for r in conn.execute(
-                "SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id) "
-                "WHERE s.enterprise_id = %s", (e.enterprise_id,))]
-            days, newest = changed_days(conn, e, ids, "eligibility")
+            days, newest = changed_days(conn, e, None, "eligibility")
         years = sorted({this_year - 1, this_year} | {d.year for d in days if d.year <= this_year})
     out = []
     for y in years:

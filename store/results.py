@@ -72,17 +72,22 @@ WATERMARK_MARGIN_S = 5
 WATERMARKS = {"metrics": "metrics_watermark", "eligibility": "eligibility_watermark"}
 
 
-def changed_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int], flow: str = "metrics"
+def changed_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int] | None, flow: str = "metrics"
                  ) -> tuple[list[date], datetime | None]:
-    """Local days (of any year) holding intervals that changed since the enterprise's watermark of
-    ``flow`` (metrics or eligibility), and the next watermark. Without a watermark: every day with
-    intervals. Uses the (point_id, computed_at) index: an hourly run reads only what changed.
+    """Local days (of any year) holding intervals of ``point_ids`` (None: every point of the
+    enterprise) that changed since the enterprise's watermark of ``flow`` (metrics or
+    eligibility), and the next watermark. Without a watermark: every day with intervals. Uses the
+    (point_id, computed_at) index: an hourly run reads only what changed.
 
     The next watermark is the time just before the rollup lock is taken in shared mode: every
     rollup that began earlier has committed by then and is seen here; every later one stamps its
     intervals later (``computed_at`` is its transaction's start)."""
-    seen, now = conn.execute(f"SELECT (SELECT seen_through FROM {WATERMARKS[flow]} WHERE enterprise_id = %s), "
-                             "clock_timestamp()", (e.enterprise_id,)).fetchone()
+    seen, now, ids = conn.execute(
+        f"""SELECT (SELECT seen_through FROM {WATERMARKS[flow]} WHERE enterprise_id = %(e)s), clock_timestamp(),
+                   CASE WHEN %(all)s THEN ARRAY(SELECT p.point_id FROM point p JOIN device d USING (device_id)
+                                                JOIN site s USING (site_id) WHERE s.enterprise_id = %(e)s) END""",
+        {"e": e.enterprise_id, "all": point_ids is None}).fetchone()
+    point_ids = ids if point_ids is None else point_ids
     since = None if seen is None else seen - timedelta(seconds=WATERMARK_MARGIN_S)
     conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext('greengauge.flows.rollup'))")
     if since is None:
@@ -343,19 +348,20 @@ def insert_decision(conn: psycopg.Connection, enterprise_id: int, year: int, doc
 
 
 def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datetime, end: datetime,
-                      extra: dict[str, Any]) -> str:
+                      extra: dict[str, Any], *, year: int | None = None) -> tuple[str, str | None]:
     """sha256 over what an evaluation of [start, end) reads: the enterprise's points and the newest
     change of their rolled-up intervals in the period — an insert or update stamps ``computed_at``,
     a removal is recorded in ``interval_energy_removed`` (migration 0830) — the rollup's counter
     findings of [start, end] (what the evidence lists: the bundle reads them up to the end
     inclusive), the enterprise's input stamp (:func:`input_stamp`: what people record and the
-    metering settings) and ``extra`` (code and rule versions, nameplates). One round trip of index
-    probes, never a count of the period's intervals: a pass over a closed year costs what a day does."""
+    metering settings) and ``extra`` (code and rule versions, nameplates); with the fingerprint the
+    last evaluation of ``year`` stored (:func:`last_fingerprint`). One round trip of index probes,
+    never a count of the period's intervals: a pass over a closed year costs what a day does."""
     # per point: the newest change from the (point_id, computed_at) index read newest first (it
     # stops at the first row in the period), the newest removal from (point_id, removed_at) likewise;
     # the rollup's counter findings the evidence lists (a skipped glitch moves no interval but adds
     # one) by content: the rollup deletes and re-inserts them on every run
-    points, newest, removed, found, stamp = conn.execute(
+    points, newest, removed, found, stamp, last = conn.execute(
         """WITH p AS (SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
                       WHERE s.enterprise_id = %(e)s)
            SELECT coalesce(array_agg(p.point_id ORDER BY p.point_id), '{}'), max(c.newest), max(c.removed),
@@ -363,7 +369,8 @@ def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datet
                                          ORDER BY f.point_id, f.opened_at, f.kind, f.data::text))
                    FROM finding f WHERE f.origin = 'rollup' AND f.point_id IN (SELECT point_id FROM p)
                      AND f.opened_at >= %(s)s AND f.opened_at <= %(t)s),
-                  (SELECT stamp FROM enterprise_input WHERE enterprise_id = %(e)s)
+                  (SELECT stamp FROM enterprise_input WHERE enterprise_id = %(e)s),
+                  (SELECT fingerprint FROM eligibility_input WHERE enterprise_id = %(e)s AND year = %(y)s)
            FROM p CROSS JOIN LATERAL (
                SELECT (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
                          AND i.bucket_start >= %(s)s AND i.bucket_start < %(t)s
@@ -371,10 +378,10 @@ def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datet
                       (SELECT r.removed_at FROM interval_energy_removed r WHERE r.point_id = p.point_id
                          AND r.bucket_start >= %(s)s AND r.bucket_start < %(t)s
                        ORDER BY r.removed_at DESC LIMIT 1) AS removed) c""",
-        {"e": enterprise_id, "s": start, "t": end},
+        {"e": enterprise_id, "s": start, "t": end, "y": year},
     ).fetchone()
     return evidence_hash({"start": start, "end": end, "points": points, "newest": newest, "removed": removed,
-                          "findings": found, "recorded": stamp, **extra})
+                          "findings": found, "recorded": stamp, **extra}), last
 
 
 def enterprise_state(conn: psycopg.Connection, enterprise_id: int
