@@ -234,7 +234,7 @@ def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: li
     if period is None:
         return []
     srcs = sources or CANDIDATE_SOURCES
-    with session(url) as conn, conn.transaction():
+    with session(url, autocommit=True) as conn:  # the check reads only; an evaluation is one transaction
         projects = project_records(conn, e.code)
         extra = {"code": code_version(), "sources": [getattr(s, "version", s.__qualname__) for s in srcs],
                  **{k: f(conn, e, year) for k, f in FINGERPRINT_INPUTS.items()},
@@ -246,12 +246,13 @@ def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: li
                                               {**extra, "period": [period[0], period[1]]}, year=year)
         if not force and fingerprint == last:
             return []
-        # one writer of an enterprise's decisions: a second pass that found the same change waits
-        # here, then records nothing new (record_candidates compares with the current versions)
-        lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
-        candidates = [c for src in srcs for c in src(conn, e, year, *period)]
-        recorded = record_candidates(conn, e.enterprise_id, year, candidates, reason=reason)
-        save_fingerprint(conn, e.enterprise_id, year, fingerprint)
+        with conn.transaction():
+            # one writer of an enterprise's decisions: a second pass that found the same change waits
+            # here, then records nothing new (record_candidates compares with the current versions)
+            lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
+            candidates = [c for src in srcs for c in src(conn, e, year, *period)]
+            recorded = record_candidates(conn, e.enterprise_id, year, candidates, reason=reason)
+            save_fingerprint(conn, e.enterprise_id, year, fingerprint)
         return recorded
 
 
@@ -274,7 +275,7 @@ def enterprise_decisions(url: str, e: Enterprise, as_of: datetime, years: list[i
     for y in years:
         out.extend(evaluate(url, e, y, as_of))
     if newest is not None:
-        with session(url) as conn:
+        with session(url, autocommit=True) as conn:
             save_watermark(conn, e.enterprise_id, newest, "eligibility")
     return out
 

@@ -38,9 +38,9 @@ from metrics.green_share import GreenShareResult, Projection, percent_text
 from metrics.periods import local_bounds
 from model import CODE_VERSION
 from model.tables import factors_digest
-from store.bundle import day_sources, load_enterprise_period, load_prefix, save_prefix
+from store.bundle import day_sources, load_enterprise_period, save_prefix
 from store.db import session
-from store.results import (Enterprise, changed_days, dirty_days, enterprise_state, enterprises, input_stamp, lock, save_watermark,
+from store.results import (Enterprise, changed_days, dirty_days, enterprise_state, enterprises, lock, save_watermark,
                            write_carbon_ytd, write_daily_balances, write_green_share_ytd, write_intensity_ytd,
                            write_projection)
 #: how long after New Year the metrics flow still rebalances the year before
@@ -118,18 +118,15 @@ def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[da
     metrics.figures.span cuts every period the same way)."""
     start, end = local_bounds("year", date(year, 1, 1), e.timezone)
     upto = max(start, min(as_of, end))
-    with session(url) as conn:
-        stamp = input_stamp(conn, e.enterprise_id)  # before the bundle: a write in between moves it again
+    with session(url, autocommit=True) as conn:  # reads only: READ COMMITTED gives each its own snapshot anyway
+        # the stamp before the bundle: a write in between moves it again
+        ids_now, stamp, _, state = enterprise_state(conn, e.enterprise_id, prefix_of=year if carried else None)
         prefix = None
         if carried and days is not None:
-            state = load_prefix(conn, e.enterprise_id, year)
             if state is not None:
                 prefix = figures.Segment.from_json(state)
-                ids_now = {r[0] for r in conn.execute(
-                    "SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id) "
-                    "WHERE s.enterprise_id = %s", (e.enterprise_id,))}
                 first_changed = min((local_bounds("day", d, e.timezone)[0] for d in days), default=None)
-                if (prefix.start != start or prefix.end > upto or set(prefix.per_point) != ids_now
+                if (prefix.start != start or prefix.end > upto or set(prefix.per_point) != set(ids_now)
                         or (first_changed is not None and first_changed < prefix.end)):
                     prefix = None
         if prefix is not None:
@@ -382,7 +379,7 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
     intensity is left to :func:`intensity_pass` (once per industry, after every enterprise)."""
     with session(url) as conn:
         # every counter point: a fuel counter's change moves carbon, coal and intensity too
-        ids, stamp, stored = enterprise_state(conn, e.enterprise_id)
+        ids, stamp, stored, _ = enterprise_state(conn, e.enterprise_id)
         days, newest = changed_days(conn, e, ids)
     this_year = year_of(e, as_of)
     changed = {d.year for d in days}
@@ -403,7 +400,7 @@ def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOpti
                                carried=True, intensity=False)
         m.prefix = None  # stored in metrics_prefix; not carried back to the flow
         out.append(m)
-    with session(url) as conn:
+    with session(url, autocommit=True) as conn:
         save_watermark(conn, e.enterprise_id, newest)
     return out
 

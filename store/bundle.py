@@ -281,12 +281,6 @@ def write_counter_findings(conn: psycopg.Connection, point_id: int, since: datet
                             [{"point": point_id, "ts": f.ts, "kind": f.kind, "detail": f.detail} for f in keep])
 
 
-def load_prefix(conn: psycopg.Connection, enterprise_id: int, year: int) -> dict | None:
-    row = conn.execute("SELECT state FROM metrics_prefix WHERE enterprise_id = %s AND year = %s",
-                       (enterprise_id, year)).fetchone()
-    return None if row is None else row[0]
-
-
 def save_prefix(conn: psycopg.Connection, enterprise_id: int, year: int, through: datetime, state: dict | None,
                 *, input_stamp: int | None = None, versions: str | None = None) -> None:
     """Keep (or, with ``state`` None, drop) the metrics flow's carried year-to-date parts, with the

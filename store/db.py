@@ -20,14 +20,16 @@ _kept = threading.local()
 
 
 @contextmanager
-def session(url: str) -> Iterator[psycopg.Connection]:
+def session(url: str, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """``with psycopg.connect(url) as conn`` — commit at the end, roll back on an error — on a
     connection kept for this thread's next call with the same ``url`` instead of a new one each
     time (a connection costs a server process: 5–20 ms; a flow's pass over thousands of
     enterprises opens several per enterprise). The kept connection is checked before use and
     replaced when it is gone (a restarted server, a dropped database): see :func:`_usable`. One is kept
     per thread, for the last ``url``; nothing session-wide is set on it by the flows (their locks
-    are transaction locks)."""
+    are transaction locks). With ``autocommit`` each statement is its own transaction (no BEGIN and
+    COMMIT round trips: for reads, and for writes of one statement; ``conn.transaction()`` still
+    makes a block atomic)."""
     kept: dict[str, psycopg.Connection] = getattr(_kept, "conns", None) or {}
     _kept.conns = kept
     conn = kept.pop(url, None)
@@ -39,6 +41,7 @@ def session(url: str) -> Iterator[psycopg.Connection]:
     kept.clear()
     if conn is None:
         conn = psycopg.connect(url)
+    conn.autocommit = autocommit  # the connection is idle: no round trip
     try:
         yield conn
     except BaseException:

@@ -384,18 +384,21 @@ def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datet
                           "findings": found, "recorded": stamp, **extra}), last
 
 
-def enterprise_state(conn: psycopg.Connection, enterprise_id: int
-                     ) -> tuple[list[int], int | None, dict[int, tuple[datetime, int | None, str | None]]]:
-    """In one round trip: the enterprise's point ids, its input stamp (:func:`input_stamp`) and the
-    years the metrics flow keeps carried parts of (year -> through, input stamp, versions)."""
-    ids, stamp, years = conn.execute(
+def enterprise_state(conn: psycopg.Connection, enterprise_id: int, *, prefix_of: int | None = None
+                     ) -> tuple[list[int], int | None, dict[int, tuple[datetime, int | None, str | None]], dict | None]:
+    """In one round trip: the enterprise's point ids, its input stamp (:func:`input_stamp`), the
+    years the metrics flow keeps carried parts of (year -> through, input stamp, versions) and, for
+    the year ``prefix_of``, the carried parts themselves (``metrics_prefix.state``, None without)."""
+    ids, stamp, years, state = conn.execute(
         """SELECT ARRAY(SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
                         WHERE s.enterprise_id = %(e)s ORDER BY p.point_id),
                   (SELECT stamp FROM enterprise_input WHERE enterprise_id = %(e)s),
                   (SELECT json_agg(json_build_array(year, through, input_stamp, versions))
-                   FROM metrics_prefix WHERE enterprise_id = %(e)s)""", {"e": enterprise_id}).fetchone()
+                   FROM metrics_prefix WHERE enterprise_id = %(e)s),
+                  (SELECT state FROM metrics_prefix WHERE enterprise_id = %(e)s AND year = %(y)s)""",
+        {"e": enterprise_id, "y": prefix_of}).fetchone()
     stored = {y: (datetime.fromisoformat(t), st, v) for y, t, st, v in years or []}
-    return list(ids), stamp, stored
+    return list(ids), stamp, stored, state
 
 
 def input_stamp(conn: psycopg.Connection, enterprise_id: int) -> int | None:
