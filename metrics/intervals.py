@@ -272,6 +272,18 @@ def counter_intervals(
                                     resolutions)
     if fast is not None:
         return fast, []
+    return _counter_intervals_by_reading(
+        timestamps, values, rollover_wh=rollover_wh, replacements=replacements, rated_power_w=rated_power_w,
+        count_suspect=count_suspect, interval_s=interval_s, max_gap_s=max_gap_s, resolutions=resolutions)
+
+
+def _counter_intervals_by_reading(
+    timestamps: Sequence[datetime], values: Sequence[float], *, rollover_wh: float | None,
+    replacements: Sequence[MeterReplacement], rated_power_w: float | None, count_suspect: bool, interval_s: int,
+    max_gap_s: float, resolutions: Sequence[Resolution],
+) -> tuple[list[IntervalEnergy], list[CounterFinding]]:
+    """:func:`counter_intervals` reading by reading: any series (the reference the numpy path is
+    tested against)."""
     ts, cont, findings = counter_knots(values, timestamps, rollover_wh=rollover_wh,
                                        replacements=replacements, rated_power_w=rated_power_w)
     if rated_power_w is not None:
@@ -363,10 +375,92 @@ def counter_energy(
 _US = timedelta(microseconds=1)
 
 
+@dataclass(frozen=True, slots=True)
+class IntervalColumns:
+    """Interval energy of one counter as columns: what :func:`counter_intervals` returns, without a
+    Python object per interval (the rollup writes them as they are)."""
+
+    start_us: np.ndarray  #: interval starts, UTC, microseconds since the Unix epoch (int64)
+    energy_wh: np.ndarray  #: [Wh] (int64)
+    estimated: np.ndarray  #: bool
+    suspect: np.ndarray  #: bool
+
+    def __len__(self) -> int:
+        return len(self.start_us)
+
+    @classmethod
+    def of(cls, intervals: Sequence[IntervalEnergy]) -> IntervalColumns:
+        """The columns of interval objects."""
+        n = len(intervals)
+        return cls(np.fromiter(((iv.start - _EPOCH) // _US for iv in intervals), dtype=np.int64, count=n),
+                   np.fromiter((iv.energy_wh for iv in intervals), dtype=np.int64, count=n),
+                   np.fromiter((iv.estimated for iv in intervals), dtype=bool, count=n),
+                   np.fromiter((iv.suspect for iv in intervals), dtype=bool, count=n))
+
+    def intervals(self) -> list[IntervalEnergy]:
+        """The interval objects of the columns."""
+        return [IntervalEnergy(_EPOCH + timedelta(microseconds=s0), e, est, sus) for s0, e, est, sus in
+                zip(self.start_us.tolist(), self.energy_wh.tolist(), self.estimated.tolist(), self.suspect.tolist())]
+
+
+def epoch_us(timestamps: Sequence[datetime]) -> np.ndarray:
+    """Timezone-aware times as int64 microseconds since the Unix epoch (exact: POSIX seconds × 1e6
+    rounded, the error of a float second being < 0.3 µs)."""
+    n = len(timestamps)
+    return np.rint(np.fromiter((t.timestamp() for t in timestamps), dtype=np.float64, count=n) * 1e6).astype(np.int64)
+
+
+def utc_times(us: np.ndarray) -> list[datetime]:
+    """int64 microseconds since the Unix epoch as UTC datetimes."""
+    return [_EPOCH + timedelta(microseconds=x) for x in us.tolist()]
+
+
+def counter_interval_columns(
+    us: np.ndarray,
+    values: np.ndarray,
+    *,
+    rollover_wh: float | None = None,
+    replacements: Sequence[MeterReplacement] = (),
+    rated_power_w: float | None = None,
+    count_suspect: bool = True,
+    interval_s: int = INTERVAL_S,
+    max_gap_s: float = INTERVAL_S,
+    resolutions: Sequence[Resolution] = (),
+) -> tuple[IntervalColumns, list[CounterFinding]]:
+    """:func:`counter_intervals` on columns: reading times as int64 microseconds since the Unix
+    epoch (increasing) and raw counter readings [Wh] as float64; the result as
+    :class:`IntervalColumns`. The same function: a plain series is computed by numpy
+    (:func:`_plain_columns`), any other by the reading-by-reading path on datetimes made from the
+    columns."""
+    us = np.asarray(us, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)
+    fast = _plain_columns(us, v, replacements, rated_power_w, interval_s, max_gap_s, resolutions)
+    if fast is not None:
+        return fast, []
+    ivs, findings = _counter_intervals_by_reading(
+        utc_times(us), v.tolist(), rollover_wh=rollover_wh, replacements=replacements, rated_power_w=rated_power_w,
+        count_suspect=count_suspect, interval_s=interval_s, max_gap_s=max_gap_s, resolutions=resolutions)
+    return IntervalColumns.of(ivs), findings
+
+
 def _plain_counter_intervals(
     timestamps: Sequence[datetime], values: Sequence[float], replacements: Sequence[MeterReplacement],
     rated_power_w: float | None, interval_s: int, max_gap_s: float, resolutions: Sequence[Resolution],
 ) -> list[IntervalEnergy] | None:
+    """:func:`_plain_columns` on datetimes and values, as interval objects; None for a series that
+    is not plain."""
+    n = len(timestamps)
+    if n < 2 or n != len(values) or timestamps[0].tzinfo is None:
+        return None
+    cols = _plain_columns(epoch_us(timestamps), np.asarray(values, dtype=np.float64), replacements, rated_power_w,
+                          interval_s, max_gap_s, resolutions)
+    return None if cols is None else cols.intervals()
+
+
+def _plain_columns(
+    us: np.ndarray, v: np.ndarray, replacements: Sequence[MeterReplacement],
+    rated_power_w: float | None, interval_s: int, max_gap_s: float, resolutions: Sequence[Resolution],
+) -> IntervalColumns | None:
     """:func:`counter_intervals` with numpy for the common series, None for any other.
 
     A plain series — times strictly increasing, the counter never falling, every step within the
@@ -376,15 +470,12 @@ def _plain_counter_intervals(
     microseconds, exact as float64; boundaries rounded half up to whole Wh), so the result is
     identical, int64-exact. Anything else (None) takes the reading-by-reading path.
     """
-    n = len(timestamps)
-    if n < 2 or n != len(values) or timestamps[0].tzinfo is None:
+    n = len(us)
+    if n < 2 or n != len(v):
         return None
-    first, last = timestamps[0], timestamps[-1]
-    if any(first <= r.ts < last for r in replacements):
+    first, last = int(us[0]), int(us[-1])
+    if any(first <= (r.ts - _EPOCH) // _US < last for r in replacements):
         return None
-    # POSIX seconds × 1e6, rounded: exact microseconds (the error of a float second is < 0.3 µs)
-    us = np.rint(np.fromiter((t.timestamp() for t in timestamps), dtype=np.float64, count=n) * 1e6).astype(np.int64)
-    v = np.asarray(values, dtype=np.float64)
     dus = np.diff(us)
     dv = np.diff(v)
     if not (np.all(dus > 0) and np.all(dv >= 0)):  # NaN fails too
@@ -393,13 +484,13 @@ def _plain_counter_intervals(
     if rated_power_w is not None and not np.all(dv <= rated_power_w * dt_s / 3600 + 1):
         return None
     step = interval_s * 1_000_000
-    b0 = (int(us[0]) // step) * step + step
-    bounds = np.arange(b0, int(us[-1]), step, dtype=np.int64)
+    b0 = (first // step) * step + step
+    bounds = np.arange(b0, last, step, dtype=np.int64)
     j = np.searchsorted(us, bounds, side="left")  # first reading at or after each boundary
     i = j - 1
     frac = (bounds - us[i]) / (us[j] - us[i])
     inner = np.floor(v[i] + (v[j] - v[i]) * frac + 0.5)
-    kt = np.concatenate(([us[0]], bounds, [us[-1]]))
+    kt = np.concatenate(([first], bounds, [last]))
     kv = np.concatenate(([math.floor(v[0] + 0.5)], inner, [math.floor(v[-1] + 0.5)])).astype(np.int64)
     ta, tb = kt[:-1], kt[1:]
     start = (ta // step) * step
@@ -416,6 +507,4 @@ def _plain_counter_intervals(
         estimated = partial | in_gap
     else:
         estimated = partial
-    energy = np.diff(kv)
-    return [IntervalEnergy(_EPOCH + timedelta(microseconds=s0), e, est, False)
-            for s0, e, est in zip(start.tolist(), energy.tolist(), estimated.tolist())]
+    return IntervalColumns(start, np.diff(kv), estimated, np.zeros(len(start), dtype=bool))
