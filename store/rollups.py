@@ -256,6 +256,9 @@ class IntervalWriter:
         self.findings: list[tuple[int, str, datetime, str]] = []
         self.marks: dict[int, datetime] = {}
         self.stats = MergeStats()
+        # sorts and hashes over a batch or the changed buckets stay in memory
+        conn.execute("SET LOCAL work_mem = '64MB'")
+        conn.execute("SET LOCAL jit = off")
         conn.execute("""CREATE TEMP TABLE IF NOT EXISTS rollup_stage (
                             point_id bigint, bucket_start timestamptz, energy_wh bigint,
                             estimated boolean, suspect boolean)""")
@@ -366,15 +369,10 @@ class IntervalWriter:
         if span[0] is not None:
             self.stats.changed_range = (span[0], span[1])
             self.stats.changed_points = {r[0] for r in conn.execute("SELECT DISTINCT point_id FROM rollup_changed")}
-        if span[0] is not None:
             # the same counts in both storage modes: the hours and local days whose intervals changed
-            self.stats.hours_changed, self.stats.days_changed = conn.execute(f"""
-                SELECT count(DISTINCT (c.point_id, date_bin('1 hour', c.bucket_start, {EPOCH_SQL}))),
-                       count(DISTINCT (c.point_id, date_trunc('day', c.bucket_start, e.timezone)))
-                FROM rollup_changed c JOIN point p USING (point_id) JOIN device d USING (device_id)
-                JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id)""").fetchone()
+            self.stats.hours_changed, self.stats.days_changed = changed_buckets(conn)
             if storage_mode(conn) == "postgresql":
-                refresh_sums(conn)
+                _refresh_buckets(conn)
         if self.marks:
             with conn.cursor() as cur:
                 cur.executemany(
@@ -387,28 +385,65 @@ class IntervalWriter:
         return self.stats
 
 
+def changed_buckets(conn: psycopg.Connection) -> tuple[int, int]:
+    """Fill the temp tables ``rollup_hours`` (point, UTC hour) and ``rollup_days`` (point, local
+    midnight of its enterprise, time zone) with the buckets of the intervals in ``rollup_changed``;
+    returns how many of each."""
+    conn.execute(f"""
+        CREATE TEMP TABLE IF NOT EXISTS rollup_hours (point_id bigint, bucket_start timestamptz);
+        CREATE TEMP TABLE IF NOT EXISTS rollup_days (point_id bigint, bucket_start timestamptz, tz text);
+        TRUNCATE rollup_hours, rollup_days;
+        INSERT INTO rollup_hours
+            SELECT DISTINCT point_id, date_bin('1 hour', bucket_start, {EPOCH_SQL}) FROM rollup_changed;
+        INSERT INTO rollup_days
+            SELECT DISTINCT c.point_id, date_trunc('day', c.bucket_start, z.tz), z.tz
+            FROM rollup_changed c JOIN (
+                SELECT p.point_id, e.timezone AS tz
+                FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+                JOIN enterprise e USING (enterprise_id)
+                WHERE p.point_id IN (SELECT point_id FROM rollup_hours)) z USING (point_id);
+        ANALYZE rollup_hours, rollup_days""")
+    return conn.execute("SELECT (SELECT count(*) FROM rollup_hours), (SELECT count(*) FROM rollup_days)").fetchone()
+
+
 def refresh_sums(conn: psycopg.Connection) -> tuple[int, int]:
     """Plain PostgreSQL mode: recompute the hourly and daily sums of the buckets in rollup_changed.
 
     Returns how many hourly and daily rows changed.
     """
-    conn.execute(f"""
-        CREATE TEMP TABLE IF NOT EXISTS rollup_hours AS
-            SELECT point_id, bucket_start FROM rollup_changed WITH NO DATA;
-        TRUNCATE rollup_hours;
-        INSERT INTO rollup_hours
-            SELECT DISTINCT point_id, date_bin('1 hour', bucket_start, {EPOCH_SQL}) FROM rollup_changed;
-        ANALYZE rollup_hours;
-        """)
+    changed_buckets(conn)
+    return _refresh_buckets(conn)
+
+
+def _refresh_buckets(conn: psycopg.Connection) -> tuple[int, int]:
+    """Recompute the hourly and daily sums of the buckets in ``rollup_hours`` and ``rollup_days``
+    (:func:`changed_buckets`): upsert those that still have intervals, delete those that have none.
+
+    Each bucket's sums are one aggregate over its own range of the ``interval_energy`` key (a
+    lateral subquery, which the planner cannot turn into a join): the work is the changed
+    intervals, whatever the number of buckets or the intervals a point has elsewhere. Joined
+    instead, the planner hashed or merged on the point alone with the range as a filter (buckets ×
+    intervals of the point: quadratic in a point's history)."""
     with conn.cursor() as cur:
         cur.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS rollup_sums (
+                point_id bigint, bucket_start timestamptz, day date, energy_wh bigint, intervals int,
+                estimated_intervals int, suspect_intervals int);
+            TRUNCATE rollup_sums""")
+        cur.execute("""
+            INSERT INTO rollup_sums
+            SELECT h.point_id, h.bucket_start, NULL, a.*
+            FROM rollup_hours h CROSS JOIN LATERAL (
+                SELECT sum(i.energy_wh)::bigint, count(*)::int, (count(*) FILTER (WHERE i.estimated))::int,
+                       (count(*) FILTER (WHERE i.suspect))::int
+                FROM interval_energy i
+                WHERE i.point_id = h.point_id AND i.bucket_start >= h.bucket_start
+                  AND i.bucket_start < h.bucket_start + interval '1 hour') a""")
+        cur.execute("ANALYZE rollup_sums")
+        cur.execute("""
             INSERT INTO energy_hourly AS t (point_id, bucket_start, energy_wh, intervals, estimated_intervals, suspect_intervals)
-            SELECT h.point_id, h.bucket_start, sum(i.energy_wh), count(*),
-                   count(*) FILTER (WHERE i.estimated), count(*) FILTER (WHERE i.suspect)
-            FROM rollup_hours h JOIN interval_energy i
-              ON i.point_id = h.point_id AND i.bucket_start >= h.bucket_start
-             AND i.bucket_start < h.bucket_start + interval '1 hour'
-            GROUP BY h.point_id, h.bucket_start
+            SELECT point_id, bucket_start, energy_wh, intervals, estimated_intervals, suspect_intervals
+            FROM rollup_sums WHERE intervals > 0
             ON CONFLICT (point_id, bucket_start) DO UPDATE
                 SET energy_wh = EXCLUDED.energy_wh, intervals = EXCLUDED.intervals,
                     estimated_intervals = EXCLUDED.estimated_intervals, suspect_intervals = EXCLUDED.suspect_intervals
@@ -416,30 +451,25 @@ def refresh_sums(conn: psycopg.Connection) -> tuple[int, int]:
                       (EXCLUDED.energy_wh, EXCLUDED.intervals, EXCLUDED.estimated_intervals, EXCLUDED.suspect_intervals)""")
         hours = cur.rowcount
         cur.execute("""
-            DELETE FROM energy_hourly t USING rollup_hours h
-            WHERE t.point_id = h.point_id AND t.bucket_start = h.bucket_start
-              AND NOT EXISTS (SELECT 1 FROM interval_energy i WHERE i.point_id = h.point_id
-                              AND i.bucket_start >= h.bucket_start AND i.bucket_start < h.bucket_start + interval '1 hour')""")
+            DELETE FROM energy_hourly t USING rollup_sums s
+            WHERE s.intervals = 0 AND t.point_id = s.point_id AND t.bucket_start = s.bucket_start""")
         hours += cur.rowcount
+        cur.execute("TRUNCATE rollup_sums")
         cur.execute("""
-            CREATE TEMP TABLE IF NOT EXISTS rollup_days (point_id bigint, bucket_start timestamptz, tz text);
-            TRUNCATE rollup_days;
-            INSERT INTO rollup_days
-                SELECT DISTINCT c.point_id, date_trunc('day', c.bucket_start, e.timezone), e.timezone
-                FROM rollup_changed c JOIN point p USING (point_id) JOIN device d USING (device_id)
-                JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id);
-            -- the planner needs the row counts: unanalysed, a year of buckets was merge-joined on the point
-            -- alone with the range as a filter (hours x intervals per point)
-            ANALYZE rollup_days""")
+            INSERT INTO rollup_sums
+            SELECT d.point_id, d.bucket_start, (d.bucket_start AT TIME ZONE d.tz)::date, a.*
+            FROM rollup_days d CROSS JOIN LATERAL (
+                SELECT sum(i.energy_wh)::bigint, count(*)::int, (count(*) FILTER (WHERE i.estimated))::int,
+                       (count(*) FILTER (WHERE i.suspect))::int
+                FROM interval_energy i
+                WHERE i.point_id = d.point_id AND i.bucket_start >= d.bucket_start
+                  AND i.bucket_start < d.bucket_start + interval '26 hours'
+                  AND date_trunc('day', i.bucket_start, d.tz) = d.bucket_start) a""")
+        cur.execute("ANALYZE rollup_sums")
         cur.execute("""
             INSERT INTO energy_daily AS t (point_id, bucket_start, day, energy_wh, intervals, estimated_intervals, suspect_intervals)
-            SELECT d.point_id, d.bucket_start, (d.bucket_start AT TIME ZONE d.tz)::date, sum(i.energy_wh), count(*),
-                   count(*) FILTER (WHERE i.estimated), count(*) FILTER (WHERE i.suspect)
-            FROM rollup_days d JOIN interval_energy i
-              ON i.point_id = d.point_id AND i.bucket_start >= d.bucket_start
-             AND i.bucket_start < d.bucket_start + interval '26 hours'
-             AND date_trunc('day', i.bucket_start, d.tz) = d.bucket_start
-            GROUP BY d.point_id, d.bucket_start, d.tz
+            SELECT point_id, bucket_start, day, energy_wh, intervals, estimated_intervals, suspect_intervals
+            FROM rollup_sums WHERE intervals > 0
             ON CONFLICT (point_id, bucket_start) DO UPDATE
                 SET energy_wh = EXCLUDED.energy_wh, intervals = EXCLUDED.intervals,
                     estimated_intervals = EXCLUDED.estimated_intervals, suspect_intervals = EXCLUDED.suspect_intervals
@@ -447,11 +477,8 @@ def refresh_sums(conn: psycopg.Connection) -> tuple[int, int]:
                       (EXCLUDED.energy_wh, EXCLUDED.intervals, EXCLUDED.estimated_intervals, EXCLUDED.suspect_intervals)""")
         days = cur.rowcount
         cur.execute("""
-            DELETE FROM energy_daily t USING rollup_days d
-            WHERE t.point_id = d.point_id AND t.bucket_start = d.bucket_start
-              AND NOT EXISTS (SELECT 1 FROM interval_energy i WHERE i.point_id = d.point_id
-                              AND i.bucket_start >= d.bucket_start AND i.bucket_start < d.bucket_start + interval '26 hours'
-                              AND date_trunc('day', i.bucket_start, d.tz) = d.bucket_start)""")
+            DELETE FROM energy_daily t USING rollup_sums s
+            WHERE s.intervals = 0 AND t.point_id = s.point_id AND t.bucket_start = s.bucket_start""")
         days += cur.rowcount
     return hours, days
 

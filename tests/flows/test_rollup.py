@@ -626,3 +626,45 @@ def test_intervals_with_a_hole_are_refused(conn):
     with conn.transaction():
         with pytest.raises(ValueError, match="not consecutive"):
             IntervalWriter(conn).add(pid, None, None, cols, None)
+
+
+def test_hourly_and_daily_sums_in_a_half_hour_zone_across_a_daylight_saving_change(conn, db_url):
+    # St John's (Newfoundland) is UTC-3:30, UTC-2:30 from 2025-03-09 02:00 local: a UTC hour holds the
+    # quarter hours of two local days, and the day of the change has 23 hours. The sums (recomputed
+    # bucket by bucket from the stored intervals) equal the intervals summed by UTC hour and local
+    # day, after a full run and after a backfill that changes part of a day
+    from collections import defaultdict
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from model.readings import Reading
+
+    tz = ZoneInfo("America/St_Johns")
+    pid = _demo_point(conn)
+    conn.execute("UPDATE enterprise SET timezone = 'America/St_Johns' WHERE code = 'jj-shoes'")
+    t0 = datetime(2025, 3, 8, tzinfo=tz)
+    ts = [t0 + timedelta(minutes=m) for m in range(0, 54 * 60, 1)]
+    write_readings(conn, [Reading(pid, t, 1e6 + 100 * k + (k * k) % 13) for k, t in enumerate(ts)])
+    conn.commit()
+
+    def check():
+        hourly, daily = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
+        for start, wh, _, _ in stored(conn, pid):
+            for bucket, key in ((hourly, start.replace(minute=0)),
+                                (daily, datetime.combine(start.astimezone(tz).date(), datetime.min.time(), tz))):
+                bucket[key][0] += wh
+                bucket[key][1] += 1
+        assert {r[0]: [r[1], r[2]] for r in conn.execute(
+            "SELECT bucket_start, energy_wh, intervals FROM energy_hourly WHERE point_id = %s", (pid,))} == hourly
+        assert {r[0]: [r[1], r[2]] for r in conn.execute(
+            "SELECT bucket_start, energy_wh, intervals FROM energy_daily WHERE point_id = %s", (pid,))} == daily
+        return daily
+
+    rollup(db_url)
+    daily = check()
+    assert daily[datetime(2025, 3, 9, tzinfo=tz)][1] == 23 * 4
+    conn.execute("UPDATE reading SET value = value + 5000 WHERE point_id = %s AND ts >= %s", (pid, ts[30 * 60]))
+    conn.commit()
+    r = rollup(db_url, start=ts[29 * 60], end=ts[31 * 60])
+    assert r.intervals_written > 0
+    check()
