@@ -8,6 +8,7 @@ into interval energy.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -207,6 +208,14 @@ def _knots(
                     f"counter fell from {prev} to {v} with no recorded replacement; "
                     "treated as a reset (counting on from the new value)"))
                 offset += prev - v
+        last_knot = next((c for c in reversed(out) if c is not None), None)
+        if last_knot is not None and v + offset < last_knot:
+            # only after the offset moved (a reset, a wrap, a replacement): the rounding of
+            # `v + offset` can put the counter an ulp below the knot before (then interval_energy
+            # refused the series, and the rollup with it); count on from the knot before instead
+            offset = last_knot - v
+            while v + offset < last_knot:
+                offset = math.nextafter(offset, math.inf)
         out.append(v + offset)
         prev, prev_ts = v, ts
     return out, findings

@@ -349,3 +349,18 @@ def test_a_rise_beyond_the_rating_at_the_newest_reading_waits_for_the_next():
     # a rise within the rating at the newest reading is used at once
     cont, findings = continuous_counter([1_000.0, 26_000.0, 51_000.0], ts, rated_power_w=100_000)
     assert findings == [] and cont[-1] == 51_000
+
+
+def test_a_second_reset_never_makes_the_counter_fall_by_rounding():
+    # two resets of a counter read in fractional Wh (a float register): the second moved offset,
+    # added in floating point, put the continuous counter 1 ulp below the knot before it, and
+    # interval_energy refused the series ("counter falls"), aborting the rollup. The falls add no
+    # energy, as every reset: 3 × 50.5 Wh, from 6.7 GWh down to 121 Wh, up, down to 84 Wh and up
+    from metrics.intervals import counter_intervals
+
+    values = [6710536161.394, 121.112, 171.612, 84.013, 134.513, 185.013]
+    cont, findings = continuous_counter(values, minutes(0, 15, 30, 45, 60, 75))
+    assert all(b >= a for a, b in zip(cont, cont[1:]))
+    assert [f.kind for f in findings] == ["counter_drop_unexplained"] * 2
+    ivs, _ = counter_intervals(minutes(0, 15, 30, 45, 60, 75), values)
+    assert [iv.energy_wh for iv in ivs] == [0, 51, 0, 50, 51]  # whole Wh at each boundary: 152 in all
