@@ -35,7 +35,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def populate(url: str, readings: int, points: int, step_s: int) -> int:
+def populate(url: str, readings: int, points: int, step_s: int, glitches: int = 0) -> int:
     per_point = readings // points
     with psycopg.connect(url) as conn:
         upgrade(conn)
@@ -54,6 +54,14 @@ def populate(url: str, readings: int, points: int, step_s: int) -> int:
                         SELECT p.point_id, timestamptz '2025-03-01 00:00+08' + g * make_interval(secs => %s),
                                1e6 + g * (200 + p.point_id %% 97) + (g %% 7), 0
                         FROM point p, generate_series(0, %s - 1) g""", (step_s, per_point))
+        if glitches:
+            # isolated glitches, evenly spread: a zero, then a reading of 4 GWh (counter_outlier findings)
+            every = max(per_point // (glitches + 1), 3)
+            conn.execute("""UPDATE reading r SET value = CASE WHEN (g / %(every)s) %% 2 = 1 THEN 0 ELSE 4e9 END
+                            FROM (SELECT point_id, ts, row_number() OVER (PARTITION BY point_id ORDER BY ts) - 1 AS g
+                                  FROM reading) x
+                            WHERE r.point_id = x.point_id AND r.ts = x.ts AND x.g > 0 AND x.g %% %(every)s = 0
+                              AND x.g / %(every)s <= %(n)s""", {"every": every, "n": glitches})
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE reading")
@@ -77,6 +85,8 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=1_000)
     ap.add_argument("--step-s", type=int, default=60, help="seconds between a point's readings")
     ap.add_argument("--itersize", type=int, default=50_000, help="rows per server-side cursor fetch of the bare SELECT")
+    ap.add_argument("--glitches", type=int, default=0,
+                    help="isolated glitches per point (a zero or a 4 GWh reading: the counter skips them)")
     ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = ap.parse_args()
 
@@ -85,8 +95,9 @@ def main() -> None:
     url = with_database(ADMIN_URL, name)
     try:
         t0 = time.perf_counter()
-        n = populate(url, args.readings, args.points, args.step_s)
-        print(f"populated {n:,} readings of {args.points:,} points in {time.perf_counter() - t0:.1f} s ({name})")
+        n = populate(url, args.readings, args.points, args.step_s, args.glitches)
+        print(f"populated {n:,} readings of {args.points:,} points ({args.glitches} glitches each) in "
+              f"{time.perf_counter() - t0:.1f} s ({name})")
         rss0 = peak_rss_mb()
 
         rows, t_select = bare_select(url, args.itersize)
@@ -100,7 +111,7 @@ def main() -> None:
         rss_rollup = peak_rss_mb()
         print(f"rollup to interval energy:  {r.readings:,} readings -> {r.intervals_written:,} intervals, "
               f"{r.hours_changed:,} hourly + {r.days_changed:,} daily sums in {t_rollup:.2f} s "
-              f"({r.readings / t_rollup:,.0f} readings/s); peak RSS {rss_rollup:.0f} MiB "
+              f"({r.readings / t_rollup:,.0f} readings/s), {r.counter_findings:,} findings; peak RSS {rss_rollup:.0f} MiB "
               f"(before both: {rss0:.0f} MiB)")
         print(f"ratio rollup / bare select: {t_rollup / t_select:.2f}x (goal <= 2x)")
 
