@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import psycopg
 from prefect import flow, get_run_logger
 
 from flows.tasks import io_task, resolve_url
-from accounting.site_energy import CounterSettings, counter_settings, settings_intervals
+from accounting.site_energy import CounterSettings, counter_settings
 from metrics.counters import CounterFinding
-from metrics.intervals import INTERVAL_S, floor_interval
-from store.bundle import write_counter_findings
+from metrics.intervals import INTERVAL_S, IntervalColumns, counter_interval_columns, floor_interval
 from store.db import storage_mode
 from store.rollups import (IntervalWriter, PointReadings, clear_dirty, counter_points, dirty_marks,
                            refresh_continuous_aggregate, stream_readings, watermarks)
@@ -30,6 +30,8 @@ from store.rollups import (IntervalWriter, PointReadings, clear_dirty, counter_p
 #: how far back each incremental run recomputes, before the newest reading already rolled up
 TRAILING_WINDOW = timedelta(hours=2)
 _STEP = timedelta(seconds=INTERVAL_S)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 #: finding kinds of a reading the counter skipped (metrics/counters.py): it moves no energy
 NOT_USED = ("counter_outlier", "counter_drop_provisional", "counter_rise_provisional")
 
@@ -54,31 +56,62 @@ class RollupResult:
 def compute_intervals(
     r: PointReadings, since: datetime | None, until: datetime | None, settings: CounterSettings | None = None,
 ) -> tuple[list[tuple[datetime, int, bool, bool]], list[CounterFinding]]:
-    """Interval rows (start, energy_wh, estimated, suspect) of one point for [since, until).
+    """Interval rows (start, energy_wh, estimated, suspect) of one point for [since, until):
+    :func:`point_columns` as rows."""
+    cols, findings = point_columns(r, since, until, settings)
+    return [(iv.start, iv.energy_wh, iv.estimated, iv.suspect) for iv in cols.intervals()], findings
 
-    The same path as the report (:func:`accounting.site_energy.settings_intervals`), with the point's
-    wrap width, recorded replacements and rated power (``settings``; none when omitted): outliers
-    skipped, wraps and replacements bridged. An interval is suspect when a spike (a step above the
-    rated power) overlaps it or a suspect-quality reading took part in interpolating it (one the
-    counter skipped, e.g. the collector's suspect zero judged an outlier, took part in nothing).
+
+def point_columns(
+    r: PointReadings, since: datetime | None, until: datetime | None, settings: CounterSettings | None = None,
+) -> tuple[IntervalColumns, list[CounterFinding]]:
+    """The intervals of one point starting in [since, until), as columns, and its findings.
+
+    The same path as the report (:func:`metrics.intervals.counter_intervals`, here on columns:
+    :func:`metrics.intervals.counter_interval_columns`), with the point's wrap width, recorded
+    replacements and rated power (``settings``; none when omitted): outliers skipped, wraps and
+    replacements bridged. An interval is suspect when a spike (a step above the rated power)
+    overlaps it or a suspect-quality reading took part in interpolating it (one the counter
+    skipped, e.g. the collector's suspect zero judged an outlier, took part in nothing).
     """
-    ivs, findings = settings_intervals(r.ts, r.values, settings or CounterSettings())
-    # a reading the counter did not use (an outlier, a provisional drop or rise: its finding says
-    # so) interpolates nothing, so a suspect glitch taints no interval; a used suspect reading
-    # taints the intervals from the used reading before it to the used reading after it
-    unused = {f.ts for f in findings if f.kind in NOT_USED}
-    used = [i for i, t in enumerate(r.ts) if t not in unused]
-    suspect: set[datetime] = set()
-    for k, i in enumerate(used):
-        if r.suspect[i]:
-            t = floor_interval(r.ts[used[max(k - 1, 0)]])
-            hi = floor_interval(r.ts[used[min(k + 1, len(used) - 1)]])
-            while t <= hi:
-                suspect.add(t)
-                t += _STEP
-    rows = [(iv.start, iv.energy_wh, iv.estimated, iv.suspect or iv.start in suspect) for iv in ivs
-            if (since is None or iv.start >= since) and (until is None or iv.start < until)]
-    return rows, findings
+    st = settings or CounterSettings()
+    cols, findings = counter_interval_columns(
+        r.us, r.values, rollover_wh=st.rollover_wh, replacements=st.replacements, rated_power_w=st.rated_power_w,
+        max_gap_s=st.max_gap_s, resolutions=st.resolutions)
+    suspect = cols.suspect
+    if r.suspect.any() and len(cols):
+        # a reading the counter did not use (an outlier, a provisional drop or rise: its finding says
+        # so) interpolates nothing, so a suspect glitch taints no interval; a used suspect reading
+        # taints the intervals from the used reading before it to the used reading after it
+        used = np.ones(len(r.us), dtype=bool)
+        skipped = [f.ts for f in findings if f.kind in NOT_USED]
+        if skipped:
+            used &= ~np.isin(r.us, [_us(t) for t in skipped])
+        t, sus = r.us[used], r.suspect[used]
+        k = np.flatnonzero(sus)
+        lo = _floor_us(t[np.maximum(k - 1, 0)])
+        hi = _floor_us(t[np.minimum(k + 1, len(t) - 1)])
+        # every interval start in [lo, hi] of each suspect reading: +1 at the first, -1 after the last
+        marks = np.zeros(len(cols) + 1, dtype=np.int64)
+        np.add.at(marks, np.searchsorted(cols.start_us, lo, side="left"), 1)
+        np.add.at(marks, np.searchsorted(cols.start_us, hi, side="right"), -1)
+        suspect = suspect | (np.cumsum(marks[:-1]) > 0)
+    keep = np.ones(len(cols), dtype=bool)
+    if since is not None:
+        keep &= cols.start_us >= _us(since)
+    if until is not None:
+        keep &= cols.start_us < _us(until)
+    return IntervalColumns(cols.start_us[keep], cols.energy_wh[keep], cols.estimated[keep], suspect[keep]), findings
+
+
+def _us(t: datetime) -> int:
+    """A timezone-aware time in microseconds since the Unix epoch."""
+    return (t - _EPOCH) // _MICROSECOND
+
+
+def _floor_us(us: np.ndarray) -> np.ndarray:
+    step = INTERVAL_S * 1_000_000
+    return (us // step) * step
 
 
 def _ceil_interval(ts: datetime) -> datetime:
@@ -107,7 +140,6 @@ def rollup(
     end: datetime | None = None,
     trailing_window: timedelta = TRAILING_WINDOW,
     on_point: Callable[[int, int, int], None] | None = None,
-    itersize: int = 50_000,
 ) -> RollupResult:
     """Roll up every counter point (of ``enterprise``, or all), in one transaction.
 
@@ -138,16 +170,16 @@ def rollup(
             # one rollup at a time per database; a second waits for the first to commit
             write.execute("SELECT pg_advisory_xact_lock(hashtext('greengauge.flows.rollup'))")
             writer = IntervalWriter(write)
-            for r in stream_readings(read, ranges, itersize=itersize):
+            for r in stream_readings(read, ranges):
                 since, until = ranges[r.point_id]
-                rows, f = compute_intervals(r, since, until, settings[r.point_id])
-                readings += len(r.ts)
+                cols, f = point_columns(r, since, until, settings[r.point_id])
+                readings += len(r.us)
                 findings += len(f)
-                writer.add(r.point_id, since, until, rows, r.ts[-1] if start is None else None)
-                write_counter_findings(write, r.point_id, since, until, f)  # the figures' evidence
+                # the intervals and the counter findings (the figures' evidence) of the range
+                writer.add(r.point_id, since, until, cols, r.last_ts if start is None else None, f)
                 done += 1
                 if on_point:
-                    on_point(done, len(ids), len(r.ts))
+                    on_point(done, len(ids), len(r.us))
             stats = writer.finish()
             clear_dirty(write, list(dirty.values()))
         read.rollback()

@@ -8,9 +8,13 @@ into interval energy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+import numpy as np
 
 @dataclass(frozen=True, slots=True)
 class CounterFinding:
@@ -97,119 +101,206 @@ def _knots(
     for r in replacements:
         if r.ts.tzinfo is None:
             raise ValueError(f"meter replacement at {r.ts} has no time zone")
-    events = sorted(replacements, key=lambda r: r.ts)
-    n = len(values)
+    if not len(values):
+        return [], []
+    t0, us = timestamps[0], timedelta(microseconds=1)
+    knot, cont, findings = knot_columns(
+        np.fromiter(((t - t0) // us for t in timestamps), dtype=np.int64, count=len(timestamps)),
+        np.asarray(values, dtype=np.float64), lambda r: (r.ts - t0) // us,
+        rollover_wh=rollover_wh, replacements=replacements, rated_power_w=rated_power_w,
+        value=values.__getitem__, time=timestamps.__getitem__)
+    return [c if k else None for k, c in zip(knot.tolist(), cont.tolist())], findings
 
-    def swapped(t0: datetime, t1: datetime) -> list[MeterReplacement]:
+
+def knot_columns(
+    us: np.ndarray,
+    values: np.ndarray,
+    event_us: Callable[[MeterReplacement], int],
+    *,
+    rollover_wh: float | None,
+    replacements: Sequence[MeterReplacement],
+    rated_power_w: float | None,
+    value: Callable[[int], float],
+    time: Callable[[int], datetime],
+    fast_forward: bool = True,
+) -> tuple[np.ndarray, np.ndarray, list[CounterFinding]]:
+    """The rules of :func:`continuous_counter` on columns: which readings are knots, the continuous
+    counter at them, and the findings.
+
+    Parameters
+    ----------
+    us : the readings' times as int64 microseconds from any fixed origin
+    values : the raw readings as float64 [Wh]
+    event_us : a replacement's time on the same scale as ``us``
+    rollover_wh, replacements, rated_power_w : as in :func:`continuous_counter`
+    value : reading ``i``'s value as given (used by the rules and in the findings' text) [Wh]
+    time : reading ``i``'s time (the findings' time)
+    fast_forward : skip the ordinary readings (below); False decides every reading one by one
+
+    Returns
+    -------
+    a bool mask of the knots, the continuous counter (float64; meaningful at the knots), and the
+    findings in time order
+
+    Notes
+    -----
+    Each reading is decided by the rules written out once, below, one reading at a time, except
+    the ordinary ones: a reading after a knot, at or above it, followed by a reading at or above it,
+    with no recorded replacement between the three, and not the last, is a knot and leaves the
+    offset as it is — whatever the rules' other branches say is never reached for it. A run of them
+    is taken at once (numpy: ``value + offset``), so the rules run only around the unusual readings
+    (drops, the readings before them, replacements, the last reading): the same result as deciding
+    every reading (tested), at the cost of a plain series.
+
+    A knot is never below the knot before it: where the offset moved (a reset, a wrap, a
+    replacement) and the rounding of ``value + offset`` would put the counter an ulp below the
+    knot before, the offset is moved up to it (no energy either way; a falling counter is refused
+    by :func:`metrics.intervals.interval_energy`).
+    """
+    n = len(us)
+    events = sorted(replacements, key=lambda r: r.ts)
+    at = [event_us(r) for r in events]
+    knot = np.zeros(n, dtype=bool)
+    cont = np.zeros(n, dtype=np.float64)
+    findings: list[CounterFinding] = []
+    if n == 0:
+        return knot, cont, findings
+
+    def swapped(t0: int, t1: int) -> list[MeterReplacement]:
         # a reading at the very instant of a swap is the old meter's final reading: the new meter
         # starts after it (docs/accounting.md "Meter replacement")
-        return [r for r in events if t0 <= r.ts < t1]
+        return events[bisect_left(at, t0):bisect_left(at, t1)]
 
     def ahead(i: int, k: int) -> float | None:
         """The reading ``k`` after ``i``, when there is one and no replacement lies in between."""
         j = i + k
-        if j >= n or swapped(timestamps[i], timestamps[j]):
+        if j >= n or swapped(int(us[i]), int(us[j])):
             return None
-        return values[j]
+        return value(j)
 
-    def within_rating(step_wh: float, t0: datetime, t1: datetime) -> bool:
-        return rated_power_w is None or step_wh <= rated_power_w * (t1 - t0).total_seconds() / 3600 + 1
+    def within_rating(step_wh: float, t0: int, t1: int) -> bool:
+        return rated_power_w is None or step_wh <= rated_power_w * ((t1 - t0) / 1e6) / 3600 + 1
 
-    out: list[float | None] = []
-    findings: list[CounterFinding] = []
+    ordinary = np.zeros(n, dtype=bool)
+    if fast_forward and n > 2:
+        rise = np.diff(values) >= 0  # rise[k]: values[k + 1] >= values[k] (NaN: no)
+        swap = np.zeros(n - 1, dtype=bool)  # swap[k]: a replacement in [us[k], us[k + 1])
+        if at:
+            ev = np.asarray(at, dtype=np.int64)
+            swap = np.searchsorted(ev, us[1:], side="left") > np.searchsorted(ev, us[:-1], side="left")
+        ordinary[1:-1] = rise[:-1] & rise[1:] & ~swap[:-1] & ~swap[1:]
+    unusual = np.flatnonzero(~ordinary)  # holds 0 and n - 1
+
     offset = 0.0
     prev = prev_ts = None  # the last reading used as a knot
-    for i, (v, ts) in enumerate(zip(values, timestamps)):
+    last = -1  # its index
+    i = 0
+    while i < n:
+        if ordinary[i] and last == i - 1:
+            j = int(unusual[np.searchsorted(unusual, i)])
+            knot[i:j] = True
+            cont[i:j] = values[i:j] + offset
+            last, prev, prev_ts = j - 1, value(j - 1), int(us[j - 1])
+            i = j
+            continue
+        v, ts = value(i), int(us[i])
         if prev is None:
-            out.append(v + offset)
+            knot[i], cont[i], last = True, v + offset, i
             prev, prev_ts = v, ts
+            i += 1
             continue
         here = swapped(prev_ts, ts)
         nxt = ahead(i, 1)
+        skip = False
         if here:
             # several swaps between two readings: chain them
-            last = prev
+            prior = prev
             step = 0.0
             for r in here:
-                part = r.old_final_wh - last
+                part = r.old_final_wh - prior
                 if part < 0:
                     findings.append(CounterFinding(
                         "replacement_mismatch", r.ts,
-                        f"old meter's final reading {r.old_final_wh} is below the last reading {last}; taken as 0"))
+                        f"old meter's final reading {r.old_final_wh} is below the last reading {prior}; taken as 0"))
                     part = 0.0
                 step += part
-                last = r.new_initial_wh
+                prior = r.new_initial_wh
                 findings.append(CounterFinding(
                     "meter_replacement", r.ts,
                     f"meter replaced (old final {r.old_final_wh}, new initial {r.new_initial_wh}): {r.reason}"))
-            tail = v - last
+            tail = v - prior
             if tail < 0:
                 findings.append(CounterFinding(
-                    "replacement_mismatch", ts,
-                    f"reading {v} is below the new meter's initial reading {last}; taken as 0"))
+                    "replacement_mismatch", time(i),
+                    f"reading {v} is below the new meter's initial reading {prior}; taken as 0"))
                 tail = 0.0
-            last_knot = next(c for c in reversed(out) if c is not None)
-            offset = last_knot + step + tail - v
+            offset = float(cont[last]) + step + tail - v
         elif v >= prev:
             if nxt is None and not within_rating(v - prev, prev_ts, ts):
                 # a rise beyond the rating at the newest reading waits for the next one, as a drop does
                 findings.append(CounterFinding(
-                    "counter_rise_provisional", ts,
+                    "counter_rise_provisional", time(i),
                     f"counter rose from {prev} to {v}, beyond the rating, and no later reading (before the end of "
                     "the series or a recorded replacement) says whether it is a glitch: reading not used (yet)"))
-                out.append(None)
-                continue
-            # an upward spike: the next reading falls back to between the level before and the spike,
-            # and the one after it (if any) does not climb back to the spike — or the rise itself is
-            # beyond the rating (then a later return to the same level does not vouch for it)
-            after = ahead(i, 2)
-            if (nxt is not None and prev <= nxt < v
-                    and ((after is not None and after < v)
-                         or not within_rating(v - prev, prev_ts, ts))):
-                findings.append(CounterFinding(
-                    "counter_outlier", ts,
-                    f"reading {v} is an isolated outlier: the counter went from {prev} back to {nxt}; "
-                    "reading not used"))
-                out.append(None)
-                continue
+                skip = True
+            else:
+                # an upward spike: the next reading falls back to between the level before and the
+                # spike, and the one after it (if any) does not climb back to the spike — or the rise
+                # itself is beyond the rating (then a later return to the same level does not vouch for it)
+                after = ahead(i, 2)
+                if (nxt is not None and prev <= nxt < v
+                        and ((after is not None and after < v)
+                             or not within_rating(v - prev, prev_ts, ts))):
+                    findings.append(CounterFinding(
+                        "counter_outlier", time(i),
+                        f"reading {v} is an isolated outlier: the counter went from {prev} back to {nxt}; "
+                        "reading not used"))
+                    skip = True
         else:
             # a drop: decided by what the counter does next
             if nxt is None:
                 findings.append(CounterFinding(
-                    "counter_drop_provisional", ts,
+                    "counter_drop_provisional", time(i),
                     f"counter fell from {prev} to {v} and no later reading (before the end of the series or a "
                     "recorded replacement) says whether it is a reset, a wrap or a glitch: reading not used (yet)"))
-                out.append(None)
-                continue
-            if nxt >= prev:
+                skip = True
+            elif nxt >= prev:
                 findings.append(CounterFinding(
-                    "counter_outlier", ts,
+                    "counter_outlier", time(i),
                     f"reading {v} is an isolated outlier: the counter fell from {prev} and returned to {nxt}; "
                     "reading not used"))
-                out.append(None)
-                continue
-            if nxt < v:
+                skip = True
+            elif nxt < v:
                 findings.append(CounterFinding(
-                    "counter_outlier", ts,
+                    "counter_outlier", time(i),
                     f"counter fell from {prev} to {v} and the next reading {nxt} does not continue from it; "
                     "reading not used"))
-                out.append(None)
-                continue
+                skip = True
             # the next reading continues from the low value: a wrap or a reset
-            dt_s = (ts - prev_ts).total_seconds()
-            if _is_wrap(prev, v, rollover_wh, dt_s, rated_power_w):
+            elif _is_wrap(prev, v, rollover_wh, (ts - prev_ts) / 1e6, rated_power_w):
                 findings.append(CounterFinding(
-                    "counter_rollover", ts, f"counter wrapped at {rollover_wh:.0f} Wh: {prev} -> {v}"))
+                    "counter_rollover", time(i), f"counter wrapped at {rollover_wh:.0f} Wh: {prev} -> {v}"))
                 offset += rollover_wh
             else:
                 findings.append(CounterFinding(
-                    "counter_drop_unexplained", ts,
+                    "counter_drop_unexplained", time(i),
                     f"counter fell from {prev} to {v} with no recorded replacement; "
                     "treated as a reset (counting on from the new value)"))
                 offset += prev - v
-        out.append(v + offset)
-        prev, prev_ts = v, ts
-    return out, findings
+        if not skip:
+            c = v + offset
+            if c < cont[last]:
+                # only after the offset moved (a reset, a wrap, a replacement): the rounding of
+                # `v + offset` can put the counter an ulp below the knot before (then interval_energy
+                # refused the series, and the rollup with it); count on from the knot before instead
+                offset = float(cont[last]) - v
+                while v + offset < cont[last]:
+                    offset = math.nextafter(offset, math.inf)
+                c = v + offset
+            knot[i], cont[i], last = True, c, i
+            prev, prev_ts = v, ts
+        i += 1
+    return knot, cont, findings
 
 
 def counter_knots(

@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from metrics.counters import CounterFinding, MeterReplacement, counter_knots, spikes
+from metrics.counters import CounterFinding, MeterReplacement, counter_knots, knot_columns, spikes
 
 INTERVAL_S = 900  # 15 minutes
 
@@ -272,6 +272,18 @@ def counter_intervals(
                                     resolutions)
     if fast is not None:
         return fast, []
+    return _counter_intervals_by_reading(
+        timestamps, values, rollover_wh=rollover_wh, replacements=replacements, rated_power_w=rated_power_w,
+        count_suspect=count_suspect, interval_s=interval_s, max_gap_s=max_gap_s, resolutions=resolutions)
+
+
+def _counter_intervals_by_reading(
+    timestamps: Sequence[datetime], values: Sequence[float], *, rollover_wh: float | None,
+    replacements: Sequence[MeterReplacement], rated_power_w: float | None, count_suspect: bool, interval_s: int,
+    max_gap_s: float, resolutions: Sequence[Resolution],
+) -> tuple[list[IntervalEnergy], list[CounterFinding]]:
+    """:func:`counter_intervals` reading by reading: any series (the reference the numpy path is
+    tested against)."""
     ts, cont, findings = counter_knots(values, timestamps, rollover_wh=rollover_wh,
                                        replacements=replacements, rated_power_w=rated_power_w)
     if rated_power_w is not None:
@@ -363,10 +375,135 @@ def counter_energy(
 _US = timedelta(microseconds=1)
 
 
+@dataclass(frozen=True, slots=True)
+class IntervalColumns:
+    """Interval energy of one counter as columns: what :func:`counter_intervals` returns, without a
+    Python object per interval (the rollup writes them as they are)."""
+
+    start_us: np.ndarray  #: interval starts, UTC, microseconds since the Unix epoch (int64)
+    energy_wh: np.ndarray  #: [Wh] (int64)
+    estimated: np.ndarray  #: bool
+    suspect: np.ndarray  #: bool
+
+    def __len__(self) -> int:
+        return len(self.start_us)
+
+    @classmethod
+    def of(cls, intervals: Sequence[IntervalEnergy]) -> IntervalColumns:
+        """The columns of interval objects."""
+        n = len(intervals)
+        return cls(np.fromiter(((iv.start - _EPOCH) // _US for iv in intervals), dtype=np.int64, count=n),
+                   np.fromiter((iv.energy_wh for iv in intervals), dtype=np.int64, count=n),
+                   np.fromiter((iv.estimated for iv in intervals), dtype=bool, count=n),
+                   np.fromiter((iv.suspect for iv in intervals), dtype=bool, count=n))
+
+    def intervals(self) -> list[IntervalEnergy]:
+        """The interval objects of the columns."""
+        return [IntervalEnergy(_EPOCH + timedelta(microseconds=s0), e, est, sus) for s0, e, est, sus in
+                zip(self.start_us.tolist(), self.energy_wh.tolist(), self.estimated.tolist(), self.suspect.tolist())]
+
+
+def epoch_us(timestamps: Sequence[datetime]) -> np.ndarray:
+    """Timezone-aware times as int64 microseconds since the Unix epoch (exact: POSIX seconds × 1e6
+    rounded, the error of a float second being < 0.3 µs)."""
+    n = len(timestamps)
+    return np.rint(np.fromiter((t.timestamp() for t in timestamps), dtype=np.float64, count=n) * 1e6).astype(np.int64)
+
+
+def utc_times(us: np.ndarray) -> list[datetime]:
+    """int64 microseconds since the Unix epoch as UTC datetimes."""
+    return [_EPOCH + timedelta(microseconds=x) for x in us.tolist()]
+
+
+def counter_interval_columns(
+    us: np.ndarray,
+    values: np.ndarray,
+    *,
+    rollover_wh: float | None = None,
+    replacements: Sequence[MeterReplacement] = (),
+    rated_power_w: float | None = None,
+    count_suspect: bool = True,
+    interval_s: int = INTERVAL_S,
+    max_gap_s: float = INTERVAL_S,
+    resolutions: Sequence[Resolution] = (),
+) -> tuple[IntervalColumns, list[CounterFinding]]:
+    """:func:`counter_intervals` on columns: reading times as int64 microseconds since the Unix
+    epoch (increasing) and raw counter readings [Wh] as float64; the result as
+    :class:`IntervalColumns`.
+
+    The same function, computed without a Python object per reading or interval: a plain series
+    by :func:`_plain_columns`; any other by :func:`metrics.counters.knot_columns` (the counter
+    rules, decided one by one only around the unusual readings) and :func:`_knot_columns` (spikes,
+    the cap, gaps and the boundaries, as :func:`interval_energy` computes them); times that do not
+    increase or values that are not finite by the reading-by-reading path on datetimes."""
+    us = np.asarray(us, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)
+    fast = _plain_columns(us, v, replacements, rated_power_w, interval_s, max_gap_s, resolutions)
+    if fast is not None:
+        return fast, []
+    rating_ok = rated_power_w is None or rated_power_w > 0  # else spikes() raises, as it should
+    if len(us) < 2 or not (np.all(np.diff(us) > 0) and np.all(np.isfinite(v)) and rating_ok):
+        return _reference_columns(us, v, rollover_wh, replacements, rated_power_w, count_suspect, interval_s,
+                                  max_gap_s, resolutions)
+    for r in replacements:
+        if r.ts.tzinfo is None:
+            raise ValueError(f"meter replacement at {r.ts} has no time zone")
+    knot, cont, findings = knot_columns(
+        us, v, lambda r: (r.ts - _EPOCH) // _US, rollover_wh=rollover_wh, replacements=replacements,
+        rated_power_w=rated_power_w, value=lambda i: float(v[i]), time=lambda i: utc_times(us[i:i + 1])[0])
+    ku, kv = us[knot], cont[knot]
+    if not np.all(np.diff(kv) >= 0):  # never, but interval_energy would refuse it: say so the same way
+        return _reference_columns(us, v, rollover_wh, replacements, rated_power_w, count_suspect, interval_s,
+                                  max_gap_s, resolutions)
+    if rated_power_w is not None:
+        for k in _spike_steps(ku, kv, rated_power_w, 1.0).tolist():
+            a, b = float(kv[k - 1]), float(kv[k])
+            dt_s = (int(ku[k]) - int(ku[k - 1])) / 1e6
+            findings.append(CounterFinding(
+                "spike", utc_times(ku[k:k + 1])[0],
+                f"step of {b - a:.0f} Wh in {dt_s:g} s implies "
+                f"{(b - a) * 3600 / dt_s:.0f} W, above the rated {rated_power_w:g} W"
+                + ("" if count_suspect else "; energy above the rating not counted")))
+        findings.sort(key=lambda f: f.ts)
+    return _knot_columns(ku, kv, rated_power_w, count_suspect, interval_s, max_gap_s, resolutions), findings
+
+
+def _reference_columns(
+    us: np.ndarray, v: np.ndarray, rollover_wh: float | None, replacements: Sequence[MeterReplacement],
+    rated_power_w: float | None, count_suspect: bool, interval_s: int, max_gap_s: float,
+    resolutions: Sequence[Resolution],
+) -> tuple[IntervalColumns, list[CounterFinding]]:
+    """The reading-by-reading path on datetimes made from the columns (and its ValueErrors)."""
+    ivs, findings = _counter_intervals_by_reading(
+        utc_times(us), v.tolist(), rollover_wh=rollover_wh, replacements=replacements, rated_power_w=rated_power_w,
+        count_suspect=count_suspect, interval_s=interval_s, max_gap_s=max_gap_s, resolutions=resolutions)
+    return IntervalColumns.of(ivs), findings
+
+
+def _spike_steps(us: np.ndarray, v: np.ndarray, rated_power_w: float, tolerance_wh: float) -> np.ndarray:
+    """:func:`metrics.counters.spikes` on columns: the indices ``k`` of the steps ``k-1 -> k``
+    implying power above the rating."""
+    return np.flatnonzero(np.diff(v) > rated_power_w * (np.diff(us) / 1e6) / 3600 + tolerance_wh) + 1
+
+
 def _plain_counter_intervals(
     timestamps: Sequence[datetime], values: Sequence[float], replacements: Sequence[MeterReplacement],
     rated_power_w: float | None, interval_s: int, max_gap_s: float, resolutions: Sequence[Resolution],
 ) -> list[IntervalEnergy] | None:
+    """:func:`_plain_columns` on datetimes and values, as interval objects; None for a series that
+    is not plain."""
+    n = len(timestamps)
+    if n < 2 or n != len(values) or timestamps[0].tzinfo is None:
+        return None
+    cols = _plain_columns(epoch_us(timestamps), np.asarray(values, dtype=np.float64), replacements, rated_power_w,
+                          interval_s, max_gap_s, resolutions)
+    return None if cols is None else cols.intervals()
+
+
+def _plain_columns(
+    us: np.ndarray, v: np.ndarray, replacements: Sequence[MeterReplacement],
+    rated_power_w: float | None, interval_s: int, max_gap_s: float, resolutions: Sequence[Resolution],
+) -> IntervalColumns | None:
     """:func:`counter_intervals` with numpy for the common series, None for any other.
 
     A plain series — times strictly increasing, the counter never falling, every step within the
@@ -376,15 +513,12 @@ def _plain_counter_intervals(
     microseconds, exact as float64; boundaries rounded half up to whole Wh), so the result is
     identical, int64-exact. Anything else (None) takes the reading-by-reading path.
     """
-    n = len(timestamps)
-    if n < 2 or n != len(values) or timestamps[0].tzinfo is None:
+    n = len(us)
+    if n < 2 or n != len(v):
         return None
-    first, last = timestamps[0], timestamps[-1]
-    if any(first <= r.ts < last for r in replacements):
+    first, last = int(us[0]), int(us[-1])
+    if any(first <= (r.ts - _EPOCH) // _US < last for r in replacements):
         return None
-    # POSIX seconds × 1e6, rounded: exact microseconds (the error of a float second is < 0.3 µs)
-    us = np.rint(np.fromiter((t.timestamp() for t in timestamps), dtype=np.float64, count=n) * 1e6).astype(np.int64)
-    v = np.asarray(values, dtype=np.float64)
     dus = np.diff(us)
     dv = np.diff(v)
     if not (np.all(dus > 0) and np.all(dv >= 0)):  # NaN fails too
@@ -392,14 +526,40 @@ def _plain_counter_intervals(
     dt_s = dus / 1e6
     if rated_power_w is not None and not np.all(dv <= rated_power_w * dt_s / 3600 + 1):
         return None
+    return _knot_columns(us, v, None, True, interval_s, max_gap_s, resolutions)
+
+
+def _knot_columns(
+    us: np.ndarray, v: np.ndarray, rated_power_w: float | None, count_suspect: bool, interval_s: int,
+    max_gap_s: float, resolutions: Sequence[Resolution], spike_tolerance_wh: float = 1.0,
+) -> IntervalColumns:
+    """:func:`interval_energy` on columns: knots' times (int64 microseconds, increasing) and a
+    continuous counter at them (float64, never falling) to intervals, with the same float
+    operations in the same order (a spike's cap, the boundaries' interpolation and rounding, the
+    gaps and the spikes' suspect intervals), so the result is identical, int64-exact."""
+    n = len(us)
+    if n < 2:
+        return IntervalColumns(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool))
+    dus = np.diff(us)
+    dt_s = dus / 1e6
+    first, last = int(us[0]), int(us[-1])
+    spike = np.zeros(0, dtype=np.int64)
+    if rated_power_w is not None:
+        spike = _spike_steps(us, v, rated_power_w, spike_tolerance_wh)
+        if len(spike) and not count_suspect:
+            # a spike's step counts the rated power × its time; the counter is summed up again in
+            # the same order as interval_energy does (np.cumsum adds one step after the other)
+            steps = np.diff(v)
+            steps[spike - 1] = rated_power_w * dt_s[spike - 1] / 3600
+            v = np.concatenate(([v[0]], steps)).cumsum()
     step = interval_s * 1_000_000
-    b0 = (int(us[0]) // step) * step + step
-    bounds = np.arange(b0, int(us[-1]), step, dtype=np.int64)
+    b0 = (first // step) * step + step
+    bounds = np.arange(b0, last, step, dtype=np.int64)
     j = np.searchsorted(us, bounds, side="left")  # first reading at or after each boundary
     i = j - 1
     frac = (bounds - us[i]) / (us[j] - us[i])
     inner = np.floor(v[i] + (v[j] - v[i]) * frac + 0.5)
-    kt = np.concatenate(([us[0]], bounds, [us[-1]]))
+    kt = np.concatenate(([first], bounds, [last]))
     kv = np.concatenate(([math.floor(v[0] + 0.5)], inner, [math.floor(v[-1] + 0.5)])).astype(np.int64)
     ta, tb = kt[:-1], kt[1:]
     start = (ta // step) * step
@@ -408,14 +568,15 @@ def _plain_counter_intervals(
     for r in resolutions:
         inside = (us[:-1] >= (r.since - _EPOCH) // _US) & (us[1:] <= (r.until - _EPOCH) // _US)
         limit[inside] = np.maximum(limit[inside], r.interval_s)
-    gap = dt_s > limit
-    g_start, g_end = us[:-1][gap], us[1:][gap]
-    if len(g_end):
-        k = np.searchsorted(g_end, ta, side="right")  # first gap ending after the segment's start
-        in_gap = (k < len(g_end)) & (g_start[np.minimum(k, len(g_end) - 1)] < tb)
-        estimated = partial | in_gap
-    else:
-        estimated = partial
-    energy = np.diff(kv)
-    return [IntervalEnergy(_EPOCH + timedelta(microseconds=s0), e, est, False)
-            for s0, e, est in zip(start.tolist(), energy.tolist(), estimated.tolist())]
+    estimated = partial | _overlapped(us[:-1][dt_s > limit], us[1:][dt_s > limit], ta, tb)
+    suspect = _overlapped(us[spike - 1], us[spike], ta, tb)
+    return IntervalColumns(start, np.diff(kv), estimated, suspect)
+
+
+def _overlapped(s0: np.ndarray, s1: np.ndarray, ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
+    """Whether each segment [ta, tb) overlaps one of the steps (s0, s1) (between consecutive
+    knots, so both increase): the first step ending after the segment's start begins before its end."""
+    if not len(s1):
+        return np.zeros(len(ta), dtype=bool)
+    k = np.searchsorted(s1, ta, side="right")
+    return (k < len(s1)) & (s0[np.minimum(k, len(s1) - 1)] < tb)

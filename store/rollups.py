@@ -1,23 +1,29 @@
 """Interval energy, hourly and daily sums, and the per-point rollup watermark.
 
-Reading streams through a server-side cursor (memory bounded by one point's readings); writing
-COPYs computed intervals into a staging table and merges them, touching only rows that changed,
-so a rerun writes nothing. The hourly and daily sums of the buckets that changed are refreshed in
-the same transaction (plain PostgreSQL) or by refreshing the continuous aggregate after commit
-(TimescaleDB).
+Reading streams one row per point, each column of its readings packed in one ``bytea`` that numpy
+reads as it is (memory bounded by one point's readings, no Python object per reading); writing
+COPYs computed intervals into a staging table (binary COPY data made by numpy) and merges them,
+touching only rows that changed, so a rerun writes nothing. The hourly and daily sums of the
+buckets that changed are refreshed in the same transaction (plain PostgreSQL) or by refreshing the
+continuous aggregate after commit (TimescaleDB).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import psycopg
 
+from metrics.counters import CounterFinding
+from metrics.intervals import INTERVAL_S, IntervalColumns, epoch_us, utc_times
 from store.db import storage_mode
 
 EPOCH_SQL = "timestamptz '1970-01-01 00:00:00+00'"
+#: 2000-01-01 UTC (PostgreSQL's binary time epoch) in microseconds since the Unix epoch
+PG_EPOCH_US = 946_684_800_000_000
 
 
 @dataclass(frozen=True)
@@ -30,10 +36,28 @@ class CounterPoint:
 
 @dataclass(frozen=True)
 class PointReadings:
+    """One point's usable readings in time order, as columns."""
+
     point_id: int
-    ts: list[datetime]
-    values: list[float]
-    suspect: list[bool]
+    us: np.ndarray  #: reading times, UTC, microseconds since the Unix epoch (int64, increasing)
+    values: np.ndarray  #: raw counter readings [Wh] (float64)
+    suspect: np.ndarray  #: stored with quality suspect (bool)
+
+    @classmethod
+    def of(cls, point_id: int, ts: Sequence[datetime], values: Sequence[float], suspect: Sequence[bool]
+           ) -> PointReadings:
+        """Readings given as timezone-aware datetimes, values and suspect flags."""
+        return cls(point_id, epoch_us(ts), np.asarray(values, dtype=np.float64), np.asarray(suspect, dtype=bool))
+
+    @property
+    def ts(self) -> list[datetime]:
+        """The reading times as UTC datetimes."""
+        return utc_times(self.us)
+
+    @property
+    def last_ts(self) -> datetime:
+        """The time of the newest reading, UTC."""
+        return utc_times(self.us[-1:])[0]
 
 
 @dataclass
@@ -120,18 +144,23 @@ def clear_dirty(conn: psycopg.Connection, marks: list[DirtyMark]) -> int:
 def stream_readings(
     conn: psycopg.Connection,
     ranges: dict[int, tuple[datetime | None, datetime | None]],
-    *,
-    itersize: int = 50_000,
 ) -> Iterator[PointReadings]:
     """Usable readings (good or suspect) of each point for recomputing [since, until), one point at
     a time in point order, plus the last three readings before ``since`` and the first three at or
     after ``until``: the counter is interpolated at the edges, a glitch on the reading just before
     ``since`` is judged by the readings around it, and a drop or a rise at the first reading after
     ``until`` by the readings that follow it (outlier, reset or wrap), as in a run over the whole
-    series. ``None`` means unbounded.
+    series. ``None`` means unbounded. A point without such readings is not yielded.
 
-    ``conn`` must not be in autocommit mode and is used only for this stream (a server-side
-    cursor lives in its transaction).
+    Each point comes as one row whose columns are packed in a ``bytea`` each (``string_agg`` of
+    ``timestamptz_send``: int64 microseconds since 2000-01-01 UTC; ``float8send``; ``boolsend``;
+    big-endian), read by numpy as they are: 17 bytes a reading and no Python object per reading.
+    The rows are streamed as the server makes them (no round trip per point). The aggregates take
+    a point's rows in one order, so its columns line up; that the times increase is checked and the
+    columns are sorted by time when the scan gave another order. A point's readings in one run are
+    limited by PostgreSQL's 1 GB value size (about 130 million readings).
+
+    ``conn`` must not be in autocommit mode and is used only for this stream.
     """
     conn.execute("""CREATE TEMP TABLE IF NOT EXISTS rollup_range (
                         point_id bigint PRIMARY KEY, since timestamptz, until timestamptz,
@@ -157,92 +186,136 @@ def stream_readings(
     conn.execute("SET LOCAL enable_bitmapscan = off")
     conn.execute("SET LOCAL jit = off")
     sql = """
-        SELECT g.point_id, r.ts, r.value, r.quality = 1
+        SELECT g.point_id, a.n, a.ts, a.value, a.suspect
         FROM (SELECT point_id, lo, hi FROM rollup_range ORDER BY point_id) g
         CROSS JOIN LATERAL (
-            SELECT ts, value, quality FROM reading r
-            WHERE r.point_id = g.point_id AND (r.point_id, r.ts) >= (g.point_id, g.lo)
-              AND (r.point_id, r.ts) <= (g.point_id, g.hi) AND r.quality < 2
-            ORDER BY r.point_id, r.ts) r"""
-    seen: set[int] = set()
-    cur = conn.cursor(name="rollup_stream")
-    cur.itersize = itersize
-    try:
-        cur.execute(sql)
-        current: PointReadings | None = None
-        while rows := cur.fetchmany(itersize):
-            i, n = 0, len(rows)
-            while i < n:
-                pid = rows[i][0]
-                j = i
-                while j < n and rows[j][0] == pid:
-                    j += 1
-                if current is None or pid != current.point_id:
-                    if current is not None:
-                        yield current
-                    if pid in seen:  # the plan did not keep points together: never guess
-                        raise RuntimeError(f"readings of point {pid} arrived in two runs; rollup aborted")
-                    seen.add(pid)
-                    current = PointReadings(pid, [], [], [])
-                part = rows[i:j]
-                current.ts.extend(r[1] for r in part)
-                current.values.extend(r[2] for r in part)
-                current.suspect.extend(r[3] for r in part)
-                i = j
-        if current is not None:
-            yield current
-    finally:
-        cur.close()
+            SELECT count(*) AS n, string_agg(timestamptz_send(r.ts), ''::bytea) AS ts,
+                   string_agg(float8send(r.value), ''::bytea) AS value,
+                   string_agg(boolsend(r.quality = 1), ''::bytea) AS suspect
+            FROM (SELECT ts, value, quality FROM reading r
+                  WHERE r.point_id = g.point_id AND (r.point_id, r.ts) >= (g.point_id, g.lo)
+                    AND (r.point_id, r.ts) <= (g.point_id, g.hi) AND r.quality < 2
+                  ORDER BY r.point_id, r.ts) r) a
+        WHERE a.n > 0
+        ORDER BY g.point_id"""
+    with conn.cursor(binary=True) as cur:
+        for pid, n, ts, value, suspect in cur.stream(sql):
+            us = np.frombuffer(ts, ">i8").astype(np.int64) + PG_EPOCH_US
+            v = np.frombuffer(value, ">f8").astype(np.float64)
+            sus = np.frombuffer(suspect, np.uint8).astype(bool)
+            if not (len(us) == len(v) == len(sus) == n):
+                raise RuntimeError(f"point {pid}: {n} readings but columns of {len(us)}, {len(v)}, {len(sus)}")
+            if n > 1 and not (np.diff(us) > 0).all():  # the scan gave another order: sort by time
+                k = np.argsort(us, kind="stable")
+                us, v, sus = us[k], v[k], sus[k]
+            yield PointReadings(pid, us, v, sus)
+
+
+#: one staged interval in PostgreSQL's binary COPY format: 5 fields, each its length and big-endian value
+_STAGE_ROW = np.dtype([("fields", ">i2"), ("l_point", ">i4"), ("point", ">i8"), ("l_start", ">i4"), ("start", ">i8"),
+                       ("l_wh", ">i4"), ("wh", ">i8"), ("l_est", ">i4"), ("est", "u1"), ("l_sus", ">i4"), ("sus", "u1")])
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
+_COPY_TRAILER = b"\xff\xff"
+
+
+def _copy_data(parts: list[tuple[int, IntervalColumns]]) -> bytes:
+    """The binary COPY data of ``rollup_stage`` rows (point_id, bucket_start, energy_wh, estimated,
+    suspect) for intervals of points, made by numpy."""
+    rows = np.empty(sum(len(c) for _, c in parts), _STAGE_ROW)
+    rows["fields"] = 5
+    for name, size in (("l_point", 8), ("l_start", 8), ("l_wh", 8), ("l_est", 1), ("l_sus", 1)):
+        rows[name] = size
+    k = 0
+    for pid, c in parts:
+        n = len(c)
+        rows["point"][k:k + n] = pid
+        rows["start"][k:k + n] = c.start_us - PG_EPOCH_US
+        rows["wh"][k:k + n] = c.energy_wh
+        rows["est"][k:k + n] = c.estimated
+        rows["sus"][k:k + n] = c.suspect
+        k += n
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
 
 
 class IntervalWriter:
-    """Stages computed intervals and merges them into ``interval_energy`` in the caller's transaction.
+    """Stages computed intervals and the rollup's counter findings and merges them into
+    ``interval_energy`` and ``finding`` in the caller's transaction.
 
-    Usage: ``add`` the intervals of each point with the range they recompute, ``flush`` now and
-    then (bounded memory), and ``finish`` once to refresh the hourly and daily sums and advance
-    the watermarks. Nothing is visible to others before the caller commits.
+    Usage: ``add`` the intervals and findings of each point with the range they recompute, and
+    ``finish`` once to refresh the hourly and daily sums and advance the watermarks; points are
+    merged in batches of about ``batch_rows`` intervals (bounded memory), a few statements a batch
+    whatever the number of points. Nothing is visible to others before the caller commits.
     """
 
     def __init__(self, conn: psycopg.Connection, *, batch_rows: int = 50_000) -> None:
         self.conn = conn
         self.batch_rows = batch_rows
-        self.rows: list[tuple] = []
-        self.ranges: list[tuple[int, datetime | None, datetime | None]] = []
+        self.parts: list[tuple[int, IntervalColumns]] = []
+        self.rows = 0
+        self.ranges: list[tuple[int, datetime | None, datetime | None, datetime | None, datetime | None]] = []
+        self.findings: list[tuple[int, str, datetime, str]] = []
         self.marks: dict[int, datetime] = {}
         self.stats = MergeStats()
+        # sorts and hashes over a batch or the changed buckets stay in memory
+        conn.execute("SET LOCAL work_mem = '64MB'")
+        conn.execute("SET LOCAL jit = off")
         conn.execute("""CREATE TEMP TABLE IF NOT EXISTS rollup_stage (
                             point_id bigint, bucket_start timestamptz, energy_wh bigint,
                             estimated boolean, suspect boolean)""")
+        # each point's recomputed range and its first and last staged interval (none: NULL)
         conn.execute("""CREATE TEMP TABLE IF NOT EXISTS rollup_stage_range (
-                            point_id bigint, since timestamptz, until timestamptz)""")
+                            point_id bigint, since timestamptz, until timestamptz,
+                            first_start timestamptz, last_start timestamptz)""")
+        conn.execute("""CREATE TEMP TABLE IF NOT EXISTS rollup_stage_finding (
+                            seq int, point_id bigint, kind text, ts timestamptz, detail text)""")
         conn.execute("""CREATE TEMP TABLE IF NOT EXISTS rollup_changed (
                             point_id bigint, bucket_start timestamptz)""")
-        conn.execute("TRUNCATE rollup_stage, rollup_stage_range, rollup_changed")
+        conn.execute("TRUNCATE rollup_stage, rollup_stage_range, rollup_stage_finding, rollup_changed")
 
-    def add(self, point_id: int, since: datetime | None, until: datetime | None,
-            intervals: list[tuple[datetime, int, bool, bool]], last_reading_ts: datetime | None) -> None:
-        """Intervals (start, energy_wh, estimated, suspect) that replace [since, until) of a point."""
-        self.ranges.append((point_id, since, until))
-        for start, wh, est, sus in intervals:
-            self.rows.append((point_id, start, wh, est, sus))
+    def add(self, point_id: int, since: datetime | None, until: datetime | None, intervals: IntervalColumns,
+            last_reading_ts: datetime | None, findings: Sequence[CounterFinding] = ()) -> None:
+        """Intervals that replace [since, until) of a point, and its counter findings there (those
+        outside the range are left out: the range's stored findings are replaced by them).
+
+        The intervals of a point are consecutive quarter hours (one for each from its first
+        reading's to its last's, :func:`metrics.intervals.counter_intervals`), so the stored
+        intervals of the range that are not among them are those before the first or after the
+        last; a gap among them is refused (``ValueError``)."""
+        first = last = None
+        if len(intervals):
+            starts = intervals.start_us
+            if not (np.diff(starts) == INTERVAL_S * 1_000_000).all():
+                raise ValueError(f"point {point_id}: intervals are not consecutive quarter hours")
+            first, last = utc_times(starts[[0, -1]])
+            self.parts.append((point_id, intervals))
+            self.rows += len(intervals)
+        self.ranges.append((point_id, since, until, first, last))
+        for f in findings:
+            if (since is None or f.ts >= since) and (until is None or f.ts < until):
+                self.findings.append((point_id, f.kind, f.ts, f.detail))
         if last_reading_ts is not None:
             prev = self.marks.get(point_id)
             self.marks[point_id] = last_reading_ts if prev is None else max(prev, last_reading_ts)
-        if len(self.rows) >= self.batch_rows:
+        if self.rows >= self.batch_rows:
             self.flush()
 
     def flush(self) -> None:
-        if not self.rows and not self.ranges:
+        if not self.ranges:
             return
         with self.conn.cursor() as cur:
             with cur.copy("COPY rollup_stage FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "timestamptz", "int8", "bool", "bool"])
-                for row in self.rows:
-                    copy.write_row(row)
+                copy.write(_copy_data(self.parts))
             with cur.copy("COPY rollup_stage_range FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "timestamptz", "timestamptz"])
+                copy.set_types(["int8", "timestamptz", "timestamptz", "timestamptz", "timestamptz"])
                 for row in self.ranges:
                     copy.write_row(row)
+            if self.findings:
+                with cur.copy("COPY rollup_stage_finding FROM STDIN") as copy:
+                    for k, row in enumerate(self.findings):
+                        copy.write_row((k, *row))
+            # the planner needs the row count: unanalysed, the ranges were merge-joined with the whole
+            # of interval_energy from its first point on, once a batch (quadratic in a run)
+            cur.execute("ANALYZE rollup_stage_range")
             cur.execute("""
                 WITH up AS (
                     INSERT INTO interval_energy AS t (point_id, bucket_start, energy_wh, estimated, suspect)
@@ -255,21 +328,38 @@ class IntervalWriter:
                     RETURNING t.point_id, t.bucket_start)
                 INSERT INTO rollup_changed SELECT * FROM up""")
             self.stats.intervals_written += cur.rowcount
-            # intervals the recomputed range no longer has (a reading removed or re-timed)
+            # intervals the recomputed range no longer has (a reading removed or re-timed): those
+            # before its first staged interval and after its last (all of it when none), two key
+            # ranges a point that touch only the rows deleted
             cur.execute("""
                 WITH gone AS (
-                    DELETE FROM interval_energy t USING rollup_stage_range g
-                    WHERE t.point_id = g.point_id
-                      AND t.bucket_start >= coalesce(g.since, '-infinity')
-                      AND t.bucket_start < coalesce(g.until, 'infinity')
-                      AND NOT EXISTS (SELECT 1 FROM rollup_stage s
-                                      WHERE s.point_id = t.point_id AND s.bucket_start = t.bucket_start)
+                    DELETE FROM interval_energy t USING (
+                        SELECT point_id, coalesce(since, '-infinity') AS lo,
+                               coalesce(first_start, until, 'infinity') AS hi
+                        FROM rollup_stage_range
+                        UNION ALL
+                        SELECT point_id, last_start + interval '1 microsecond', coalesce(until, 'infinity')
+                        FROM rollup_stage_range WHERE last_start IS NOT NULL) g
+                    WHERE t.point_id = g.point_id AND t.bucket_start >= g.lo AND t.bucket_start < g.hi
                     RETURNING t.point_id, t.bucket_start)
                 INSERT INTO rollup_changed SELECT * FROM gone""")
             self.stats.intervals_deleted += cur.rowcount
-            cur.execute("TRUNCATE rollup_stage, rollup_stage_range")
-        self.rows.clear()
+            # the range's counter findings (the figures' evidence): replaced by the run's
+            cur.execute("""
+                DELETE FROM finding f USING rollup_stage_range g
+                WHERE f.origin = 'rollup' AND f.point_id = g.point_id
+                  AND f.opened_at >= coalesce(g.since, '-infinity') AND f.opened_at < coalesce(g.until, 'infinity')""")
+            if self.findings:
+                # one findings table (model/findings.py): origin 'rollup', an event at the reading's time
+                cur.execute("""
+                    INSERT INTO finding (origin, kind, device_id, point_id, opened_at, closed_at, last_seen, data)
+                    SELECT 'rollup', s.kind, p.device_id, s.point_id, s.ts, s.ts, s.ts, jsonb_build_object('text', s.detail)
+                    FROM rollup_stage_finding s JOIN point p USING (point_id) ORDER BY s.seq""")
+            cur.execute("TRUNCATE rollup_stage, rollup_stage_range, rollup_stage_finding")
+        self.parts.clear()
+        self.rows = 0
         self.ranges.clear()
+        self.findings.clear()
 
     def finish(self) -> MergeStats:
         """Refresh the sums of the changed buckets (plain mode) and advance the watermarks."""
@@ -279,15 +369,10 @@ class IntervalWriter:
         if span[0] is not None:
             self.stats.changed_range = (span[0], span[1])
             self.stats.changed_points = {r[0] for r in conn.execute("SELECT DISTINCT point_id FROM rollup_changed")}
-        if span[0] is not None:
             # the same counts in both storage modes: the hours and local days whose intervals changed
-            self.stats.hours_changed, self.stats.days_changed = conn.execute(f"""
-                SELECT count(DISTINCT (c.point_id, date_bin('1 hour', c.bucket_start, {EPOCH_SQL}))),
-                       count(DISTINCT (c.point_id, date_trunc('day', c.bucket_start, e.timezone)))
-                FROM rollup_changed c JOIN point p USING (point_id) JOIN device d USING (device_id)
-                JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id)""").fetchone()
+            self.stats.hours_changed, self.stats.days_changed = changed_buckets(conn)
             if storage_mode(conn) == "postgresql":
-                refresh_sums(conn)
+                _refresh_buckets(conn)
         if self.marks:
             with conn.cursor() as cur:
                 cur.executemany(
@@ -300,28 +385,65 @@ class IntervalWriter:
         return self.stats
 
 
+def changed_buckets(conn: psycopg.Connection) -> tuple[int, int]:
+    """Fill the temp tables ``rollup_hours`` (point, UTC hour) and ``rollup_days`` (point, local
+    midnight of its enterprise, time zone) with the buckets of the intervals in ``rollup_changed``;
+    returns how many of each."""
+    conn.execute(f"""
+        CREATE TEMP TABLE IF NOT EXISTS rollup_hours (point_id bigint, bucket_start timestamptz);
+        CREATE TEMP TABLE IF NOT EXISTS rollup_days (point_id bigint, bucket_start timestamptz, tz text);
+        TRUNCATE rollup_hours, rollup_days;
+        INSERT INTO rollup_hours
+            SELECT DISTINCT point_id, date_bin('1 hour', bucket_start, {EPOCH_SQL}) FROM rollup_changed;
+        INSERT INTO rollup_days
+            SELECT DISTINCT c.point_id, date_trunc('day', c.bucket_start, z.tz), z.tz
+            FROM rollup_changed c JOIN (
+                SELECT p.point_id, e.timezone AS tz
+                FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+                JOIN enterprise e USING (enterprise_id)
+                WHERE p.point_id IN (SELECT point_id FROM rollup_hours)) z USING (point_id);
+        ANALYZE rollup_hours, rollup_days""")
+    return conn.execute("SELECT (SELECT count(*) FROM rollup_hours), (SELECT count(*) FROM rollup_days)").fetchone()
+
+
 def refresh_sums(conn: psycopg.Connection) -> tuple[int, int]:
     """Plain PostgreSQL mode: recompute the hourly and daily sums of the buckets in rollup_changed.
 
     Returns how many hourly and daily rows changed.
     """
-    conn.execute(f"""
-        CREATE TEMP TABLE IF NOT EXISTS rollup_hours AS
-            SELECT point_id, bucket_start FROM rollup_changed WITH NO DATA;
-        TRUNCATE rollup_hours;
-        INSERT INTO rollup_hours
-            SELECT DISTINCT point_id, date_bin('1 hour', bucket_start, {EPOCH_SQL}) FROM rollup_changed;
-        ANALYZE rollup_hours;
-        """)
+    changed_buckets(conn)
+    return _refresh_buckets(conn)
+
+
+def _refresh_buckets(conn: psycopg.Connection) -> tuple[int, int]:
+    """Recompute the hourly and daily sums of the buckets in ``rollup_hours`` and ``rollup_days``
+    (:func:`changed_buckets`): upsert those that still have intervals, delete those that have none.
+
+    Each bucket's sums are one aggregate over its own range of the ``interval_energy`` key (a
+    lateral subquery, which the planner cannot turn into a join): the work is the changed
+    intervals, whatever the number of buckets or the intervals a point has elsewhere. Joined
+    instead, the planner hashed or merged on the point alone with the range as a filter (buckets ×
+    intervals of the point: quadratic in a point's history)."""
     with conn.cursor() as cur:
         cur.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS rollup_sums (
+                point_id bigint, bucket_start timestamptz, day date, energy_wh bigint, intervals int,
+                estimated_intervals int, suspect_intervals int);
+            TRUNCATE rollup_sums""")
+        cur.execute("""
+            INSERT INTO rollup_sums
+            SELECT h.point_id, h.bucket_start, NULL, a.*
+            FROM rollup_hours h CROSS JOIN LATERAL (
+                SELECT sum(i.energy_wh)::bigint, count(*)::int, (count(*) FILTER (WHERE i.estimated))::int,
+                       (count(*) FILTER (WHERE i.suspect))::int
+                FROM interval_energy i
+                WHERE i.point_id = h.point_id AND i.bucket_start >= h.bucket_start
+                  AND i.bucket_start < h.bucket_start + interval '1 hour') a""")
+        cur.execute("ANALYZE rollup_sums")
+        cur.execute("""
             INSERT INTO energy_hourly AS t (point_id, bucket_start, energy_wh, intervals, estimated_intervals, suspect_intervals)
-            SELECT h.point_id, h.bucket_start, sum(i.energy_wh), count(*),
-                   count(*) FILTER (WHERE i.estimated), count(*) FILTER (WHERE i.suspect)
-            FROM rollup_hours h JOIN interval_energy i
-              ON i.point_id = h.point_id AND i.bucket_start >= h.bucket_start
-             AND i.bucket_start < h.bucket_start + interval '1 hour'
-            GROUP BY h.point_id, h.bucket_start
+            SELECT point_id, bucket_start, energy_wh, intervals, estimated_intervals, suspect_intervals
+            FROM rollup_sums WHERE intervals > 0
             ON CONFLICT (point_id, bucket_start) DO UPDATE
                 SET energy_wh = EXCLUDED.energy_wh, intervals = EXCLUDED.intervals,
                     estimated_intervals = EXCLUDED.estimated_intervals, suspect_intervals = EXCLUDED.suspect_intervals
@@ -329,30 +451,25 @@ def refresh_sums(conn: psycopg.Connection) -> tuple[int, int]:
                       (EXCLUDED.energy_wh, EXCLUDED.intervals, EXCLUDED.estimated_intervals, EXCLUDED.suspect_intervals)""")
         hours = cur.rowcount
         cur.execute("""
-            DELETE FROM energy_hourly t USING rollup_hours h
-            WHERE t.point_id = h.point_id AND t.bucket_start = h.bucket_start
-              AND NOT EXISTS (SELECT 1 FROM interval_energy i WHERE i.point_id = h.point_id
-                              AND i.bucket_start >= h.bucket_start AND i.bucket_start < h.bucket_start + interval '1 hour')""")
+            DELETE FROM energy_hourly t USING rollup_sums s
+            WHERE s.intervals = 0 AND t.point_id = s.point_id AND t.bucket_start = s.bucket_start""")
         hours += cur.rowcount
+        cur.execute("TRUNCATE rollup_sums")
         cur.execute("""
-            CREATE TEMP TABLE IF NOT EXISTS rollup_days (point_id bigint, bucket_start timestamptz, tz text);
-            TRUNCATE rollup_days;
-            INSERT INTO rollup_days
-                SELECT DISTINCT c.point_id, date_trunc('day', c.bucket_start, e.timezone), e.timezone
-                FROM rollup_changed c JOIN point p USING (point_id) JOIN device d USING (device_id)
-                JOIN site s USING (site_id) JOIN enterprise e USING (enterprise_id);
-            -- the planner needs the row counts: unanalysed, a year of buckets was merge-joined on the point
-            -- alone with the range as a filter (hours x intervals per point)
-            ANALYZE rollup_days""")
+            INSERT INTO rollup_sums
+            SELECT d.point_id, d.bucket_start, (d.bucket_start AT TIME ZONE d.tz)::date, a.*
+            FROM rollup_days d CROSS JOIN LATERAL (
+                SELECT sum(i.energy_wh)::bigint, count(*)::int, (count(*) FILTER (WHERE i.estimated))::int,
+                       (count(*) FILTER (WHERE i.suspect))::int
+                FROM interval_energy i
+                WHERE i.point_id = d.point_id AND i.bucket_start >= d.bucket_start
+                  AND i.bucket_start < d.bucket_start + interval '26 hours'
+                  AND date_trunc('day', i.bucket_start, d.tz) = d.bucket_start) a""")
+        cur.execute("ANALYZE rollup_sums")
         cur.execute("""
             INSERT INTO energy_daily AS t (point_id, bucket_start, day, energy_wh, intervals, estimated_intervals, suspect_intervals)
-            SELECT d.point_id, d.bucket_start, (d.bucket_start AT TIME ZONE d.tz)::date, sum(i.energy_wh), count(*),
-                   count(*) FILTER (WHERE i.estimated), count(*) FILTER (WHERE i.suspect)
-            FROM rollup_days d JOIN interval_energy i
-              ON i.point_id = d.point_id AND i.bucket_start >= d.bucket_start
-             AND i.bucket_start < d.bucket_start + interval '26 hours'
-             AND date_trunc('day', i.bucket_start, d.tz) = d.bucket_start
-            GROUP BY d.point_id, d.bucket_start, d.tz
+            SELECT point_id, bucket_start, day, energy_wh, intervals, estimated_intervals, suspect_intervals
+            FROM rollup_sums WHERE intervals > 0
             ON CONFLICT (point_id, bucket_start) DO UPDATE
                 SET energy_wh = EXCLUDED.energy_wh, intervals = EXCLUDED.intervals,
                     estimated_intervals = EXCLUDED.estimated_intervals, suspect_intervals = EXCLUDED.suspect_intervals
@@ -360,11 +477,8 @@ def refresh_sums(conn: psycopg.Connection) -> tuple[int, int]:
                       (EXCLUDED.energy_wh, EXCLUDED.intervals, EXCLUDED.estimated_intervals, EXCLUDED.suspect_intervals)""")
         days = cur.rowcount
         cur.execute("""
-            DELETE FROM energy_daily t USING rollup_days d
-            WHERE t.point_id = d.point_id AND t.bucket_start = d.bucket_start
-              AND NOT EXISTS (SELECT 1 FROM interval_energy i WHERE i.point_id = d.point_id
-                              AND i.bucket_start >= d.bucket_start AND i.bucket_start < d.bucket_start + interval '26 hours'
-                              AND date_trunc('day', i.bucket_start, d.tz) = d.bucket_start)""")
+            DELETE FROM energy_daily t USING rollup_sums s
+            WHERE s.intervals = 0 AND t.point_id = s.point_id AND t.bucket_start = s.bucket_start""")
         days += cur.rowcount
     return hours, days
 

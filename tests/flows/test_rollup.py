@@ -132,7 +132,7 @@ def test_suspect_readings_mark_intervals(flags, marked):
     from datetime import datetime, timezone
     t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
     ts = [t0 + timedelta(minutes=15 * i) for i in range(5)]
-    r = PointReadings(1, ts, [0.0, 10.0, 20.0, 30.0, 40.0], flags)
+    r = PointReadings.of(1, ts, [0.0, 10.0, 20.0, 30.0, 40.0], flags)
     rows, findings = compute_intervals(r, None, None)
     assert [row[1] for row in rows] == [10, 10, 10, 10]
     assert {i for i, row in enumerate(rows) if row[3]} == marked
@@ -501,3 +501,170 @@ def test_any_split_of_a_period_sums_to_the_whole_on_the_stored_path(conn, db_url
     rollup(db_url, start=m, end=b)
     assert total(a, m) + total(m, b) == whole
     assert stored(conn, pid) == rows
+
+
+def test_the_stream_gives_each_usable_reading_exactly(conn):
+    # the rollup reads each point's readings as packed columns (timestamptz_send, float8send,
+    # boolsend): to the microsecond, the float's every bit and the suspect flag, in time order,
+    # without the bad readings, and not at all for a point without usable readings in range
+    from datetime import datetime, timezone
+
+    from model.readings import Quality, Reading
+    from store.rollups import stream_readings
+
+    a, b = _demo_point(conn), _demo_point(conn, "jj-shoes.main.pv.energy_export")
+    t0 = datetime(2025, 6, 21, 0, 0, 0, 123_457, tzinfo=timezone.utc)
+    rows = [Reading(a, t0 + timedelta(seconds=61 * k, microseconds=k), 0.1 * k + 1e15 / 3,
+                    Quality.SUSPECT if k % 5 == 2 else Quality.GOOD) for k in range(40)]
+    rows.append(Reading(a, t0 + timedelta(seconds=61 * 40), None, Quality.BAD))
+    rows.append(Reading(b, t0, None, Quality.BAD))
+    write_readings(conn, rows)
+    conn.commit()
+    with conn.transaction():
+        got = list(stream_readings(conn, {a: (None, None), b: (None, None)}))
+    assert [r.point_id for r in got] == [a]
+    (r,) = got
+    usable = [x for x in rows if x.point_id == a and x.quality != Quality.BAD]
+    assert r.ts == [x.ts for x in usable]
+    assert r.values.tolist() == [x.value for x in usable]
+    assert r.suspect.tolist() == [x.quality == Quality.SUSPECT for x in usable]
+    assert r.last_ts == usable[-1].ts
+
+
+@st.composite
+def flagged_counter(draw):
+    """A glitchy counter (see glitchy_counter) with some readings stored suspect."""
+    series = draw(glitchy_counter())
+    return series, draw(st.lists(st.booleans(), min_size=len(series), max_size=len(series)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(flagged=flagged_counter(), cut=st.integers(min_value=0, max_value=10**6))
+def test_suspect_readings_mark_what_they_interpolate_as_reading_by_reading(flagged, cut):
+    # the marks are made on columns (a +1/-1 difference array over the interval starts); the rule
+    # written out reading by reading: a used suspect reading marks every quarter hour from the
+    # used reading before it to the used reading after it; a reading the counter skipped marks none
+    from datetime import datetime, timezone
+
+    from accounting.site_energy import CounterSettings, settings_intervals
+    from flows.rollup import NOT_USED, point_columns
+    from metrics.intervals import floor_interval
+
+    series, flags = flagged
+    t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    ts = [t0 + timedelta(minutes=m) for m, _ in series]
+    values = [v for _, v in series]
+    settings_ = CounterSettings(rated_power_w=2e6)
+    ivs, findings = settings_intervals(ts, values, settings_)
+    unused = {f.ts for f in findings if f.kind in NOT_USED}
+    used = [i for i, t in enumerate(ts) if t not in unused]
+    marked: set[datetime] = set()
+    for k, i in enumerate(used):
+        if flags[i]:
+            t = floor_interval(ts[used[max(k - 1, 0)]])
+            while t <= floor_interval(ts[used[min(k + 1, len(used) - 1)]]):
+                marked.add(t)
+                t += timedelta(minutes=15)
+    since = t0 + timedelta(minutes=15 * (cut % (series[-1][0] // 15 + 2)))
+    expect = [(iv.start, iv.energy_wh, iv.estimated, iv.suspect or iv.start in marked) for iv in ivs
+              if iv.start >= since]
+    cols, found = point_columns(PointReadings.of(1, ts, values, flags), since, None, settings_)
+    assert [(iv.start, iv.energy_wh, iv.estimated, iv.suspect) for iv in cols.intervals()] == expect
+    assert found == findings
+
+
+def test_a_backfill_after_readings_were_removed_deletes_their_intervals_sums_and_findings(conn, db_url):
+    # readings of the day's last 20 minutes are deleted (a wrong import taken back) and the day is
+    # backfilled: the intervals after the new last reading go (those the range no longer has are
+    # found before the first and after the last computed one), so do the hourly sums of the hours
+    # left without intervals and the findings of the deleted readings; the rest is the report's
+    sd = make_sim_day(conn)
+    pid = sd.role_points["grid_import"]
+    glitches = [sd.data_from + timedelta(minutes=10), sd.start + timedelta(hours=3), sd.end - timedelta(minutes=10)]
+    for t in glitches:
+        conn.execute("UPDATE reading SET value = 0 WHERE point_id = %s AND ts = %s", (pid, t))
+    conn.commit()
+    rollup(db_url)
+
+    def outliers():
+        return [r[0] for r in conn.execute("""SELECT opened_at FROM finding WHERE origin = 'rollup' AND point_id = %s
+                                              AND kind = 'counter_outlier' ORDER BY 1""", (pid,))]
+
+    assert outliers() == glitches
+    cut = sd.end - timedelta(minutes=20)
+    conn.execute("DELETE FROM reading WHERE point_id = %s AND ts >= %s", (pid, cut))
+    conn.commit()
+    r = rollup(db_url, start=sd.start, end=sd.data_to)
+    assert r.intervals_deleted == 4 + 1  # the hour after the day, and 23:45 (the last reading is 23:39)
+    assert outliers() == glitches[:2]  # the one outside the range and the one still read stay
+    conn.commit()
+    p = [x for x in site_points(conn, "jj-shoes") if x.point_id == pid]
+    report = point_intervals(conn, p, sd.start, sd.data_to)[0][pid]
+    assert stored(conn, pid, sd.start, sd.data_to) == [(iv.start, iv.energy_wh, iv.estimated, iv.suspect)
+                                                      for iv in report]
+    assert stored(conn, pid)[-1][0] == sd.end - timedelta(minutes=30)
+    hours = conn.execute("""SELECT bucket_start, energy_wh, intervals FROM energy_hourly WHERE point_id = %s
+                            AND bucket_start >= %s ORDER BY 1""", (pid, sd.end - timedelta(hours=1))).fetchall()
+    last_hour = [x for x in report if x.start >= sd.end - timedelta(hours=1)]
+    assert hours == [(sd.end - timedelta(hours=1), sum(x.energy_wh for x in last_hour), 3)]
+    daily = conn.execute("SELECT energy_wh, intervals FROM energy_daily WHERE point_id = %s AND bucket_start = %s",
+                         (pid, sd.start)).fetchone()
+    assert daily == (sum(x.energy_wh for x in report if x.start < sd.end), 95)
+
+
+def test_intervals_with_a_hole_are_refused(conn):
+    # the writer finds the intervals a range no longer has from its first and last new ones: that
+    # rests on them being consecutive quarter hours, which is checked, never assumed
+    import numpy as np
+
+    from metrics.intervals import IntervalColumns
+    from store.rollups import IntervalWriter
+
+    pid = _demo_point(conn)
+    q = 900 * 10**6
+    cols = IntervalColumns(np.array([0, q, 3 * q]), np.array([1, 2, 3]), np.zeros(3, bool), np.zeros(3, bool))
+    with conn.transaction():
+        with pytest.raises(ValueError, match="not consecutive"):
+            IntervalWriter(conn).add(pid, None, None, cols, None)
+
+
+def test_hourly_and_daily_sums_in_a_half_hour_zone_across_a_daylight_saving_change(conn, db_url):
+    # St John's (Newfoundland) is UTC-3:30, UTC-2:30 from 2025-03-09 02:00 local: a UTC hour holds the
+    # quarter hours of two local days, and the day of the change has 23 hours. The sums (recomputed
+    # bucket by bucket from the stored intervals) equal the intervals summed by UTC hour and local
+    # day, after a full run and after a backfill that changes part of a day
+    from collections import defaultdict
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from model.readings import Reading
+
+    tz = ZoneInfo("America/St_Johns")
+    pid = _demo_point(conn)
+    conn.execute("UPDATE enterprise SET timezone = 'America/St_Johns' WHERE code = 'jj-shoes'")
+    t0 = datetime(2025, 3, 8, tzinfo=tz)
+    ts = [t0 + timedelta(minutes=m) for m in range(0, 54 * 60, 1)]
+    write_readings(conn, [Reading(pid, t, 1e6 + 100 * k + (k * k) % 13) for k, t in enumerate(ts)])
+    conn.commit()
+
+    def check():
+        hourly, daily = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
+        for start, wh, _, _ in stored(conn, pid):
+            for bucket, key in ((hourly, start.replace(minute=0)),
+                                (daily, datetime.combine(start.astimezone(tz).date(), datetime.min.time(), tz))):
+                bucket[key][0] += wh
+                bucket[key][1] += 1
+        assert {r[0]: [r[1], r[2]] for r in conn.execute(
+            "SELECT bucket_start, energy_wh, intervals FROM energy_hourly WHERE point_id = %s", (pid,))} == hourly
+        assert {r[0]: [r[1], r[2]] for r in conn.execute(
+            "SELECT bucket_start, energy_wh, intervals FROM energy_daily WHERE point_id = %s", (pid,))} == daily
+        return daily
+
+    rollup(db_url)
+    daily = check()
+    assert daily[datetime(2025, 3, 9, tzinfo=tz)][1] == 23 * 4
+    conn.execute("UPDATE reading SET value = value + 5000 WHERE point_id = %s AND ts >= %s", (pid, ts[30 * 60]))
+    conn.commit()
+    r = rollup(db_url, start=ts[29 * 60], end=ts[31 * 60])
+    assert r.intervals_written > 0
+    check()

@@ -349,3 +349,215 @@ def test_a_rise_beyond_the_rating_at_the_newest_reading_waits_for_the_next():
     # a rise within the rating at the newest reading is used at once
     cont, findings = continuous_counter([1_000.0, 26_000.0, 51_000.0], ts, rated_power_w=100_000)
     assert findings == [] and cont[-1] == 51_000
+
+
+# --- the rules decided reading by reading, as they were written before knot_columns ----------
+# (plus the guard that a counter made continuous never falls by the rounding of a moved offset)
+
+import math  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from metrics.counters import CounterFinding, _is_wrap  # noqa: E402
+
+
+def reference_knots(
+    values: Sequence[float],
+    timestamps: Sequence[datetime],
+    rollover_wh: float | None,
+    replacements: Sequence[MeterReplacement],
+    rated_power_w: float | None,
+) -> tuple[list[float | None], list[CounterFinding]]:
+    """The continuous counter at each reading used as a knot, None at each reading skipped."""
+    if len(values) != len(timestamps):
+        raise ValueError(f"{len(timestamps)} timestamps but {len(values)} values")
+    for r in replacements:
+        if r.ts.tzinfo is None:
+            raise ValueError(f"meter replacement at {r.ts} has no time zone")
+    events = sorted(replacements, key=lambda r: r.ts)
+    n = len(values)
+
+    def swapped(t0: datetime, t1: datetime) -> list[MeterReplacement]:
+        # a reading at the very instant of a swap is the old meter's final reading: the new meter
+        # starts after it (docs/accounting.md "Meter replacement")
+        return [r for r in events if t0 <= r.ts < t1]
+
+    def ahead(i: int, k: int) -> float | None:
+        """The reading ``k`` after ``i``, when there is one and no replacement lies in between."""
+        j = i + k
+        if j >= n or swapped(timestamps[i], timestamps[j]):
+            return None
+        return values[j]
+
+    def within_rating(step_wh: float, t0: datetime, t1: datetime) -> bool:
+        return rated_power_w is None or step_wh <= rated_power_w * (t1 - t0).total_seconds() / 3600 + 1
+
+    out: list[float | None] = []
+    findings: list[CounterFinding] = []
+    offset = 0.0
+    prev = prev_ts = None  # the last reading used as a knot
+    for i, (v, ts) in enumerate(zip(values, timestamps)):
+        if prev is None:
+            out.append(v + offset)
+            prev, prev_ts = v, ts
+            continue
+        here = swapped(prev_ts, ts)
+        nxt = ahead(i, 1)
+        if here:
+            # several swaps between two readings: chain them
+            last = prev
+            step = 0.0
+            for r in here:
+                part = r.old_final_wh - last
+                if part < 0:
+                    findings.append(CounterFinding(
+                        "replacement_mismatch", r.ts,
+                        f"old meter's final reading {r.old_final_wh} is below the last reading {last}; taken as 0"))
+                    part = 0.0
+                step += part
+                last = r.new_initial_wh
+                findings.append(CounterFinding(
+                    "meter_replacement", r.ts,
+                    f"meter replaced (old final {r.old_final_wh}, new initial {r.new_initial_wh}): {r.reason}"))
+            tail = v - last
+            if tail < 0:
+                findings.append(CounterFinding(
+                    "replacement_mismatch", ts,
+                    f"reading {v} is below the new meter's initial reading {last}; taken as 0"))
+                tail = 0.0
+            last_knot = next(c for c in reversed(out) if c is not None)
+            offset = last_knot + step + tail - v
+        elif v >= prev:
+            if nxt is None and not within_rating(v - prev, prev_ts, ts):
+                # a rise beyond the rating at the newest reading waits for the next one, as a drop does
+                findings.append(CounterFinding(
+                    "counter_rise_provisional", ts,
+                    f"counter rose from {prev} to {v}, beyond the rating, and no later reading (before the end of "
+                    "the series or a recorded replacement) says whether it is a glitch: reading not used (yet)"))
+                out.append(None)
+                continue
+            # an upward spike: the next reading falls back to between the level before and the spike,
+            # and the one after it (if any) does not climb back to the spike — or the rise itself is
+            # beyond the rating (then a later return to the same level does not vouch for it)
+            after = ahead(i, 2)
+            if (nxt is not None and prev <= nxt < v
+                    and ((after is not None and after < v)
+                         or not within_rating(v - prev, prev_ts, ts))):
+                findings.append(CounterFinding(
+                    "counter_outlier", ts,
+                    f"reading {v} is an isolated outlier: the counter went from {prev} back to {nxt}; "
+                    "reading not used"))
+                out.append(None)
+                continue
+        else:
+            # a drop: decided by what the counter does next
+            if nxt is None:
+                findings.append(CounterFinding(
+                    "counter_drop_provisional", ts,
+                    f"counter fell from {prev} to {v} and no later reading (before the end of the series or a "
+                    "recorded replacement) says whether it is a reset, a wrap or a glitch: reading not used (yet)"))
+                out.append(None)
+                continue
+            if nxt >= prev:
+                findings.append(CounterFinding(
+                    "counter_outlier", ts,
+                    f"reading {v} is an isolated outlier: the counter fell from {prev} and returned to {nxt}; "
+                    "reading not used"))
+                out.append(None)
+                continue
+            if nxt < v:
+                findings.append(CounterFinding(
+                    "counter_outlier", ts,
+                    f"counter fell from {prev} to {v} and the next reading {nxt} does not continue from it; "
+                    "reading not used"))
+                out.append(None)
+                continue
+            # the next reading continues from the low value: a wrap or a reset
+            dt_s = (ts - prev_ts).total_seconds()
+            if _is_wrap(prev, v, rollover_wh, dt_s, rated_power_w):
+                findings.append(CounterFinding(
+                    "counter_rollover", ts, f"counter wrapped at {rollover_wh:.0f} Wh: {prev} -> {v}"))
+                offset += rollover_wh
+            else:
+                findings.append(CounterFinding(
+                    "counter_drop_unexplained", ts,
+                    f"counter fell from {prev} to {v} with no recorded replacement; "
+                    "treated as a reset (counting on from the new value)"))
+                offset += prev - v
+        c = v + offset  # (the guard knot_columns adds: rounding never makes the counter fall)
+        last_knot = next((x for x in reversed(out) if x is not None), None)
+        if last_knot is not None and c < last_knot:
+            offset = last_knot - v
+            while v + offset < last_knot:
+                offset = math.nextafter(offset, math.inf)
+        out.append(v + offset)
+        prev, prev_ts = v, ts
+    return out, findings
+
+
+@st.composite
+def unruly_series(draw):
+    """Readings of a counter with everything the rules decide: steps within and above a rating,
+    flat stretches, zero and giant glitches, two unusual readings in a row, resets, wraps of a
+    16-bit register, drops at the end, and recorded replacements (some at a reading's instant,
+    some with figures that do not fit), at microsecond times."""
+    n = draw(st.integers(min_value=1, max_value=60))
+    t = T0 + timedelta(microseconds=draw(st.integers(0, 10**6)))
+    true = float(draw(st.integers(0, 2**16 - 1)))
+    ts, values = [], []
+    for _ in range(n):
+        t += timedelta(seconds=draw(st.integers(1, 1800)), microseconds=draw(st.integers(0, 999_999)))
+        kind = draw(st.sampled_from(["ok"] * 6 + ["flat", "big", "zero", "huge", "reset", "wrap"]))
+        if kind == "ok":
+            true += draw(st.floats(min_value=0, max_value=3000, allow_nan=False))
+        elif kind == "big":
+            true += draw(st.floats(min_value=3000, max_value=60_000, allow_nan=False))
+        elif kind == "reset":
+            true = float(draw(st.integers(0, 500)))
+        elif kind == "wrap":
+            true = true % 2**16
+        ts.append(t)
+        values.append({"zero": 0.0, "huge": 4e9}.get(kind, true))
+    reps = []
+    for _ in range(draw(st.integers(0, 2))):
+        k = draw(st.integers(0, n - 1))
+        at = ts[k] - timedelta(microseconds=draw(st.sampled_from([0, 0, 1, 10**6])))
+        reps.append(MeterReplacement(at, draw(st.sampled_from([values[max(k - 1, 0)] + 50.0, 0.0])),
+                                     draw(st.sampled_from([0.0, values[k] - 10.0, values[k] + 10.0])), "swap"))
+    return ts, values, reps
+
+
+@settings(max_examples=400, deadline=None)
+@given(unruly_series(), st.sampled_from([None, 2.0**16]), st.sampled_from([None, 10_000.0, 1e6]))
+def test_the_rules_skipping_ordinary_readings_decide_as_reading_by_reading(s, width, rated):
+    # knot_columns takes runs of ordinary readings at once and decides only the others one by one:
+    # the same knots, continuous counter and findings (kind, time and text) as deciding every
+    # reading, and as the rules' earlier reading-by-reading code (kept above as the reference)
+    import numpy as np
+
+    from metrics.counters import _knots, knot_columns
+
+    ts, values, reps = s
+    want = reference_knots(values, ts, width, reps, rated)
+    assert _knots(values, ts, width, reps, rated) == want
+    us = np.array([(t - T0) // timedelta(microseconds=1) for t in ts], dtype=np.int64)
+    for fast in (True, False):
+        knot, cont, findings = knot_columns(
+            us, np.array(values), lambda r: (r.ts - T0) // timedelta(microseconds=1), rollover_wh=width,
+            replacements=reps, rated_power_w=rated, value=values.__getitem__, time=ts.__getitem__,
+            fast_forward=fast)
+        assert ([c if k else None for k, c in zip(knot.tolist(), cont.tolist())], findings) == want
+
+
+def test_a_second_reset_never_makes_the_counter_fall_by_rounding():
+    # two resets of a counter read in fractional Wh (a float register): the second moved offset,
+    # added in floating point, put the continuous counter 1 ulp below the knot before it, and
+    # interval_energy refused the series ("counter falls"), aborting the rollup. The falls add no
+    # energy, as every reset: 3 × 50.5 Wh, from 6.7 GWh down to 121 Wh, up, down to 84 Wh and up
+    from metrics.intervals import counter_intervals
+
+    values = [6710536161.394, 121.112, 171.612, 84.013, 134.513, 185.013]
+    cont, findings = continuous_counter(values, minutes(0, 15, 30, 45, 60, 75))
+    assert all(b >= a for a, b in zip(cont, cont[1:]))
+    assert [f.kind for f in findings] == ["counter_drop_unexplained"] * 2
+    ivs, _ = counter_intervals(minutes(0, 15, 30, 45, 60, 75), values)
+    assert [iv.energy_wh for iv in ivs] == [0, 51, 0, 50, 51]  # whole Wh at each boundary: 152 in all

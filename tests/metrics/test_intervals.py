@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from metrics.counters import continuous_counter
 from metrics.intervals import floor_interval, interval_energy, sum_by_interval
+from tests.metrics.test_counters import unruly_series
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -147,3 +148,46 @@ def test_the_numpy_path_gives_exactly_the_reading_by_reading_result(series, rate
         assert counter_intervals(ts, vs, rated_power_w=rated, max_gap_s=max_gap, resolutions=res) == (ref, [])
     else:
         assert fast is None  # a step above the rating takes the reading-by-reading path (a spike)
+
+
+@settings(max_examples=200, deadline=None)
+@given(plain_series(), st.sampled_from([None, 1e6, 1e9]), st.sampled_from([900, 3600]), st.booleans())
+def test_the_columns_are_the_intervals_of_counter_intervals(series, rated, max_gap, stated):
+    # counter_interval_columns (the rollup's path: times as int64 microseconds, values as float64,
+    # intervals as columns) gives what counter_intervals gives, to the microsecond, Wh and flag;
+    # a step above the rating (a spike) takes the reading-by-reading path in both
+    import numpy as np
+
+    from metrics.intervals import IntervalColumns, Resolution, counter_interval_columns, counter_intervals, epoch_us
+
+    ts, vs = series
+    res = [Resolution(ts[0], ts[len(ts) // 2], 7200)] if stated else []
+    ref, ref_findings = counter_intervals(ts, vs, rated_power_w=rated, max_gap_s=max_gap, resolutions=res)
+    cols, findings = counter_interval_columns(epoch_us(ts), np.array(vs), rated_power_w=rated, max_gap_s=max_gap,
+                                              resolutions=res)
+    assert cols.intervals() == ref and findings == ref_findings
+    assert cols.energy_wh.dtype == np.int64 and cols.start_us.dtype == np.int64
+    again = IntervalColumns.of(ref)
+    assert [c.tolist() for c in (again.start_us, again.energy_wh, again.estimated, again.suspect)] == \
+        [c.tolist() for c in (cols.start_us, cols.energy_wh, cols.estimated, cols.suspect)]
+    assert epoch_us(ts).tolist() == [(t - T0) // timedelta(microseconds=1) + int(T0.timestamp()) * 10**6 for t in ts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(unruly_series(), st.sampled_from([None, 2.0**16]), st.sampled_from([None, 10_000.0, 1e6]), st.booleans(),
+       st.sampled_from([900, 3600]))
+def test_the_columns_of_any_series_are_the_reading_by_reading_intervals(series, width, rated, count_suspect, max_gap):
+    # outliers, resets, wraps, replacements and spikes (suspect, or capped at the rating): the columns
+    # path (knot_columns, then the intervals on columns) gives counter_intervals' intervals and
+    # findings exactly, count_suspect either way
+    import numpy as np
+
+    from metrics.intervals import counter_interval_columns, counter_intervals, epoch_us
+
+    ts, values, reps = series
+    kw = {"rollover_wh": width, "replacements": reps, "rated_power_w": rated, "count_suspect": count_suspect,
+          "max_gap_s": max_gap}
+    ref, ref_findings = counter_intervals(ts, values, **kw)
+    cols, findings = counter_interval_columns(epoch_us(ts), np.array(values), **kw)
+    assert cols.intervals() == ref
+    assert findings == ref_findings
