@@ -26,8 +26,8 @@ from tests.conftest import free_port
 @pytest.fixture(scope="module")
 def simulated_day(tmp_path_factory):
     """One simulated day (30 s) into a database of its own, shared by the tests below."""
-    from store.db import create_database, drop_database, with_database
-    from tests.conftest import ADMIN_URL
+    from store.db import create_database, with_database
+    from tests.conftest import ADMIN_URL, drop_test_database
     import uuid
 
     site = load_site(Path(str(DEMO_SITE)))
@@ -44,7 +44,7 @@ def simulated_day(tmp_path_factory):
         rollup(url)  # figures come from the stored rollup
         yield run, url
     finally:
-        drop_database(ADMIN_URL, name)
+        drop_test_database(name)  # and the tenancy roles its migrations made
 
 
 @pytest.mark.slow
