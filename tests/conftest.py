@@ -15,6 +15,13 @@ import psycopg
 import pytest
 from hypothesis import settings
 
+# The commands' rich consoles (greengauge/terminal.py) are made when first imported and take their
+# width from COLUMNS if it is set then. pytest-xdist's workers inherit a COLUMNS=80 from the
+# controller (GNU readline exports it when initialised without a terminal): the tables of `status`
+# would be cut to 80 columns although the tests give the invocation COLUMNS=500, as a plain run does.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
 # CI (CI=true) runs the property tests with a fixed seed, so a submission's result does not depend
 # on the draw; local runs keep exploring new examples (and a failure found there becomes a test).
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -79,6 +86,22 @@ def _drops_done():
     yield
     failed = _dropper.finish()
     assert not failed, "test databases not dropped:\n" + "\n".join(failed)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (make test), files holding a test marked slow come first, then the others
+    by their number of tests, most first (what xdist's --dist loadfile does by itself, but it would
+    send a file of one long test last: make test passes --no-loadscope-reorder to keep this order).
+    Each file still runs whole, in its own order, on one worker."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    count: dict = {}
+    slow = set()
+    for item in items:
+        count[item.path] = count.get(item.path, 0) + 1
+        if item.get_closest_marker("slow"):
+            slow.add(item.path)
+    items.sort(key=lambda item: (item.path not in slow, -count[item.path]))  # stable: files stay whole
 
 
 @pytest.fixture
