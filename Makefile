@@ -4,6 +4,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# pytest-xdist workers for `make test`: most tests wait (a simulated day in real time, timers of
+# fault tests, servers starting, PostgreSQL's checkpoints) rather than compute, so 4 on 2 cores;
+# whole files go to one worker (their module fixtures are built once), files with a test marked slow
+# first (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 4
 
 .PHONY: demo test bench clean
 
@@ -18,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -9,10 +9,18 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
 import pytest
 from hypothesis import settings
+
+# The commands' rich consoles (greengauge/terminal.py) are made when first imported and take their
+# width from COLUMNS if it is set then. pytest-xdist's workers inherit a COLUMNS=80 from the
+# controller (GNU readline exports it when initialised without a terminal): the tables of `status`
+# would be cut to 80 columns although the tests give the invocation COLUMNS=500, as a plain run does.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 # CI (CI=true) runs the property tests with a fixed seed, so a submission's result does not depend
 # on the draw; local runs keep exploring new examples (and a failure found there becomes a test).
@@ -34,6 +42,68 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class _Dropper:
+    """Drops the tests' databases (and their tenancy roles) in threads of their own while the next
+    tests run. PostgreSQL 15's DROP DATABASE waits for a checkpoint of the whole cluster (0.1-15 s
+    here, the longer the more other runs write); a test needs nothing of it. Drops in flight at once
+    share the next checkpoint. A failed drop fails the session (see ``_drops_done``)."""
+
+    def __init__(self, threads: int = 3) -> None:
+        self.threads = threads
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: list[tuple[str, Future]] = []
+
+    def drop(self, name: str) -> None:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="drop-test-database")
+        self.pending.append((name, self.pool.submit(self._drop, name)))
+
+    @staticmethod
+    def _drop(name: str) -> None:
+        drop_database(ADMIN_URL, name)
+        drop_roles(ADMIN_URL, name)  # roles are cluster-wide: the tenancy roles of this database
+
+    def finish(self) -> list[str]:
+        """Wait until every database handed over is dropped; the ones that could not be."""
+        failed = [f"{name}: {exc!r}" for name, f in self.pending if (exc := f.exception()) is not None]
+        self.pending.clear()
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        return failed
+
+
+_dropper = _Dropper()
+
+
+def drop_test_database(name: str) -> None:
+    """Drop test database ``name`` and its roles, soon (before the session ends)."""
+    _dropper.drop(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drops_done():
+    yield
+    failed = _dropper.finish()
+    assert not failed, "test databases not dropped:\n" + "\n".join(failed)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (make test), files holding a test marked slow come first, then the others
+    by their number of tests, most first (what xdist's --dist loadfile does by itself, but it would
+    send a file of one long test last: make test passes --no-loadscope-reorder to keep this order).
+    Each file still runs whole, in its own order, on one worker."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    count: dict = {}
+    slow = set()
+    for item in items:
+        count[item.path] = count.get(item.path, 0) + 1
+        if item.get_closest_marker("slow"):
+            slow.add(item.path)
+    items.sort(key=lambda item: (item.path not in slow, -count[item.path]))  # stable: files stay whole
+
+
 @pytest.fixture
 def empty_db_url():
     """URL of a fresh, empty database, dropped after the test."""
@@ -42,8 +112,7 @@ def empty_db_url():
     try:
         yield with_database(ADMIN_URL, name)
     finally:
-        drop_database(ADMIN_URL, name)
-        drop_roles(ADMIN_URL, name)  # roles are cluster-wide: the tenancy roles of this database
+        drop_test_database(name)
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ import httpx
 import psycopg
 import pytest
 
-from store.db import create_database, drop_database, with_database
+from store.db import create_database, with_database
 from store.migrate import upgrade
-from store.tenancy import drop_roles
 from store.tokens import create_token, revoke_token
-from tests.conftest import ADMIN_URL, free_port
+from tests.conftest import ADMIN_URL, drop_test_database, free_port
 from tests.store.tenancy_seed import seed
 
 
@@ -80,8 +79,7 @@ def module_db():
             upgrade(conn)
         yield url
     finally:
-        drop_database(ADMIN_URL, name)
-        drop_roles(ADMIN_URL, name)
+        drop_test_database(name)
 
 
 def make_tokens(conn) -> dict[str, str]:

@@ -104,6 +104,22 @@ async def until(predicate, timeout: float = 30.0, step: float = 0.1) -> bool:
     return await asyncio.to_thread(predicate)
 
 
+async def subscribed(source, pub: Publisher, prefix: str, timeout: float = 20.0) -> bool:
+    """True once the collector's subscription is in place at the broker. ``wait_connected`` returns
+    on the CONNACK and the SUBSCRIBE goes out after it (collectors/mqtt.py ``_on_connect``): a message
+    published before the broker has the subscription is routed to no one (under load the first
+    message of the database-cut test was lost so: 600 rows of 602). Probes on the subscription's
+    topic level that no device uses (an unknown_topic finding, never a reading) until one arrives."""
+
+    def arrived() -> bool:
+        if source.received:
+            return True
+        pub.publish(f"{prefix}/subscription-probe", "{}")
+        return False
+
+    return await until(arrived, timeout=timeout, step=0.2)
+
+
 def count(url: str, where: str = "TRUE") -> int:
     try:
         with psycopg.connect(url, connect_timeout=2) as conn:
@@ -141,6 +157,7 @@ def test_database_cut_while_ten_devices_poll_and_mqtt_publishes(cluster, tmp_pat
                                            tap=produced.extend, on_start=started.set_result))
         parts = await started
         assert await parts.source.wait_connected(10)
+        assert await subscribed(parts.source, pub, prefix)
         pub_stop = threading.Event()
         publisher = threading.Thread(target=publish_forever, args=(pub_stop,))
         publisher.start()
@@ -199,8 +216,8 @@ def test_broker_restarted_while_messages_are_published_with_qos1_none_lost(db_ur
                                            on_start=started.set_result))
         parts = await started
         assert await parts.source.wait_connected(10)
-        await asyncio.sleep(0.3)
         pub = await asyncio.to_thread(Publisher, HOST, broker.port)
+        assert await subscribed(parts.source, pub, prefix)
         infos = []
         try:
             for i in range(n):
@@ -227,14 +244,17 @@ def test_broker_restarted_while_messages_are_published_with_qos1_none_lost(db_ur
 
 
 def spooled(spool: Path) -> int:
-    """Readings in a spool another process is using (read-only: no Spool object, which would lock it)."""
-    n = 0
+    """Readings in a spool another process is using (read-only: no Spool object, which would lock it),
+    each (point, ts) once: a message the collector spooled but had not acknowledged yet when it was
+    killed comes again from the broker (at least once, mqtt.py) and is spooled a second time; the
+    ingest absorbs the copy (the database rows are counted exactly at the end)."""
+    keys = set()
     for seg in spool.glob("*.seg"):
         try:
-            n += len(decode(seg.read_bytes()))
+            keys.update((r.point_id, r.ts) for r in decode(seg.read_bytes()))
         except FileNotFoundError:
             pass
-    return n
+    return len(keys)
 
 
 def _write_site(path: Path, data: dict) -> Path:

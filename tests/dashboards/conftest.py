@@ -20,11 +20,11 @@ from collectors.simulator import Plant
 from greengauge.demo import DEMO_SITE
 from model.site import load_site
 from metrics.periods import local_bounds
-from store.db import create_database, drop_database, with_database
+from store.db import create_database, with_database
 from store.ingest import write_readings
 from store.migrate import upgrade
 from store.sites import apply_site
-from tests.conftest import ADMIN_URL
+from tests.conftest import ADMIN_URL, drop_test_database
 from tests.flows.conftest import DAY
 
 # the second enterprise: the demo plant's devices under other codes, in another park
@@ -186,7 +186,4 @@ def plant_db(tmp_path_factory) -> Plantdb:
             readers = make_readers(conn, url, parks)
         yield Plantdb(url, start, end, as_of, ("jj-shoes", "xm-textile"), parks, readers)
     finally:
-        from store.tenancy import drop_roles
-
-        drop_database(ADMIN_URL, name)
-        drop_roles(ADMIN_URL, name)  # roles are cluster-wide: this database's readers
+        drop_test_database(name)  # and its roles (cluster-wide): this database's readers
