@@ -19,19 +19,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from operator import itemgetter
 from typing import Any
 
 import psycopg
 
-from model.readings import Quality
 from model.findings import Finding, Subject, kind_of
 from store.health import HealthRow, add_findings, upsert_health
 
 log = logging.getLogger(__name__)
-
-_quality = itemgetter(3)  # a Reading's quality
-_BAD = Quality.BAD
 
 
 def _now() -> datetime:
@@ -137,16 +132,26 @@ class HealthRecorder:
         def failed(exc: BaseException, clock) -> None:
             self.failure(name, f"{type(exc).__name__}: {exc}", clock.now())
 
-        def polled(readings: list, latency: float, clock) -> None:
-            when = clock.now()
-            bad = list(map(_quality, readings)).count(_BAD) if readings else 0  # counted in C: once per poll
-            if bad and bad == len(readings):
+        rows, dirty = self._rows, self._dirty
+
+        def polled(readings: list, latency: float, when: datetime, bad: int) -> None:
+            if not bad:
+                row = rows.get(name)
+                if row is not None and row.status == "ok" and row.stopped_at is None:
+                    # the common case, ok and ok again: what success() would change (an ok row has no
+                    # failures and no error: failure() makes a new row, away)
+                    row.last_attempt = row.last_success = when
+                    row.latency_ms = latency * 1000
+                    dirty.add(name)
+                else:
+                    self.success(name, latency, when)
+                return
+            if bad == len(readings):
                 self.failure(name, f"device answered but refused or returned no number for all {bad} values", when)
             else:
                 self.success(name, latency, when)
-            if bad:
-                self.finding("device_error", name, data={"refused": bad, "values": len(readings)},
-                             device=name, when=when, count=bad)
+            self.finding("device_error", name, data={"refused": bad, "values": len(readings)},
+                         device=name, when=when, count=bad)
 
         device.on_poll, device.on_failure = polled, failed
 
