@@ -54,6 +54,7 @@ class HealthRecorder:
     def __init__(self, connect: Callable[[], psycopg.Connection], device_ids: dict[str, int], *,
                  interval_s: float = 5.0, now: Callable[[], datetime] = _now) -> None:
         self._connect = connect
+        self._conn: psycopg.Connection | None = None  # used in one thread at a time: flushes do not overlap
         self.device_ids = device_ids
         self.interval_s = interval_s
         self.now = now
@@ -178,14 +179,33 @@ class HealthRecorder:
                 self._findings[key] = f
 
     def _write(self, rows: list[HealthRow], found: list[_Counted]) -> bool:
-        try:
-            with self._connect() as conn:
-                upsert_health(conn, rows)
-                add_findings(conn, [f.finding() for f in found])
-            return True
-        except psycopg.Error as exc:
-            log.debug("health not written (will retry): %s", exc)
-            return False
+        """One transaction on the recorder's connection (kept between writes: not a new server
+        process every few seconds). A kept connection that fails (the server restarted meanwhile)
+        is replaced and the write tried once more at once."""
+        for _ in range(2):
+            conn, fresh = self._conn, False
+            try:
+                if conn is None or conn.closed:
+                    conn, fresh = self._connect(), True
+                    self._conn = conn
+                with conn.transaction():
+                    upsert_health(conn, rows)
+                    add_findings(conn, [f.finding() for f in found])
+                return True
+            except psycopg.Error as exc:
+                log.debug("health not written (will retry): %s", exc)
+                if conn is not None:
+                    conn.close()
+                self._conn = None
+                if fresh or conn is None:
+                    return False
+        return False
+
+    def close(self) -> None:
+        """Close the recorder's connection (after its last :meth:`flush`)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     async def flush(self) -> None:
         """Write what changed since the last write; keep it for the next try when the database is away."""

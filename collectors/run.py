@@ -276,6 +276,7 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
         if not health_task.done():
             await health_task
         await health.flush()
+        health.close()
         if spool is not None:
             spool.close()
     if failed is not None:
