@@ -89,7 +89,8 @@ class ModbusDevice:
             by_quantity = {s.quantity: s for s in self.specs}
             self._plan = [self._compile(by_quantity.get(q), pid) for q, pid in point_ids.items()]
             self._clock = (*self._locate(self.profile.clock), self.profile.clock) if self.profile.clock else None
-            self._packs = [_words(b.count).pack for b in self.blocks]  # a block's registers as the bytes they came as
+            # each block with what makes its registers the bytes they came as (high byte first)
+            self._reads = [(b, _words(b.count).pack) for b in self.blocks]
         self._unit = device.unit_id
         self.endpoint = Endpoint.of(device)
         self._pool = pool
@@ -162,21 +163,26 @@ class ModbusDevice:
             else:
                 conn = self.conn or self._connection()
                 unit = self._unit
-                raw = []
-                for block in self.blocks:  # a plain loop: the poll loop's hot path, no extra coroutine per block
+                raw = []  # each block's registers (None: not read)
+                data = []  # and the bytes they came as
+                for block, pack in self._reads:  # a plain loop: the poll loop's hot path, no extra coroutine per block
                     try:
                         regs = await conn.read(block.function, block.address, block.count, unit)
                     except DeviceRefused as exc:
                         log.warning("device %s: %s", self.device.name, exc)
-                        regs = None
-                    else:
-                        if len(regs) != block.count:  # a malformed answer: no values from it
-                            log.warning("device %s: %d registers asked at %d, %d answered", self.device.name,
-                                        block.count, block.address, len(regs))
-                            regs = None
+                        raw.append(None)
+                        data.append(None)
+                        continue
+                    if len(regs) != block.count:  # a malformed answer: no values from it
+                        log.warning("device %s: %d registers asked at %d, %d answered", self.device.name,
+                                    block.count, block.address, len(regs))
+                        raw.append(None)
+                        data.append(None)
+                        continue
                     raw.append(regs)
+                    data.append(pack(*regs))
                 self.last_latency_s = time.monotonic() - t0
-                readings = self._decode(now, raw)
+                readings = self._decode(now, raw, data)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -187,11 +193,10 @@ class ModbusDevice:
             self.on_poll(readings, self.last_latency_s, now, self.last_bad)
         return readings
 
-    def _decode(self, ts: datetime, raw: list[list[int] | None]) -> list[Reading]:
-        """The readings of one poll from the registers read (None: a block not read); sets ``last_bad``."""
-        # each block as the bytes it came as, and a last None for the quantities no block holds
-        data = [None if regs is None else pack(*regs) for regs, pack in zip(raw, self._packs)]
-        data.append(None)
+    def _decode(self, ts: datetime, raw: list[list[int] | None], data: list[bytes | None]) -> list[Reading]:
+        """The readings of one poll from the registers read and the bytes they came as (None: a block
+        not read); sets ``last_bad``."""
+        data.append(None)  # for the quantities no block holds
         if self._clock is not None:
             seconds = self._value(self._clock, raw, data)
             if seconds is not None and seconds >= _CLOCK_SET_SECONDS:  # an unset device clock reads 0
