@@ -40,6 +40,7 @@ import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
+from math import inf
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -203,6 +204,10 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
 
     clock_at = located(profile.clock)
 
+    clock_set = CLOCK_NOT_SET_BEFORE.timestamp()  # an unset device clock reads 0: the poll's time is used
+    # each block with its packer (registers -> the bytes they came as), made once as the collector does
+    reads = [(b, struct.Struct(f">{b.count}H").pack) for b in plan]
+
     async def loop(d):
         c = AsyncModbusTcpClient(d.host, port=d.port, timeout=3, retries=0)
         await c.connect()
@@ -211,28 +216,28 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
             spec = profile.register(p.quantity)
             # the profile's plausible range, as the collector applies it (no CT/PT ratio or power
             # sign on these meters): outside it the reading is suspect (quality 1)
-            lo, hi = (None if x is None else float(x) for x in (spec.min, spec.max))
+            lo, hi = (-inf if spec.min is None else float(spec.min)), (inf if spec.max is None else float(spec.max))
             specs.append((ids[site.point_name(d, p)], *located(spec), *spec.factor.as_integer_ratio(), lo, hi))
+        unit = d.unit_id
         n = 0
         while time.perf_counter() < stop_at:
             ts = datetime.now(timezone.utc)
             data = []
-            for b in plan:
-                rr = await c.read_holding_registers(b.address, count=b.count, device_id=d.unit_id)
-                data.append(None if rr.isError() else struct.pack(f">{b.count}H", *rr.registers))
+            for b, pack in reads:
+                rr = await c.read_holding_registers(b.address, count=b.count, device_id=unit)
+                data.append(None if rr.isError() else pack(*rr.registers))
             bi, off, unpack = clock_at
             if data[bi] is not None:
-                device_ts = datetime.fromtimestamp(unpack(data[bi], off)[0], timezone.utc)
-                if device_ts >= CLOCK_NOT_SET_BEFORE:
-                    ts = device_ts
+                seconds = unpack(data[bi], off)[0]
+                if seconds >= clock_set:
+                    ts = datetime.fromtimestamp(seconds, timezone.utc)
             for pid, bi, off, unpack, num, den, lo, hi in specs:
                 block = data[bi]
                 if block is None:
                     rows.append((pid, ts, None, 2))
                 else:
                     value = unpack(block, off)[0] * num / den
-                    rows.append((pid, ts, value, 1 if (lo is not None and value < lo) or (hi is not None and value > hi)
-                                 else 0))
+                    rows.append((pid, ts, value, 0 if lo <= value <= hi else 1))
             if len(rows) >= BATCH_SIZE:
                 wake.set()
             n += 1
