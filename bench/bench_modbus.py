@@ -3,31 +3,36 @@
 D simulated generic three-phase meters (unit ids on a pymodbus server in a process of its own, one
 port per device by default). Each way polls them all at once, each device as fast as it answers:
 
-- bare read loop: one AsyncModbusTcpClient per device reading the profile's register blocks,
-  nothing else (the ceiling of pymodbus here; the collector was 0.23-0.27 of it);
 - bare pipeline: the same reads, the same decoding (each value's offset, struct unpacker and exact
   rational factor worked out once, as ModbusDevice does, and the profile's plausible range: quality
   0 or 1) and a batched COPY of the same rows (store/ingest.py's ``write_rows``, the writer's own
-  write, in a thread, at the writer's cadence: every 0.5 s or when 5,000 rows wait, 5,000 rows a
-  transaction), with no health, quality gate, spool or Reading objects: the fair baseline;
+  write, in a thread, at the writer's cadence: everything every 0.5 s, full batches of 5,000 rows as
+  soon as they wait, a transaction each), with no health, quality gate, spool or Reading objects
+  (plain tuples): the fair baseline;
 - collector: ModbusDevice polls through the shared connection pool with everything
   collectors/run.py ``collect`` does: quality gate, health recording (rows and findings written
-  every 5 s), the batching writer with its disk spool, COPY into PostgreSQL, the start-up frozen
-  for the garbage collector;
-- poll+decode only: ModbusDevice.poll alone, to see where the time goes.
+  every second here, five times as often as ``collect``), the batching writer with its disk spool,
+  COPY into PostgreSQL, the start-up frozen for the garbage collector;
+- for reference, twice (first and last round): the bare read loop (one AsyncModbusTcpClient per
+  device reading the profile's register blocks, nothing else: the ceiling of pymodbus here) and
+  poll+decode only (ModbusDevice.poll alone).
 
-Throughput is polls per second; the goal is collector >= 0.8 x bare pipeline. The ways alternate,
-each round's ratio is printed (the machine is shared), then the best of each. Prints, asserts nothing.
+The machine is shared, so the two ways run back to back in each round, the order alternating, and
+each round's ratio is printed; the result of a run is the median of the rounds' ratios and the ratio
+of all polls (goal: both >= 0.8). Throughput is polls per second over each run's seconds; CPU per
+poll is this process's CPU time (every thread) from the first poll to the last row written, divided
+by the polls (set-up and tear-down are not counted for either way). The load average is printed at
+the start and the end. Prints, asserts nothing.
 
-    python bench/bench_modbus.py [--devices 20] [--seconds 6] [--rounds 3]
+    python bench/bench_modbus.py [--devices 20] [--seconds 3] [--rounds 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
+import statistics
 import struct
 import subprocess
 import sys
@@ -35,6 +40,7 @@ import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
+from math import inf
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,7 +51,7 @@ from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
 from collectors.clock import WallClock  # noqa: E402
 from collectors.health import HealthRecorder  # noqa: E402
 from collectors.modbus import CLOCK_NOT_SET_BEFORE  # noqa: E402
-from collectors.run import Intake, QualityGate, build_devices, freeze_startup  # noqa: E402
+from collectors.run import Intake, QualityGate, build_devices, freeze_startup, thaw  # noqa: E402
 from collectors.spool import Spool  # noqa: E402
 from collectors.writer import BatchingWriter  # noqa: E402
 from model.profile import _STRUCT, plan_reads  # noqa: E402
@@ -59,6 +65,7 @@ from tests.conftest import free_port  # noqa: E402
 
 ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FLUSH_INTERVAL_S = 0.5
+HEALTH_INTERVAL_S = 1.0  # collect()'s is 5 s: rows written five times as often, so that rounds of a few seconds hold them
 BATCH_SIZE = 5000  # BatchingWriter's default: a flush when this many wait, one transaction per batch
 
 
@@ -150,28 +157,37 @@ def _copy_rows(conn: psycopg.Connection, rows: list[tuple]) -> int:
     return sum(ingest.write_rows(conn, rows[i:i + BATCH_SIZE]) for i in range(0, len(rows), BATCH_SIZE))
 
 
-async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds: float) -> tuple[int, int]:
-    """The same reads, the same decoding, a batched COPY of the same rows; nothing else."""
+async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds: float) -> tuple[int, int, float]:
+    """The same reads, the same decoding, a batched COPY of the same rows; nothing else. Returns the
+    polls, the rows written and the CPU seconds from the start of polling to the last row written."""
     profile = site.devices[0].profile_model
     plan = plan_reads([*profile.registers, profile.clock])
+    conn = psycopg.connect(url)
+    cpu = time.process_time()
     stop_at = time.perf_counter() + seconds
     counts = []
     rows: list[tuple] = []
     written = 0
-    conn = psycopg.connect(url)
-    wake = asyncio.Event()  # as the writer: a flush every FLUSH_INTERVAL_S or when BATCH_SIZE rows wait
+    wake = asyncio.Event()  # as the writer: everything every FLUSH_INTERVAL_S, full batches as soon as they wait
 
     async def flusher():
         nonlocal rows, written
+        whole_at = time.perf_counter() + FLUSH_INTERVAL_S
         while True:
             done = time.perf_counter() >= stop_at
             if not done:
                 try:
-                    await asyncio.wait_for(wake.wait(), FLUSH_INTERVAL_S)
+                    await asyncio.wait_for(wake.wait(), max(0.0, whole_at - time.perf_counter()))
                 except asyncio.TimeoutError:
                     pass
                 wake.clear()
-            batch, rows = rows, []
+            now = time.perf_counter()
+            if done or now >= whole_at:
+                whole_at = now + FLUSH_INTERVAL_S
+                batch, rows = rows, []
+            else:  # woken by a full batch: full batches only, the rest waits as in the writer
+                k = len(rows) - len(rows) % BATCH_SIZE
+                batch, rows = rows[:k], rows[k:]
             if batch:
                 written += await asyncio.to_thread(_copy_rows, conn, batch)
             if done and not rows:
@@ -188,6 +204,10 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
 
     clock_at = located(profile.clock)
 
+    clock_set = CLOCK_NOT_SET_BEFORE.timestamp()  # an unset device clock reads 0: the poll's time is used
+    # each block with its packer (registers -> the bytes they came as), made once as the collector does
+    reads = [(b, struct.Struct(f">{b.count}H").pack) for b in plan]
+
     async def loop(d):
         c = AsyncModbusTcpClient(d.host, port=d.port, timeout=3, retries=0)
         await c.connect()
@@ -196,28 +216,28 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
             spec = profile.register(p.quantity)
             # the profile's plausible range, as the collector applies it (no CT/PT ratio or power
             # sign on these meters): outside it the reading is suspect (quality 1)
-            lo, hi = (None if x is None else float(x) for x in (spec.min, spec.max))
+            lo, hi = (-inf if spec.min is None else float(spec.min)), (inf if spec.max is None else float(spec.max))
             specs.append((ids[site.point_name(d, p)], *located(spec), *spec.factor.as_integer_ratio(), lo, hi))
+        unit = d.unit_id
         n = 0
         while time.perf_counter() < stop_at:
             ts = datetime.now(timezone.utc)
             data = []
-            for b in plan:
-                rr = await c.read_holding_registers(b.address, count=b.count, device_id=d.unit_id)
-                data.append(None if rr.isError() else struct.pack(f">{b.count}H", *rr.registers))
+            for b, pack in reads:
+                rr = await c.read_holding_registers(b.address, count=b.count, device_id=unit)
+                data.append(None if rr.isError() else pack(*rr.registers))
             bi, off, unpack = clock_at
             if data[bi] is not None:
-                device_ts = datetime.fromtimestamp(unpack(data[bi], off)[0], timezone.utc)
-                if device_ts >= CLOCK_NOT_SET_BEFORE:
-                    ts = device_ts
+                seconds = unpack(data[bi], off)[0]
+                if seconds >= clock_set:
+                    ts = datetime.fromtimestamp(seconds, timezone.utc)
             for pid, bi, off, unpack, num, den, lo, hi in specs:
                 block = data[bi]
                 if block is None:
                     rows.append((pid, ts, None, 2))
                 else:
                     value = unpack(block, off)[0] * num / den
-                    rows.append((pid, ts, value, 1 if (lo is not None and value < lo) or (hi is not None and value > hi)
-                                 else 0))
+                    rows.append((pid, ts, value, 0 if lo <= value <= hi else 1))
             if len(rows) >= BATCH_SIZE:
                 wake.set()
             n += 1
@@ -227,8 +247,9 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
     flushing = asyncio.create_task(flusher())
     await asyncio.gather(*(loop(d) for d in site.devices))
     await flushing
+    cpu = time.process_time() - cpu
     conn.close()
-    return sum(counts), written
+    return sum(counts), written, cpu
 
 
 async def decode_only(site: SiteConfig, ids: dict[str, int], seconds: float) -> int:
@@ -251,9 +272,11 @@ async def decode_only(site: SiteConfig, ids: dict[str, int], seconds: float) -> 
 
 
 async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: float,
-                    spool_dir: Path) -> tuple[int, int]:
+                    spool_dir: Path) -> tuple[int, int, float]:
     """As collectors/run.py ``collect`` builds it (spool, health with its rows, gate, writer),
-    each device polled as fast as it answers."""
+    each device polled as fast as it answers. Returns the polls, the rows written and the CPU
+    seconds from the start of polling to the last row written (health rows are written every
+    second here, five times as often as ``collect`` does, so that they fall in that time)."""
     clock = WallClock()
 
     def connect():
@@ -263,7 +286,7 @@ async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: fl
         device_ids = lookup_device_ids(conn, site.enterprise.code, site.site.code)
     spool = Spool(spool_dir)
     writer = BatchingWriter(connect, spool=spool, flush_interval_s=FLUSH_INTERVAL_S)
-    health = HealthRecorder(connect, device_ids, interval_s=5.0, now=clock.now)
+    health = HealthRecorder(connect, device_ids, interval_s=HEALTH_INTERVAL_S, now=clock.now)
     writer.on_drop = lambda n, detail: health.finding("readings_dropped", "writer", detail, count=n)
     intake = Intake(writer, QualityGate(site, ids, clock, health))
     writing = asyncio.create_task(writer.run())
@@ -273,6 +296,7 @@ async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: fl
     for d in devices:
         health.watch_modbus(d)
     freeze_startup()  # as collect() does once it has started
+    cpu = time.process_time()
     stop_at = time.perf_counter() + seconds
     counts = []
 
@@ -287,13 +311,15 @@ async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: fl
     await asyncio.gather(*(loop(d) for d in devices))
     await writer.close()
     await writing
+    cpu = time.process_time() - cpu
     writer.close_connection()
     health_stop.set()
     await recording
     await health.flush()
+    health.close()
     spool.close()
-    gc.unfreeze()
-    return sum(counts), writer.written
+    thaw()
+    return sum(counts), writer.written, cpu
 
 
 def timed(coro) -> tuple:
@@ -303,14 +329,18 @@ def timed(coro) -> tuple:
     return result, time.process_time() - cpu
 
 
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         serve(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=20)
-    ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of each way's run in a round")
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--shared-endpoint", dest="per_device_port", action="store_false",
                     help="all devices behind one endpoint (unit ids 1..N): the collector then reads them one at a "
                          "time over one connection, as a gateway requires")
@@ -324,44 +354,67 @@ def main() -> None:
     name = f"gg_bench_{uuid.uuid4().hex[:8]}"
     create_database(ADMIN_URL, name)
     url = with_database(ADMIN_URL, name)
-    best = dict.fromkeys(("read", "pipeline", "collector", "decode"), 0.0)
+    points = len(site.devices[0].point_configs())
+    best = dict.fromkeys(("read", "decode"), 0.0)
+    polls_of = {"pipeline": 0, "collector": 0}
     stored = 0
     ratios: list[float] = []
     cpu_ratios: list[float] = []  # bare pipeline's CPU per poll / collector's: the ratio a CPU-bound run would see
+    print(f"start: {load()}", flush=True)
     try:
         with psycopg.connect(url) as conn:
             upgrade(conn)
             ids = apply_site(conn, site)
         with tempfile.TemporaryDirectory() as tmp:
-            for k in range(args.rounds):  # alternate: the machine is shared
-                polls, _ = timed(bare(site, args.seconds))
-                best["read"] = max(best["read"], polls / args.seconds)
-                (polls, written), cpu = timed(bare_pipeline(site, ids, url, args.seconds))
-                p, p_cpu = polls / args.seconds, cpu / polls * 1e6
+
+            def run(way: str, seconds: float, k: int) -> tuple[float, float]:
+                """Polls per second and CPU microseconds per poll of one way's run."""
+                nonlocal stored
+                if way == "pipeline":
+                    polls, written, cpu = asyncio.run(bare_pipeline(site, ids, url, seconds))
+                else:
+                    polls, written, cpu = asyncio.run(collector(site, ids, url, seconds, Path(tmp) / f"spool{k}"))
                 stored += written
-                (polls, written), cpu = timed(collector(site, ids, url, args.seconds, Path(tmp) / f"spool{k}"))
-                c, c_cpu = polls / args.seconds, cpu / polls * 1e6
-                stored += written
-                best["pipeline"], best["collector"] = max(best["pipeline"], p), max(best["collector"], c)
-                polls, _ = timed(decode_only(site, ids, args.seconds))
-                best["decode"] = max(best["decode"], polls / args.seconds)
+                polls_of[way] += polls
+                if written != polls * points:  # every poll stores every point: nothing lost, nothing twice
+                    print(f"warning: {way} stored {written} rows for {polls} polls of {points} points", flush=True)
+                return polls / seconds, cpu / polls * 1e6
+
+            # a short warm-up of both (imports, connections, the server's first answers), not counted
+            asyncio.run(bare_pipeline(site, ids, url, 0.5))
+            asyncio.run(collector(site, ids, url, 0.5, Path(tmp) / "warmup"))
+            for k in range(args.rounds):
+                # the two ways back to back, the order alternating (the machine is shared: a burst of
+                # load elsewhere falls on both ways of a round, not on one way of every round)
+                order = ("pipeline", "collector") if k % 2 == 0 else ("collector", "pipeline")
+                got = {way: run(way, args.seconds, k) for way in order}
+                (p, p_cpu), (c, c_cpu) = got["pipeline"], got["collector"]
                 ratios.append(c / p)
                 cpu_ratios.append(p_cpu / c_cpu)
-                print(f"round {k + 1}: bare pipeline {p:7.0f} polls/s ({p_cpu:4.0f} us CPU each), collector {c:7.0f} "
+                print(f"round {k + 1:2d}: bare pipeline {p:6.0f} polls/s ({p_cpu:4.0f} us CPU each), collector {c:6.0f} "
                       f"polls/s ({c_cpu:4.0f} us CPU each): ratio {c / p:.2f}, by CPU {p_cpu / c_cpu:.2f}", flush=True)
+                if k in (0, args.rounds - 1):  # the two ceilings, for reference: at the start and at the end
+                    polls, _ = timed(bare(site, args.seconds))
+                    best["read"] = max(best["read"], polls / args.seconds)
+                    polls, _ = timed(decode_only(site, ids, args.seconds))
+                    best["decode"] = max(best["decode"], polls / args.seconds)
     finally:
         server.terminate()
         server.wait()
         drop_database(ADMIN_URL, name)
     where = "each on its own endpoint" if args.per_device_port else "behind one endpoint"
-    print(f"devices: {args.devices} at once, {where}, {args.seconds:.0f} s per run, best of {args.rounds}")
-    print(f"bare read loop     : {best['read']:8.0f} polls/s  (reads only)")
-    print(f"bare pipeline      : {best['pipeline']:8.0f} polls/s  (the same reads, decoding, batched COPY)")
-    print(f"collector          : {best['collector']:8.0f} polls/s  ({stored} readings stored over all runs)")
-    print(f"poll+decode only   : {best['decode']:8.0f} polls/s  (ModbusDevice.poll without gate, health, writer)")
-    print(f"ratio collector/bare pipeline: best/best {best['collector'] / best['pipeline']:.2f}, rounds "
-          f"{min(ratios):.2f}-{max(ratios):.2f} (goal >= 0.8); by CPU per poll {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}; "
-          f"collector/read loop {best['collector'] / best['read']:.2f}")
+    seconds = args.rounds * args.seconds
+    pooled = polls_of["collector"] / polls_of["pipeline"]
+    print(f"devices: {args.devices} at once, {where}; {args.rounds} rounds of {args.seconds:g} s each way; end: {load()}")
+    print(f"bare read loop     : {best['read']:8.0f} polls/s  (reads only; best of 2)")
+    print(f"bare pipeline      : {polls_of['pipeline'] / seconds:8.0f} polls/s  (the same reads, decoding, batched COPY; "
+          f"mean of the rounds)")
+    print(f"collector          : {polls_of['collector'] / seconds:8.0f} polls/s  ({stored} readings stored over all runs)")
+    print(f"poll+decode only   : {best['decode']:8.0f} polls/s  (ModbusDevice.poll without gate, health, writer; best of 2)")
+    print(f"ratio collector/bare pipeline: median of rounds {statistics.median(ratios):.2f} (rounds {min(ratios):.2f}-"
+          f"{max(ratios):.2f}, {sum(r >= 0.8 for r in ratios)} of {len(ratios)} >= 0.8), all polls {pooled:.2f}; by CPU "
+          f"per poll median {statistics.median(cpu_ratios):.2f} ({min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}); goal >= 0.8: "
+          f"{'met' if statistics.median(ratios) >= 0.8 and pooled >= 0.8 else 'NOT met'} in this run")
 
 
 if __name__ == "__main__":

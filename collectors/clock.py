@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Protocol
 
 
@@ -19,8 +20,9 @@ class Clock(Protocol):
 
 
 class WallClock:
-    def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+    #: the time now, aware, in UTC (``datetime.now(timezone.utc)`` itself: no Python frame per call,
+    #: the poll loop asks several times a poll)
+    now = staticmethod(partial(datetime.now, timezone.utc))
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

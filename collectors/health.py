@@ -19,19 +19,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from operator import itemgetter
 from typing import Any
 
 import psycopg
 
-from model.readings import Quality
 from model.findings import Finding, Subject, kind_of
 from store.health import HealthRow, add_findings, upsert_health
 
 log = logging.getLogger(__name__)
-
-_quality = itemgetter(3)  # a Reading's quality
-_BAD = Quality.BAD
 
 
 def _now() -> datetime:
@@ -59,6 +54,7 @@ class HealthRecorder:
     def __init__(self, connect: Callable[[], psycopg.Connection], device_ids: dict[str, int], *,
                  interval_s: float = 5.0, now: Callable[[], datetime] = _now) -> None:
         self._connect = connect
+        self._conn: psycopg.Connection | None = None  # used in one thread at a time: flushes do not overlap
         self.device_ids = device_ids
         self.interval_s = interval_s
         self.now = now
@@ -137,16 +133,26 @@ class HealthRecorder:
         def failed(exc: BaseException, clock) -> None:
             self.failure(name, f"{type(exc).__name__}: {exc}", clock.now())
 
-        def polled(readings: list, latency: float, clock) -> None:
-            when = clock.now()
-            bad = list(map(_quality, readings)).count(_BAD) if readings else 0  # counted in C: once per poll
-            if bad and bad == len(readings):
+        rows, dirty = self._rows, self._dirty
+
+        def polled(readings: list, latency: float, when: datetime, bad: int) -> None:
+            if not bad:
+                row = rows.get(name)
+                if row is not None and row.status == "ok" and row.stopped_at is None:
+                    # the common case, ok and ok again: what success() would change (an ok row has no
+                    # failures and no error: failure() makes a new row, away)
+                    row.last_attempt = row.last_success = when
+                    row.latency_ms = latency * 1000
+                    dirty.add(name)
+                else:
+                    self.success(name, latency, when)
+                return
+            if bad == len(readings):
                 self.failure(name, f"device answered but refused or returned no number for all {bad} values", when)
             else:
                 self.success(name, latency, when)
-            if bad:
-                self.finding("device_error", name, data={"refused": bad, "values": len(readings)},
-                             device=name, when=when, count=bad)
+            self.finding("device_error", name, data={"refused": bad, "values": len(readings)},
+                         device=name, when=when, count=bad)
 
         device.on_poll, device.on_failure = polled, failed
 
@@ -173,14 +179,33 @@ class HealthRecorder:
                 self._findings[key] = f
 
     def _write(self, rows: list[HealthRow], found: list[_Counted]) -> bool:
-        try:
-            with self._connect() as conn:
-                upsert_health(conn, rows)
-                add_findings(conn, [f.finding() for f in found])
-            return True
-        except psycopg.Error as exc:
-            log.debug("health not written (will retry): %s", exc)
-            return False
+        """One transaction on the recorder's connection (kept between writes: not a new server
+        process every few seconds). A kept connection that fails (the server restarted meanwhile)
+        is replaced and the write tried once more at once."""
+        for _ in range(2):
+            conn, fresh = self._conn, False
+            try:
+                if conn is None or conn.closed:
+                    conn, fresh = self._connect(), True
+                    self._conn = conn
+                with conn.transaction():
+                    upsert_health(conn, rows)
+                    add_findings(conn, [f.finding() for f in found])
+                return True
+            except psycopg.Error as exc:
+                log.debug("health not written (will retry): %s", exc)
+                if conn is not None:
+                    conn.close()
+                self._conn = None
+                if fresh or conn is None:
+                    return False
+        return False
+
+    def close(self) -> None:
+        """Close the recorder's connection (after its last :meth:`flush`)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     async def flush(self) -> None:
         """Write what changed since the last write; keep it for the next try when the database is away."""

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 
 from pymodbus.exceptions import ModbusException
 
@@ -48,6 +49,10 @@ Sink = Callable[[list[Reading]], Awaitable[None] | None]
 # looked up once (an enum member's lookup costs as much as building the reading)
 _reading = tuple.__new__
 _GOOD, _SUSPECT, _BAD = Quality.GOOD, Quality.SUSPECT, Quality.BAD
+_quality = itemgetter(3)  # a Reading's quality
+_NO_MIN, _NO_MAX = float("-inf"), float("inf")  # no plausible range given
+#: CLOCK_NOT_SET_BEFORE in seconds since 1970, compared with the raw clock register
+_CLOCK_SET_SECONDS = int(CLOCK_NOT_SET_BEFORE.timestamp())
 
 
 class ModbusDevice:
@@ -84,14 +89,22 @@ class ModbusDevice:
             by_quantity = {s.quantity: s for s in self.specs}
             self._plan = [self._compile(by_quantity.get(q), pid) for q, pid in point_ids.items()]
             self._clock = (*self._locate(self.profile.clock), self.profile.clock) if self.profile.clock else None
+            # each block with what makes its registers the bytes they came as (high byte first)
+            self._reads = [(b, _words(b.count).pack) for b in self.blocks]
+        self._unit = device.unit_id
         self.endpoint = Endpoint.of(device)
         self._pool = pool
         self.conn: Connection | None = None
         self.away = False
         self.last_device_time: datetime | None = None
+        self._last_device_seconds: int | float | None = None
         self.last_latency_s: float | None = None
-        #: every poll's outcome, for health (set by HealthRecorder.watch_modbus)
-        self.on_poll: Callable[[list[Reading], float, Clock], None] | None = None
+        #: BAD readings of the last poll (a refused block, no number), counted while decoding
+        self.last_bad = 0
+        #: every poll's outcome, for health (set by HealthRecorder.watch_modbus): on_poll(readings,
+        #: seconds the reads took, the collector's time at the poll, BAD readings among them);
+        #: on_failure(exception, clock)
+        self.on_poll: Callable[[list[Reading], float, datetime, int], None] | None = None
         self.on_failure: Callable[[BaseException, Clock], None] | None = None
 
     def _locate(self, spec: RegisterSpec | ClockSpec) -> tuple:
@@ -103,13 +116,20 @@ class ModbusDevice:
         raise AssertionError(f"register {spec.address} is in no read block")  # plan_reads covers every spec
 
     def _compile(self, spec: RegisterSpec | None, pid: int) -> tuple:
+        """One value's entry in the poll loop's plan: (point id, block index (-1: none), byte offset,
+        big-endian unpacker, exact rational factor n / d, plausible range lo..hi (infinite when the
+        profile gives none), and for a value that needs more (floats, little word order) the spec,
+        its CT/PT ratio and its register offset and count, else None)."""
         if spec is None:  # a quantity the profile does not map: always BAD
-            return (pid, -1, 0, 0, None, None, None, None, None, None, None)
+            return (pid, -1, 0, None, 1, 1, _NO_MIN, _NO_MAX, None)
         bi, off, count, unpack = self._locate(spec)
         ratio = self.ratios[spec.quantity]
-        n, d = (None, None) if spec.type.startswith("float") else (spec.factor * ratio).as_integer_ratio()
         lo, hi = self._limits[spec.quantity]
-        return (pid, bi, off, count, unpack, n, d, spec, ratio, lo, hi)
+        lo, hi = _NO_MIN if lo is None else lo, _NO_MAX if hi is None else hi
+        if unpack is not None and not spec.type.startswith("float"):
+            n, d = (spec.factor * ratio).as_integer_ratio()
+            return (pid, bi, 2 * off, unpack, n, d, lo, hi, None)
+        return (pid, bi, 2 * off, unpack, 1, 1, lo, hi, (spec, ratio, off, count))
 
     def _sign(self, native: int, quantity: str) -> int:
         return native * self.power_sign if quantity in POWER_QUANTITIES else 1
@@ -129,31 +149,40 @@ class ModbusDevice:
     async def poll(self, clock: Clock) -> list[Reading]:
         """Read the device once. Raises ``ModbusException`` or ``OSError`` when the link is down.
 
-        Every attempt is reported to ``on_poll`` (readings, seconds taken, clock) or ``on_failure``
-        (the exception, clock) when set (:meth:`collectors.health.HealthRecorder.watch_modbus`):
-        called here rather than from a wrapper, so a poll is one coroutine, not two.
+        Every attempt is reported to ``on_poll`` (readings, seconds the reads took, the collector's
+        time at the poll, how many are BAD) or ``on_failure`` (the exception, clock) when set
+        (:meth:`collectors.health.HealthRecorder.watch_modbus`): called here rather than from a
+        wrapper, so a poll is one coroutine, not two.
         """
         t0 = time.monotonic()
         try:
+            now = clock.now()
             if self.sunspec:
-                readings = await self._poll_sunspec(clock)
+                readings = await self._poll_sunspec(now)
+                self.last_bad = list(map(_quality, readings)).count(_BAD)  # counted in C
             else:
-                ts = clock.now()
                 conn = self.conn or self._connection()
-                raw = []
-                for block in self.blocks:  # a plain loop: the poll loop's hot path, no extra coroutine per block
+                unit = self._unit
+                raw = []  # each block's registers (None: not read)
+                data = []  # and the bytes they came as
+                for block, pack in self._reads:  # a plain loop: the poll loop's hot path, no extra coroutine per block
                     try:
-                        regs = await conn.read(block.function, block.address, block.count, self.device.unit_id)
+                        regs = await conn.read(block.function, block.address, block.count, unit)
                     except DeviceRefused as exc:
                         log.warning("device %s: %s", self.device.name, exc)
-                        regs = None
-                    if regs is not None and len(regs) != block.count:  # a malformed answer: no values from it
+                        raw.append(None)
+                        data.append(None)
+                        continue
+                    if len(regs) != block.count:  # a malformed answer: no values from it
                         log.warning("device %s: %d registers asked at %d, %d answered", self.device.name,
                                     block.count, block.address, len(regs))
-                        regs = None
+                        raw.append(None)
+                        data.append(None)
+                        continue
                     raw.append(regs)
+                    data.append(pack(*regs))
                 self.last_latency_s = time.monotonic() - t0
-                readings = self._decode(ts, raw)
+                readings = self._decode(now, raw, data)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -161,42 +190,44 @@ class ModbusDevice:
                 self.on_failure(exc, clock)
             raise
         if self.on_poll is not None:
-            self.on_poll(readings, time.monotonic() - t0, clock)
+            self.on_poll(readings, self.last_latency_s, now, self.last_bad)
         return readings
 
-    def _decode(self, ts: datetime, raw: list[list[int] | None]) -> list[Reading]:
-        """The readings of one poll from the registers read (None: a block not read)."""
-        data = [None if regs is None else _words(len(regs)).pack(*regs) for regs in raw]
+    def _decode(self, ts: datetime, raw: list[list[int] | None], data: list[bytes | None]) -> list[Reading]:
+        """The readings of one poll from the registers read and the bytes they came as (None: a block
+        not read); sets ``last_bad``."""
+        data.append(None)  # for the quantities no block holds
         if self._clock is not None:
             seconds = self._value(self._clock, raw, data)
-            device_ts = None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
-            if device_ts and device_ts >= CLOCK_NOT_SET_BEFORE:  # an unset device clock reads 0
-                ts = device_ts
-                if ts == self.last_device_time:
+            if seconds is not None and seconds >= _CLOCK_SET_SECONDS:  # an unset device clock reads 0
+                if seconds == self._last_device_seconds:
+                    self.last_bad = 0
                     return []  # the device has not measured anew since the last poll
-                self.last_device_time = ts
+                ts = self.last_device_time = datetime.fromtimestamp(seconds, timezone.utc)
+                self._last_device_seconds = seconds
         if ts.tzinfo is None:  # checked once here, so the readings below are built as they are
             raise ValueError(f"device {self.device.name}: timestamp {ts} has no time zone")
         readings = []
         append = readings.append
-        for pid, bi, off, count, unpack, n, d, spec, ratio, lo, hi in self._plan:
-            block = data[bi] if bi >= 0 else None
+        bad = 0
+        for pid, bi, off, unpack, n, d, lo, hi, slow in self._plan:
+            block = data[bi]
             if block is None:
                 append(_reading(Reading, (pid, ts, None, _BAD)))
+                bad += 1
                 continue
-            value = unpack(block, 2 * off)[0] if unpack is not None else decode_raw(spec, raw[bi][off:off + count])
-            if n is not None:
-                # integers: the exact rational raw x n / d rounded once (as to_canonical does)
-                value = value * n / d
+            if slow is None:  # an integer, big-endian: the exact rational raw x n / d rounded once (as to_canonical)
+                value = unpack(block, off)[0] * n / d
             else:
+                spec, ratio, roff, count = slow
+                value = unpack(block, off)[0] if unpack is not None else decode_raw(spec, raw[bi][roff:roff + count])
                 value = to_canonical(spec, value, ratio)  # floats: NaN and infinity are no number
                 if value is None:
                     append(_reading(Reading, (pid, ts, None, _BAD)))
+                    bad += 1
                     continue
-            if (lo is not None and value < lo) or (hi is not None and value > hi):
-                append(_reading(Reading, (pid, ts, value, _SUSPECT)))
-            else:
-                append(_reading(Reading, (pid, ts, value, _GOOD)))
+            append(_reading(Reading, (pid, ts, value, _GOOD if lo <= value <= hi else _SUSPECT)))
+        self.last_bad = bad
         return readings
 
     @staticmethod
@@ -220,7 +251,7 @@ class ModbusDevice:
                 readings.append(Reading(pid, ts, value, Quality.GOOD))
         return readings
 
-    async def _poll_sunspec(self, clock: Clock) -> list[Reading]:
+    async def _poll_sunspec(self, ts: datetime) -> list[Reading]:
         """Walk the SunSpec chain (its layout may change with a firmware update) and decode it.
 
         A model the device refuses to deliver, a not-implemented point or a NaN gives BAD readings
@@ -234,7 +265,6 @@ class ModbusDevice:
         async def read(address: int, count: int) -> list[int]:
             return await conn.read("holding", address, count, unit)
 
-        ts = clock.now()
         t0 = time.monotonic()
         try:
             dev = None

@@ -112,6 +112,7 @@ class BatchingWriter:
         self._spool_lock = asyncio.Lock()  # the spool is not thread-safe: one user at a time
         self._overflow_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        self._flush_all = False  # wake(): the next flush writes everything, not full batches only
         self._closing = False
         self._conn: psycopg.Connection | None = None
         self._backoff = min_backoff_s
@@ -133,11 +134,18 @@ class BatchingWriter:
         """Queue readings; ``on_durable`` once all of them are committed or spooled (and all submitted
         before them are durable or dropped), or ``on_lost`` instead, at once, if any of them is dropped."""
         start = self._submitted_abs
-        if readings:
-            self._queue.append([start, list(readings)])
-            self._queued += len(readings)
-        self.submitted += len(readings)
-        self._submitted_abs += len(readings)
+        n = len(readings)
+        if n:
+            queue = self._queue
+            # offsets run on without a gap, so a submission joins the newest chunk until that holds a
+            # batch: a batch is then mostly one chunk taken whole, not one per submission
+            if queue and len(tail := queue[-1][1]) < self.batch_size and queue[-1][0] + len(tail) == start:
+                tail += readings
+            else:
+                queue.append([start, list(readings)])
+            self._queued += n
+        self.submitted += n
+        self._submitted_abs += n
         if on_durable is not None:
             self._acks.append(_Ack(start, self._submitted_abs, on_durable, on_lost))
             if not readings:
@@ -148,7 +156,8 @@ class BatchingWriter:
             self._overflow()
 
     def wake(self) -> None:
-        """Flush now rather than at the next interval (a source waiting for acknowledgements)."""
+        """Flush everything now rather than at the next interval (a source waiting for acknowledgements)."""
+        self._flush_all = True
         self._wake.set()
 
     @property
@@ -163,18 +172,26 @@ class BatchingWriter:
     # -- taking readings off the queue ------------------------------------------------------------
     def _take_front(self, n: int) -> _Batch:
         """Up to ``n`` of the oldest queued readings, off the queue (the caller resolves or puts them back)."""
+        queue = self._queue
         out: list[Reading] = []
         ranges: list[tuple[int, int]] = []
-        while self._queue and len(out) < n:
-            chunk = self._queue[0]
+        while queue and len(out) < n:
+            chunk = queue[0]
             first, rows = chunk
             k = min(n - len(out), len(rows))
-            out.extend(rows[:k])
-            ranges.append((first, first + k))
             if k == len(rows):
-                self._queue.popleft()
+                queue.popleft()
+                if out:
+                    out += rows
+                else:
+                    out = rows  # the chunk whole, as it is (it is off the queue: no one appends to it)
             else:
+                out += rows[:k]
                 chunk[0], chunk[1] = first + k, rows[k:]
+            if ranges and ranges[-1][1] == first:  # offsets run on: one range
+                ranges[-1] = (ranges[-1][0], first + k)
+            else:
+                ranges.append((first, first + k))
         self._queued -= len(out)
         self._out += len(out)
         return _Batch(out, ranges)
@@ -364,8 +381,18 @@ class BatchingWriter:
             self._held = self._take_front(self.batch_size)
         return self._held
 
-    async def _write_pending(self) -> None:
-        while (batch := self._next_batch()) is not None:
+    async def _write_pending(self, whole: bool = True) -> None:
+        """Write the held batch, then the queue: what is queued now (``whole``), then full batches
+        only — what comes in during the writes waits for a batch of its own or the next whole
+        flush, rather than going out at once in small batches, a transaction each."""
+        due = self._queued if whole else 0
+        while True:
+            if self._held is None:
+                if not self._queued or (due <= 0 and self._queued < self.batch_size):
+                    return
+                self._held = self._take_front(self.batch_size)
+                due -= len(self._held.readings)
+            batch = self._held
             self.written += await self._write_batch(batch.readings)
             self._held = None
             self._resolve(batch)
@@ -383,17 +410,18 @@ class BatchingWriter:
                 self._held = None
                 self._resolve(batch)
 
-    async def flush(self, *, force: bool = False) -> None:
+    async def flush(self, *, force: bool = False, whole: bool = True) -> None:
         """Write the spool then the queue to the database; spool the queue when it fails.
 
         While the database is in backoff it is not tried (unless ``force``): queued readings go
-        straight to the spool.
+        straight to the spool. Not ``whole``: only full batches are written, the rest waits for
+        the next whole flush (at most ``flush_interval_s``) or for more readings to fill a batch.
         """
         if force or time.monotonic() >= self._retry_at:
             try:
                 if self.spool is not None and self.spool:
                     await self._replay()
-                await self._write_pending()
+                await self._write_pending(whole)
             except psycopg.Error as exc:
                 self.failed_batches += 1
                 if not self.db_down:
@@ -413,14 +441,25 @@ class BatchingWriter:
         await self._spool_pending()
 
     async def run(self) -> None:
-        """Flush every ``flush_interval_s`` or when woken, until :meth:`close`; then a last flush."""
+        """Flush everything every ``flush_interval_s`` or when woken by :meth:`wake`, full batches as
+        soon as a batch is queued, until :meth:`close`; then a last flush.
+
+        A batch is a transaction (and a hop to the writer's thread) whatever its size: while
+        readings come faster than one write takes, what came during a write waits until it fills a
+        batch, instead of being written at once as a small one."""
+        whole_at = time.monotonic() + self.flush_interval_s
         while not self._closing:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval_s)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, whole_at - time.monotonic()))
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            await self.flush()
+            now = time.monotonic()
+            whole = self._flush_all or now >= whole_at
+            if whole:
+                self._flush_all = False
+                whole_at = now + self.flush_interval_s
+            await self.flush(whole=whole)
         # stopping: one more try unless the database is known to be away, then the spool; bounded
         # by CLOSE_TIMEOUT_S, so a service manager's stop timeout is not spent waiting on it
         if self._overflow_task is not None:

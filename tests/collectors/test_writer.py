@@ -295,3 +295,38 @@ def test_overflow_with_a_full_spool_is_dropped_loudly_and_never_acknowledged(db_
     assert any(r.levelname == "ERROR" and "spool" in r.getMessage() and "full" in r.getMessage()
                for r in caplog.records)
     assert stored(conn) == acked == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+
+
+def test_full_batches_go_out_at_once_the_rest_at_the_interval_or_when_woken(db_url, conn):
+    # under load, what comes in during a write waits for a batch of its own (or the next whole flush)
+    # rather than going out at once as a small batch: 250 readings, batches of 100, a long interval
+    pid = apply_site(conn, SITE)["acme.main.grid.energy_import"]
+    acked = []
+    sizes = []
+
+    async def main():
+        w = BatchingWriter(lambda: psycopg.connect(db_url), batch_size=100, flush_interval_s=30)
+        real = w._write
+
+        def write(batch):
+            sizes.append(len(batch))
+            return real(batch)
+
+        w._write = write
+        task = asyncio.create_task(w.run())
+        for k in range(25):  # a poll's worth at a time, as a source hands them over
+            w.submit(readings(pid, 10, 10 * k), lambda k=k: acked.append(k))
+        await asyncio.sleep(0.5)
+        full = (list(sizes), w.queued, list(acked))
+        w.wake()  # a source waiting for acknowledgements: everything now
+        await asyncio.sleep(0.5)
+        woken = (list(sizes), w.queued, list(acked))
+        await w.close()
+        await task
+        w.close_connection()
+        return full, woken
+
+    full, woken = asyncio.run(main())
+    assert full == ([100, 100], 50, list(range(20)))  # full batches only; the rest acknowledged later
+    assert woken == ([100, 100, 50], 0, list(range(25)))
+    assert stored(conn) == list(range(250))
