@@ -218,6 +218,13 @@ _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header
 _COPY_TRAILER = b"\xff\xff"
 
 
+def _nested_loops(cur: psycopg.Cursor, only: bool) -> None:
+    """Plan the next statements as nested loops (``only``) or as the planner likes (until the
+    transaction ends, as ``SET LOCAL``)."""
+    on = "off" if only else "on"
+    cur.execute("SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)", (on, on))
+
+
 def _copy_data(parts: list[tuple[int, IntervalColumns]]) -> bytes:
     """The binary COPY data of ``rollup_stage`` rows (point_id, bucket_start, energy_wh, estimated,
     suspect) for intervals of points, made by numpy."""
@@ -330,7 +337,10 @@ class IntervalWriter:
             self.stats.intervals_written += cur.rowcount
             # intervals the recomputed range no longer has (a reading removed or re-timed): those
             # before its first staged interval and after its last (all of it when none), two key
-            # ranges a point that touch only the rows deleted
+            # ranges a point that touch only the rows deleted. A nested loop over the ranges, each an
+            # index range scan: within a run the planner does not see the rows the run inserted, and
+            # hashed a sequential scan of the whole table once a batch (quadratic in a run)
+            _nested_loops(cur, True)
             cur.execute("""
                 WITH gone AS (
                     DELETE FROM interval_energy t USING (
@@ -349,6 +359,7 @@ class IntervalWriter:
                 DELETE FROM finding f USING rollup_stage_range g
                 WHERE f.origin = 'rollup' AND f.point_id = g.point_id
                   AND f.opened_at >= coalesce(g.since, '-infinity') AND f.opened_at < coalesce(g.until, 'infinity')""")
+            _nested_loops(cur, False)
             if self.findings:
                 # one findings table (model/findings.py): origin 'rollup', an event at the reading's time
                 cur.execute("""
