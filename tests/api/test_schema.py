@@ -12,6 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
+from tests.api.conftest import TLS
+
 pytestmark = pytest.mark.slow
 
 
@@ -33,7 +35,7 @@ def test_every_operation_conforms(case, api):
     send = {k: kw[k] for k in ("method", "url", "headers", "params", "json", "files") if k in kw}
     if "data" in kw:
         send["content" if isinstance(kw["data"], (bytes, str)) else "data"] = kw["data"]
-    with httpx.Client(timeout=30, cookies=kw.get("cookies") or None) as c:
+    with httpx.Client(timeout=30, cookies=kw.get("cookies") or None, verify=TLS) as c:
         response = c.request(**send)
     case.validate_response(response, checks=[not_a_server_error, response_schema_conformance,
                                              content_type_conformance])
