@@ -109,7 +109,9 @@ def test_three_collectors_share_the_load_each_message_stored_once_and_a_killed_o
         publish(total, n_back)
         total += n_back
         assert _wait_for(lambda: count(db_url) == 2 * total, timeout=30), all_logs()
-        assert _wait_for(lambda: any("let go" in line for line in logs["a"]), timeout=10), all_logs()
+        # the adopter lets go once the broker has cut its copy of b's session (without a reason code,
+        # mosquitto 2.0, after a few cuts): seconds, longer beside a loaded suite (10 s failed at load 14)
+        assert _wait_for(lambda: any("let go" in line for line in logs["a"]), timeout=40), all_logs()
     finally:
         for p in procs.values():
             if p.poll() is None:
