@@ -149,10 +149,11 @@ policy_candidates.version = "policy-engine-1"  # part of the input fingerprint: 
 CANDIDATE_SOURCES: list[CandidateSource] = [policy_candidates]
 
 #: More inputs an evaluation depends on, beyond rolled-up energy: ``(conn, enterprise, year) ->
-#: JSON-able value``. A change re-evaluates. What people record (ledger, facts, projects, production) and the metering settings (the time
-#: zone, points' names, quantities, roles, ratings and rollover widths, devices' profiles, CT/PT
-#: ratios and poll intervals, meter replacements) move the enterprise's input stamp on every write
-#: (migration 0840), which :func:`store.results.input_fingerprint` reads with the intervals.
+#: JSON-able value``. A change re-evaluates. What people record (ledger, facts, projects,
+#: production) and the metering settings (the time zone, points' names, quantities, roles, ratings
+#: and rollover widths, devices' profiles, CT/PT ratios and poll intervals, meter replacements) move
+#: the enterprise's input stamp on every write (migration 0840), which
+#: :func:`store.results.input_fingerprint` reads with the intervals.
 FINGERPRINT_INPUTS: dict[str, Callable[[psycopg.Connection, Enterprise, int], object]] = {
     "documents": lambda conn, e, year: {d.number: d.digest for d in load_documents()},
 }

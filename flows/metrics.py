@@ -69,7 +69,7 @@ class YearData:
     bundle: EnterprisePeriod
     dirty: list[date] = field(default_factory=list)
     day_sources: dict[date, datetime | None] = field(default_factory=dict)
-    stamp: int | None = None  #: the enterprise's input stamp, read before the bundle (store.results.input_stamp)
+    stamp: int | None = None  #: the enterprise's input stamp, read before the bundle (store.results.enterprise_state)
 
 
 @dataclass

@@ -263,24 +263,6 @@ def load_enterprise_year(conn: psycopg.Connection, enterprise: str, year: int, *
     return load_enterprise_period(conn, enterprise, start, end, with_policy=with_policy)
 
 
-def write_counter_findings(conn: psycopg.Connection, point_id: int, since: datetime | None, until: datetime | None,
-                           findings: list[CounterFinding]) -> None:
-    """Replace a point's counter findings (``finding`` rows of origin ``rollup``) in [since, until)
-    (None: open) by ``findings`` (inside the caller's transaction: the rollup's)."""
-    conn.execute("""DELETE FROM finding WHERE origin = 'rollup' AND point_id = %s
-                    AND (%s::timestamptz IS NULL OR opened_at >= %s) AND (%s::timestamptz IS NULL OR opened_at < %s)""",
-                 (point_id, since, since, until, until))
-    keep = [f for f in findings if (since is None or f.ts >= since) and (until is None or f.ts < until)]
-    if keep:
-        with conn.cursor() as cur:
-            # one findings table (model/findings.py): origin 'rollup', an event at the reading's time
-            cur.executemany("""INSERT INTO finding (origin, kind, device_id, point_id, opened_at, closed_at, last_seen, data)
-                               SELECT 'rollup', %(kind)s, device_id, point_id, %(ts)s, %(ts)s, %(ts)s,
-                                      jsonb_build_object('text', %(detail)s::text)
-                               FROM point WHERE point_id = %(point)s""",
-                            [{"point": point_id, "ts": f.ts, "kind": f.kind, "detail": f.detail} for f in keep])
-
-
 def save_prefix(conn: psycopg.Connection, enterprise_id: int, year: int, through: datetime, state: dict | None,
                 *, input_stamp: int | None = None, versions: str | None = None) -> None:
     """Keep (or, with ``state`` None, drop) the metrics flow's carried year-to-date parts, with the

@@ -353,7 +353,7 @@ def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datet
     change of their rolled-up intervals in the period — an insert or update stamps ``computed_at``,
     a removal is recorded in ``interval_energy_removed`` (migration 0830) — the rollup's counter
     findings of [start, end] (what the evidence lists: the bundle reads them up to the end
-    inclusive), the enterprise's input stamp (:func:`input_stamp`: what people record and the
+    inclusive), the enterprise's input stamp (:func:`enterprise_state`: what people record and the
     metering settings) and ``extra`` (code and rule versions, nameplates); with the fingerprint the
     last evaluation of ``year`` stored (:func:`last_fingerprint`). One round trip of index probes,
     never a count of the period's intervals: a pass over a closed year costs what a day does."""
@@ -386,9 +386,12 @@ def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datet
 
 def enterprise_state(conn: psycopg.Connection, enterprise_id: int, *, prefix_of: int | None = None
                      ) -> tuple[list[int], int | None, dict[int, tuple[datetime, int | None, str | None]], dict | None]:
-    """In one round trip: the enterprise's point ids, its input stamp (:func:`input_stamp`), the
-    years the metrics flow keeps carried parts of (year -> through, input stamp, versions) and, for
-    the year ``prefix_of``, the carried parts themselves (``metrics_prefix.state``, None without)."""
+    """In one round trip: the enterprise's point ids; its input stamp (moved by every write to what
+    people record for it and to its metering settings: points, devices, replacements, ledger, facts,
+    projects, production, reference values; migration 0840; equal stamps: none of those changed in
+    between); the years the metrics flow keeps carried parts of (year -> through, input stamp,
+    versions) and, for the year ``prefix_of``, the carried parts themselves (``metrics_prefix.state``,
+    None without)."""
     ids, stamp, years, state = conn.execute(
         """SELECT ARRAY(SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
                         WHERE s.enterprise_id = %(e)s ORDER BY p.point_id),
@@ -399,14 +402,6 @@ def enterprise_state(conn: psycopg.Connection, enterprise_id: int, *, prefix_of:
         {"e": enterprise_id, "y": prefix_of}).fetchone()
     stored = {y: (datetime.fromisoformat(t), st, v) for y, t, st, v in years or []}
     return list(ids), stamp, stored, state
-
-
-def input_stamp(conn: psycopg.Connection, enterprise_id: int) -> int | None:
-    """The enterprise's input stamp: moved by every write to what people record for it and to its
-    metering settings (points, devices, replacements, ledger, facts, projects, production,
-    reference values; migration 0840). Equal stamps: none of those changed in between."""
-    row = conn.execute("SELECT stamp FROM enterprise_input WHERE enterprise_id = %s", (enterprise_id,)).fetchone()
-    return row[0] if row else None
 
 
 def last_fingerprint(conn: psycopg.Connection, enterprise_id: int, year: int) -> str | None:

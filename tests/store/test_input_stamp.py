@@ -5,7 +5,7 @@ import pytest
 
 from greengauge.demo import DEMO_SITE
 from model.site import load_site
-from store.results import input_stamp
+from store.results import enterprise_state
 from store.sites import apply_site
 
 
@@ -21,7 +21,7 @@ def two(conn):
 
 
 def stamps(conn, *ids):
-    return tuple(input_stamp(conn, e) for e in ids)
+    return tuple(enterprise_state(conn, e)[1] for e in ids)
 
 
 @pytest.mark.parametrize("write", [
@@ -74,4 +74,4 @@ def test_a_new_enterprise_has_a_stamp(conn):
     conn.execute("INSERT INTO enterprise (code, name) VALUES ('new', 'New')")
     conn.commit()
     (eid,) = conn.execute("SELECT enterprise_id FROM enterprise WHERE code = 'new'").fetchone()
-    assert input_stamp(conn, eid) is not None
+    assert enterprise_state(conn, eid)[1] is not None
