@@ -7,10 +7,11 @@ year (2025, Asia/Shanghai) of 15-minute intervals written straight into ``interv
 COPY (the rollup is benchmarked by bench/bench_rollup.py), then times
 
 * **bare**: one ordered ``SELECT`` of the same intervals, fetched to Python;
-* **full**: the metrics pass (``flows.metrics.enterprise_pass``: daily balances, year to date,
-  R1, projection, carbon) and the eligibility pass (``flows.eligibility.enterprise_decisions``)
-  for every enterprise, as the flows' mapped tasks run them (plain functions, one process: one after
-  the other, or with ``--workers N`` on N threads as the flows' task runner does), then
+* **full**: the metrics pass (``flows.metrics.enterprises_pass``: daily balances, year to date,
+  R1, projection, carbon) and the eligibility pass (``flows.eligibility.enterprises_decisions``)
+  for every enterprise, in the batches the flows map (``flows.tasks.batches``; plain functions,
+  one process: one batch after the other, or with ``--workers N`` on N threads as the flows' task
+  runner does), then
   the industry's intensity ranking once (``flows.metrics.intensity_pass``, as ``metrics_flow``);
 * **incremental**: one more hour of intervals for every enterprise, then the same two passes.
 
@@ -115,29 +116,34 @@ def full_pass(url: str, as_of: datetime, limit: int | None = None, workers: int 
     """Metrics and eligibility for every enterprise (the first ``limit``); (seconds, peak RSS kB).
     ``workers`` > 1: the enterprises on a pool of that many threads, as the flows' task runner runs
     their mapped tasks (``GREENGAUGE_FLOW_WORKERS``); 1: one after the other."""
-    from flows.eligibility import enterprise_decisions
-    from flows.metrics import enterprise_pass, intensity_pass, touched_years
+    from flows.eligibility import enterprises_decisions
+    from flows.metrics import enterprises_pass, intensity_pass, touched_years
+    from flows.tasks import batches
     from store.results import enterprises
 
+    from model.profile import known_profiles, load_profile
     from model.tables import load_coal_factors, load_documents, load_factors
 
     with psycopg.connect(url) as conn:
         ents = enterprises(conn)[:limit]
-    # a serving worker parses the policy documents and factor tables once per process, not per pass
-    load_documents(), load_factors(), load_coal_factors()
-    def one(e):
-        out = touched_years(enterprise_pass(url, e, as_of))
-        enterprise_decisions(url, e, as_of, None)
+    # a serving worker parses the policy documents, factor tables and device profiles once per
+    # process, not per pass
+    load_documents(), load_factors(), load_coal_factors(), [load_profile(p) for p in known_profiles()]
+
+    def one(batch):
+        out = [t for ms in enterprises_pass(url, batch, as_of) for t in touched_years(ms)]
+        enterprises_decisions(url, batch, as_of, None)
         return out
 
     t = time.perf_counter()
+    work = batches(ents, workers)  # as the flows map them: GREENGAUGE_FLOW_BATCH, spread over the workers
     if workers > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers) as pool:
-            touched = [x for part in pool.map(one, ents) for x in part]
+            touched = [x for part in pool.map(one, work) for x in part]
     else:
-        touched = [x for e in ents for x in one(e)]
+        touched = [x for b in work for x in one(b)]
     intensity_pass(url, touched)  # once per industry-year, after every enterprise (as metrics_flow does)
     return time.perf_counter() - t, peak_rss_kb()
 

@@ -45,7 +45,7 @@ from prefect import flow, get_run_logger
 
 from flows.metrics import list_enterprises
 from accounting.policy_inputs import enterprise_year
-from flows.tasks import io_task, resolve_url, task_runner
+from flows.tasks import BatchError, batch_name, batches, io_task, resolve_url, task_runner
 from metrics.evidence import jsonable
 from metrics.periods import local_bounds
 from metrics.policy import evaluate as evaluate_policies
@@ -56,8 +56,8 @@ from store.ledger import ledger_for
 from store.bundle import nameplate_digest_rows, policy_read_start
 from store.db import session
 from store.projects import project_records
-from store.results import (Enterprise, changed_days, current_decisions, evidence_hash, input_fingerprint,
-                           insert_decision, lock, save_fingerprint, save_watermark)
+from store.results import (Enterprise, current_decisions, evidence_hash, input_fingerprint, insert_decision, lock,
+                           pass_start, save_fingerprint, save_watermarks)
 
 Candidate = dict
 CandidateSource = Callable[[psycopg.Connection, Enterprise, int, datetime, datetime], list[Candidate]]
@@ -261,27 +261,45 @@ evaluate_task = io_task(evaluate, task_run_name="evaluate-{e.code}-{year}")
 
 
 def enterprise_decisions(url: str, e: Enterprise, as_of: datetime, years: list[int] | None = None) -> list[Recorded]:
-    """One enterprise's eligibility: the given years, or this year and the last plus every year
-    holding intervals that changed since the eligibility pass's watermark (late data of any age:
-    that year's changed decisions get a new version, reason ``late_data``; the first pass: every
-    year holding intervals). The watermark moves once every year is recorded, so a failed pass is
-    redone; each year's fingerprint then decides whether it is evaluated again."""
-    this_year = as_of.astimezone(ZoneInfo(e.timezone)).year
-    newest = None
+    """One enterprise's eligibility: :func:`enterprises_decisions` of it alone."""
+    return enterprises_decisions(url, [e], as_of, years)[0]
+
+
+def enterprises_decisions(url: str, ents: list[Enterprise], as_of: datetime, years: list[int] | None = None
+                          ) -> list[list[Recorded]]:
+    """A batch of enterprises' eligibility (a list per enterprise): for each, the given years, or
+    this year and the last plus every year holding intervals that changed since its eligibility
+    watermark (late data of any age: that year's changed decisions get a new version, reason
+    ``late_data``; the first pass: every year holding intervals). The batch's changed days are read
+    in one round trip (:func:`store.results.pass_start`), its watermarks written in one; an
+    enterprise's watermark moves once every year of it is recorded, so a failed pass is redone (each
+    year's fingerprint then decides whether it is evaluated again): the others are still recorded,
+    then the first failure is raised with the enterprises it hit."""
+    begun = {}
     if years is None:
         with session(url) as conn:
-            days, newest = changed_days(conn, e, None, "eligibility")
-        years = sorted({this_year - 1, this_year} | {d.year for d in days if d.year <= this_year})
-    out = []
-    for y in years:
-        out.extend(evaluate(url, e, y, as_of))
-    if newest is not None:
+            begun = pass_start(conn, ents, "eligibility")
+    out: list[list[Recorded]] = []
+    failed = []
+    for e in ents:
+        this_year = as_of.astimezone(ZoneInfo(e.timezone)).year
+        ys = years if years is not None else sorted(
+            {this_year - 1, this_year} | {d.year for d in begun[e.enterprise_id].days if d.year <= this_year})
+        try:
+            out.append([r for y in ys for r in evaluate(url, e, y, as_of)])
+        except Exception as exc:  # the others are still recorded; raised below
+            failed.append((e, exc))
+            out.append([])
+    if begun:
+        bad = {e.enterprise_id for e, _ in failed}
         with session(url, autocommit=True) as conn:
-            save_watermark(conn, e.enterprise_id, newest, "eligibility")
+            save_watermarks(conn, {eid: b.newest for eid, b in begun.items() if eid not in bad}, "eligibility")
+    if failed:
+        raise BatchError(failed)
     return out
 
 
-decisions_task = io_task(enterprise_decisions, task_run_name="eligibility-{e.code}")
+decisions_task = io_task(enterprises_decisions, task_run_name=batch_name("eligibility"))
 
 
 @flow(name="eligibility", task_runner=task_runner())
@@ -298,8 +316,8 @@ def eligibility_flow(database_url: str | None = None, enterprise: str | None = N
     log = get_run_logger()
     out = []
     ents = list_enterprises(url, enterprise)
-    futures = decisions_task.map(unmapped(url), ents, unmapped(now), unmapped(years), deferred=deferred)
-    for e, recorded in zip(ents, futures.result()):
+    futures = decisions_task.map(unmapped(url), batches(ents), unmapped(now), unmapped(years), deferred=deferred)
+    for e, recorded in zip(ents, [r for batch in futures.result() for r in batch]):
         for r in recorded:
             log.info("%s %s %s %s %s: version %d (%s) %s", e.code, r.document, r.clause, r.rule,
                      r.subject, r.version, r.reason, r.status)

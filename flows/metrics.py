@@ -20,6 +20,7 @@ Carbon: the factor year is ``year + factor_year_offset`` (default 0); with ``fac
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -29,7 +30,7 @@ import psycopg
 from prefect import flow, get_run_logger
 
 from accounting.policy_inputs import carbon_year, coal_of, energy_year, intensity_year
-from flows.tasks import io_task, metric_task, resolve_url, task_runner
+from flows.tasks import BatchError, batch_name, batches, io_task, metric_task, resolve_url, task_runner
 from metrics import figures
 from metrics.balance import BalanceTotals
 from metrics.bundle import EnterprisePeriod  # noqa: F401  (YearData.bundle)
@@ -40,9 +41,9 @@ from model import CODE_VERSION
 from model.tables import factors_digest
 from store.bundle import day_sources, load_enterprise_period, save_prefix
 from store.db import session
-from store.results import (Enterprise, changed_days, dirty_days, enterprise_state, enterprises, lock, save_watermark,
-                           write_carbon_ytd, write_daily_balances, write_green_share_ytd, write_intensity_ytd,
-                           write_projection)
+from store.results import (Enterprise, PassStart, asynchronous_commit, dirty_days, enterprise_state, enterprises, lock,
+                           pass_start, save_watermarks, write_carbon_ytd, write_daily_balances, write_green_share_ytd,
+                           write_intensity_ytd, write_projection)
 #: how long after New Year the metrics flow still rebalances the year before
 LATE_YEAR_GRACE = timedelta(days=3)
 
@@ -107,7 +108,7 @@ def list_enterprises(url: str, code: str | None) -> list[Enterprise]:
 
 
 def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[date] | None = None, *,
-              carried: bool = False) -> YearData:
+              carried: bool = False, begun: PassStart | None = None) -> YearData:
     """The enterprise's year up to ``as_of`` in one bundle (:func:`store.bundle.load_enterprise_period`),
     and the local days whose intervals changed since their balance was computed.
 
@@ -115,12 +116,16 @@ def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[da
     parts of the year up to the last local midnight the previous run kept (``metrics_prefix``) are
     carried and only the days after them are read — unless one of ``days`` is before that midnight
     or the points changed, then the whole year is read (the result is the same either way:
-    metrics.figures.span cuts every period the same way)."""
+    metrics.figures.span cuts every period the same way). ``begun``: what the pass read first
+    (:func:`store.results.pass_start`: points, input stamp, carried parts), not read again."""
     start, end = local_bounds("year", date(year, 1, 1), e.timezone)
     upto = max(start, min(as_of, end))
     with session(url, autocommit=True) as conn:  # reads only: READ COMMITTED gives each its own snapshot anyway
         # the stamp before the bundle: a write in between moves it again
-        ids_now, stamp, _, state = enterprise_state(conn, e.enterprise_id, prefix_of=year if carried else None)
+        if begun is not None and not (carried and year in begun.stored and year not in begun.prefixes):
+            ids_now, stamp, state = begun.ids, begun.stamp, begun.prefixes.get(year) if carried else None
+        else:  # (the carried parts of a year the pass did not read at its start)
+            ids_now, stamp, _, state = enterprise_state(conn, e.enterprise_id, prefix_of=year if carried else None)
         prefix = None
         if carried and days is not None:
             if state is not None:
@@ -236,24 +241,47 @@ def store_metrics(url: str, m: EnterpriseMetrics, carbon: CarbonOptions = Carbon
     ``carbon_ytd`` row written (None when there is no data yet). With ``intensity`` also the
     industry's ``intensity_ytd`` rows (the flow does them once per industry instead:
     :func:`intensity_pass`)."""
-    row = None
-    with session(url) as conn, conn.transaction():
+    # sent in one round trip (a pipeline), committed asynchronously: derived results a pass computes again
+    with session(url) as conn, conn.pipeline(), conn.transaction():
+        asynchronous_commit(conn)
         lock(conn, f"greengauge.flows.metrics.{m.enterprise.enterprise_id}")
-        write_daily_balances(conn, m.enterprise.enterprise_id, m.daily)
-        if m.data_through is not None:
-            write_green_share_ytd(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.ytd, m.share,
-                                  measured=m.measured)
-            if m.projection is not None:
-                ystart, _ = local_bounds("year", date(m.year, 1, 1), m.enterprise.timezone)
-                write_projection(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.projection,
-                                 m.share.missing_wh, (m.data_through - ystart).days)
-            row = m.carbon if m.carbon is not None else carbon_row(conn, m.enterprise, m.year, m.data_through, carbon)
-            write_carbon_ytd(conn, m.enterprise.enterprise_id, m.year, row)
-            if intensity:
-                store_intensity(conn, m.enterprise, m.year)
-        save_prefix(conn, m.enterprise.enterprise_id, m.year, m.prefix.end if m.prefix else m.data_through or
-                    datetime.now(timezone.utc), m.prefix.to_json() if m.prefix else None,
-                    input_stamp=m.stamp, versions=metrics_versions(carbon))
+        return write_results(conn, m, carbon, intensity=intensity)
+
+
+def store_batch(url: str, ms: list[EnterpriseMetrics], carbon: CarbonOptions, watermarks: dict[int, datetime | None]
+                ) -> None:
+    """The results of a batch's enterprises and their watermarks (:func:`enterprises_pass`) in one
+    transaction, sent in one round trip (a pipeline) and committed asynchronously
+    (:func:`store.results.asynchronous_commit`): the watermarks move with the results they stand
+    for, or neither does."""
+    with session(url) as conn, conn.pipeline(), conn.transaction():
+        asynchronous_commit(conn)
+        for eid in sorted({m.enterprise.enterprise_id for m in ms} | set(watermarks)):  # one order: no deadlock
+            lock(conn, f"greengauge.flows.metrics.{eid}")
+        for m in ms:
+            m.carbon = write_results(conn, m, carbon, intensity=False)
+        save_watermarks(conn, watermarks)
+
+
+def write_results(conn: psycopg.Connection, m: EnterpriseMetrics, carbon: CarbonOptions, *, intensity: bool
+                  ) -> dict[str, Any] | None:
+    """Every result of one enterprise-year (:func:`store_metrics`), in the caller's transaction."""
+    row = None
+    write_daily_balances(conn, m.enterprise.enterprise_id, m.daily)
+    if m.data_through is not None:
+        write_green_share_ytd(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.ytd, m.share,
+                              measured=m.measured)
+        if m.projection is not None:
+            ystart, _ = local_bounds("year", date(m.year, 1, 1), m.enterprise.timezone)
+            write_projection(conn, m.enterprise.enterprise_id, m.year, m.data_through, m.projection,
+                             m.share.missing_wh, (m.data_through - ystart).days)
+        row = m.carbon if m.carbon is not None else carbon_row(conn, m.enterprise, m.year, m.data_through, carbon)
+        write_carbon_ytd(conn, m.enterprise.enterprise_id, m.year, row)
+        if intensity:
+            store_intensity(conn, m.enterprise, m.year)
+    save_prefix(conn, m.enterprise.enterprise_id, m.year, m.prefix.end if m.prefix else m.data_through or
+                datetime.now(timezone.utc), m.prefix.to_json() if m.prefix else None,
+                input_stamp=m.stamp, versions=metrics_versions(carbon))
     return row
 
 
@@ -360,52 +388,84 @@ write_metrics = io_task(store_metrics, task_run_name="write-metrics")
 def enterprise_metrics(url: str, e: Enterprise, as_of: datetime, *, year: int | None = None,
                        days: list[date] | None = None,
                        carbon: CarbonOptions = CarbonOptions(), carried: bool = False,
-                       intensity: bool = True) -> EnterpriseMetrics:
+                       intensity: bool = True, begun: PassStart | None = None) -> EnterpriseMetrics:
     """Plain-function form of one enterprise's metrics run (backfill and tests use it; with
     ``intensity`` the industry's ranking is rewritten too)."""
-    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days, carried=carried), carbon)
+    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days, carried=carried, begun=begun),
+                        carbon)
     m.carbon = store_metrics(url, m, carbon, intensity=intensity)
     return m
 
 
 def enterprise_pass(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOptions = CarbonOptions()
                     ) -> list[EnterpriseMetrics]:
-    """One enterprise's metrics: every local year holding intervals changed since its last pass
-    (late data of any age: a year-old import re-opens that year), plus this year (and, early in
-    January, the last), plus every closed year stored before whose enterprise input stamp or
-    versions moved since (a certificate or a rating entered late), each from one bundle; the
-    changed days rebalanced. A closed year with nothing changed is not read at all. The watermark
-    moves only after every year is stored, so a failed pass is redone in full. The industry's
-    intensity is left to :func:`intensity_pass` (once per industry, after every enterprise)."""
+    """One enterprise's metrics: :func:`enterprises_pass` of it alone."""
+    return enterprises_pass(url, [e], as_of, carbon)[0]
+
+
+def enterprises_pass(url: str, ents: list[Enterprise], as_of: datetime, carbon: CarbonOptions = CarbonOptions()
+                     ) -> list[list[EnterpriseMetrics]]:
+    """A batch of enterprises' metrics (a list per enterprise). For each: every local year holding
+    intervals changed since its last pass (late data of any age: a year-old import re-opens that
+    year), plus this year (and, early in January, the last), plus every closed year stored before
+    whose enterprise input stamp or versions moved since (a certificate or a rating entered late),
+    each from one bundle; the changed days rebalanced. A closed year with nothing changed is not
+    read at all. What the batch reads first (:func:`store.results.pass_start`) and what it writes
+    (:func:`store_batch`: results and watermarks in one transaction) cost a round trip each for the
+    whole batch. An enterprise whose pass fails keeps its watermark (it is redone in full next
+    time); the others are stored, then the first failure is raised with the enterprises it hit.
+    The industry's intensity is left to :func:`intensity_pass` (once per industry, after every
+    enterprise)."""
+    this_year = {e.enterprise_id: year_of(e, as_of) for e in ents}
     with session(url) as conn:
         # every counter point: a fuel counter's change moves carbon, coal and intensity too
-        ids, stamp, stored, _ = enterprise_state(conn, e.enterprise_id)
-        days, newest = changed_days(conn, e, ids)
-    this_year = year_of(e, as_of)
-    changed = {d.year for d in days}
+        # the carried parts of the current year (another year's, when it is computed: read_year)
+        begun = pass_start(conn, ents, prefix_years=tuple(sorted(set(this_year.values()))))
     versions = metrics_versions(carbon)
-    # early in January, late readings can still change the last days of the year before; a closed
-    # year stored earlier is looked at again too (a certificate entered late moves its stamp)
-    years = {year_of(e, as_of - LATE_YEAR_GRACE), this_year} | {y for y in changed | set(stored) if y <= this_year}
-    out = []
-    for year in sorted(years):
-        if year < this_year and year not in changed and year in stored:
-            # a closed year stored whole at this input stamp and these versions, no interval of it
-            # changed since: the same results again (docs/accounting.md "What a pass recomputes")
-            through, at_stamp, at_versions = stored[year]
-            if (through >= local_bounds("year", date(year, 1, 1), e.timezone)[1] and stamp is not None
-                    and at_stamp == stamp and at_versions == versions):
-                continue
-        m = enterprise_metrics(url, e, as_of, year=year, days=[d for d in days if d.year == year], carbon=carbon,
-                               carried=True, intensity=False)
-        m.prefix = None  # stored in metrics_prefix; not carried back to the flow
-        out.append(m)
-    with session(url, autocommit=True) as conn:
-        save_watermark(conn, e.enterprise_id, newest)
+    out: list[list[EnterpriseMetrics]] = []
+    failed: list[tuple[Enterprise, BaseException]] = []
+    for e in ents:
+        try:
+            out.append(_years_of(url, e, as_of, carbon, begun[e.enterprise_id], this_year[e.enterprise_id], versions))
+        except Exception as exc:  # the others are still stored; raised below
+            failed.append((e, exc))
+            out.append([])
+    done = {e.enterprise_id for e in ents} - {e.enterprise_id for e, _ in failed}
+    store_batch(url, [m for ms in out for m in ms], carbon, {eid: begun[eid].newest for eid in done})
+    for ms in out:
+        for m in ms:
+            m.prefix = None  # stored in metrics_prefix; not carried back to the flow
+    if failed:
+        raise BatchError(failed)
     return out
 
 
-enterprise_task = io_task(enterprise_pass, task_run_name="metrics-{e.code}")
+def _years_of(url: str, e: Enterprise, as_of: datetime, carbon: CarbonOptions, begun: PassStart, this_year: int,
+              versions: str) -> list[EnterpriseMetrics]:
+    """The years of one enterprise's pass (:func:`enterprises_pass`), computed, not stored."""
+    days = begun.days
+    changed = {d.year for d in days}
+    # early in January, late readings can still change the last days of the year before; a closed
+    # year stored earlier is looked at again too (a certificate entered late moves its stamp)
+    years = {year_of(e, as_of - LATE_YEAR_GRACE), this_year} | {y for y in changed | set(begun.stored) if y <= this_year}
+    out = []
+    for year in sorted(years):
+        if year < this_year and year not in changed and year in begun.stored:
+            # a closed year stored whole at this input stamp and these versions, no interval of it
+            # changed since: the same results again (docs/accounting.md "What a pass recomputes")
+            through, at_stamp, at_versions = begun.stored[year]
+            if (through >= local_bounds("year", date(year, 1, 1), e.timezone)[1] and begun.stamp is not None
+                    and at_stamp == begun.stamp and at_versions == versions):
+                continue
+        data = read_year(url, e, year, as_of, [d for d in days if d.year == year], carried=True, begun=begun)
+        m = compute_metrics(data, carbon)
+        if m.prefix is not None:  # what is carried, not the intervals' columns: a batch holds many years
+            m.prefix = dataclasses.replace(m.prefix, chunks=[])
+        out.append(m)
+    return out
+
+
+enterprise_task = io_task(enterprises_pass, task_run_name=batch_name("metrics"))
 
 
 @flow(name="metrics", task_runner=task_runner())
@@ -428,9 +488,9 @@ def metrics_flow(database_url: str | None = None, enterprise: str | None = None,
     now = as_of or datetime.now(timezone.utc)
     log = get_run_logger()
     out = []
-    futures = enterprise_task.map(unmapped(url), list_enterprises(url, enterprise), unmapped(now), unmapped(carbon),
-                                  deferred=deferred)
-    passes = futures.result()
+    futures = enterprise_task.map(unmapped(url), batches(list_enterprises(url, enterprise)), unmapped(now),
+                                  unmapped(carbon), deferred=deferred)
+    passes = [ms for batch in futures.result() for ms in batch]
     for ind, year in intensity_task(url, [t for ms in passes for t in touched_years(ms)]):
         log.info("intensity of %s %d recomputed", ind, year)
     for ms in passes:

@@ -22,9 +22,9 @@ import numpy as np
 from metrics.bundle import EnterprisePeriod, Point, PointFinding, PointSeries
 from metrics.counters import CounterFinding
 from metrics.intervals import INTERVAL_S, floor_interval
-from store.events import replacements
+from store.events import REPLACEMENTS_SQL, replacements_from
 from store.facts import enterprise_facts
-from store.ledger import ledger_for
+from store.ledger import LEDGER_SQL, ledger_from
 from store.projects import latest_nameplate, project_records
 
 #: days before a commissioning date the R3 "produced after commissioning" check reads
@@ -92,26 +92,35 @@ def read_columns(conn: psycopg.Connection, ids: list[int], start: datetime, end:
     checked and the columns sorted by start when the scan gave another. Every column is NOT NULL
     (migration 0401); an energy of 2**61 Wh or more would not fit the packing (the query fails,
     nothing is misread)."""
+    with conn.cursor(binary=True) as cur:
+        cur.execute(COLUMNS_SQL, (ids, start, end))
+        return columns_from(ids, cur.fetchall())
+
+
+#: the packed columns of :func:`read_columns` (parameters: point ids, start, end; a binary cursor)
+COLUMNS_SQL = """SELECT point_id::int8, string_agg(timestamptz_send(bucket_start), ''::bytea),
+                        string_agg(int8send(energy_wh * 4 + (estimated::int * 2 + suspect::int)), ''::bytea),
+                        string_agg(timestamptz_send(computed_at), ''::bytea)
+                 FROM (SELECT * FROM interval_energy WHERE point_id = ANY(%s) AND bucket_start >= %s
+                       AND bucket_start < %s ORDER BY point_id, bucket_start) i
+                 GROUP BY point_id"""
+
+
+def columns_from(ids: list[int], rows) -> tuple[dict[int, PointSeries], datetime | None]:
+    """:data:`COLUMNS_SQL`'s rows as :func:`read_columns` returns them."""
     out = {pid: PointSeries.empty() for pid in ids}
     newest = None
-    with conn.cursor(binary=True) as cur:
-        cur.execute("""SELECT point_id::int8, string_agg(timestamptz_send(bucket_start), ''::bytea),
-                              string_agg(int8send(energy_wh * 4 + (estimated::int * 2 + suspect::int)), ''::bytea),
-                              string_agg(timestamptz_send(computed_at), ''::bytea)
-                       FROM (SELECT * FROM interval_energy WHERE point_id = ANY(%s) AND bucket_start >= %s
-                             AND bucket_start < %s ORDER BY point_id, bucket_start) i
-                       GROUP BY point_id""", (ids, start, end))
-        for pid, ts, packed, changed in cur:
-            t = (np.frombuffer(ts, ">i8") // 1_000_000 + _PG_EPOCH_S).astype(np.int64)
-            v = np.frombuffer(packed, ">i8").astype(np.int64)
-            at = np.frombuffer(changed, ">i8").astype(np.int64)
-            col = PointSeries(t, v >> 2, (v & 2).astype(bool), (v & 1).astype(bool), at)
-            if len(t) > 1 and not (np.diff(t) > 0).all():
-                k = np.argsort(t, kind="stable")
-                col = PointSeries(t[k], col.wh[k], col.est[k], col.sus[k], at[k])
-            out[pid] = col
-            top = pg_time(int(at.max()))
-            newest = top if newest is None or top > newest else newest
+    for pid, ts, packed, changed in rows:
+        t = (np.frombuffer(ts, ">i8") // 1_000_000 + _PG_EPOCH_S).astype(np.int64)
+        v = np.frombuffer(packed, ">i8").astype(np.int64)
+        at = np.frombuffer(changed, ">i8").astype(np.int64)
+        col = PointSeries(t, v >> 2, (v & 2).astype(bool), (v & 1).astype(bool), at)
+        if len(t) > 1 and not (np.diff(t) > 0).all():
+            k = np.argsort(t, kind="stable")
+            col = PointSeries(t[k], col.wh[k], col.est[k], col.sus[k], at[k])
+        out[pid] = col
+        top = pg_time(int(at.max()))
+        newest = top if newest is None or top > newest else newest
     return out, newest
 
 
@@ -179,15 +188,21 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
         got = production_rows(conn, [eid], first_day.year, last_day.year)
         products, references = got.get(eid, ((), {}))
     ids = [p.point_id for p in points]
-    columns, computed_at = read_columns(conn, ids, read_from, end)
-    findings = tuple(PointFinding(pid, CounterFinding(kind, ts, detail)) for pid, ts, kind, detail in conn.execute(
-        """SELECT point_id, opened_at, kind, data->>'text' FROM finding
-           WHERE origin = 'rollup' AND point_id = ANY(%s) AND opened_at >= %s AND opened_at <= %s
-           ORDER BY opened_at, point_id, kind""",
-        (ids, min(read_from, findings_from or read_from), end)))
-    marks = conn.execute("SELECT min(last_reading_ts) FROM rollup_watermark WHERE point_id = ANY(%s)", (ids,)).fetchone()[0]
-    trades, certs = ledger_for(conn, enterprise, eid)
-    events = replacements(conn, ids)
+    # the rest in one round trip: every query sent (a pipeline), then every result read
+    with conn.pipeline():
+        cols = conn.cursor(binary=True).execute(COLUMNS_SQL, (ids, read_from, end))
+        found = conn.execute(
+            """SELECT point_id, opened_at, kind, data->>'text' FROM finding
+               WHERE origin = 'rollup' AND point_id = ANY(%s) AND opened_at >= %s AND opened_at <= %s
+               ORDER BY opened_at, point_id, kind""", (ids, min(read_from, findings_from or read_from), end))
+        marked = conn.execute("SELECT min(last_reading_ts) FROM rollup_watermark WHERE point_id = ANY(%s)", (ids,))
+        ledger = [conn.execute(q, (eid,)) for q in LEDGER_SQL]
+        replaced = conn.execute(REPLACEMENTS_SQL, (ids,))
+    columns, computed_at = columns_from(ids, cols.fetchall())
+    findings = tuple(PointFinding(pid, CounterFinding(kind, ts, detail)) for pid, ts, kind, detail in found.fetchall())
+    marks = marked.fetchone()[0]
+    trades, certs = ledger_from(*(c.fetchall() for c in ledger))
+    events = replacements_from(ids, replaced.fetchall())
     return EnterprisePeriod(
         enterprise, eid, tz, read_from, end, points, columns, findings,
         {pid: tuple(v) for pid, v in events.items() if v}, tuple(trades), tuple(certs), tuple(facts), projects,

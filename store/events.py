@@ -148,12 +148,20 @@ def list_replacements(conn: psycopg.Connection, *, enterprise: str | None = None
     return [ReplacementRow(*r) for r in rows]
 
 
+#: the live (unrevoked) replacements of the points of parameter 1 (an array of ids), for :func:`replacements_from`
+REPLACEMENTS_SQL = """SELECT point_id, ts, old_final_wh, new_initial_wh, reason FROM meter_replacement
+                      WHERE point_id = ANY(%s) AND revoked_at IS NULL ORDER BY point_id, ts"""
+
+
 def replacements(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, list[MeterReplacement]]:
     """The live (unrevoked) replacements of each point, in time order."""
+    return replacements_from(point_ids, conn.execute(REPLACEMENTS_SQL, (point_ids,)).fetchall())
+
+
+def replacements_from(point_ids: list[int], rows) -> dict[int, list[MeterReplacement]]:
+    """:data:`REPLACEMENTS_SQL`'s rows per point (every point of ``point_ids`` a key)."""
     out: dict[int, list[MeterReplacement]] = {pid: [] for pid in point_ids}
-    for pid, ts, old, new, reason in conn.execute(
-        """SELECT point_id, ts, old_final_wh, new_initial_wh, reason FROM meter_replacement
-           WHERE point_id = ANY(%s) AND revoked_at IS NULL ORDER BY point_id, ts""", (point_ids,)):
+    for pid, ts, old, new, reason in rows:
         out[pid].append(MeterReplacement(ts, old, new, reason))
     return out
 

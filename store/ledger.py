@@ -230,20 +230,27 @@ def _data_lines(text: str) -> list[int]:
     return [reader.line_num for _ in reader]
 
 
+#: an enterprise's trades and certificate blocks (parameter: its id), for :func:`ledger_from`
+LEDGER_SQL = (
+    "SELECT reference, settled_on, settled_wh FROM green_trade WHERE enterprise_id = %s ORDER BY settled_on, reference",
+    """SELECT c.serial_prefix, c.serial_first, c.serial_last, c.serial_digits, c.production_month,
+              c.used_on, t.reference, c.reference
+       FROM certificate c LEFT JOIN green_trade t USING (trade_id)
+       WHERE c.enterprise_id = %s ORDER BY c.used_on, c.serial_prefix, c.serial_first""")
+
+
 def ledger_for(conn: psycopg.Connection, enterprise: str, enterprise_id: int | None = None
                ) -> tuple[list[Trade], list[CertificateBlock]]:
     """Every trade and certificate block of an enterprise (by code, or by id when the caller has
     it), as :mod:`metrics.ledger` values."""
     eid = enterprise_id if enterprise_id is not None else _enterprise_id(conn, enterprise)
-    trades = [Trade(r, on, wh) for r, on, wh in conn.execute(
-        "SELECT reference, settled_on, settled_wh FROM green_trade WHERE enterprise_id = %s ORDER BY settled_on, reference",
-        (eid,))]
-    certs = [
-        CertificateBlock(Serial(p, a, d), Serial(p, b, d), pm, on, tref, ref)
-        for p, a, b, d, pm, on, tref, ref in conn.execute(
-            """SELECT c.serial_prefix, c.serial_first, c.serial_last, c.serial_digits, c.production_month,
-                      c.used_on, t.reference, c.reference
-               FROM certificate c LEFT JOIN green_trade t USING (trade_id)
-               WHERE c.enterprise_id = %s ORDER BY c.used_on, c.serial_prefix, c.serial_first""", (eid,))
-    ]
+    return ledger_from(*(conn.execute(q, (eid,)).fetchall() for q in LEDGER_SQL))
+
+
+def ledger_from(trade_rows, cert_rows) -> tuple[list[Trade], list[CertificateBlock]]:
+    """The rows of :data:`LEDGER_SQL`'s two queries as :mod:`metrics.ledger` values (a caller that
+    sends several queries at once, store.bundle.load_enterprise_period, parses them afterwards)."""
+    trades = [Trade(r, on, wh) for r, on, wh in trade_rows]
+    certs = [CertificateBlock(Serial(p, a, d), Serial(p, b, d), pm, on, tref, ref)
+             for p, a, b, d, pm, on, tref, ref in cert_rows]
     return trades, certs

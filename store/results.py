@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from metrics.balance import BalanceTotals
@@ -72,33 +74,81 @@ WATERMARK_MARGIN_S = 5
 WATERMARKS = {"metrics": "metrics_watermark", "eligibility": "eligibility_watermark"}
 
 
-def changed_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int] | None, flow: str = "metrics"
-                 ) -> tuple[list[date], datetime | None]:
-    """Local days (of any year) holding intervals of ``point_ids`` (None: every point of the
-    enterprise) that changed since the enterprise's watermark of ``flow`` (metrics or
-    eligibility), and the next watermark. Without a watermark: every day with intervals. Uses the
-    (point_id, computed_at) index: an hourly run reads only what changed.
+@dataclass
+class PassStart:
+    """What one enterprise's flow pass reads before anything else (:func:`pass_start`)."""
+
+    ids: list[int]  #: every point of the enterprise
+    stamp: int | None  #: its input stamp (migration 0840), read before any bundle of the pass
+    #: the years the metrics flow keeps carried parts of: year -> (through, input stamp, versions)
+    stored: dict[int, tuple[datetime, int | None, str | None]]
+    prefixes: dict[int, dict]  #: the carried parts (``metrics_prefix.state``) of the years asked for
+    days: list[date]  #: local days (any year) holding intervals changed since the flow's watermark
+    newest: datetime | None  #: the flow's next watermark
+
+
+def pass_start(conn: psycopg.Connection, ents: list[Enterprise], flow: str = "metrics", *,
+               prefix_years: tuple[int, ...] = ()) -> dict[int, PassStart]:
+    """The start of a flow's pass over enterprises ``ents``, per enterprise id, in one round trip
+    (a pipeline of one transaction) however many they are: :func:`enterprise_state` of each (the
+    carried parts of ``prefix_years``), the local days (of any year) holding intervals of any of its
+    points changed since its watermark of ``flow`` (metrics or eligibility), and the next watermark.
+    An enterprise without a watermark (its first pass) gets every day with intervals (a round trip
+    of its own). Changed intervals are found on the (point_id, computed_at) index: an hourly run
+    reads only what changed.
 
     The next watermark is the time just before the rollup lock is taken in shared mode: every
-    rollup that began earlier has committed by then and is seen here; every later one stamps its
+    rollup that began earlier has committed by then and is seen by the next statements (READ
+    COMMITTED: each statement its own snapshot, taken after the lock); every later one stamps its
     intervals later (``computed_at`` is its transaction's start)."""
-    seen, now, ids = conn.execute(
-        f"""SELECT (SELECT seen_through FROM {WATERMARKS[flow]} WHERE enterprise_id = %(e)s), clock_timestamp(),
-                   CASE WHEN %(all)s THEN ARRAY(SELECT p.point_id FROM point p JOIN device d USING (device_id)
-                                                JOIN site s USING (site_id) WHERE s.enterprise_id = %(e)s) END""",
-        {"e": e.enterprise_id, "all": point_ids is None}).fetchone()
-    point_ids = ids if point_ids is None else point_ids
-    since = None if seen is None else seen - timedelta(seconds=WATERMARK_MARGIN_S)
-    conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext('greengauge.flows.rollup'))")
-    if since is None:
-        rows = days_with_intervals(conn, e.timezone, point_ids)
-    else:
-        rows = conn.execute(
-            """SELECT DISTINCT (date_trunc('day', bucket_start, %(tz)s) AT TIME ZONE %(tz)s)::date
-               FROM interval_energy WHERE point_id = ANY(%(ids)s) AND computed_at > %(since)s
-               ORDER BY 1""", {"tz": e.timezone, "ids": point_ids, "since": since}).fetchall()
-    conn.commit()  # the shared lock goes with the transaction
-    return [r[0] for r in rows], now
+    if not ents:
+        return {}
+    params = {"e": [e.enterprise_id for e in ents], "years": list(prefix_years),
+              "margin": timedelta(seconds=WATERMARK_MARGIN_S)}
+    points = """SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+                WHERE s.enterprise_id = x.id"""
+    with conn.pipeline(), conn.transaction():
+        head = conn.execute("SELECT clock_timestamp(), pg_advisory_xact_lock_shared(hashtext('greengauge.flows.rollup'))")
+        state = conn.execute(
+            f"""SELECT x.id, ARRAY({points} ORDER BY p.point_id),
+                       (SELECT stamp FROM enterprise_input WHERE enterprise_id = x.id),
+                       (SELECT json_agg(json_build_array(year, through, input_stamp, versions))
+                        FROM metrics_prefix WHERE enterprise_id = x.id),
+                       (SELECT json_object_agg(year, state) FROM metrics_prefix
+                        WHERE enterprise_id = x.id AND year = ANY(%(years)s::int[]) AND state IS NOT NULL),
+                       (SELECT seen_through FROM {WATERMARKS[flow]} WHERE enterprise_id = x.id)
+                FROM unnest(%(e)s::bigint[]) x(id)""", params)
+        changed = conn.execute(
+            f"""SELECT DISTINCT x.id, (date_trunc('day', i.bucket_start, e.timezone) AT TIME ZONE e.timezone)::date
+                FROM unnest(%(e)s::bigint[]) x(id) JOIN enterprise e ON e.enterprise_id = x.id
+                JOIN {WATERMARKS[flow]} w ON w.enterprise_id = x.id
+                JOIN LATERAL ({points}) p ON true
+                JOIN interval_energy i ON i.point_id = p.point_id AND i.computed_at > w.seen_through - %(margin)s
+                ORDER BY 1, 2""", params)
+    # the shared lock went with the transaction
+    now, _ = head.fetchone()
+    days: dict[int, list[date]] = {}
+    for eid, day in changed.fetchall():
+        days.setdefault(eid, []).append(day)
+    out = {}
+    for eid, ids, stamp, years, prefixes, seen in state.fetchall():
+        out[eid] = PassStart(list(ids), stamp, {y: (datetime.fromisoformat(t), st, v) for y, t, st, v in years or []},
+                             {int(y): v for y, v in (prefixes or {}).items()}, days.get(eid, []), now)
+        if seen is None:  # no watermark (a first pass): every day with intervals, read under the lock as well
+            with conn.transaction():
+                first, _ = conn.execute("SELECT clock_timestamp(), "
+                                        "pg_advisory_xact_lock_shared(hashtext('greengauge.flows.rollup'))").fetchone()
+                tz = next(e.timezone for e in ents if e.enterprise_id == eid)
+                out[eid].days = [r[0] for r in days_with_intervals(conn, tz, list(ids))]
+                out[eid].newest = first
+    return out
+
+
+def changed_days(conn: psycopg.Connection, e: Enterprise, flow: str = "metrics"
+                 ) -> tuple[list[date], datetime | None]:
+    """(:attr:`PassStart.days`, :attr:`PassStart.newest`) of one enterprise (:func:`pass_start`)."""
+    s = pass_start(conn, [e], flow)[e.enterprise_id]
+    return s.days, s.newest
 
 
 def days_with_intervals(conn: psycopg.Connection, tz: str, point_ids: list[int]) -> list[tuple[date]]:
@@ -122,13 +172,37 @@ def days_with_intervals(conn: psycopg.Connection, tz: str, point_ids: list[int])
 
 def save_watermark(conn: psycopg.Connection, enterprise_id: int, seen_through: datetime | None,
                    flow: str = "metrics") -> None:
-    """Move ``flow``'s watermark of the enterprise to ``seen_through`` (never back)."""
-    if seen_through is None:
+    """Move ``flow``'s watermark of the enterprise to ``seen_through`` (never back): :func:`save_watermarks`."""
+    save_watermarks(conn, {enterprise_id: seen_through}, flow)
+
+
+def save_watermarks(conn: psycopg.Connection, seen: dict[int, datetime | None], flow: str = "metrics") -> None:
+    """Move ``flow``'s watermark of each enterprise id to its time (never back; None: left alone) in
+    one statement, committed asynchronously (:func:`asynchronous_commit`: a watermark lost in a crash
+    of the server only makes the next pass look at those days again) when it is a transaction of its
+    own; in the caller's transaction when there is one (committed as the caller commits it)."""
+    marks = [(eid, t) for eid, t in sorted(seen.items()) if t is not None]
+    if not marks:
         return
-    conn.execute(f"""INSERT INTO {WATERMARKS[flow]} AS w (enterprise_id, seen_through) VALUES (%s, %s)
-                     ON CONFLICT (enterprise_id) DO UPDATE SET
-                         seen_through = greatest(w.seen_through, EXCLUDED.seen_through),
-                         run_at = now()""", (enterprise_id, seen_through))
+    own = conn.info.transaction_status == TransactionStatus.IDLE
+    with conn.transaction() if own else nullcontext():
+        if own:
+            asynchronous_commit(conn)
+        conn.execute(f"""INSERT INTO {WATERMARKS[flow]} AS w (enterprise_id, seen_through)
+                         SELECT * FROM unnest(%s::bigint[], %s::timestamptz[])
+                         ON CONFLICT (enterprise_id) DO UPDATE SET
+                             seen_through = greatest(w.seen_through, EXCLUDED.seen_through),
+                             run_at = now()""", ([m[0] for m in marks], [m[1] for m in marks]))
+
+
+def asynchronous_commit(conn: psycopg.Connection) -> None:
+    """Commit the current transaction without waiting for its WAL to reach the disk
+    (``SET LOCAL synchronous_commit = off``): for what the flows derive and can derive again — stored
+    metrics, carried parts, watermarks — never for eligibility decisions (versions people cite). A
+    crash of the server can lose the last such commits, never part of one, and the WAL keeps their
+    order: a lost metrics result takes every later watermark with it, so the next pass recomputes it
+    (docs/accounting.md "What a pass recomputes")."""
+    conn.execute("SET LOCAL synchronous_commit = off")
 
 
 def source_changed_at(conn: psycopg.Connection, point_ids: list[int], start: datetime, end: datetime) -> datetime | None:
