@@ -134,11 +134,13 @@ def read_year(url: str, e: Enterprise, year: int, as_of: datetime, days: list[da
                 if (prefix.start != start or prefix.end > upto or set(prefix.per_point) != set(ids_now)
                         or (first_changed is not None and first_changed < prefix.end)):
                     prefix = None
+        expect = (e.enterprise_id, ids_now) if begun is not None else None
         if prefix is not None:
-            bundle = load_enterprise_period(conn, e.code, prefix.end, upto, with_policy=False, findings_from=start)
+            bundle = load_enterprise_period(conn, e.code, prefix.end, upto, with_policy=False, findings_from=start,
+                                            expect=expect)
             bundle.prefix = prefix
         else:
-            bundle = load_enterprise_period(conn, e.code, start, upto, with_policy=False)
+            bundle = load_enterprise_period(conn, e.code, start, upto, with_policy=False, expect=expect)
         ids = [p.point_id for p in bundle.with_role(*BALANCE_ROLES)]
         dirty = days if days is not None else dirty_days(conn, e, ids, start)
         dirty = [d for d in dirty if d.year == year and local_bounds("day", d, e.timezone)[0] < upto]

@@ -59,14 +59,21 @@ def nameplate_digest_rows(conn: psycopg.Connection, projects) -> list:
             for r in latest_nameplate(conn, devices, q)]
 
 
+#: an enterprise's points with their devices' settings (parameter: its code), for :func:`points_from`
+POINTS_SQL = """SELECT e.enterprise_id, e.timezone, p.point_id, p.name, d.name, p.quantity, p.role, p.subproject,
+                       p.rated_power_w, d.profile, p.counter_rollover_wh, d.poll_interval_s, d.ct_ratio, d.pt_ratio
+                FROM enterprise e LEFT JOIN (point p JOIN device d USING (device_id) JOIN site s USING (site_id))
+                     ON s.enterprise_id = e.enterprise_id
+                WHERE e.code = %s ORDER BY p.point_id"""
+
+
 def load_points(conn: psycopg.Connection, enterprise: str) -> tuple[int, str, tuple[Point, ...]]:
     """(enterprise id, time zone, points) of an enterprise; LookupError naming the known ones."""
-    rows = conn.execute(
-        """SELECT e.enterprise_id, e.timezone, p.point_id, p.name, d.name, p.quantity, p.role, p.subproject,
-                  p.rated_power_w, d.profile, p.counter_rollover_wh, d.poll_interval_s, d.ct_ratio, d.pt_ratio
-           FROM enterprise e LEFT JOIN (point p JOIN device d USING (device_id) JOIN site s USING (site_id))
-                ON s.enterprise_id = e.enterprise_id
-           WHERE e.code = %s ORDER BY p.point_id""", (enterprise,)).fetchall()
+    return points_from(conn, enterprise, conn.execute(POINTS_SQL, (enterprise,)).fetchall())
+
+
+def points_from(conn: psycopg.Connection, enterprise: str, rows) -> tuple[int, str, tuple[Point, ...]]:
+    """:data:`POINTS_SQL`'s rows as :func:`load_points` returns them."""
     if not rows:
         known = [r[0] for r in conn.execute("SELECT code FROM enterprise ORDER BY code")]
         raise LookupError(f"no enterprise {enterprise!r} (known: {', '.join(known) or 'none; run greengauge site apply'})")
@@ -151,18 +158,27 @@ def pg_time(us: int) -> datetime:
 
 
 def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: datetime, end: datetime, *,
-                           with_policy: bool = True, findings_from: datetime | None = None) -> EnterprisePeriod:
+                           with_policy: bool = True, findings_from: datetime | None = None,
+                           expect: tuple[int, list[int]] | None = None) -> EnterprisePeriod:
     """Everything stored for ``enterprise`` and the intervals starting in [start, end).
 
     With ``with_policy`` (default) also the projects, nameplates, facts and production the policy
     engine needs; for a project commissioned in the period the intervals are read from
     :data:`PRE_COMMISSIONING_DAYS` before its commissioning day (R3's check).
 
+    ``expect``: (enterprise id, point ids in order) as the caller read them a moment ago (the flows'
+    :func:`store.results.pass_start`); without the policy inputs, everything is then read in one
+    round trip — and again in two should the points read differ (one was added in between).
+
     Raises
     ------
     LookupError for an unknown enterprise.
     """
     start, end = floor_interval(start), floor_interval(end)
+    if expect is not None and not with_policy:
+        got = _load_rest(conn, enterprise, start, end, findings_from, *expect)
+        if got is not None:
+            return got
     eid, tz, points = load_points(conn, enterprise)
     zone = ZoneInfo(tz)
     projects: tuple = ()
@@ -187,9 +203,19 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
         facts = enterprise_facts(conn, enterprise)
         got = production_rows(conn, [eid], first_day.year, last_day.year)
         products, references = got.get(eid, ((), {}))
-    ids = [p.point_id for p in points]
-    # the rest in one round trip: every query sent (a pipeline), then every result read
+    return _load_rest(conn, enterprise, read_from, end, findings_from, eid, [p.point_id for p in points],
+                      (tz, points), (tuple(facts), projects, nameplates, products, references))
+
+
+def _load_rest(conn: psycopg.Connection, enterprise: str, read_from: datetime, end: datetime,
+               findings_from: datetime | None, eid: int, ids: list[int], known: tuple | None = None,
+               policy: tuple = ((), (), {}, (), {})) -> EnterprisePeriod | None:
+    """The intervals, findings, rollup watermarks, ledger and replacements of points ``ids`` of
+    enterprise ``eid`` in one round trip: every query sent (a pipeline), then every result read.
+    Without ``known`` (time zone, points) the points are read in the same round trip, and None is
+    returned when they are not ``ids`` of ``eid``."""
     with conn.pipeline():
+        listed = conn.execute(POINTS_SQL, (enterprise,)) if known is None else None
         cols = conn.cursor(binary=True).execute(COLUMNS_SQL, (ids, read_from, end))
         found = conn.execute(
             """SELECT point_id, opened_at, kind, data->>'text' FROM finding
@@ -198,14 +224,21 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
         marked = conn.execute("SELECT min(last_reading_ts) FROM rollup_watermark WHERE point_id = ANY(%s)", (ids,))
         ledger = [conn.execute(q, (eid,)) for q in LEDGER_SQL]
         replaced = conn.execute(REPLACEMENTS_SQL, (ids,))
+    if known is None:
+        rows = listed.fetchall()
+        if not rows or rows[0][0] != eid or [r[2] for r in rows if r[2] is not None] != ids:
+            return None
+        known = points_from(conn, enterprise, rows)[1:]
+    tz, points = known
     columns, computed_at = columns_from(ids, cols.fetchall())
     findings = tuple(PointFinding(pid, CounterFinding(kind, ts, detail)) for pid, ts, kind, detail in found.fetchall())
     marks = marked.fetchone()[0]
     trades, certs = ledger_from(*(c.fetchall() for c in ledger))
     events = replacements_from(ids, replaced.fetchall())
+    facts, projects, nameplates, products, references = policy
     return EnterprisePeriod(
         enterprise, eid, tz, read_from, end, points, columns, findings,
-        {pid: tuple(v) for pid, v in events.items() if v}, tuple(trades), tuple(certs), tuple(facts), projects,
+        {pid: tuple(v) for pid, v in events.items() if v}, tuple(trades), tuple(certs), facts, projects,
         nameplates, products, references, computed_at, marks)
 
 
