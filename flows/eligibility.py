@@ -53,10 +53,10 @@ from model import CODE_VERSION
 from model.tables import load_documents
 from store.facts import enterprise_facts
 from store.ledger import ledger_for
-from store.bundle import nameplate_digest_rows, policy_read_start
+from store.bundle import nameplate_digest_rows_of, policy_read_start
 from store.db import session
-from store.projects import project_records
-from store.results import (Enterprise, current_decisions, evidence_hash, input_fingerprint, insert_decision, lock,
+from store.projects import project_records, project_records_of
+from store.results import (Enterprise, current_decisions, evidence_hash, input_fingerprints, insert_decision, lock,
                            pass_start, save_fingerprint, save_watermarks)
 
 Candidate = dict
@@ -231,30 +231,51 @@ def evaluate(url: str, e: Enterprise, year: int, as_of: datetime, *, sources: li
     """Evaluate every candidate source for one enterprise and year and record what changed, in one
     transaction. Skipped when the inputs' fingerprint (rolled-up energy of the period, code and
     source versions, :data:`FINGERPRINT_INPUTS`) equals the last evaluation's, unless ``force``."""
-    period = period_of(e, year, as_of)
-    if period is None:
-        return []
     srcs = sources or CANDIDATE_SOURCES
-    with session(url, autocommit=True) as conn:  # the check reads only; an evaluation is one transaction
-        projects = project_records(conn, e.code)
-        extra = {"code": code_version(), "sources": [getattr(s, "version", s.__qualname__) for s in srcs],
-                 **{k: f(conn, e, year) for k, f in FINGERPRINT_INPUTS.items()},
-                 # the latest SunSpec nameplates of the project devices (readings: no input stamp)
-                 "nameplates": _digest(nameplate_digest_rows(conn, projects))}
-        # the intervals the decision reads: the period, from a week before a commissioning in it (R3)
-        read_from = policy_read_start(projects, period[0], period[1], e.timezone)
-        fingerprint, last = input_fingerprint(conn, e.enterprise_id, read_from, period[1],
-                                              {**extra, "period": [period[0], period[1]]}, year=year)
-        if not force and fingerprint == last:
-            return []
-        with conn.transaction():
-            # one writer of an enterprise's decisions: a second pass that found the same change waits
-            # here, then records nothing new (record_candidates compares with the current versions)
-            lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
-            candidates = [c for src in srcs for c in src(conn, e, year, *period)]
-            recorded = record_candidates(conn, e.enterprise_id, year, candidates, reason=reason)
-            save_fingerprint(conn, e.enterprise_id, year, fingerprint)
-        return recorded
+    due = stale(url, [(e, year)], as_of, srcs, force=force)
+    return record(url, *due[0], srcs, reason=reason) if due else []
+
+
+Due = tuple[Enterprise, int, tuple[datetime, datetime], str]
+
+
+def stale(url: str, items: list[tuple[Enterprise, int]], as_of: datetime, sources: list[CandidateSource], *,
+          force: bool = False) -> list[Due]:
+    """The (enterprise, year) of ``items`` to evaluate, each with its period (:func:`period_of`) and
+    inputs' fingerprint: those whose fingerprint differs from the one their last evaluation stored
+    (all of them with ``force``; none for a period not begun). Read in a few round trips for the
+    whole batch: the projects, the nameplates of their devices, the fingerprints."""
+    todo = [(e, y, p) for e, y in items if (p := period_of(e, y, as_of)) is not None]
+    if not todo:
+        return []
+    with session(url, autocommit=True) as conn:  # reads only
+        projects = project_records_of(conn, sorted({e.code for e, _, _ in todo}))
+        plates = nameplate_digest_rows_of(conn, projects)
+        base = {"code": code_version(), "sources": [getattr(s, "version", s.__qualname__) for s in sources]}
+        rows = []
+        for e, year, period in todo:
+            extra = {**base, **{k: f(conn, e, year) for k, f in FINGERPRINT_INPUTS.items()},
+                     # the latest SunSpec nameplates of the project devices (readings: no input stamp)
+                     "nameplates": _digest(plates[e.code])}
+            # the intervals the decision reads: the period, from a week before a commissioning in it (R3)
+            read_from = policy_read_start(projects[e.code], period[0], period[1], e.timezone)
+            rows.append((e.enterprise_id, read_from, period[1], {**extra, "period": [period[0], period[1]]}, year))
+        fingerprints = input_fingerprints(conn, rows)
+    return [(e, year, period, fp) for (e, year, period), (fp, last) in zip(todo, fingerprints) if force or fp != last]
+
+
+def record(url: str, e: Enterprise, year: int, period: tuple[datetime, datetime], fingerprint: str,
+           sources: list[CandidateSource], *, reason: str | None = None) -> list[Recorded]:
+    """Evaluate one enterprise-year found :func:`stale` and record what changed with its
+    fingerprint, in one transaction."""
+    with session(url) as conn, conn.transaction():
+        # one writer of an enterprise's decisions: a second pass that found the same change waits
+        # here, then records nothing new (record_candidates compares with the current versions)
+        lock(conn, f"greengauge.flows.eligibility.{e.enterprise_id}")
+        candidates = [c for src in sources for c in src(conn, e, year, *period)]
+        recorded = record_candidates(conn, e.enterprise_id, year, candidates, reason=reason)
+        save_fingerprint(conn, e.enterprise_id, year, fingerprint)
+    return recorded
 
 
 evaluate_task = io_task(evaluate, task_run_name="evaluate-{e.code}-{year}")
@@ -279,17 +300,22 @@ def enterprises_decisions(url: str, ents: list[Enterprise], as_of: datetime, yea
     if years is None:
         with session(url) as conn:
             begun = pass_start(conn, ents, "eligibility")
-    out: list[list[Recorded]] = []
-    failed = []
+    years_of = {}
     for e in ents:
         this_year = as_of.astimezone(ZoneInfo(e.timezone)).year
-        ys = years if years is not None else sorted(
+        years_of[e.enterprise_id] = years if years is not None else sorted(
             {this_year - 1, this_year} | {d.year for d in begun[e.enterprise_id].days if d.year <= this_year})
+    due = stale(url, [(e, y) for e in ents for y in years_of[e.enterprise_id]], as_of, CANDIDATE_SOURCES)
+    got: dict[int, list[Recorded]] = {e.enterprise_id: [] for e in ents}
+    failed = []
+    for e, year, period, fingerprint in due:
+        if any(f is e for f, _ in failed):
+            continue
         try:
-            out.append([r for y in ys for r in evaluate(url, e, y, as_of)])
+            got[e.enterprise_id].extend(record(url, e, year, period, fingerprint, CANDIDATE_SOURCES))
         except Exception as exc:  # the others are still recorded; raised below
             failed.append((e, exc))
-            out.append([])
+    out = [got[e.enterprise_id] for e in ents]
     if begun:
         bad = {e.enterprise_id for e, _ in failed}
         with session(url, autocommit=True) as conn:

@@ -25,7 +25,7 @@ from metrics.intervals import INTERVAL_S, floor_interval
 from store.events import REPLACEMENTS_SQL, replacements_from
 from store.facts import enterprise_facts
 from store.ledger import LEDGER_SQL, ledger_from
-from store.projects import latest_nameplate, project_records
+from store.projects import NAMEPLATE_SQL, latest_nameplate, project_records
 
 #: days before a commissioning date the R3 "produced after commissioning" check reads
 #: (metrics.policy.pv_storage); the loader reads that far back for projects commissioned in the period
@@ -52,11 +52,19 @@ def nameplate_digest_rows(conn: psycopg.Connection, projects) -> list:
     """The latest SunSpec nameplate reading of every device of ``projects`` (the enterprise's
     :func:`store.projects.project_records`: what R3 reads when the site file states no nameplate),
     for the eligibility fingerprint."""
-    devices = sorted({d for rec in projects for part in rec.devices.values() for d, _ in part})
+    return nameplate_digest_rows_of(conn, {None: projects})[None]
+
+
+def nameplate_digest_rows_of(conn: psycopg.Connection, projects: dict) -> dict:
+    """:func:`nameplate_digest_rows` of each key's projects (a key per enterprise), in one round trip."""
+    mine = {k: {d for rec in recs for part in rec.devices.values() for d, _ in part} for k, recs in projects.items()}
+    devices = sorted(set().union(*mine.values())) if mine else []
     if not devices:
-        return []
-    return [(q, r.device, r.point, r.ts, r.value) for q in NAMEPLATE_QUANTITIES
-            for r in latest_nameplate(conn, devices, q)]
+        return {k: [] for k in projects}
+    with conn.pipeline():
+        got = [(q, conn.execute(NAMEPLATE_SQL, (devices, q, None, None))) for q in NAMEPLATE_QUANTITIES]
+    rows = [(q, r) for q, cur in got for r in cur.fetchall()]
+    return {k: [(q, *r[1:]) for q, r in rows if r[0] in mine[k]] for k in projects}
 
 
 #: an enterprise's points with their devices' settings (parameter: its code), for :func:`points_from`

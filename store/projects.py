@@ -97,30 +97,41 @@ def apply_projects(conn: psycopg.Connection, cfg: SiteConfig, enterprise_id: int
 
 def project_records(conn: psycopg.Connection, enterprise: str) -> list[ProjectRecord]:
     """Every PV project of the enterprise (from facts or the site file), with its links."""
-    rows = conn.execute(
-        """SELECT p.project_id, p.code, p.pv_w, p.commissioned, p.storage_power_w, p.storage_energy_wh,
-                  p.storage_commissioned, p.storage_electrochemical, p.origin
-           FROM pv_project p JOIN enterprise e USING (enterprise_id)
-           WHERE e.code = %s ORDER BY p.commissioned, p.code""",
-        (enterprise,),
-    ).fetchall()
-    out = []
-    for pid, code, pv_w, comm, sp, se, sd, electro, origin in rows:
-        points: dict[str, list[LinkedPoint]] = {"generation": [], "charge": [], "discharge": []}
-        for link, *row in conn.execute(
-            """SELECT l.link, pt.point_id, pt.name, d.name, pt.quantity, pt.kind, pt.unit, pt.role, pt.subproject,
-                      pt.rated_power_w
+    return project_records_of(conn, [enterprise])[enterprise]
+
+
+def project_records_of(conn: psycopg.Connection, enterprises: list[str]) -> dict[str, list[ProjectRecord]]:
+    """:func:`project_records` of each enterprise code (every code a key), in one round trip."""
+    with conn.pipeline():
+        projects = conn.execute(
+            """SELECT e.code, p.project_id, p.code, p.pv_w, p.commissioned, p.storage_power_w, p.storage_energy_wh,
+                      p.storage_commissioned, p.storage_electrochemical, p.origin
+               FROM pv_project p JOIN enterprise e USING (enterprise_id)
+               WHERE e.code = ANY(%s) ORDER BY e.code, p.commissioned, p.code""", (enterprises,))
+        point_links = conn.execute(
+            """SELECT l.project_id, l.link, pt.point_id, pt.name, d.name, pt.quantity, pt.kind, pt.unit, pt.role,
+                      pt.subproject, pt.rated_power_w
                FROM pv_project_point l JOIN point pt USING (point_id) JOIN device d USING (device_id)
-               WHERE l.project_id = %s ORDER BY pt.point_id""", (pid,)):
-            points[link].append(PointRow(*row))
-        devices: dict[str, list[tuple[int, str]]] = {"pv": [], "storage": []}
-        for part, device_id, name in conn.execute(
-            """SELECT l.part, d.device_id, d.name FROM pv_project_device l JOIN device d USING (device_id)
-               WHERE l.project_id = %s ORDER BY d.device_id""", (pid,)):
-            devices[part].append((device_id, name))
+               JOIN pv_project p USING (project_id) JOIN enterprise e ON e.enterprise_id = p.enterprise_id
+               WHERE e.code = ANY(%s) ORDER BY l.project_id, pt.point_id""", (enterprises,))
+        device_links = conn.execute(
+            """SELECT l.project_id, l.part, d.device_id, d.name
+               FROM pv_project_device l JOIN device d USING (device_id)
+               JOIN pv_project p USING (project_id) JOIN enterprise e ON e.enterprise_id = p.enterprise_id
+               WHERE e.code = ANY(%s) ORDER BY l.project_id, d.device_id""", (enterprises,))
+    points: dict[int, dict[str, list[LinkedPoint]]] = {}
+    for pid, link, *row in point_links.fetchall():
+        points.setdefault(pid, {"generation": [], "charge": [], "discharge": []})[link].append(PointRow(*row))
+    devices: dict[int, dict[str, list[tuple[int, str]]]] = {}
+    for pid, part, device_id, name in device_links.fetchall():
+        devices.setdefault(pid, {"pv": [], "storage": []})[part].append((device_id, name))
+    out: dict[str, list[ProjectRecord]] = {code: [] for code in enterprises}
+    for ecode, pid, code, pv_w, comm, sp, se, sd, electro, origin in projects.fetchall():
         if sp is not None and sd is None:  # rows written before 0301
             sd = comm
-        out.append(ProjectRecord(code, pv_w, comm, sp, se, sd, electro, origin, points, devices))
+        out[ecode].append(ProjectRecord(code, pv_w, comm, sp, se, sd, electro, origin,
+                                        points.get(pid) or {"generation": [], "charge": [], "discharge": []},
+                                        devices.get(pid) or {"pv": [], "storage": []}))
     return out
 
 
@@ -130,12 +141,13 @@ def latest_nameplate(conn: psycopg.Connection, device_ids: list[int], quantity: 
 
     Devices without such a reading are left out; ``before`` bounds the reading time (exclusive).
     """
-    rows = conn.execute(
-        """SELECT DISTINCT ON (pt.point_id) d.name, pt.name, r.ts, r.value
-           FROM point pt JOIN device d USING (device_id) JOIN reading r USING (point_id)
-           WHERE pt.device_id = ANY(%s) AND pt.quantity = %s AND r.quality < 2 AND r.value IS NOT NULL
-             AND (%s::timestamptz IS NULL OR r.ts < %s)
-           ORDER BY pt.point_id, r.ts DESC""",
-        (device_ids, quantity, before, before),
-    ).fetchall()
-    return [NameplateReading(*r) for r in rows]
+    return [NameplateReading(*r[1:]) for r in conn.execute(NAMEPLATE_SQL, (device_ids, quantity, before, before))]
+
+
+#: :func:`latest_nameplate`'s rows, each led by its device id (parameters: device ids, quantity,
+#: before, before), in point order
+NAMEPLATE_SQL = """SELECT DISTINCT ON (pt.point_id) d.device_id, d.name, pt.name, r.ts, r.value
+                   FROM point pt JOIN device d USING (device_id) JOIN reading r USING (point_id)
+                   WHERE pt.device_id = ANY(%s) AND pt.quantity = %s AND r.quality < 2 AND r.value IS NOT NULL
+                     AND (%s::timestamptz IS NULL OR r.ts < %s)
+                   ORDER BY pt.point_id, r.ts DESC"""

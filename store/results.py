@@ -429,33 +429,53 @@ def input_fingerprint(conn: psycopg.Connection, enterprise_id: int, start: datet
     findings of [start, end] (what the evidence lists: the bundle reads them up to the end
     inclusive), the enterprise's input stamp (:func:`enterprise_state`: what people record and the
     metering settings) and ``extra`` (code and rule versions, nameplates); with the fingerprint the
-    last evaluation of ``year`` stored (:func:`last_fingerprint`). One round trip of index probes,
-    never a count of the period's intervals: a pass over a closed year costs what a day does."""
+    last evaluation of ``year`` stored (:func:`last_fingerprint`). :func:`input_fingerprints` of one."""
+    return input_fingerprints(conn, [(enterprise_id, start, end, extra, year)])[0]
+
+
+def input_fingerprints(conn: psycopg.Connection, items: list[tuple[int, datetime, datetime, dict[str, Any], int | None]]
+                       ) -> list[tuple[str, str | None]]:
+    """:func:`input_fingerprint` of each (enterprise id, start, end, extra, year), in one round trip
+    of index probes, never a count of the period's intervals: a pass over a batch of closed years
+    costs what a day does."""
+    if not items:
+        return []
     # per point: the newest change from the (point_id, computed_at) index read newest first (it
     # stops at the first row in the period), the newest removal from (point_id, removed_at) likewise;
     # the rollup's counter findings the evidence lists (a skipped glitch moves no interval but adds
     # one) by content: the rollup deletes and re-inserts them on every run
-    points, newest, removed, found, stamp, last = conn.execute(
-        """WITH p AS (SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
-                      WHERE s.enterprise_id = %(e)s)
-           SELECT coalesce(array_agg(p.point_id ORDER BY p.point_id), '{}'), max(c.newest), max(c.removed),
+    rows = conn.execute(
+        """SELECT x.k,
+                  (SELECT coalesce(array_agg(p.point_id ORDER BY p.point_id), '{}') FROM point p JOIN device d
+                   USING (device_id) JOIN site s USING (site_id) WHERE s.enterprise_id = x.e),
+                  c.newest, c.removed,
                   (SELECT md5(string_agg(concat_ws('|', f.point_id, f.kind, f.opened_at, f.data::text), E'\n'
                                          ORDER BY f.point_id, f.opened_at, f.kind, f.data::text))
-                   FROM finding f WHERE f.origin = 'rollup' AND f.point_id IN (SELECT point_id FROM p)
-                     AND f.opened_at >= %(s)s AND f.opened_at <= %(t)s),
-                  (SELECT stamp FROM enterprise_input WHERE enterprise_id = %(e)s),
-                  (SELECT fingerprint FROM eligibility_input WHERE enterprise_id = %(e)s AND year = %(y)s)
-           FROM p CROSS JOIN LATERAL (
-               SELECT (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
-                         AND i.bucket_start >= %(s)s AND i.bucket_start < %(t)s
-                       ORDER BY i.computed_at DESC LIMIT 1) AS newest,
-                      (SELECT r.removed_at FROM interval_energy_removed r WHERE r.point_id = p.point_id
-                         AND r.bucket_start >= %(s)s AND r.bucket_start < %(t)s
-                       ORDER BY r.removed_at DESC LIMIT 1) AS removed) c""",
-        {"e": enterprise_id, "s": start, "t": end, "y": year},
-    ).fetchone()
-    return evidence_hash({"start": start, "end": end, "points": points, "newest": newest, "removed": removed,
-                          "findings": found, "recorded": stamp, **extra}), last
+                   FROM finding f JOIN point p ON p.point_id = f.point_id JOIN device d ON d.device_id = p.device_id
+                   JOIN site s ON s.site_id = d.site_id
+                   WHERE s.enterprise_id = x.e AND f.origin = 'rollup' AND f.opened_at >= x.s AND f.opened_at <= x.t),
+                  (SELECT stamp FROM enterprise_input WHERE enterprise_id = x.e),
+                  (SELECT fingerprint FROM eligibility_input WHERE enterprise_id = x.e AND year = x.y)
+           FROM unnest(%s::int[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::int[]) x(k, e, s, t, y)
+           CROSS JOIN LATERAL (
+               SELECT max(n.newest) AS newest, max(n.removed) AS removed
+               FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+               CROSS JOIN LATERAL (
+                   SELECT (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
+                             AND i.bucket_start >= x.s AND i.bucket_start < x.t
+                           ORDER BY i.computed_at DESC LIMIT 1) AS newest,
+                          (SELECT r.removed_at FROM interval_energy_removed r WHERE r.point_id = p.point_id
+                             AND r.bucket_start >= x.s AND r.bucket_start < x.t
+                           ORDER BY r.removed_at DESC LIMIT 1) AS removed) n
+               WHERE s.enterprise_id = x.e) c
+           ORDER BY x.k""",
+        (list(range(len(items))), [i[0] for i in items], [i[1] for i in items], [i[2] for i in items],
+         [i[4] for i in items])).fetchall()
+    out = []
+    for (_, points, newest, removed, found, stamp, last), (_, start, end, extra, _) in zip(rows, items):
+        out.append((evidence_hash({"start": start, "end": end, "points": points, "newest": newest, "removed": removed,
+                                   "findings": found, "recorded": stamp, **extra}), last))
+    return out
 
 
 def enterprise_state(conn: psycopg.Connection, enterprise_id: int, *, prefix_of: int | None = None

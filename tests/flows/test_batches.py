@@ -85,18 +85,20 @@ def test_a_failing_enterprise_keeps_its_watermark_the_others_are_stored(conn, db
 
 def test_eligibility_batch_failure_keeps_only_that_watermark(conn, db_url, sim_day, two, monkeypatch):
     as_of = sim_day.end + timedelta(days=1)
-    real = fe.evaluate
+    real = fe.record
 
-    def broken(url, e, year, as_of, **kw):
-        if e.code == "aa-empty":
+    def broken(url, e, *args, **kw):
+        if e.code == "jj-shoes":
             raise RuntimeError("injected")
-        return real(url, e, year, as_of, **kw)
+        return real(url, e, *args, **kw)
 
-    monkeypatch.setattr(fe, "evaluate", broken)
-    with pytest.raises(BatchError, match="aa-empty: RuntimeError: injected"):
+    monkeypatch.setattr(fe, "record", broken)
+    with pytest.raises(BatchError, match="jj-shoes: RuntimeError: injected"):
         fe.enterprises_decisions(db_url, two, as_of)
-    assert set(_marks(conn, "eligibility_watermark")) == {"jj-shoes"}
-    monkeypatch.setattr(fe, "evaluate", real)
+    assert set(_marks(conn, "eligibility_watermark")) == {"aa-empty"}
+    assert {r[0] for r in conn.execute("SELECT e.code FROM eligibility_input JOIN enterprise e USING (enterprise_id)")
+            } == {"aa-empty"}  # jj-shoes' years are evaluated again next time
+    monkeypatch.setattr(fe, "record", real)
     fe.enterprises_decisions(db_url, two, as_of)
     assert set(_marks(conn, "eligibility_watermark")) == {"aa-empty", "jj-shoes"}
 
@@ -117,3 +119,37 @@ def test_watermarks_never_move_back_and_join_the_callers_transaction(conn, db_ur
             save_watermarks(conn, {e: t1 + timedelta(days=1)})
             1 / 0
     assert _marks(conn, "metrics_watermark")["jj-shoes"] == t1
+
+
+def test_a_bundle_read_in_one_round_trip_equals_the_plain_read(conn, db_url, sim_day, two):
+    """load_enterprise_period(expect=…) reads the points with the rest; should they differ from
+    what the caller expected (a point added since its pass began), it reads them again."""
+    import numpy as np
+
+    from store.bundle import load_enterprise_period
+
+    shoes = two[1]
+    ids = [r[0] for r in conn.execute(
+        "SELECT point_id FROM point JOIN device USING (device_id) JOIN site USING (site_id) "
+        "WHERE site.enterprise_id = %s ORDER BY point_id", (shoes.enterprise_id,))]
+    plain = load_enterprise_period(conn, "jj-shoes", sim_day.start, sim_day.end, with_policy=False)
+    for expect in ((shoes.enterprise_id, ids), (shoes.enterprise_id, ids[:-1]), (two[0].enterprise_id, ids)):
+        got = load_enterprise_period(conn, "jj-shoes", sim_day.start, sim_day.end, with_policy=False, expect=expect)
+        assert (got.enterprise_id, got.timezone, got.points, got.findings, got.replacements, got.trades,
+                got.certificates, got.rolled_up_to) == (plain.enterprise_id, plain.timezone, plain.points,
+                                                        plain.findings, plain.replacements, plain.trades,
+                                                        plain.certificates, plain.rolled_up_to)
+        assert set(got.columns) == set(plain.columns) == set(ids)
+        for pid in ids:
+            assert np.array_equal(got.columns[pid].t, plain.columns[pid].t)
+            assert np.array_equal(got.columns[pid].wh, plain.columns[pid].wh)
+
+
+def test_fingerprints_of_a_batch_equal_each_alone(conn, db_url, sim_day, two):
+    from store.results import input_fingerprint, input_fingerprints
+
+    items = [(e.enterprise_id, sim_day.start - timedelta(days=d), sim_day.end, {"x": d}, 2025)
+             for e in two for d in (0, 3)]
+    batch = input_fingerprints(conn, items)
+    assert batch == [input_fingerprint(conn, eid, s, t, extra, year=y) for eid, s, t, extra, y in items]
+    assert len({fp for fp, _ in batch}) == len(items)  # the enterprise, the period and extra all count
