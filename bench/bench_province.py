@@ -29,6 +29,7 @@ import argparse
 import io
 import multiprocessing as mp
 import os
+import queue
 import resource
 import sys
 import time
@@ -170,7 +171,13 @@ def in_child(url: str, as_of: datetime, limit: int | None = None, workers: int =
     q = ctx.Queue()
     p = ctx.Process(target=_child, args=(q, url, as_of, limit, workers))
     p.start()
-    out = q.get()
+    while True:  # a pass that raised ends its process without putting anything: say so, don't wait forever
+        try:
+            out = q.get(timeout=1)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(f"the pass's process ended with exit code {p.exitcode} (its traceback is above)")
     p.join()
     return out
 
