@@ -108,6 +108,7 @@ def pass_start(conn: psycopg.Connection, ents: list[Enterprise], flow: str = "me
     points = """SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
                 WHERE s.enterprise_id = x.id"""
     with conn.pipeline(), conn.transaction():
+        no_jit(conn)
         head = conn.execute("SELECT clock_timestamp(), pg_advisory_xact_lock_shared(hashtext('greengauge.flows.rollup'))")
         state = conn.execute(
             f"""SELECT x.id, ARRAY({points} ORDER BY p.point_id),
@@ -193,6 +194,14 @@ def save_watermarks(conn: psycopg.Connection, seen: dict[int, datetime | None], 
                          ON CONFLICT (enterprise_id) DO UPDATE SET
                              seen_through = greatest(w.seen_through, EXCLUDED.seen_through),
                              run_at = now()""", ([m[0] for m in marks], [m[1] for m in marks]))
+
+
+def no_jit(conn: psycopg.Connection) -> None:
+    """No JIT compilation for the rest of the transaction (``SET LOCAL jit = off``): for the flows'
+    batch statements, which touch a few rows an enterprise but whose estimates are large (a
+    watermark joined per enterprise, a batch's period bounds: unknown when the plan is made) — past
+    ``jit_above_cost`` PostgreSQL would compile them, some 30 ms a batch for nothing."""
+    conn.execute("SET LOCAL jit = off")
 
 
 def asynchronous_commit(conn: psycopg.Connection) -> None:
@@ -441,36 +450,42 @@ def input_fingerprints(conn: psycopg.Connection, items: list[tuple[int, datetime
     if not items:
         return []
     # per point: the newest change from the (point_id, computed_at) index read newest first (it
-    # stops at the first row in the period), the newest removal from (point_id, removed_at) likewise;
+    # stops at the first row in the period), the newest removal from (point_id, removed_at) likewise
+    # — the period's bounds come from the batch's rows, unknown when the plan is made, so the
+    # planner would guess a narrow range and read the period on the primary key instead (the
+    # period's every interval: seconds for a batch of years); "+ '0 s'" keeps the key out of it;
     # the rollup's counter findings the evidence lists (a skipped glitch moves no interval but adds
     # one) by content: the rollup deletes and re-inserts them on every run
-    rows = conn.execute(
-        """SELECT x.k,
-                  (SELECT coalesce(array_agg(p.point_id ORDER BY p.point_id), '{}') FROM point p JOIN device d
-                   USING (device_id) JOIN site s USING (site_id) WHERE s.enterprise_id = x.e),
-                  c.newest, c.removed,
-                  (SELECT md5(string_agg(concat_ws('|', f.point_id, f.kind, f.opened_at, f.data::text), E'\n'
-                                         ORDER BY f.point_id, f.opened_at, f.kind, f.data::text))
-                   FROM finding f JOIN point p ON p.point_id = f.point_id JOIN device d ON d.device_id = p.device_id
-                   JOIN site s ON s.site_id = d.site_id
-                   WHERE s.enterprise_id = x.e AND f.origin = 'rollup' AND f.opened_at >= x.s AND f.opened_at <= x.t),
-                  (SELECT stamp FROM enterprise_input WHERE enterprise_id = x.e),
-                  (SELECT fingerprint FROM eligibility_input WHERE enterprise_id = x.e AND year = x.y)
-           FROM unnest(%s::int[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::int[]) x(k, e, s, t, y)
-           CROSS JOIN LATERAL (
-               SELECT max(n.newest) AS newest, max(n.removed) AS removed
-               FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+    with conn.pipeline(), conn.transaction():
+        no_jit(conn)
+        cur = conn.execute(
+            """SELECT x.k,
+                      (SELECT coalesce(array_agg(p.point_id ORDER BY p.point_id), '{}') FROM point p JOIN device d
+                       USING (device_id) JOIN site s USING (site_id) WHERE s.enterprise_id = x.e),
+                      c.newest, c.removed,
+                      (SELECT md5(string_agg(concat_ws('|', f.point_id, f.kind, f.opened_at, f.data::text), E'\n'
+                                             ORDER BY f.point_id, f.opened_at, f.kind, f.data::text))
+                       FROM finding f JOIN point p ON p.point_id = f.point_id JOIN device d ON d.device_id = p.device_id
+                       JOIN site s ON s.site_id = d.site_id
+                       WHERE s.enterprise_id = x.e AND f.origin = 'rollup' AND f.opened_at >= x.s AND f.opened_at <= x.t),
+                      (SELECT stamp FROM enterprise_input WHERE enterprise_id = x.e),
+                      (SELECT fingerprint FROM eligibility_input WHERE enterprise_id = x.e AND year = x.y)
+               FROM unnest(%s::int[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::int[]) x(k, e, s, t, y)
                CROSS JOIN LATERAL (
-                   SELECT (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
-                             AND i.bucket_start >= x.s AND i.bucket_start < x.t
-                           ORDER BY i.computed_at DESC LIMIT 1) AS newest,
-                          (SELECT r.removed_at FROM interval_energy_removed r WHERE r.point_id = p.point_id
-                             AND r.bucket_start >= x.s AND r.bucket_start < x.t
-                           ORDER BY r.removed_at DESC LIMIT 1) AS removed) n
-               WHERE s.enterprise_id = x.e) c
-           ORDER BY x.k""",
-        (list(range(len(items))), [i[0] for i in items], [i[1] for i in items], [i[2] for i in items],
-         [i[4] for i in items])).fetchall()
+                   SELECT max(n.newest) AS newest, max(n.removed) AS removed
+                   FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+                   CROSS JOIN LATERAL (
+                       SELECT (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
+                                 AND i.bucket_start + '0 s'::interval >= x.s AND i.bucket_start + '0 s'::interval < x.t
+                               ORDER BY i.computed_at DESC LIMIT 1) AS newest,
+                              (SELECT r.removed_at FROM interval_energy_removed r WHERE r.point_id = p.point_id
+                                 AND r.bucket_start + '0 s'::interval >= x.s AND r.bucket_start + '0 s'::interval < x.t
+                               ORDER BY r.removed_at DESC LIMIT 1) AS removed) n
+                   WHERE s.enterprise_id = x.e) c
+               ORDER BY x.k""",
+            (list(range(len(items))), [i[0] for i in items], [i[1] for i in items], [i[2] for i in items],
+             [i[4] for i in items]))
+    rows = cur.fetchall()
     out = []
     for (_, points, newest, removed, found, stamp, last), (_, start, end, extra, _) in zip(rows, items):
         out.append((evidence_hash({"start": start, "end": end, "points": points, "newest": newest, "removed": removed,
