@@ -45,9 +45,10 @@ class MigrationError(RuntimeError):
     pass
 
 
-def migrations() -> list[Migration]:
+def migrations(directory: Path | None = None) -> list[Migration]:
+    """The migration files of ``directory`` (default ``MIGRATIONS_DIR``), in order."""
     out = []
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+    for path in sorted((directory or MIGRATIONS_DIR).glob("*.sql")):
         version, _, name = path.stem.partition("_")
         if not version.isdigit():
             raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
@@ -58,8 +59,13 @@ def migrations() -> list[Migration]:
     return out
 
 
-def upgrade(conn: psycopg.Connection) -> list[Migration]:
-    """Apply every pending migration; return the ones applied (empty when up to date)."""
+def upgrade(conn: psycopg.Connection, *, before: str | None = None,
+            directory: Path | None = None) -> list[Migration]:
+    """Apply every pending migration; return the ones applied (empty when up to date).
+
+    ``before``: only the migrations whose version sorts before it (a database left at that point,
+    as the tests' template is: tests/conftest.py); a later upgrade applies the rest. ``directory``:
+    the migration files (default ``MIGRATIONS_DIR``)."""
     conn.autocommit = True
     conn.execute(
         """CREATE TABLE IF NOT EXISTS schema_migration (
@@ -72,7 +78,9 @@ def upgrade(conn: psycopg.Connection) -> list[Migration]:
     try:
         applied = dict(conn.execute("SELECT version, checksum FROM schema_migration").fetchall())
         done: list[Migration] = []
-        for m in migrations():
+        for m in migrations(directory):
+            if before is not None and m.version >= before:
+                break
             if m.version in applied:
                 if applied[m.version] in m.previous_checksums:
                     conn.execute("UPDATE schema_migration SET checksum = %s WHERE version = %s",
