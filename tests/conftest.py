@@ -28,7 +28,7 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-from store.db import create_database, drop_database, with_database
+from store.db import drop_database, with_database
 from store.migrate import upgrade
 from store.tenancy import drop_roles
 
@@ -104,23 +104,52 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: (item.path not in slow, -count[item.path]))  # stable: files stay whole
 
 
+def _settle(conn: psycopg.Connection, name: str) -> None:
+    # Tests never need a commit to outlive a crash of the server (the fault tests cut a private
+    # cluster of their own, see tests/collectors/test_faults.py): commits do not wait for the WAL flush.
+    conn.execute(psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(psycopg.sql.Identifier(name)))
+
+
+def new_test_database(*, migrated: bool) -> tuple[str, str]:
+    """Create a test database: (name, URL). ``migrated``: every migration applied, else empty. The
+    caller drops it with :func:`drop_test_database`."""
+    name = f"gg_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        try:
+            _settle(admin, name)
+        except BaseException:
+            drop_test_database(name)
+            raise
+    url = with_database(ADMIN_URL, name)
+    if migrated:
+        try:
+            with psycopg.connect(url) as conn:
+                upgrade(conn)
+        except BaseException:
+            drop_test_database(name)
+            raise
+    return name, url
+
+
 @pytest.fixture
 def empty_db_url():
     """URL of a fresh, empty database, dropped after the test."""
-    name = f"gg_test_{uuid.uuid4().hex[:12]}"
-    create_database(ADMIN_URL, name)
+    name, url = new_test_database(migrated=False)
     try:
-        yield with_database(ADMIN_URL, name)
+        yield url
     finally:
         drop_test_database(name)
 
 
 @pytest.fixture
-def db_url(empty_db_url):
-    """URL of a fresh database with every migration applied."""
-    with psycopg.connect(empty_db_url) as conn:
-        upgrade(conn)
-    return empty_db_url
+def db_url():
+    """URL of a fresh database with every migration applied, dropped after the test."""
+    name, url = new_test_database(migrated=True)
+    try:
+        yield url
+    finally:
+        drop_test_database(name)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,10 +16,8 @@ import httpx
 import psycopg
 import pytest
 
-from store.db import create_database, with_database
-from store.migrate import upgrade
 from store.tokens import create_token, revoke_token
-from tests.conftest import ADMIN_URL, drop_test_database, free_port
+from tests.conftest import drop_test_database, free_port, new_test_database
 from tests.store.tenancy_seed import seed
 
 
@@ -76,12 +73,8 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def module_db():
-    name = f"gg_test_{uuid.uuid4().hex[:12]}"
-    create_database(ADMIN_URL, name)
-    url = with_database(ADMIN_URL, name)
+    name, url = new_test_database(migrated=True)
     try:
-        with psycopg.connect(url) as conn:
-            upgrade(conn)
         yield url
     finally:
         drop_test_database(name)

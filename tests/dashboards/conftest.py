@@ -7,7 +7,6 @@ few seconds); every test reads it, none writes to it (tests that write use their
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,11 +19,9 @@ from collectors.simulator import Plant
 from greengauge.demo import DEMO_SITE
 from model.site import load_site
 from metrics.periods import local_bounds
-from store.db import create_database, with_database
 from store.ingest import write_readings
-from store.migrate import upgrade
 from store.sites import apply_site
-from tests.conftest import ADMIN_URL, drop_test_database
+from tests.conftest import drop_test_database, new_test_database
 from tests.flows.conftest import DAY
 
 # the second enterprise: the demo plant's devices under other codes, in another park
@@ -163,9 +160,7 @@ def add_health(conn: psycopg.Connection, as_of: datetime) -> None:
 
 @pytest.fixture(scope="module")
 def plant_db(tmp_path_factory) -> Plantdb:
-    name = f"gg_test_{uuid.uuid4().hex[:12]}"
-    create_database(ADMIN_URL, name)
-    url = with_database(ADMIN_URL, name)
+    name, url = new_test_database(migrated=True)
     try:
         other = Path(DEMO_SITE).read_text(encoding="utf-8")
         for a, b in OTHER.items():
@@ -173,7 +168,6 @@ def plant_db(tmp_path_factory) -> Plantdb:
         other_file = tmp_path_factory.mktemp("site") / "other-site.yaml"
         other_file.write_text(other, encoding="utf-8")
         with psycopg.connect(url) as conn:
-            upgrade(conn)
             write_site_day(conn, Path(DEMO_SITE), recycling_stops=timedelta(hours=2), pv_gap=(10, 11))
             write_site_day(conn, other_file, seed=11, recycling_stops=timedelta(hours=3))
             add_production(conn)
