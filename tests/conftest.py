@@ -7,7 +7,9 @@ another); Mosquitto is at 127.0.0.1:1883 (``GREENGAUGE_TEST_MQTT``). Nothing her
 from __future__ import annotations
 
 import os
+import re
 import socket
+import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -29,7 +31,7 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 from store.db import drop_database, with_database
-from store.migrate import upgrade
+from store.migrate import MIGRATIONS_DIR, migrations, upgrade
 from store.tenancy import drop_roles
 
 ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -85,6 +87,10 @@ def drop_test_database(name: str) -> None:
 def _drops_done():
     yield
     failed = _dropper.finish()
+    try:
+        _template.drop()
+    except psycopg.Error as exc:
+        failed.append(f"the template: {exc!r}")
     assert not failed, "test databases not dropped:\n" + "\n".join(failed)
 
 
@@ -104,18 +110,91 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: (item.path not in slow, -count[item.path]))  # stable: files stay whole
 
 
+#: Test databases are copied from a template holding the migrations before this version, made once
+#: per process (``CREATE DATABASE … TEMPLATE``: a copy of its files, where running the migrations is
+#: a few dozen transactions of DDL); ``upgrade`` applies the rest in each copy. Not the whole schema:
+#: 0500_tenancy names the job roles after the database (md5(current_database())) and grants them
+#: rights, so a copy of a fully migrated database would hold the template's roles' rights, not its own
+#: (and no CONNECT on itself: database grants are not copied). Everything from 0500 on runs in every
+#: test database as `greengauge db upgrade` runs it.
+TEMPLATE_BEFORE = "0500"
+_NAMED_AFTER_THE_DATABASE = re.compile(
+    r"current_database|current_user|session_user|tenancy_prefix|pg_roles|\b(CREATE|ALTER|SET|DROP)\s+ROLE\b"
+    r"|\bOWNER\s+TO\b|^\s*(GRANT|REVOKE)\b|\bON\s+DATABASE\b", re.IGNORECASE | re.MULTILINE)
+
+
 def _settle(conn: psycopg.Connection, name: str) -> None:
     # Tests never need a commit to outlive a crash of the server (the fault tests cut a private
     # cluster of their own, see tests/collectors/test_faults.py): commits do not wait for the WAL flush.
     conn.execute(psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(psycopg.sql.Identifier(name)))
 
 
-def new_test_database(*, migrated: bool) -> tuple[str, str]:
-    """Create a test database: (name, URL). ``migrated``: every migration applied, else empty. The
-    caller drops it with :func:`drop_test_database`."""
-    name = f"gg_test_{uuid.uuid4().hex[:12]}"
+class _Template:
+    """This process's template: the migrations before TEMPLATE_BEFORE, no connection allowed (so
+    that no session, TimescaleDB's background workers included, keeps CREATE DATABASE … TEMPLATE
+    from copying it), dropped when the session ends (``_drops_done``)."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self.lock = threading.Lock()
+
+    def get(self) -> str:
+        with self.lock:
+            if self.name is None:
+                self.name = self._make()
+            return self.name
+
+    @staticmethod
+    def _make() -> str:
+        for m in migrations(MIGRATIONS_DIR):
+            if m.version < TEMPLATE_BEFORE and _NAMED_AFTER_THE_DATABASE.search(m.sql):
+                raise RuntimeError(f"{m.path.name} may depend on the database's name or roles: a copy of the "
+                                   f"test template would not have it right (lower TEMPLATE_BEFORE in {__file__})")
+        name = f"gg_test_tpl_{uuid.uuid4().hex[:12]}"
+        ident = psycopg.sql.Identifier(name)
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(ident))
+            try:
+                _settle(admin, name)
+                with psycopg.connect(with_database(ADMIN_URL, name)) as conn:
+                    upgrade(conn, before=TEMPLATE_BEFORE, directory=MIGRATIONS_DIR)
+                admin.execute(psycopg.sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
+                              .format(ident))
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            except BaseException:
+                _drop_template(name)
+                raise
+        return name
+
+    def drop(self) -> None:
+        with self.lock:
+            if self.name is not None:
+                _drop_template(self.name)
+                self.name = None
+
+
+def _drop_template(name: str) -> None:
+    ident = psycopg.sql.Identifier(name)
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        admin.execute(psycopg.sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
+        admin.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
+
+
+_template = _Template()
+
+
+def new_test_database(*, migrated: bool) -> tuple[str, str]:
+    """Create a test database: (name, URL). ``migrated``: every migration applied (copied from the
+    template, then upgraded), else empty (a copy of template1, as CREATE DATABASE makes). The caller
+    drops it with :func:`drop_test_database`."""
+    name = f"gg_test_{uuid.uuid4().hex[:12]}"
+    ident = psycopg.sql.Identifier(name)
+    template = _template.get() if migrated else None
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        if template:
+            admin.execute(psycopg.sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(ident, psycopg.sql.Identifier(template)))
+        else:
+            admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(ident))
         try:
             _settle(admin, name)
         except BaseException:
@@ -125,7 +204,7 @@ def new_test_database(*, migrated: bool) -> tuple[str, str]:
     if migrated:
         try:
             with psycopg.connect(url) as conn:
-                upgrade(conn)
+                upgrade(conn, directory=MIGRATIONS_DIR)
         except BaseException:
             drop_test_database(name)
             raise
