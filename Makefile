@@ -21,9 +21,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/greengauge demo
 
+# Bytecode is cached in __pycache__ (ignored by git), pytest's assertion-rewritten modules too: where
+# PYTHONDONTWRITEBYTECODE is set, every worker of every run would compile and rewrite them again
+# (about 370 modules, 4 s of CPU a worker), so the tests run without it.
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
