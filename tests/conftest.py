@@ -293,6 +293,17 @@ def db_url():
 
 
 @pytest.fixture
+def dropped_database_name():
+    """A name for a database the test has made (the demo's, say): dropped after the test, if it exists,
+    as the test databases are (without the test waiting for the checkpoint)."""
+    name = f"gg_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        drop_test_database(name)
+
+
+@pytest.fixture
 def conn(db_url):
     with psycopg.connect(db_url) as c:
         yield c

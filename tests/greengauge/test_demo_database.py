@@ -60,44 +60,35 @@ def test_the_database_named_in_the_url_is_used_and_one_the_demo_did_not_create_i
     assert "the demo did not create it, so it drops nothing" in console.export_text()
 
 
-def test_a_database_the_demo_creates_is_marked_and_only_that_one_is_made_fresh(monkeypatch, tmp_path):
-    import uuid
-
-    from store.db import drop_database, with_database
+def test_a_database_the_demo_creates_is_marked_and_only_that_one_is_made_fresh(monkeypatch, tmp_path,
+                                                                             dropped_database_name):
+    from store.db import with_database
     from tests.conftest import ADMIN_URL
 
-    name = f"gg_test_demo_{uuid.uuid4().hex[:8]}"
+    name = dropped_database_name
     url = with_database(ADMIN_URL, name)
     monkeypatch.setenv("GREENGAUGE_DATABASE_URL", url)
-    try:
-        assert demo.demo_database(tmp_path, Console()) == url  # missing: created
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE yesterday (x int)")  # an earlier demo run's content
-        demo.demo_database(tmp_path, Console())  # the demo's own: made fresh
-        with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT to_regclass('yesterday')").fetchone() == (None,)
-            assert conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                                "WHERE datname = current_database()").fetchone() == (demo.DEMO_MARK,)
-    finally:
-        drop_database(ADMIN_URL, name)
+    assert demo.demo_database(tmp_path, Console()) == url  # missing: created
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE yesterday (x int)")  # an earlier demo run's content
+    demo.demo_database(tmp_path, Console())  # the demo's own: made fresh
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regclass('yesterday')").fetchone() == (None,)
+        assert conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                            "WHERE datname = current_database()").fetchone() == (demo.DEMO_MARK,)
 
 
-def test_without_a_url_the_demo_uses_a_demo_name(monkeypatch, tmp_path):
-    import uuid
-
-    from store.db import drop_database, with_database
+def test_without_a_url_the_demo_uses_a_demo_name(monkeypatch, tmp_path, dropped_database_name):
+    from store.db import with_database
     from tests.conftest import ADMIN_URL
 
-    name = f"gg_test_demo_{uuid.uuid4().hex[:8]}"  # (the default name, greengauge_demo, made unique here)
+    name = dropped_database_name  # (the default name, greengauge_demo, made unique here)
     monkeypatch.delenv("GREENGAUGE_DATABASE_URL", raising=False)
     monkeypatch.setattr(demo, "DEFAULT_DATABASE_URL", with_database(ADMIN_URL, "greengauge"))
     monkeypatch.setattr(demo, "DEMO_DATABASE", name)
-    try:
-        url = demo.demo_database(tmp_path, Console())
-        with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT current_database()").fetchone() == (name,)
-    finally:
-        drop_database(ADMIN_URL, name)
+    url = demo.demo_database(tmp_path, Console())
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == (name,)
 
 
 def test_ports_that_are_taken_are_replaced_by_free_ones_keeping_shared_endpoints_together():
