@@ -122,7 +122,6 @@ class BatchingWriter:
         self._spool_full = False
         self._last_drop_log = -1e9
         self.written = 0  # rows new to the database
-        self.submitted = 0
         self.spooled = 0  # readings written to the spool
         self.replayed = 0  # readings replayed from the spool (new or not)
         self.rejected = 0
@@ -136,30 +135,36 @@ class BatchingWriter:
         before them are durable or dropped), or ``on_lost`` instead, at once, if any of them is dropped."""
         start = self._submitted_abs
         n = len(readings)
+        queued = self._queued
         if n:
             queue = self._queue
             # offsets run on without a gap, so a submission joins the newest chunk until that holds a
             # batch: a batch is then mostly one chunk taken whole, not one per submission
-            if queue and len(tail := queue[-1][1]) < self.batch_size and queue[-1][0] + len(tail) == start:
+            batch_size = self.batch_size
+            if queue and len(tail := queue[-1][1]) < batch_size and queue[-1][0] + len(tail) == start:
                 tail += readings
             else:
                 queue.append([start, list(readings)])
-            self._queued += n
-        self.submitted += n
-        self._submitted_abs += n
+            self._queued = queued = queued + n
+            self._submitted_abs = start + n
+            if queued >= batch_size:
+                self._wake.set()
+            if queued > self.max_queued:
+                self._overflow()
         if on_durable is not None:
             self._acks.append(_Ack(start, self._submitted_abs, on_durable, on_lost))
             if not readings:
                 self._fire_acks()  # nothing of its own to wait for: durable once what came before is
-        if self._queued >= self.batch_size:
-            self._wake.set()
-        if self._queued > self.max_queued:
-            self._overflow()
 
     def wake(self) -> None:
         """Flush everything now rather than at the next interval (a source waiting for acknowledgements)."""
         self._flush_all = True
         self._wake.set()
+
+    @property
+    def submitted(self) -> int:
+        """Readings ever submitted."""
+        return self._submitted_abs
 
     @property
     def queued(self) -> int:
