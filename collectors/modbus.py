@@ -269,15 +269,25 @@ class ModbusDevice:
         return False
 
     def _clock_finding(self, kind: str, seconds: int | float, now: datetime) -> None:
+        """The device clock not trusted (every poll, while it stays so: a clock never set)."""
         data = {"device_time": seconds, "register": self._clock[-1].address}
         if kind == "future_timestamp":
             data["ahead_s"] = round(seconds - now.timestamp())
-        self._finding(kind, self.device.name, data, now)
+        found = self.on_finding
+        if found is not None:
+            found(kind, self.device.name, data, now)
+        else:
+            self._log_once(kind, self.device.name, data)
 
     def _finding(self, kind: str, source: str, data: dict, when: datetime) -> None:
         if self.on_finding is not None:
             self.on_finding(kind, source, data, when)
-        elif (kind, source) not in self._logged:  # no health recorder: said once, not every poll
+        else:
+            self._log_once(kind, source, data)
+
+    def _log_once(self, kind: str, source: str, data: dict) -> None:
+        """No health recorder (a poll outside ``collect``): each kind and source said once, not every poll."""
+        if (kind, source) not in self._logged:
             self._logged.add((kind, source))
             log.warning("device %s: %s on %s: %s", self.device.name, kind, source, data)
 
