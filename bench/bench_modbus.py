@@ -4,18 +4,26 @@ D simulated generic three-phase meters (unit ids on a pymodbus server in a proce
 port per device by default). Each way polls them all at once, each device as fast as it answers:
 
 - bare pipeline: the same reads, the same decoding (each value's offset, struct unpacker and exact
-  rational factor worked out once, as ModbusDevice does, and the profile's plausible range: quality
-  0 or 1) and a batched COPY of the same rows (store/ingest.py's ``write_rows``, the writer's own
-  write, in a thread, at the writer's cadence: everything every 0.5 s, full batches of 5,000 rows as
-  soon as they wait, a transaction each), with no health, quality gate, spool or Reading objects
-  (plain tuples): the fair baseline;
+  rational factor worked out once, as ModbusDevice does; the device clock judged as
+  model.readings.device_time does, on the raw seconds; the profile's plausible range within
+  model.readings.value_bounds: quality 0, 1 or 2) and a batched COPY of the same rows
+  (store/ingest.py's ``write_rows``, the writer's own write, in a thread, at the writer's cadence:
+  everything every 0.5 s, full batches of 5,000 rows as soon as they wait, a transaction each), with
+  no health, findings, quality gate or spool: the fair baseline;
 - collector: ModbusDevice polls through the shared connection pool with everything
-  collectors/run.py ``collect`` does: quality gate, health recording (rows and findings written
-  every second here, five times as often as ``collect``), the batching writer with its disk spool,
-  COPY into PostgreSQL, the start-up frozen for the garbage collector;
+  collectors/run.py ``collect`` does: each device's readings to ``Intake.sink_for(device)`` (the
+  quality gate where it has something to judge, else the writer directly: these meters have no
+  counter with a rating), health recording with its findings (rows and findings written every
+  second here, five times as often as ``collect``), the batching writer with its disk spool, COPY
+  into PostgreSQL, the start-up frozen for the garbage collector;
 - for reference, twice (first and last round): the bare read loop (one AsyncModbusTcpClient per
   device reading the profile's register blocks, nothing else: the ceiling of pymodbus here) and
   poll+decode only (ModbusDevice.poll alone).
+
+The simulated meters' clock reads 0 (never set), as it did in earlier runs of this benchmark: every
+reading is stored at the poll's time as SUSPECT and each poll counts a ``past_timestamp`` finding
+(docs/collectors.md, "Quality and findings"); the bare pipeline marks the same rows 1 and keeps no
+findings.
 
 The machine is shared, so the two ways run back to back in each round, the order alternating, and
 each round's ratio is printed; the result of a run is the median of the rounds' ratios and the ratio
@@ -25,12 +33,23 @@ by the polls (set-up and tear-down are not counted for either way). The load ave
 the start and the end. Prints, asserts nothing.
 
     python bench/bench_modbus.py [--devices 20] [--seconds 3] [--rounds 10]
+
+Instructions per poll, which unlike time do not move with the machine's load: ``--count-polls N
+--way pipeline|collector`` runs N polls of each device on an in-process fake pymodbus client (an
+answer from the same register image after one turn of the event loop; no server, no timed flushes:
+full batches and the rest at the end), so under callgrind the difference of two runs is N2 - N1
+polls of everything but the network and the server::
+
+    for n in 100 400; do valgrind --tool=callgrind --callgrind-out-file=cg.$n \\
+        python bench/bench_modbus.py --count-polls $n --way collector; done   # "Collected : ..." each
+    # (collected(400) - collected(100)) / (300 * 20 devices) = instructions per poll
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import struct
@@ -50,11 +69,11 @@ from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
 
 from collectors.clock import WallClock  # noqa: E402
 from collectors.health import HealthRecorder  # noqa: E402
-from collectors.modbus import CLOCK_NOT_SET_BEFORE  # noqa: E402
 from collectors.run import Intake, QualityGate, build_devices, freeze_startup, thaw  # noqa: E402
 from collectors.spool import Spool  # noqa: E402
 from collectors.writer import BatchingWriter  # noqa: E402
 from model.profile import _STRUCT, plan_reads  # noqa: E402
+from model.readings import FUTURE_TOLERANCE, TIMESTAMP_FLOOR, impossible_value, value_bounds  # noqa: E402
 from model.site import SiteConfig  # noqa: E402
 from store import ingest  # noqa: E402
 from store.db import create_database, drop_database, with_database  # noqa: E402
@@ -69,13 +88,51 @@ HEALTH_INTERVAL_S = 1.0  # collect()'s is 5 s: rows written five times as often,
 BATCH_SIZE = 5000  # BatchingWriter's default: a flush when this many wait, one transaction per batch
 
 
+def meter_registers() -> list[int]:
+    """The register image every simulated meter serves: clock 0 (never set), energy 1234 Wh, 50 W,
+    230.0-230.2 V."""
+    regs = [0] * 18
+    regs[3], regs[7], regs[8], regs[9], regs[10] = 1234, 500, 2300, 2301, 2302
+    return regs
+
+
+class _Answer:
+    __slots__ = ("registers",)
+
+    def __init__(self, registers: list[int]) -> None:
+        self.registers = registers
+
+    def isError(self) -> bool:  # noqa: N802 (pymodbus's name)
+        return False
+
+
+class FakeClient:
+    """Stands in for pymodbus's client for ``--count-polls``: answers from :func:`meter_registers`
+    after one turn of the event loop (as a network answer would), so instruction counts leave out
+    the network and the server, the same for both ways."""
+
+    connected = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._regs = meter_registers()
+
+    async def connect(self) -> bool:
+        return True
+
+    async def read_holding_registers(self, address: int, *, count: int = 1, device_id: int = 1) -> _Answer:
+        await asyncio.sleep(0)
+        return _Answer(self._regs[address:address + count])
+
+    def close(self) -> None:
+        pass
+
+
 def serve(port: int, devices: int, ports: int = 1) -> None:
     """Serve ``devices`` static meters: unit ids 1..247 per port, on ``ports`` ports from ``port``."""
     from pymodbus.server import ModbusTcpServer
     from pymodbus.simulator import DataType, SimData, SimDevice
 
-    regs = [0] * 18
-    regs[3], regs[7], regs[8], regs[9], regs[10] = 1234, 500, 2300, 2301, 2302
+    regs = meter_registers()
 
     async def main():
         servers = []
@@ -157,9 +214,12 @@ def _copy_rows(conn: psycopg.Connection, rows: list[tuple]) -> int:
     return sum(ingest.write_rows(conn, rows[i:i + BATCH_SIZE]) for i in range(0, len(rows), BATCH_SIZE))
 
 
-async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds: float) -> tuple[int, int, float]:
+async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds: float, *,
+                        polls: int | None = None, client=AsyncModbusTcpClient) -> tuple[int, int, float]:
     """The same reads, the same decoding, a batched COPY of the same rows; nothing else. Returns the
-    polls, the rows written and the CPU seconds from the start of polling to the last row written."""
+    polls, the rows written and the CPU seconds from the start of polling to the last row written.
+    ``polls``: that many polls of each device instead of ``seconds``, full batches only until the end
+    (``--count-polls``); ``client``: pymodbus's client class, or :class:`FakeClient`."""
     profile = site.devices[0].profile_model
     plan = plan_reads([*profile.registers, profile.clock])
     conn = psycopg.connect(url)
@@ -169,12 +229,14 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
     rows: list[tuple] = []
     written = 0
     wake = asyncio.Event()  # as the writer: everything every FLUSH_INTERVAL_S, full batches as soon as they wait
+    interval = FLUSH_INTERVAL_S if polls is None else 1e9
+    polling = len(site.devices)
 
     async def flusher():
         nonlocal rows, written
-        whole_at = time.perf_counter() + FLUSH_INTERVAL_S
+        whole_at = time.perf_counter() + interval
         while True:
-            done = time.perf_counter() >= stop_at
+            done = not polling
             if not done:
                 try:
                     await asyncio.wait_for(wake.wait(), max(0.0, whole_at - time.perf_counter()))
@@ -183,7 +245,7 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
                 wake.clear()
             now = time.perf_counter()
             if done or now >= whole_at:
-                whole_at = now + FLUSH_INTERVAL_S
+                whole_at = now + interval
                 batch, rows = rows, []
             else:  # woken by a full batch: full batches only, the rest waits as in the writer
                 k = len(rows) - len(rows) % BATCH_SIZE
@@ -204,45 +266,66 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
 
     clock_at = located(profile.clock)
 
-    clock_set = CLOCK_NOT_SET_BEFORE.timestamp()  # an unset device clock reads 0: the poll's time is used
+    # the device clock judged on its raw seconds, as model.readings.device_time does: before the
+    # floor (a clock never set reads 0) or too far ahead, the poll's time and quality 1
+    floor, tolerance = TIMESTAMP_FLOOR.timestamp(), FUTURE_TOLERANCE.total_seconds()
     # each block with its packer (registers -> the bytes they came as), made once as the collector does
     reads = [(b, struct.Struct(f">{b.count}H").pack) for b in plan]
 
     async def loop(d):
-        c = AsyncModbusTcpClient(d.host, port=d.port, timeout=3, retries=0)
+        nonlocal polling
+        c = client(d.host, port=d.port, timeout=3, retries=0)
         await c.connect()
         specs = []
         for p in d.point_configs():
             spec = profile.register(p.quantity)
-            # the profile's plausible range, as the collector applies it (no CT/PT ratio or power
-            # sign on these meters): outside it the reading is suspect (quality 1)
-            lo, hi = (-inf if spec.min is None else float(spec.min)), (inf if spec.max is None else float(spec.max))
-            specs.append((ids[site.point_name(d, p)], *located(spec), *spec.factor.as_integer_ratio(), lo, hi))
+            # the profile's plausible range within the bounds any value must keep, as the collector
+            # applies them (no CT/PT ratio or power sign on these meters): outside, quality 1, or 2
+            # without a value when impossible (model.readings.impossible_value)
+            lo, hi = value_bounds(spec.quantity)
+            lo = lo if spec.min is None else max(lo, float(spec.min))
+            hi = hi if spec.max is None else min(hi, float(spec.max))
+            specs.append((ids[site.point_name(d, p)], *located(spec), *spec.factor.as_integer_ratio(), lo, hi,
+                          spec.quantity))
         unit = d.unit_id
+        last = None
         n = 0
-        while time.perf_counter() < stop_at:
+        while (n < polls) if polls is not None else (time.perf_counter() < stop_at):
+            n += 1
             ts = datetime.now(timezone.utc)
             data = []
             for b, pack in reads:
                 rr = await c.read_holding_registers(b.address, count=b.count, device_id=unit)
                 data.append(None if rr.isError() else pack(*rr.registers))
+            good = 0
             bi, off, unpack = clock_at
             if data[bi] is not None:
                 seconds = unpack(data[bi], off)[0]
-                if seconds >= clock_set:
-                    ts = datetime.fromtimestamp(seconds, timezone.utc)
-            for pid, bi, off, unpack, num, den, lo, hi in specs:
+                if seconds == last:
+                    continue  # not measured anew since the last poll
+                if floor <= seconds <= ts.timestamp() + tolerance:
+                    ts, last = datetime.fromtimestamp(seconds, timezone.utc), seconds
+                else:
+                    good = 1
+            for pid, bi, off, unpack, num, den, lo, hi, quantity in specs:
                 block = data[bi]
                 if block is None:
                     rows.append((pid, ts, None, 2))
                 else:
                     value = unpack(block, off)[0] * num / den
-                    rows.append((pid, ts, value, 0 if lo <= value <= hi else 1))
+                    if lo <= value <= hi:
+                        rows.append((pid, ts, value, good))
+                    elif impossible_value(value, quantity) is None:
+                        rows.append((pid, ts, value, 1))
+                    else:
+                        rows.append((pid, ts, None, 2))
             if len(rows) >= BATCH_SIZE:
                 wake.set()
-            n += 1
         c.close()
         counts.append(n)
+        polling -= 1
+        if not polling:
+            wake.set()
 
     flushing = asyncio.create_task(flusher())
     await asyncio.gather(*(loop(d) for d in site.devices))
@@ -271,12 +354,14 @@ async def decode_only(site: SiteConfig, ids: dict[str, int], seconds: float) -> 
     return sum(counts)
 
 
-async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: float,
-                    spool_dir: Path) -> tuple[int, int, float]:
-    """As collectors/run.py ``collect`` builds it (spool, health with its rows, gate, writer),
-    each device polled as fast as it answers. Returns the polls, the rows written and the CPU
-    seconds from the start of polling to the last row written (health rows are written every
-    second here, five times as often as ``collect`` does, so that they fall in that time)."""
+async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: float, spool_dir: Path, *,
+                    polls: int | None = None, client=None) -> tuple[int, int, float]:
+    """As collectors/run.py ``collect`` builds it (spool, health with its rows and findings, each
+    device's sink: the gate where it judges, else the writer), each device polled as fast as it
+    answers. Returns the polls, the rows written and the CPU seconds from the start of polling to
+    the last row written (health rows are written every second here, five times as often as
+    ``collect`` does, so that they fall in that time). ``polls``/``client`` as for
+    :func:`bare_pipeline` (health and whole flushes then only at the end)."""
     clock = WallClock()
 
     def connect():
@@ -285,8 +370,9 @@ async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: fl
     with connect() as conn:
         device_ids = lookup_device_ids(conn, site.enterprise.code, site.site.code)
     spool = Spool(spool_dir)
-    writer = BatchingWriter(connect, spool=spool, flush_interval_s=FLUSH_INTERVAL_S)
-    health = HealthRecorder(connect, device_ids, interval_s=HEALTH_INTERVAL_S, now=clock.now)
+    timed_out = polls is not None
+    writer = BatchingWriter(connect, spool=spool, flush_interval_s=1e9 if timed_out else FLUSH_INTERVAL_S)
+    health = HealthRecorder(connect, device_ids, interval_s=1e9 if timed_out else HEALTH_INTERVAL_S, now=clock.now)
     writer.on_drop = lambda n, detail: health.finding("readings_dropped", "writer", detail, count=n)
     intake = Intake(writer, QualityGate(site, ids, clock, health))
     writing = asyncio.create_task(writer.run())
@@ -295,15 +381,18 @@ async def collector(site: SiteConfig, ids: dict[str, int], url: str, seconds: fl
     devices = build_devices(site, ids)
     for d in devices:
         health.watch_modbus(d)
+        if client is not None:
+            d._connection().client = client()
     freeze_startup()  # as collect() does once it has started
     cpu = time.process_time()
     stop_at = time.perf_counter() + seconds
     counts = []
 
     async def loop(d):
+        submit = intake.sink_for(d)  # as collect() hands each device its sink (run_devices)
         n = 0
-        while time.perf_counter() < stop_at:
-            intake.submit(await d.poll(clock))
+        while (n < polls) if polls is not None else (time.perf_counter() < stop_at):
+            submit(await d.poll(clock))
             n += 1
         await d.close()
         counts.append(n)
@@ -329,6 +418,29 @@ def timed(coro) -> tuple:
     return result, time.process_time() - cpu
 
 
+def count_polls(devices: int, polls: int, way: str) -> None:
+    """``polls`` polls of each of ``devices`` meters one way, on :class:`FakeClient` (no server, no
+    timed flushes): run under callgrind twice with different ``polls``, the difference of the two
+    counts is that many polls' instructions, set-up and tear-down cancelled out."""
+    site = site_for(1502, devices, devices)  # (nothing is contacted)
+    name = f"gg_bench_{uuid.uuid4().hex[:8]}"
+    create_database(ADMIN_URL, name)
+    url = with_database(ADMIN_URL, name)
+    try:
+        with psycopg.connect(url) as conn:
+            upgrade(conn)
+            ids = apply_site(conn, site)
+        with tempfile.TemporaryDirectory() as tmp:
+            if way == "pipeline":
+                n, written, _ = asyncio.run(bare_pipeline(site, ids, url, 0, polls=polls, client=FakeClient))
+            else:
+                n, written, _ = asyncio.run(collector(site, ids, url, 0, Path(tmp) / "spool", polls=polls,
+                                                      client=FakeClient))
+    finally:
+        drop_database(ADMIN_URL, name)
+    print(f"{way}: {n} polls of {devices} devices on a fake client, {written} rows written")
+
+
 def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -341,10 +453,19 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each way's run in a round")
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--count-polls", type=int, metavar="N",
+                    help="N polls of each device on a fake client, one way (--way), for callgrind; prints and exits")
+    ap.add_argument("--way", choices=("pipeline", "collector"), default="collector")
     ap.add_argument("--shared-endpoint", dest="per_device_port", action="store_false",
                     help="all devices behind one endpoint (unit ids 1..N): the collector then reads them one at a "
                          "time over one connection, as a gateway requires")
     args = ap.parse_args()
+    # the simulated meters' clock is never set: each device's past_timestamp finding would be logged once
+    # a run (by the health recorder, or the device without one); the findings are counted all the same
+    logging.getLogger("collectors").setLevel(logging.ERROR)
+    if args.count_polls is not None:
+        count_polls(args.devices, args.count_polls, args.way)
+        return
     # one endpoint per device: the collector shares one connection among the unit ids behind one
     # endpoint (a gateway: one request at a time), which a bare loop with a connection each would not
     ports = args.devices if args.per_device_port else 1

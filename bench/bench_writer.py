@@ -1,7 +1,9 @@
 """Writer vs raw COPY: the same rows into the same table (goal: ratio >= 0.8).
 
 Raw: ``COPY reading (...) FROM STDIN (FORMAT BINARY)`` straight into ``reading`` (``set_types``, a
-tuple per row), in batches of the writer's size, a transaction each, on one connection. Writer:
+tuple per row), in batches of the writer's size, a transaction each, on one connection. The rows
+are plain ``(point_id, ts, value, quality)`` tuples for both ways, as the Modbus poll loop hands
+them to the writer (``--readings``: :class:`model.readings.Reading` objects, as MQTT does). Writer:
 :class:`collectors.writer.BatchingWriter` running as in the collector, the readings handed over a
 thousand at a time as sources do; its batches go through ``store.ingest.write_rows`` (a straight
 COPY into ``reading`` plus the late-data check, a transaction each; the merge only for a batch with
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
 
-from model.readings import Reading  # noqa: E402
+from model.readings import Reading, ReadingRow  # noqa: E402
 from collectors.writer import BatchingWriter  # noqa: E402
 from model.site import SiteConfig  # noqa: E402
 from store.db import create_database, drop_database, with_database  # noqa: E402
@@ -71,7 +73,7 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-async def compare(url: str, raw_rows: list[Reading], writer_rows: list[Reading], batch: int,
+async def compare(url: str, raw_rows: list[ReadingRow], writer_rows: list[ReadingRow], batch: int,
                   slices: int) -> dict[str, list[tuple[float, float, float | None]]]:
     """Each way's slices: (seconds, CPU seconds of this process, CPU seconds of its server process)."""
     conns: list[psycopg.Connection] = []
@@ -84,15 +86,15 @@ async def compare(url: str, raw_rows: list[Reading], writer_rows: list[Reading],
     writer = BatchingWriter(connect, batch_size=batch, flush_interval_s=0.05)
     task = asyncio.create_task(writer.run())
 
-    def raw(rows: list[Reading]) -> None:
+    def raw(rows: list[ReadingRow]) -> None:
         for i in range(0, len(rows), batch):
             with raw_conn.transaction(), raw_conn.cursor() as cur:
                 with cur.copy("COPY reading (point_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(["int8", "timestamptz", "float8", "int2"])
                     for r in rows[i:i + batch]:
-                        copy.write_row((r.point_id, r.ts, r.value, int(r.quality)))
+                        copy.write_row(r)
 
-    async def write(rows: list[Reading]) -> None:
+    async def write(rows: list[ReadingRow]) -> None:
         done = asyncio.get_running_loop().create_future()
         for i in range(0, len(rows), 1000):  # as sources hand them over: a poll's or a message's worth at a time
             last = i + 1000 >= len(rows)
@@ -133,6 +135,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=180)
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--slices", type=int, default=8)
+    ap.add_argument("--readings", action="store_true", help="Reading objects (as MQTT hands them over), not plain tuples")
     args = ap.parse_args()
     name = f"gg_bench_{uuid.uuid4().hex[:8]}"
     create_database(ADMIN_URL, name)
@@ -146,7 +149,8 @@ def main() -> None:
         sets = [[pid for key, pid in ids.items() if (int(key.split(".")[2][1:]) < n_dev) == first]
                 for first in (True, False)]
         per_point = args.rows // len(sets[0])
-        raw_rows, writer_rows = ([Reading(pid, T0 + timedelta(seconds=k), float(k)) for k in range(per_point) for pid in points]
+        row = Reading if args.readings else (lambda pid, ts, value: (pid, ts, value, 0))
+        raw_rows, writer_rows = ([row(pid, T0 + timedelta(seconds=k), float(k)) for k in range(per_point) for pid in points]
                                  for points in sets)
         got = asyncio.run(compare(url, raw_rows, writer_rows, args.batch, args.slices))
         for k, ((rt, _, _), (wt, _, _)) in enumerate(zip(got["raw"], got["writer"])):
@@ -154,7 +158,8 @@ def main() -> None:
         ratios = [r[0] / w[0] for r, w in zip(got["raw"], got["writer"])]
         raw_t, writer_t = (sum(x[0] for x in got[way]) for way in ("raw", "writer"))
         n = len(raw_rows)
-        print(f"rows: {n} each way ({len(sets[0])} points each), batch {args.batch}, {args.slices} slices; end: {load()}")
+        print(f"rows: {n} each way ({len(sets[0])} points each, {'Reading objects' if args.readings else 'plain tuples'}), "
+              f"batch {args.batch}, {args.slices} slices; end: {load()}")
         print(f"raw COPY : {raw_t:7.2f} s  {n / raw_t:10.0f} rows/s")
         print(f"writer   : {writer_t:7.2f} s  {n / writer_t:10.0f} rows/s")
         cpu = {way: (sum(x[1] for x in got[way]), None if any(x[2] is None for x in got[way])

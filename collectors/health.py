@@ -127,7 +127,8 @@ class HealthRecorder:
     # -- Modbus --------------------------------------------------------------------------------------
     def watch_modbus(self, device) -> None:
         """Record every poll of a :class:`collectors.modbus.ModbusDevice` (its ``on_poll`` and
-        ``on_failure`` hooks, called by its ``poll``)."""
+        ``on_failure`` hooks, called by its ``poll``) and what its checks find (``on_finding``: a
+        bad clock, an impossible value)."""
         name = device.device.name
 
         def failed(exc: BaseException, clock) -> None:
@@ -154,7 +155,17 @@ class HealthRecorder:
             self.finding("device_error", name, data={"refused": bad, "values": len(readings)},
                          device=name, when=when, count=bad)
 
-        device.on_poll, device.on_failure = polled, failed
+        findings, totals = self._findings, self.findings_total  # (emptied in place by _take)
+
+        def found(kind: str, source: str, data: dict, when: datetime) -> None:
+            f = findings.get((kind, source))  # (a kind's name finds its FindingKind: a StrEnum hashes as its str)
+            if f is None:
+                self.finding(kind, source, data=data, device=name, when=when)
+            else:  # counted again (a clock never set: every poll), what finding() would change
+                f.last_seen, f.count, f.data = when, f.count + 1, data
+                totals[f.kind] += 1
+
+        device.on_poll, device.on_failure, device.on_finding = polled, failed, found
 
     # -- writing ---------------------------------------------------------------------------------------
     def _take(self) -> tuple[list[HealthRow], list[_Counted]]:

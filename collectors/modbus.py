@@ -3,7 +3,8 @@
 One :class:`ModbusDevice` per configured device: it plans its reads from the profile (adjacent
 registers merged up to the 125-register limit), reads them, decodes each value with the profile's
 type, word order and scale into its canonical unit (times the device's CT/PT ratio for registers
-the profile marks ``ct_pt``), and hands :class:`Reading` objects on. A device with profile
+the profile marks ``ct_pt``), and hands its readings on as plain ``(point_id, ts, value, quality)``
+tuples (:data:`model.readings.ReadingRow`; the poll loop's hot path, see :mod:`model.readings`). A device with profile
 ``sunspec`` is read by walking its SunSpec model chain (:mod:`collectors.sunspec`); once the chain
 is known it is re-read in bulk.
 
@@ -13,6 +14,14 @@ Devices behind one endpoint (a gateway's host and port, a serial line) share one
 Faults are handled at the connection boundary: a dead link raises ``ConnectionException`` (the
 device is marked away, logged once at ERROR, and once at INFO when it returns); a device's refusal
 comes back as a response with ``isError()`` true and its points are stored as BAD readings.
+
+Every value and the device's clock pass the checks every source passes (:mod:`model.readings`,
+the same functions as MQTT's): a value that is not finite, beyond ±2^53 or a negative counter after
+the conversion is BAD (finding ``out_of_range``/``negative_counter``); a device clock before 2000
+or more than 5 minutes ahead — a number beyond any calendar included — is not trusted: the poll's
+own time is used and the readings are SUSPECT (``past_timestamp``/``future_timestamp``). Findings
+go to ``on_finding`` (the health recorder's, set by ``HealthRecorder.watch_modbus``); a bad value
+or clock never stops the poll loop.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from operator import itemgetter
@@ -33,26 +42,24 @@ from collectors.clock import Clock, next_aligned, sleep_until
 from model.profile import (
     _STRUCT, ClockSpec, RegisterSpec, decode_raw, plan_reads, ratio_factor, to_canonical,
 )
-from model.readings import Quality, Reading
+from model.readings import Quality, ReadingRow, device_time, impossible_value, value_bounds
 from collectors.transport import Connection, ConnectionPool, DeviceRefused, Endpoint, default_pool
+from model.quantities import QUANTITIES
 from model.site import POWER_QUANTITIES, SUNSPEC_PROFILE, DeviceConfig
 
 log = logging.getLogger(__name__)
 
-#: a device clock before this has not been set; the collector's clock is used instead
-CLOCK_NOT_SET_BEFORE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+Sink = Callable[[list[ReadingRow]], Awaitable[None] | None]
+#: on_finding(kind, source, data, when): what the checks found (HealthRecorder.watch_modbus sets it)
+OnFinding = Callable[[str, str, dict, datetime], None]
 
-Sink = Callable[[list[Reading]], Awaitable[None] | None]
-
-# the poll loop's hot path builds its readings as the tuples they are: what Reading() checks (an
-# aware timestamp, no value only when BAD) holds by construction there; and the qualities are
-# looked up once (an enum member's lookup costs as much as building the reading)
-_reading = tuple.__new__
-_GOOD, _SUSPECT, _BAD = Quality.GOOD, Quality.SUSPECT, Quality.BAD
-_quality = itemgetter(3)  # a Reading's quality
-_NO_MIN, _NO_MAX = float("-inf"), float("inf")  # no plausible range given
-#: CLOCK_NOT_SET_BEFORE in seconds since 1970, compared with the raw clock register
-_CLOCK_SET_SECONDS = int(CLOCK_NOT_SET_BEFORE.timestamp())
+# the poll loop's hot path builds its readings as plain tuples: what Reading() checks (an aware
+# timestamp, no value only when BAD) holds by construction there. Their qualities are the plain
+# ints (a Quality member equals its int): an enum member is an object the cyclic garbage collector
+# tracks, and a tuple holding one stays tracked, walked by every collection while it waits in the
+# writer's queue; a tuple of ints, floats, None and a datetime is untracked at its first collection
+_GOOD, _SUSPECT, _BAD = int(Quality.GOOD), int(Quality.SUSPECT), int(Quality.BAD)
+_quality = itemgetter(3)  # a reading's quality
 
 
 class ModbusDevice:
@@ -88,6 +95,7 @@ class ModbusDevice:
             # unpacks, its exact rational factor and its range, in point_ids order
             by_quantity = {s.quantity: s for s in self.specs}
             self._plan = [self._compile(by_quantity.get(q), pid) for q, pid in point_ids.items()]
+            self._quantity = {pid: q for q, pid in point_ids.items()}  # for the rare value that needs judging
             self._clock = (*self._locate(self.profile.clock), self.profile.clock) if self.profile.clock else None
             # each block with what makes its registers the bytes they came as (high byte first)
             self._reads = [(b, _words(b.count).pack) for b in self.blocks]
@@ -96,6 +104,7 @@ class ModbusDevice:
         self._pool = pool
         self.conn: Connection | None = None
         self.away = False
+        self.faulty = False  # the last poll raised something no link fault explains (logged once)
         self.last_device_time: datetime | None = None
         self._last_device_seconds: int | float | None = None
         self.last_latency_s: float | None = None
@@ -104,8 +113,11 @@ class ModbusDevice:
         #: every poll's outcome, for health (set by HealthRecorder.watch_modbus): on_poll(readings,
         #: seconds the reads took, the collector's time at the poll, BAD readings among them);
         #: on_failure(exception, clock)
-        self.on_poll: Callable[[list[Reading], float, datetime, int], None] | None = None
+        self.on_poll: Callable[[list[ReadingRow], float, datetime, int], None] | None = None
         self.on_failure: Callable[[BaseException, Clock], None] | None = None
+        #: what the checks of model.readings found; without it, each (kind, source) is logged once
+        self.on_finding: OnFinding | None = None
+        self._logged: set[tuple[str, str]] = set()
 
     def _locate(self, spec: RegisterSpec | ClockSpec) -> tuple:
         """(block index, register offset, count, big-endian unpacker or None for little word order)."""
@@ -117,15 +129,18 @@ class ModbusDevice:
 
     def _compile(self, spec: RegisterSpec | None, pid: int) -> tuple:
         """One value's entry in the poll loop's plan: (point id, block index (-1: none), byte offset,
-        big-endian unpacker, exact rational factor n / d, plausible range lo..hi (infinite when the
-        profile gives none), and for a value that needs more (floats, little word order) the spec,
-        its CT/PT ratio and its register offset and count, else None)."""
+        big-endian unpacker, exact rational factor n / d, the range lo..hi a GOOD value lies in (the
+        profile's plausible range within the bounds any value of the quantity must keep,
+        :func:`model.readings.value_bounds`: a value outside is judged, SUSPECT or BAD), and for a
+        value that needs more (floats, little word order) the spec, its CT/PT ratio and its register
+        offset and count, else None)."""
         if spec is None:  # a quantity the profile does not map: always BAD
-            return (pid, -1, 0, None, 1, 1, _NO_MIN, _NO_MAX, None)
+            return (pid, -1, 0, None, 1, 1, 0.0, 0.0, None)
         bi, off, count, unpack = self._locate(spec)
         ratio = self.ratios[spec.quantity]
         lo, hi = self._limits[spec.quantity]
-        lo, hi = _NO_MIN if lo is None else lo, _NO_MAX if hi is None else hi
+        bound_lo, bound_hi = value_bounds(spec.quantity)
+        lo, hi = bound_lo if lo is None else max(lo, bound_lo), bound_hi if hi is None else min(hi, bound_hi)
         if unpack is not None and not spec.type.startswith("float"):
             n, d = (spec.factor * ratio).as_integer_ratio()
             return (pid, bi, 2 * off, unpack, n, d, lo, hi, None)
@@ -146,7 +161,7 @@ class ModbusDevice:
             self._pool.release(self.conn)
         self.conn = None
 
-    async def poll(self, clock: Clock) -> list[Reading]:
+    async def poll(self, clock: Clock) -> list[ReadingRow]:
         """Read the device once. Raises ``ModbusException`` or ``OSError`` when the link is down.
 
         Every attempt is reported to ``on_poll`` (readings, seconds the reads took, the collector's
@@ -193,18 +208,24 @@ class ModbusDevice:
             self.on_poll(readings, self.last_latency_s, now, self.last_bad)
         return readings
 
-    def _decode(self, ts: datetime, raw: list[list[int] | None], data: list[bytes | None]) -> list[Reading]:
-        """The readings of one poll from the registers read and the bytes they came as (None: a block
-        not read); sets ``last_bad``."""
+    def _decode(self, ts: datetime, raw: list[list[int] | None], data: list[bytes | None]) -> list[ReadingRow]:
+        """The readings of one poll, at the poll's time ``ts`` (or the device clock's), from the
+        registers read and the bytes they came as (None: a block not read); sets ``last_bad``."""
         data.append(None)  # for the quantities no block holds
+        good = _GOOD
         if self._clock is not None:
             seconds = self._value(self._clock, raw, data)
-            if seconds is not None and seconds >= _CLOCK_SET_SECONDS:  # an unset device clock reads 0
+            if seconds is not None:
                 if seconds == self._last_device_seconds:
                     self.last_bad = 0
                     return []  # the device has not measured anew since the last poll
-                ts = self.last_device_time = datetime.fromtimestamp(seconds, timezone.utc)
-                self._last_device_seconds = seconds
+                device_ts, why = device_time(seconds, ts)  # judged as a number: no calendar raises here
+                if why is None:
+                    ts = self.last_device_time = device_ts
+                    self._last_device_seconds = seconds
+                else:  # not trusted: the poll's own time, the readings suspect
+                    good = _SUSPECT
+                    self._clock_finding(why, seconds, ts)
         if ts.tzinfo is None:  # checked once here, so the readings below are built as they are
             raise ValueError(f"device {self.device.name}: timestamp {ts} has no time zone")
         readings = []
@@ -213,7 +234,7 @@ class ModbusDevice:
         for pid, bi, off, unpack, n, d, lo, hi, slow in self._plan:
             block = data[bi]
             if block is None:
-                append(_reading(Reading, (pid, ts, None, _BAD)))
+                append((pid, ts, None, _BAD))
                 bad += 1
                 continue
             if slow is None:  # an integer, big-endian: the exact rational raw x n / d rounded once (as to_canonical)
@@ -223,12 +244,52 @@ class ModbusDevice:
                 value = unpack(block, off)[0] if unpack is not None else decode_raw(spec, raw[bi][roff:roff + count])
                 value = to_canonical(spec, value, ratio)  # floats: NaN and infinity are no number
                 if value is None:
-                    append(_reading(Reading, (pid, ts, None, _BAD)))
+                    append((pid, ts, None, _BAD))
                     bad += 1
                     continue
-            append(_reading(Reading, (pid, ts, value, _GOOD if lo <= value <= hi else _SUSPECT)))
+            if lo <= value <= hi:
+                append((pid, ts, value, good))
+            elif self._judge(pid, value, ts):  # outside the plausible range, or impossible
+                append((pid, ts, value, _SUSPECT))
+            else:
+                append((pid, ts, None, _BAD))
+                bad += 1
         self.last_bad = bad
         return readings
+
+    def _judge(self, pid: int, value: float, when: datetime) -> bool:
+        """A value outside the range a GOOD one lies in: True when it is only implausible (SUSPECT),
+        False when it cannot be stored as a number (BAD; a finding names it)."""
+        quantity = self._quantity[pid]
+        kind = impossible_value(value, quantity)
+        if kind is None:
+            return True
+        self._finding(kind, f"{self.device.name}:{quantity}",
+                      {"quantity": quantity, "value": f"{value:g}", "unit": QUANTITIES[quantity].unit}, when)
+        return False
+
+    def _clock_finding(self, kind: str, seconds: int | float, now: datetime) -> None:
+        """The device clock not trusted (every poll, while it stays so: a clock never set)."""
+        data = {"device_time": seconds, "register": self._clock[-1].address}
+        if kind == "future_timestamp":
+            data["ahead_s"] = round(seconds - now.timestamp())
+        found = self.on_finding
+        if found is not None:
+            found(kind, self.device.name, data, now)
+        else:
+            self._log_once(kind, self.device.name, data)
+
+    def _finding(self, kind: str, source: str, data: dict, when: datetime) -> None:
+        if self.on_finding is not None:
+            self.on_finding(kind, source, data, when)
+        else:
+            self._log_once(kind, source, data)
+
+    def _log_once(self, kind: str, source: str, data: dict) -> None:
+        """No health recorder (a poll outside ``collect``): each kind and source said once, not every poll."""
+        if (kind, source) not in self._logged:
+            self._logged.add((kind, source))
+            log.warning("device %s: %s on %s: %s", self.device.name, kind, source, data)
 
     @staticmethod
     def _value(located: tuple, raw: list, data: list) -> int | float | None:
@@ -237,21 +298,24 @@ class ModbusDevice:
             return None
         return unpack(data[bi], 2 * off)[0] if unpack is not None else decode_raw(spec, raw[bi][off:off + count])
 
-    def _readings(self, ts: datetime, values: dict[str, float | None],
-                  limits: dict[str, tuple[float | None, float | None]]) -> list[Reading]:
+    def _readings(self, ts: datetime, values: dict[str, float | None]) -> list[ReadingRow]:
+        """The readings of a SunSpec poll (values in stored terms, None: no number)."""
         readings = []
         for quantity, pid in self.point_ids.items():
             value = values.get(quantity)
-            lo, hi = limits.get(quantity, (None, None))
             if value is None:
-                readings.append(Reading(pid, ts, None, Quality.BAD))
-            elif (lo is not None and value < lo) or (hi is not None and value > hi):
-                readings.append(Reading(pid, ts, value, Quality.SUSPECT))
+                readings.append((pid, ts, None, _BAD))
+                continue
+            kind = impossible_value(value, quantity)
+            if kind is not None:
+                self._finding(kind, f"{self.device.name}:{quantity}",
+                              {"quantity": quantity, "value": f"{value:g}", "unit": QUANTITIES[quantity].unit}, ts)
+                readings.append((pid, ts, None, _BAD))
             else:
-                readings.append(Reading(pid, ts, value, Quality.GOOD))
+                readings.append((pid, ts, value, _GOOD))
         return readings
 
-    async def _poll_sunspec(self, ts: datetime) -> list[Reading]:
+    async def _poll_sunspec(self, ts: datetime) -> list[ReadingRow]:
         """Walk the SunSpec chain (its layout may change with a firmware update) and decode it.
 
         A model the device refuses to deliver, a not-implemented point or a NaN gives BAD readings
@@ -280,7 +344,7 @@ class ModbusDevice:
         if dev is None:
             log.warning("device %s: no SunSpec marker at %s", self.device.name,
                         self.sunspec_base if self.sunspec_base is not None else sunspec.BASE_ADDRESSES)
-            return self._readings(ts, {}, {})
+            return self._readings(ts, {})
         self.sunspec_base = dev.base
         self._sunspec_span = dev.span
         wanted = set(self.device.sunspec_models) if self.device.sunspec_models is not None else None
@@ -289,7 +353,7 @@ class ModbusDevice:
             for q in POWER_QUANTITIES & values.keys():
                 if values[q] is not None:
                     values[q] = -values[q]
-        return self._readings(ts, values, {})
+        return self._readings(ts, values)
 
     async def run(self, clock: Clock, sink: Sink, stop: asyncio.Event) -> None:
         """Poll at every whole multiple of the poll interval until ``stop`` is set."""
@@ -304,10 +368,21 @@ class ModbusDevice:
                     self.away = True
                 if self.conn is not None:
                     self.conn.close()  # reconnects on the next poll
+            except Exception as exc:
+                # a fault nobody foresaw in decoding this device's answer: its poll failed (recorded
+                # as a failure by poll's on_failure), said once with the traceback; the other
+                # devices, and this one's next polls, go on — one device must not stop the collector
+                if not self.faulty:
+                    log.error("device %s: its poll failed (%s: %s); polling goes on", self.device.name,
+                              type(exc).__name__, exc, exc_info=True)
+                    self.faulty = True
             else:
                 if self.away:
                     log.info("device %s is back", self.device.name)
                     self.away = False
+                if self.faulty:
+                    log.info("device %s: polled again without a fault", self.device.name)
+                    self.faulty = False
                 if readings:
                     result = sink(readings)
                     if asyncio.iscoroutine(result):
@@ -336,10 +411,12 @@ async def _wait(clock: Clock, until: datetime, stop: asyncio.Event) -> None:
         task.cancel()
 
 
-async def run_devices(devices: list[ModbusDevice], clock: Clock, sink: Sink, stop: asyncio.Event) -> None:
-    """Poll several devices at once until ``stop`` is set."""
+async def run_devices(devices: list[ModbusDevice], clock: Clock, sink: Sink | Callable[[ModbusDevice], Sink],
+                      stop: asyncio.Event, *, per_device: bool = False) -> None:
+    """Poll several devices at once until ``stop`` is set; their readings go to ``sink``, or with
+    ``per_device`` to ``sink(device)``, each device's own (collectors.run.Intake.sink_for)."""
     try:
-        await asyncio.gather(*(d.run(clock, sink, stop) for d in devices))
+        await asyncio.gather(*(d.run(clock, sink(d) if per_device else sink, stop) for d in devices))
     finally:
         for d in devices:
             await d.close()

@@ -55,8 +55,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collectors.clock import Clock
 from model.quantities import QUANTITIES, unit_factor
-from model.readings import Quality, Reading
-from model.site import MqttConfig, MqttField, MqttSubscription, SiteConfig
+from model.readings import MAX_ABS_VALUE, TIMESTAMP_FLOOR, Quality, Reading, device_time, impossible_value
+from model.site import POWER_QUANTITIES, MqttConfig, MqttField, MqttSubscription, SiteConfig, power_sign
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,7 @@ class _Route:
 
 #: payloads are bounded before they are parsed (MqttConfig.max_payload_bytes is the size bound)
 MAX_JSON_DEPTH = 32
-#: a device timestamp before this is a clock that was never set (the collector's time is used, suspect)
-TIMESTAMP_FLOOR = datetime(2000, 1, 1, tzinfo=timezone.utc)
-#: beyond 2^53 a double no longer holds every integer: no meter reading is that large (9e15 Wh = 9 PWh)
-MAX_ABS_VALUE = float(2 ** 53)
+# TIMESTAMP_FLOOR and MAX_ABS_VALUE (imported above) are the checks of every source: model/readings.py
 _STRUCTURE = re.compile(rb'[\[\]{}"\\]')
 
 
@@ -165,21 +162,34 @@ def _brief(raw) -> str:
         return type(raw).__name__
 
 
-def parse_timestamp(value, tz: ZoneInfo) -> datetime:
-    """Epoch seconds or milliseconds, or ISO 8601 (a time without offset is local to the enterprise)."""
+def timestamp_value(value, tz: ZoneInfo) -> datetime | float:
+    """A device timestamp as the payload gives it: epoch seconds or milliseconds (as seconds, a
+    float: a number beyond any calendar is judged by :func:`model.readings.device_time`, not
+    turned into a ``datetime`` here), or ISO 8601 (a time without offset is local to the
+    enterprise). Raises ``ValueError`` when it is no time at all (NaN, text, a boolean)."""
     if isinstance(value, bool):
         raise ValueError(f"timestamp {value!r} is not a time")
     if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().replace(".", "", 1).isdigit()):
-        seconds = float(value)
-        if not math.isfinite(seconds):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer too large for a double: far beyond any calendar
+            seconds = math.inf if int(value) > 0 else -math.inf
+        if math.isnan(seconds):
             raise ValueError(f"timestamp {value!r} is not a time")
         if seconds > 1e11:  # milliseconds (1e11 s is the year 5138)
             seconds /= 1000
-        return datetime.fromtimestamp(seconds, timezone.utc)
+        return seconds
     if isinstance(value, str):
         ts = datetime.fromisoformat(value.strip())
         return (ts if ts.tzinfo else ts.replace(tzinfo=tz)).astimezone(timezone.utc)
     raise ValueError(f"timestamp {value!r} is not a time")
+
+
+def parse_timestamp(value, tz: ZoneInfo) -> datetime:
+    """Epoch seconds or milliseconds, or ISO 8601 (a time without offset is local to the enterprise).
+    Raises ``ValueError`` (``OverflowError``) for no time, or one beyond the calendar."""
+    t = timestamp_value(value, tz)
+    return t if isinstance(t, datetime) else datetime.fromtimestamp(t, timezone.utc)
 
 
 class Router:
@@ -201,6 +211,9 @@ class Router:
         # (device name, quantity) -> point id
         self.points = {(d.name, p.quantity): point_ids[site.point_name(d, p)]
                        for d in self.cfg.devices for p in d.points}
+        # published power (positive when the device's energy_import counts up) -> stored power, by the
+        # role of its counters: the one convention of every device (model.site.power_sign)
+        self.signs = {d.name: power_sign(d.points) for d in self.cfg.devices}
         self._devices = {d.name for d in self.cfg.devices}
         self._cache: dict[str, tuple] = {}
 
@@ -226,14 +239,15 @@ class Router:
             hit = (None, None, [], [Finding("unknown_topic", route.filter,
                                             f"{topic[:200]!r}: no mqtt device {device[:100]!r} in the site file")])
             return self._remember(topic, hit)
-        targets, findings = [], []  # targets: (quantity, field, factor, point id)
+        targets, findings = [], []  # targets: (quantity, field, factor, point id, power sign)
+        sign = self.signs[device]
         for q, (f, factor) in route.fields.items():
             pid = self.points.get((device, q))
             if pid is None:
                 findings.append(Finding("unknown_point", f"{route.sub.topic.replace('{device}', device)}:{q}",
                                         f"device {device!r} has no point for {q!r}", device))
                 continue
-            targets.append((q, f, factor, pid))
+            targets.append((q, f, factor, pid, sign if q in POWER_QUANTITIES else 1))
         return self._remember(topic, (route, device, targets, findings))
 
     def _remember(self, topic: str, hit):
@@ -261,13 +275,13 @@ class Router:
             return Parsed(device, findings=[*findings, Finding(
                 "malformed_payload", topic, f"could not be parsed ({type(exc).__name__}: {str(exc)[:200]}); "
                 f"payload {bytes(payload[:200])!r}", device)],
-                readings=[Reading(pid, received, None, Quality.BAD) for _, _, _, pid in targets], ok=False)
+                readings=[Reading(pid, received, None, Quality.BAD) for _, _, _, pid, _ in targets], ok=False)
 
     def _unusable(self, out: Parsed, topic: str, kind: str, detail: str, targets, received: datetime) -> Parsed:
         """The message as a whole is unusable: every mapped point BAD (no value) at the receipt time."""
         out.ok = False
         out.findings.append(Finding(kind, topic, detail, out.device))
-        out.readings = [Reading(pid, received, None, Quality.BAD) for _, _, _, pid in targets]
+        out.readings = [Reading(pid, received, None, Quality.BAD) for _, _, _, pid, _ in targets]
         return out
 
     def _parse(self, topic: str, payload: bytes, received: datetime) -> Parsed:
@@ -302,7 +316,7 @@ class Router:
         late_clock = False
         if sub.timestamp:
             try:
-                ts = parse_timestamp(_lookup(doc, sub.timestamp), self.tz)
+                given = timestamp_value(_lookup(doc, sub.timestamp), self.tz)
             except KeyError:
                 out.findings.append(Finding("missing_field", f"{topic}:{sub.timestamp}",
                                             "timestamp field missing; stored at the receipt time", device))
@@ -310,15 +324,22 @@ class Router:
                 out.findings.append(Finding("wrong_type", f"{topic}:{sub.timestamp}",
                                             f"timestamp unreadable ({str(exc)[:200]}); stored at the receipt time",
                                             device))
-            if ts < TIMESTAMP_FLOOR:
-                # like a time in the future (collectors/run.py QualityGate): the value is kept, its time
-                # is not trusted — stored at the receipt time, suspect
-                out.findings.append(Finding("past_timestamp", f"{topic}:{sub.timestamp}",
-                                            f"device time {ts.isoformat()} is before {TIMESTAMP_FLOOR.date()} (a clock "
-                                            "never set?); stored at the receipt time as suspect", device))
-                ts, late_clock = received, True
+            else:
+                # the rule of every source (model.readings.device_time): before 2000 or more than
+                # 5 minutes ahead of the receipt, the value is kept, its time is not trusted —
+                # stored at the receipt time, suspect
+                ts, why = device_time(given, received)
+                if why is not None:
+                    late_clock = True
+                    shown = given.isoformat() if isinstance(given, datetime) else f"{given:.0f} s since 1970"
+                    if why == "past_timestamp":
+                        detail = f"device time {shown} is before {TIMESTAMP_FLOOR.date()} (a clock never set?)"
+                    else:
+                        detail = f"device time {shown} is more than 5 minutes ahead of the receipt"
+                    out.findings.append(Finding(why, f"{topic}:{sub.timestamp}",
+                                                f"{detail}; stored at the receipt time as suspect", device))
         bad = 0
-        for q, f, factor, pid in targets:
+        for q, f, factor, pid, sign in targets:
             if sub.format == "json":
                 try:
                     raw = _lookup(doc, f.path)
@@ -337,21 +358,21 @@ class Router:
                 continue
             if factor != 1:
                 value = float(Decimal(repr(value)) * factor)
-            # range checks after the conversion to the canonical unit: 1e306 kWh is no number of Wh
-            unit = QUANTITIES[q].unit
-            if not math.isfinite(value) or abs(value) > MAX_ABS_VALUE:
-                bad += 1
-                out.findings.append(Finding("out_of_range", where, f"{q}: {_brief(raw)} is {value:g} {unit}, beyond "
-                                            f"±2^53 {unit}: stored bad, without a value", device))
-                out.readings.append(Reading(pid, ts, None, Quality.BAD))
-                continue
-            if value < 0 and QUANTITIES[q].kind == "counter":
-                bad += 1
-                out.findings.append(Finding("negative_counter", where, f"{q}: {value:g} {unit}; a counter is never "
-                                            "negative: stored bad, without a value", device))
-                out.readings.append(Reading(pid, ts, None, Quality.BAD))
-                continue
+            # the plausible range as published (as a Modbus profile's is as the meter measures it)
             suspect = late_clock or (f.min is not None and value < f.min) or (f.max is not None and value > f.max)
+            if sign != 1:
+                value = -value
+            # checked after the conversion to the canonical unit (1e306 kWh is no number of Wh) by the
+            # checks of every source (model.readings.impossible_value, as the Modbus poll's)
+            kind = impossible_value(value, q)
+            if kind is not None:
+                bad += 1
+                unit = QUANTITIES[q].unit
+                why = (f"beyond ±2^53 {unit}" if kind == "out_of_range" else "a counter is never negative")
+                out.findings.append(Finding(kind, where, f"{q}: {_brief(raw)} is {value:g} {unit}, {why}: stored bad, "
+                                            "without a value", device))
+                out.readings.append(Reading(pid, ts, None, Quality.BAD))
+                continue
             out.readings.append(Reading(pid, ts, value, Quality.SUSPECT if suspect else Quality.GOOD))
         if targets and bad == len(targets):
             out.ok = False

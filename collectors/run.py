@@ -18,7 +18,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,17 +29,15 @@ from collectors.clock import Clock
 from collectors.health import HealthRecorder
 from collectors.modbus import ModbusDevice, run_devices
 from model.quantities import QUANTITIES
-from model.readings import Quality, Reading
+from model.readings import FUTURE_TOLERANCE, Quality, Reading, ReadingRow, device_time
 from collectors.spool import DEFAULT_MAX_BYTES, Spool
 from collectors.writer import BatchingWriter
 from model.site import SiteConfig
 
 log = logging.getLogger(__name__)
 
-_pid, _ts = itemgetter(0), itemgetter(1)  # a Reading's point id and timestamp
+_pid, _ts = itemgetter(0), itemgetter(1)  # a reading's point id and timestamp
 
-#: a device timestamp further ahead of the collector's clock than this is not trusted
-FUTURE_TOLERANCE = timedelta(minutes=5)
 DB_CONNECT_TIMEOUT_S = 5
 
 
@@ -57,7 +55,9 @@ class QualityGate:
 
     - A timestamp more than 5 minutes ahead of the collector's clock is replaced by the
       collector's time, the reading marked SUSPECT (BAD stays BAD) and a ``future_timestamp``
-      finding recorded: the value is kept, its time is not trusted.
+      finding recorded: the value is kept, its time is not trusted (the rule of every source,
+      :func:`model.readings.device_time`; the sources judge their device times by it already, against
+      the poll's or the receipt's time, so here it only catches what came some other way).
     - A counter point with ``rated_power_w`` follows its *confirmed* counter: a reading is GOOD
       when it is a plausible step from the confirmed value — not below it, and no more than the
       rating allows in the time between (plus one count of resolution) — and then becomes the
@@ -92,34 +92,39 @@ class QualityGate:
         hours = (ts - base[0]).total_seconds() / 3600
         return 0 <= value - base[1] <= rated[0] * hours + rated[1]
 
-    def _judge(self, r: Reading, rated: tuple[float, float], now: datetime) -> Reading:
-        pid = r.point_id
+    def judges(self, point_ids) -> bool:
+        """Whether readings of these points can need more than the future-time check: a counter
+        with a rating among them."""
+        return not self.rated.keys().isdisjoint(point_ids)
+
+    def _judge(self, r: ReadingRow, rated: tuple[float, float], now: datetime) -> ReadingRow:
+        pid, ts, value, _quality = r
         last = self._last.get(pid)
         if last is None:
-            self._last[pid] = (r.ts, r.value)
+            self._last[pid] = (ts, value)
             return r
-        if r.ts <= last[0]:
+        if ts <= last[0]:
             return r  # older than the confirmed value (a replay): not judged
         cand = self._candidate.pop(pid, None)
-        if self._plausible(last, r.ts, r.value, rated) or (
-                cand is not None and r.ts > cand[0] and self._plausible(cand, r.ts, r.value, rated)):
-            self._last[pid] = (r.ts, r.value)
+        if self._plausible(last, ts, value, rated) or (
+                cand is not None and ts > cand[0] and self._plausible(cand, ts, value, rated)):
+            self._last[pid] = (ts, value)
             return r
-        self._candidate[pid] = (r.ts, r.value)
+        self._candidate[pid] = (ts, value)
         if self.health is not None:
-            hours = (r.ts - last[0]).total_seconds() / 3600
-            step = r.value - last[1]
+            hours = (ts - last[0]).total_seconds() / 3600
+            step = value - last[1]
             name = self.names.get(pid, str(pid))
             if step > 0:
                 self.health.finding("counter_spike", name, data={
                     "step_wh": round(step), "seconds": round(hours * 3600), "implied_w": round(step / hours),
                     "rated_w": round(rated[0])}, when=now)
             else:
-                self.health.finding("suspect_drop", name, data={"from_wh": round(last[1]), "to_wh": round(r.value)},
+                self.health.finding("suspect_drop", name, data={"from_wh": round(last[1]), "to_wh": round(value)},
                                     when=now)
-        return Reading(pid, r.ts, r.value, Quality.SUSPECT)
+        return Reading(pid, ts, value, Quality.SUSPECT)
 
-    def check(self, readings: list[Reading]) -> list[Reading]:
+    def check(self, readings: list[ReadingRow]) -> list[ReadingRow]:
         if not readings:
             return readings
         now = self.clock.now()
@@ -131,14 +136,16 @@ class QualityGate:
         out = readings
         for i, r in enumerate(readings):
             fixed = r
-            if r.ts > limit:
-                fixed = Reading(r.point_id, now, r.value, Quality.BAD if r.value is None else Quality.SUSPECT)
+            pid, ts, value, quality = r
+            if ts > limit:
+                at, kind = device_time(ts, now)  # (now, "future_timestamp")
+                fixed = Reading(pid, at, value, Quality.BAD if value is None else Quality.SUSPECT)
                 if self.health is not None:
-                    self.health.finding("future_timestamp", self.names.get(r.point_id, str(r.point_id)),
-                                        data={"device_time": r.ts.isoformat(),
-                                              "ahead_s": round((r.ts - now).total_seconds())}, when=now)
-            rated = self.rated.get(fixed.point_id)
-            if rated is not None and fixed.value is not None and fixed.quality == Quality.GOOD:
+                    self.health.finding(kind, self.names.get(pid, str(pid)),
+                                        data={"device_time": ts.isoformat(),
+                                              "ahead_s": round((ts - now).total_seconds())}, when=now)
+            rated = self.rated.get(pid)
+            if rated is not None and fixed[2] is not None and fixed[3] == Quality.GOOD:
                 fixed = self._judge(fixed, rated, now)
             if fixed is not r:
                 if out is readings:
@@ -151,16 +158,26 @@ class Intake:
     """What every source hands readings to: the quality gate, then the writer."""
 
     def __init__(self, writer: BatchingWriter, gate: QualityGate,
-                 tap: Callable[[list[Reading]], None] | None = None) -> None:
+                 tap: Callable[[list[ReadingRow]], None] | None = None) -> None:
         self.writer = writer
         self.gate = gate
         self.tap = tap
 
-    def submit(self, readings: list[Reading], on_durable=None, on_lost=None) -> None:
+    def submit(self, readings: list[ReadingRow], on_durable=None, on_lost=None) -> None:
         readings = self.gate.check(readings) if readings else readings
         if self.tap is not None and readings:
             self.tap(readings)
         self.writer.submit(readings, on_durable, on_lost)
+
+    def sink_for(self, device: ModbusDevice) -> Callable[[list[ReadingRow]], None]:
+        """Where a Modbus device's polls go: :meth:`submit`, or the writer's ``submit`` itself when
+        the gate has nothing to do for this device — no counter with a rating among its points, and
+        no timestamp can be ahead (the device judged its clock against the poll's time by the same
+        rule, :func:`model.readings.device_time`, and the gate's clock is later) — and no tap: a
+        Python call and a reading of the clock less per poll."""
+        if self.tap is None and not self.gate.judges(device.point_ids.values()):
+            return self.writer.submit
+        return self.submit
 
 
 class CollectorFailed(RuntimeError):
@@ -172,7 +189,7 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
                   stop: asyncio.Event, *, flush_interval_s: float = 1.0, spool_dir: Path | str | Spool | None = None,
                   spool_max_bytes: int = DEFAULT_MAX_BYTES, max_backoff_s: float = 30.0,
                   health_interval_s: float = 5.0, device_ids: dict[str, int] | None = None,
-                  tap: Callable[[list[Reading]], None] | None = None,
+                  tap: Callable[[list[ReadingRow]], None] | None = None,
                   on_start: Callable[[SimpleNamespace], None] | None = None) -> BatchingWriter:
     """Collect until ``stop`` is set, then flush what is queued; return the writer (for its counts).
 
@@ -229,7 +246,7 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
 
     async def sources() -> None:
         if devices:
-            await run_devices(devices, clock, intake.submit, stop)
+            await run_devices(devices, clock, intake.sink_for, stop, per_device=True)
         else:
             await stop.wait()
 

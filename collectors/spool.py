@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from model.readings import Quality, Reading
+from model.readings import Quality, Reading, ReadingRow
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,14 @@ class Segment:
     size: int
 
 
-def encode(readings: list[Reading]) -> bytes:
+def encode(readings: list[ReadingRow]) -> bytes:
     parts = [_HEAD.pack(MAGIC, len(readings))]
     pack = _ROW.pack
-    for r in readings:
-        delta = r.ts - _EPOCH
+    for pid, ts, value, quality in readings:  # (by position: Readings and the Modbus loop's plain tuples)
+        delta = ts - _EPOCH
         us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-        has = r.value is not None
-        parts.append(pack(r.point_id, us, r.value if has else 0.0, has, int(r.quality)))
+        has = value is not None
+        parts.append(pack(pid, us, value if has else 0.0, has, int(quality)))
     body = b"".join(parts)
     return body + _CRC.pack(zlib.crc32(body))
 
@@ -168,7 +168,7 @@ class Spool:
     def segments(self) -> list[Segment]:
         return list(self._segments)
 
-    def append(self, readings: list[Reading]) -> bool:
+    def append(self, readings: list[ReadingRow]) -> bool:
         """Write a batch durably; False (nothing written) when it would exceed ``max_bytes``."""
         data = encode(readings)
         if self.bytes + len(data) > self.max_bytes:

@@ -2,7 +2,8 @@
 
 Never lose, never double count:
 
-- readings are written in batches with COPY (:func:`store.ingest.write_readings`), idempotent on
+- readings (``(point_id, ts, value, quality)`` rows: :class:`model.readings.Reading` objects, or
+  the Modbus poll loop's plain tuples; read by position only) are written in batches with COPY (:func:`store.ingest.write_readings`), idempotent on
   (point, timestamp), one transaction per batch;
 - when the database fails, queued batches go to the disk spool (:mod:`collectors.spool`) and the
   database is retried with exponential backoff; once it answers, the spool is replayed oldest
@@ -45,7 +46,7 @@ from pathlib import Path
 
 import psycopg
 
-from model.readings import Reading
+from model.readings import ReadingRow
 from collectors.spool import SetAside, Spool
 from store.ingest import write_readings
 
@@ -76,7 +77,7 @@ class _Ack:
 
 @dataclass
 class _Batch:
-    readings: list[Reading]
+    readings: list[ReadingRow]
     ranges: list[tuple[int, int]]  # the absolute offsets it covers, in the order of ``readings``
 
 
@@ -121,7 +122,6 @@ class BatchingWriter:
         self._spool_full = False
         self._last_drop_log = -1e9
         self.written = 0  # rows new to the database
-        self.submitted = 0
         self.spooled = 0  # readings written to the spool
         self.replayed = 0  # readings replayed from the spool (new or not)
         self.rejected = 0
@@ -129,36 +129,42 @@ class BatchingWriter:
         self.failed_batches = 0
 
     # -- the producer side (event loop) ---------------------------------------------------------
-    def submit(self, readings: list[Reading], on_durable: OnDurable | None = None,
+    def submit(self, readings: list[ReadingRow], on_durable: OnDurable | None = None,
                on_lost: OnLost | None = None) -> None:
         """Queue readings; ``on_durable`` once all of them are committed or spooled (and all submitted
         before them are durable or dropped), or ``on_lost`` instead, at once, if any of them is dropped."""
         start = self._submitted_abs
         n = len(readings)
+        queued = self._queued
         if n:
             queue = self._queue
             # offsets run on without a gap, so a submission joins the newest chunk until that holds a
             # batch: a batch is then mostly one chunk taken whole, not one per submission
-            if queue and len(tail := queue[-1][1]) < self.batch_size and queue[-1][0] + len(tail) == start:
+            batch_size = self.batch_size
+            if queue and len(tail := queue[-1][1]) < batch_size and queue[-1][0] + len(tail) == start:
                 tail += readings
             else:
                 queue.append([start, list(readings)])
-            self._queued += n
-        self.submitted += n
-        self._submitted_abs += n
+            self._queued = queued = queued + n
+            self._submitted_abs = start + n
+            if queued >= batch_size:
+                self._wake.set()
+            if queued > self.max_queued:
+                self._overflow()
         if on_durable is not None:
             self._acks.append(_Ack(start, self._submitted_abs, on_durable, on_lost))
             if not readings:
                 self._fire_acks()  # nothing of its own to wait for: durable once what came before is
-        if self._queued >= self.batch_size:
-            self._wake.set()
-        if self._queued > self.max_queued:
-            self._overflow()
 
     def wake(self) -> None:
         """Flush everything now rather than at the next interval (a source waiting for acknowledgements)."""
         self._flush_all = True
         self._wake.set()
+
+    @property
+    def submitted(self) -> int:
+        """Readings ever submitted."""
+        return self._submitted_abs
 
     @property
     def queued(self) -> int:
@@ -173,7 +179,7 @@ class BatchingWriter:
     def _take_front(self, n: int) -> _Batch:
         """Up to ``n`` of the oldest queued readings, off the queue (the caller resolves or puts them back)."""
         queue = self._queue
-        out: list[Reading] = []
+        out: list[ReadingRow] = []
         ranges: list[tuple[int, int]] = []
         while queue and len(out) < n:
             chunk = queue[0]
@@ -294,7 +300,7 @@ class BatchingWriter:
                 log.exception("reporting dropped readings failed")
 
     # -- database side (worker thread) -----------------------------------------------------------
-    def _write(self, batch: list[Reading]) -> int:
+    def _write(self, batch: list[ReadingRow]) -> int:
         conn = self._conn  # a local: a write abandoned after write_timeout_s must not touch its successor
         if conn is None or conn.closed:
             conn = self._conn = self._connect()
@@ -307,7 +313,7 @@ class BatchingWriter:
                     self._conn = None
             raise
 
-    def _write_rows(self, batch: list[Reading]) -> int:
+    def _write_rows(self, batch: list[ReadingRow]) -> int:
         """A batch refused for its content: write it row by row, set aside the rows refused."""
         written = 0
         for r in batch:
@@ -317,13 +323,14 @@ class BatchingWriter:
                 if not _is_data_error(exc):
                     raise
                 self.rejected += 1
-                log.error("reading %s refused by the database, set aside: %s", r, exc)
+                pid, ts, value, quality = r
+                log.error("reading %s refused by the database, set aside: %s", (pid, ts, value, int(quality)), exc)
                 if self.spool is not None:
                     with open(Path(self.spool.directory) / "rejected.txt", "a", encoding="utf-8") as f:
-                        f.write(f"{r.point_id}\t{r.ts.isoformat()}\t{r.value}\t{int(r.quality)}\t{exc}\n")
+                        f.write(f"{pid}\t{ts.isoformat()}\t{value}\t{int(quality)}\t{exc}\n")
         return written
 
-    async def _write_batch(self, batch: list[Reading]) -> int:
+    async def _write_batch(self, batch: list[ReadingRow]) -> int:
         try:
             return await self._bounded(self._write, batch)
         except psycopg.Error as exc:
@@ -331,7 +338,7 @@ class BatchingWriter:
                 raise
             return await self._bounded(self._write_rows, batch)
 
-    async def _bounded(self, fn, batch: list[Reading]) -> int:
+    async def _bounded(self, fn, batch: list[ReadingRow]) -> int:
         """Run a write in a thread; a database that does not answer within write_timeout_s is away.
 
         The thread cannot be stopped: it is left with its connection (if it commits after all, the

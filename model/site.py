@@ -301,7 +301,13 @@ class MqttDeviceConfig(_Strict):
         dupes = {q for q in quantities if quantities.count(q) > 1}
         if dupes:
             raise ValueError(f"quantity listed twice: {', '.join(sorted(dupes))}")
+        power_sign(self.points)  # its power is stored with its role's sign, as a Modbus device's
         return self
+
+    @property
+    def power_sign(self) -> Literal[1, -1]:
+        """Published power (positive when energy_import counts up) times this is the stored power."""
+        return power_sign(self.points)
 
 
 class MqttField(_Strict):

@@ -89,10 +89,18 @@ def message(i: int) -> str:
 
 
 def meter_image() -> list[int]:
-    regs = [0] * 18  # clock 0 (unset): readings carry the collector's time
+    regs = [0] * 18  # clock 0 (never set): readings carry the collector's time, suspect
     regs[3] = 1234    # energy_import 1234 Wh
     regs[8:11] = [2300, 2301, 2302]
     return regs
+
+
+async def wall_clock(function_code, start_address, address, count, registers, set_values):
+    """A pymodbus action: the device clock (registers 0..1) set to the wall time, as a meter's is."""
+    if start_address == 0 and len(registers) >= 2:
+        seconds = int(time.time())
+        registers[0:2] = [seconds >> 16, seconds & 0xFFFF]
+    return None
 
 
 async def until(predicate, timeout: float = 30.0, step: float = 0.1) -> bool:
@@ -177,7 +185,7 @@ def test_database_cut_while_ten_devices_poll_and_mqtt_publishes(cluster, tmp_pat
             # (a fixed sleep lost the race under load: a message still at the broker is not lost, but
             # it would be counted here only after the next start)
             gw1 = {pid for name, pid in ids.items() if name.startswith("acme.main.gw1.")}
-            await until(lambda: sum(r.point_id in gw1 for r in produced) >= 2 * len(published), timeout=30)
+            await until(lambda: sum(r[0] in gw1 for r in produced) >= 2 * len(published), timeout=30)
             stop.set()
             writer = await task
             await server.shutdown()
@@ -190,7 +198,7 @@ def test_database_cut_while_ten_devices_poll_and_mqtt_publishes(cluster, tmp_pat
         mqtt_rows = conn.execute(
             "SELECT count(*) FROM reading JOIN point USING (point_id) WHERE point.name LIKE 'acme.main.gw1.%'"
         ).fetchone()[0]
-    expected = {(r.point_id, r.ts) for r in produced}
+    expected = {(r[0], r[1]) for r in produced}  # (readings by position: the Modbus poll's are plain tuples)
     assert len(expected) == len(produced)  # every reading produced has its own (point, ts)
     assert {(p, ts) for p, ts, _, _ in stored} == expected
     assert len(stored) == len(produced)  # none lost, none twice
@@ -400,7 +408,8 @@ def test_devices_refusing_reads_are_stored_bad_reported_and_polling_goes_on(db_u
 
     async def main():
         server = ModbusTcpServer([
-            SimDevice(id=1, simdata=[SimData(0, values=meter_image(), datatype=DataType.REGISTERS)]),
+            SimDevice(id=1, simdata=[SimData(0, values=meter_image(), datatype=DataType.REGISTERS)],
+                      action=wall_clock),
             SimDevice(id=2, simdata=[SimData(0, count=2, values=0, datatype=DataType.REGISTERS)]),
         ], address=("127.0.0.1", port))
         await server.serve_forever(background=True)

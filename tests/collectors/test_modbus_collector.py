@@ -15,6 +15,7 @@ from collectors.writer import BatchingWriter
 from model.site import SiteConfig
 from store.sites import apply_site
 from tests.conftest import free_port
+from tests.collectors import named
 
 DEVICE_TIME = datetime(2025, 6, 21, 4, 15, tzinfo=timezone.utc)
 
@@ -215,7 +216,7 @@ def test_a_profile_register_with_sign_minus_one_and_a_role(tmp_path, monkeypatch
                 out = []
                 for dev in build_devices(site, {"acme.main.inv.active_power": 1, "acme.main.pv.energy_export": 2,
                                                 "acme.main.pv.active_power": 3}):
-                    out += await dev.poll(FixedClock(DEVICE_TIME))
+                    out += named(await dev.poll(FixedClock(DEVICE_TIME)))
                     await dev.close()
                 return {r.point_id: r for r in out}
             finally:
@@ -247,17 +248,19 @@ from hypothesis import strategies as st  # noqa: E402
 
 from collectors.transport import DeviceRefused  # noqa: E402
 from model.profile import ReadBlock, decode_raw, known_profiles, load_profile, registers_for, to_canonical  # noqa: E402
+from model.readings import impossible_value  # noqa: E402
 from model.site import DeviceConfig  # noqa: E402
 
 
 def _reference(dev: ModbusDevice, blocks: dict) -> dict[str, tuple]:
-    """What the profile's own functions give for these blocks: (value, quality) per quantity."""
+    """What the profile's own functions and the checks of every source give for these blocks:
+    (value, quality) per quantity."""
     out = {}
     for spec in dev.specs:
         regs = registers_for(spec, blocks)
         value = None if regs is None else to_canonical(spec, decode_raw(spec, regs), dev.ratios[spec.quantity])
         lo, hi = dev._limits[spec.quantity]
-        if value is None:
+        if value is None or impossible_value(value, spec.quantity) is not None:
             out[spec.quantity] = (None, Quality.BAD)
         elif (lo is not None and value < lo) or (hi is not None and value > hi):
             out[spec.quantity] = (value, Quality.SUSPECT)
@@ -296,7 +299,7 @@ def test_compiled_decoding_equals_the_reference(name, word_order, data):
 
     dev.conn = Registers()
     dev._clock = None
-    readings = asyncio.run(dev.poll(FixedClock(DEVICE_TIME)))
+    readings = named(asyncio.run(dev.poll(FixedClock(DEVICE_TIME))))
     got = {q: (r.value, r.quality) for q, pid in dev.point_ids.items() for r in readings if r.point_id == pid}
     assert got == _reference(dev, blocks)
 
@@ -311,5 +314,5 @@ def test_a_short_answer_gives_bad_readings_not_a_crash():
             return meter_image()[address:address + count - 1]
 
     dev.conn = Short()
-    readings = asyncio.run(dev.poll(FixedClock(DEVICE_TIME)))
+    readings = named(asyncio.run(dev.poll(FixedClock(DEVICE_TIME))))
     assert [(r.value, r.quality) for r in readings] == [(None, Quality.BAD), (None, Quality.BAD)]

@@ -196,6 +196,66 @@ def test_messages_published_while_the_collector_is_away_arrive_when_it_returns(d
     assert writer.written == 90
 
 
+def test_power_is_stored_with_the_sign_of_the_devices_role_as_on_modbus(db_url, conn):
+    # one convention per role for every device (docs/devices.md "Power sign", model.site.power_sign):
+    # the same published power (-4321 W: the device's export counting up) behind each role
+    prefix = unique()
+    roles = {
+        "grid": [{"quantity": "energy_import", "role": "grid_import"}, {"quantity": "energy_export", "role": "grid_export"}],
+        "pv": [{"quantity": "energy_export", "role": "pv_generation"}],
+        "pvrev": [{"quantity": "energy_import", "role": "pv_generation"}],  # generation counted as import
+        "battery": [{"quantity": "energy_import", "role": "storage_charge"},
+                    {"quantity": "energy_export", "role": "storage_discharge"}],
+        "line": [{"quantity": "energy_import"}],
+    }
+    site = SiteConfig.model_validate({
+        "enterprise": {"code": "acme", "name": "Acme"}, "site": {"code": "main", "name": "Main"},
+        "mqtt": {"host": HOST, "port": PORT, "client_id": f"gg-test-{uuid.uuid4().hex[:10]}",
+                 "devices": [{"name": n, "points": [*pts, {"quantity": "active_power"}, {"quantity": "active_power_l1"}]}
+                             for n, pts in roles.items()],
+                 "subscriptions": [{"topic": f"{prefix}/{{device}}/state", "format": "json",
+                                    "fields": {"active_power": "p", "active_power_l1": "p1",
+                                               # a plausible range is as published, as a profile's is as
+                                               # the meter measures it
+                                               "energy_import": {"path": "ei", "min": 0}}}]},
+    })
+    ids = applied(conn, site)
+    pub = Publisher()
+
+    async def body(parts):
+        for name in roles:
+            pub.publish(f"{prefix}/{name}/state", json.dumps({"p": -4321, "p1": -1000, "ei": 5}))
+        assert await _until(lambda: _count(conn) == 2 * len(roles) + 4)  # power of each, energy of 4
+
+    asyncio.run(_run(site, ids, db_url, body))
+    pub.close()
+    power = {(name, q): (value, quality) for name, q, value, quality in conn.execute(
+        "SELECT d.name, p.quantity, r.value, r.quality FROM reading r JOIN point p USING (point_id) "
+        "JOIN device d USING (device_id) WHERE p.quantity LIKE 'active_power%'").fetchall()}
+    good = Quality.GOOD
+    assert power == {
+        ("grid", "active_power"): (-4321.0, good), ("grid", "active_power_l1"): (-1000.0, good),   # + import
+        ("pv", "active_power"): (4321.0, good), ("pv", "active_power_l1"): (1000.0, good),         # + generation
+        ("pvrev", "active_power"): (-4321.0, good), ("pvrev", "active_power_l1"): (-1000.0, good),
+        ("battery", "active_power"): (4321.0, good), ("battery", "active_power_l1"): (1000.0, good),  # + discharge
+        ("line", "active_power"): (-4321.0, good), ("line", "active_power_l1"): (-1000.0, good),   # no role: + import
+    }
+    # counters are never signed: stored as published
+    assert {v for (v,) in conn.execute("SELECT r.value FROM reading r JOIN point p USING (point_id) "
+                                       "WHERE p.quantity = 'energy_import'")} == {5.0}
+
+
+def test_an_mqtt_device_whose_roles_ask_for_opposite_signs_is_refused():
+    with pytest.raises(ValueError, match="opposite signs"):
+        SiteConfig.model_validate({
+            "enterprise": {"code": "acme", "name": "Acme"}, "site": {"code": "main", "name": "Main"},
+            "mqtt": {"devices": [{"name": "x", "points": [{"quantity": "energy_import", "role": "grid_import"},
+                                                          {"quantity": "energy_export", "role": "pv_generation"}]}],
+                     "subscriptions": [{"topic": "t/x", "device": "x", "format": "number",
+                                        "quantity": "energy_import"}]},
+        })
+
+
 def test_garbage_on_the_wire_is_stored_bad_or_reported_and_the_collector_keeps_going(db_url, conn):
     prefix = unique()
     site = mqtt_site(prefix)

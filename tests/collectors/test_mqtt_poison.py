@@ -112,6 +112,28 @@ def test_a_device_time_before_2000_is_not_trusted_stored_at_receipt_as_suspect(t
     assert [(r.ts, r.quality) for r in got.readings] == [(T0, Quality.SUSPECT)] * 3
 
 
+@pytest.mark.parametrize("ts", [
+    GOOD_TS + 3600,            # an hour ahead of the receipt
+    10 ** 15,                  # milliseconds, the year 33658: beyond datetime (raised and was stored GOOD)
+    10 ** 30,                  # beyond any calendar
+    int("9" * 400),            # beyond a double
+    "9999-12-31T23:59:59Z",
+])
+def test_a_device_time_far_ahead_is_not_trusted_stored_at_receipt_as_suspect(ts):
+    # the rule of every source (model.readings.device_time): the Modbus poll's clock register is judged
+    # by the same function (tests/collectors/test_modbus_checks.py)
+    received = datetime.fromtimestamp(GOOD_TS, timezone.utc)
+    got = router().parse("p/gw1/state", msg(ts=ts), received)
+    assert kinds(got) == {"future_timestamp"}
+    assert [(r.ts, r.quality) for r in got.readings] == [(received, Quality.SUSPECT)] * 3
+
+
+def test_a_device_time_that_is_no_number_is_reported_and_stored_at_receipt():
+    got = router().parse("p/gw1/state", b'{"ts": NaN, "energy": {"import": 1}, "power": [1], "u1": 230}', T0)
+    assert kinds(got) == {"wrong_type"}
+    assert [r.ts for r in got.readings] == [T0] * 3
+
+
 # -- property: arbitrary bytes and JSON never escape the parser and are always acknowledged ------
 
 json_values = st.recursive(

@@ -22,6 +22,7 @@ from model.profile import _DATATYPE, REGISTER_COUNT, known_profiles, load_profil
 from model.readings import Quality
 from model.site import DeviceConfig
 from tests.conftest import free_port
+from tests.collectors import named
 
 #: a known value per quantity, canonical unit; each fits every profile's type and scale exactly
 #: (integer registers) or to float32 precision (float registers)
@@ -117,7 +118,7 @@ def test_profile_decodes_its_fixture_image(name):
         await server.serve_forever(background=True)
         dev = ModbusDevice(device, point_ids)
         try:
-            return await dev.poll(FixedClock())
+            return named(await dev.poll(FixedClock()))
         finally:
             await dev.close()
             await server.shutdown()

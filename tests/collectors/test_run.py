@@ -129,11 +129,14 @@ def test_a_counter_that_glitches_once_on_a_real_modbus_server_stores_one_suspect
                      "points": [{"quantity": "energy_import", "rated_power_w": 100_000}]}],
     })
     ids = apply_site(conn, site)
-    counter = {"wh": 0}
+    counter = {"wh": 0, "t": 0}
 
     async def serve(function_code, start_address, address, count, registers, set_values):
         regs = C.convert_to_registers(counter["wh"], C.DATATYPE.UINT32, word_order="big")
-        registers[2 - start_address:4 - start_address] = regs  # energy_import; the clock (0..1) reads 0: unset
+        registers[2 - start_address:4 - start_address] = regs  # energy_import
+        # the device clock (0..1), set: a clock never set (0) would make every reading suspect
+        registers[0 - start_address:2 - start_address] = C.convert_to_registers(
+            counter["t"], C.DATATYPE.UINT32, word_order="big")
         return None
 
     async def run():
@@ -148,6 +151,7 @@ def test_a_counter_that_glitches_once_on_a_real_modbus_server_stores_one_suspect
         try:
             for i in range(288):
                 clock.t = NOW - timedelta(days=1) + timedelta(minutes=5 * i)
+                counter["t"] = int(clock.t.timestamp())
                 counter["wh"] = 0 if i == 100 else 5_000_000 + 700 * i  # 8.4 kW against a 100 kW rating
                 writer.submit(g.check(await dev.poll(clock)))
             await writer.flush()

@@ -18,6 +18,7 @@ from collectors.sunspec_sim import SimulatedSunSpec, build_image, demo_inverter,
 from collectors.transport import ConnectionPool, Endpoint
 from model.site import DeviceConfig
 from tests.conftest import free_port
+from tests.collectors import named
 
 NOW = datetime(2025, 6, 21, 4, 16, 30, tzinfo=timezone.utc)
 
@@ -150,7 +151,7 @@ def poll(device: DeviceConfig, servers_for, times: int = 1):
         servers = await servers_for()
         dev = ModbusDevice(device, point_ids)
         try:
-            results = [await dev.poll(FixedClock()) for _ in range(times)]
+            results = [named(await dev.poll(FixedClock())) for _ in range(times)]
         finally:
             await dev.close()
             for s in servers:
@@ -364,10 +365,10 @@ def test_the_simulator_serves_changed_values_and_the_bulk_reread_sees_them():
         server = await serve([sim], port=port)
         dev = ModbusDevice(device, {"active_power": 1, "energy_export": 2})
         try:
-            first = await dev.poll(FixedClock())
+            first = named(await dev.poll(FixedClock()))
             sim.set(103, W=15_000, WH=123_457_000)
             sim.set(701, W=15_000)
-            second = await dev.poll(FixedClock())  # the known span, re-read in bulk
+            second = named(await dev.poll(FixedClock()))  # the known span, re-read in bulk
             return first, second
         finally:
             await dev.close()
@@ -610,7 +611,7 @@ def test_sunspec_power_is_stored_with_the_sign_of_the_devices_role():
                                       points=points)
                 ids = {p["quantity"]: i for i, p in enumerate(points)}
                 dev = ModbusDevice(device, ids)
-                readings = await dev.poll(FixedClock())
+                readings = named(await dev.poll(FixedClock()))
                 await dev.close()
                 out[unit] = {q: r.value for q, i in ids.items() for r in readings if r.point_id == i}
             return out

@@ -20,6 +20,7 @@ from model.readings import Quality
 from collectors.transport import ConnectionPool, Endpoint
 from model.site import DeviceConfig
 from tests.conftest import free_port
+from tests.collectors import named
 
 NOW = datetime(2025, 6, 21, 4, 16, 30, tzinfo=timezone.utc)
 
@@ -60,7 +61,7 @@ async def poll_all(devices: list[DeviceConfig], sims: list[SimDevice], framer: F
     try:
         results = []
         for _ in range(rounds):  # all devices at once, as the poller runs them
-            results.append(await asyncio.gather(*(d.poll(FixedClock()) for d in devs)))
+            results.append([named(r) for r in await asyncio.gather(*(d.poll(FixedClock()) for d in devs))])
         conns = {id(d.conn) for d in devs}
         requests = devs[0].conn.requests
         return results, len(pool), conns, requests
@@ -131,7 +132,7 @@ def test_a_refused_block_gives_bad_readings_and_the_rest_is_read():
         await server.serve_forever(background=True)
         dev = ModbusDevice(device(1, port, "rtu-over-tcp"), {"energy_import": 1, "voltage_l1": 2})
         try:
-            return await dev.poll(FixedClock())
+            return named(await dev.poll(FixedClock()))
         finally:
             await dev.close()
             await server.shutdown()
@@ -164,14 +165,14 @@ def test_a_silent_unit_id_does_not_break_its_neighbours_on_the_line():
         good = ModbusDevice(present, {"energy_import": 1, "voltage_l1": 2}, pool=pool)
         bad = ModbusDevice(silent, {"energy_import": 1, "voltage_l1": 2}, pool=pool)
         try:
-            before = await good.poll(FixedClock())
+            before = named(await good.poll(FixedClock()))
             # unit 9 is not on the line: the simulated gateway answers with an exception (a real one
             # may stay silent and time out, which is raised at the boundary); either way no value
             try:
-                assert {r.quality for r in await bad.poll(FixedClock())} == {Quality.BAD}
+                assert {r.quality for r in named(await bad.poll(FixedClock()))} == {Quality.BAD}
             except (ModbusException, OSError, asyncio.TimeoutError):
                 pass
-            after = await good.poll(FixedClock())
+            after = named(await good.poll(FixedClock()))
             return before, after, len(pool)
         finally:
             await good.close()
@@ -217,10 +218,10 @@ def test_a_unit_id_that_never_answers_times_out_and_the_line_recovers():
         bad = ModbusDevice(device(9, gw_port, "rtu-over-tcp").model_copy(update={"timeout_s": 0.5}),
                            {"energy_import": 1, "voltage_l1": 2}, pool=pool)
         try:
-            before = await good.poll(FixedClock())
+            before = named(await good.poll(FixedClock()))
             with pytest.raises((ModbusException, OSError, asyncio.TimeoutError)):
                 await bad.poll(FixedClock())
-            after = await good.poll(FixedClock())
+            after = named(await good.poll(FixedClock()))
             return before, after
         finally:
             await good.close()
@@ -256,7 +257,7 @@ def test_serial_rtu_over_a_pseudo_terminal_pair(tmp_path):
                                               points=[{"quantity": "energy_import"}, {"quantity": "voltage_l1"}]),
                                  {"energy_import": 1, "voltage_l1": 2}, pool=pool) for u in (1, 2)]
             try:
-                got = await asyncio.gather(*(d.poll(FixedClock()) for d in devs))
+                got = [named(r) for r in await asyncio.gather(*(d.poll(FixedClock()) for d in devs))]
                 return got, len(pool)
             finally:
                 for d in devs:
