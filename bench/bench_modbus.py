@@ -20,10 +20,13 @@ port per device by default). Each way polls them all at once, each device as fas
   device reading the profile's register blocks, nothing else: the ceiling of pymodbus here) and
   poll+decode only (ModbusDevice.poll alone).
 
-The simulated meters' clock reads 0 (never set), as it did in earlier runs of this benchmark: every
-reading is stored at the poll's time as SUSPECT and each poll counts a ``past_timestamp`` finding
-(docs/collectors.md, "Quality and findings"); the bare pipeline marks the same rows 1 and keeps no
-findings.
+The simulated meters' clocks are set (three days back when the server starts) and advance one
+second at every read of them, as a meter's does that has measured anew at each poll: every poll's
+readings are new and stored at the device's time, GOOD (the normal path of a meter with a clock).
+``--clock-unset``: the clocks read 0, never set, as in runs of this benchmark before 2026-12-07 —
+since then every such reading is SUSPECT at the poll's time and each poll counts a
+``past_timestamp`` finding (docs/collectors.md, "Checks every reading passes"); the bare pipeline
+marks the same rows 1 and keeps no findings.
 
 The machine is shared, so the two ways run back to back in each round, the order alternating, and
 each round's ratio is printed; the result of a run is the median of the rounds' ratios and the ratio
@@ -89,11 +92,29 @@ BATCH_SIZE = 5000  # BatchingWriter's default: a flush when this many wait, one 
 
 
 def meter_registers() -> list[int]:
-    """The register image every simulated meter serves: clock 0 (never set), energy 1234 Wh, 50 W,
-    230.0-230.2 V."""
+    """The register image every simulated meter serves: clock 0 (never set; see :class:`Ticking`),
+    energy 1234 Wh, 50 W, 230.0-230.2 V."""
     regs = [0] * 18
     regs[3], regs[7], regs[8], regs[9], regs[10] = 1234, 500, 2300, 2301, 2302
     return regs
+
+
+class Ticking:
+    """A meter's clock (registers 0..1, seconds since 1970): set three days back, one second later at
+    every read that includes it, so each poll finds a new measurement at a time in the past."""
+
+    def __init__(self) -> None:
+        self.seconds = int(time.time()) - 3 * 86400
+
+    def tick(self, registers: list[int], offset: int = 0) -> None:
+        self.seconds += 1
+        registers[offset:offset + 2] = [self.seconds >> 16, self.seconds & 0xFFFF]
+
+    async def action(self, function_code, start_address, address, count, registers, set_values):
+        """pymodbus's SimDevice action, called on every request (``registers`` from ``start_address``)."""
+        if address == 0 and start_address == 0:
+            self.tick(registers)
+        return None
 
 
 class _Answer:
@@ -112,23 +133,28 @@ class FakeClient:
     the network and the server, the same for both ways."""
 
     connected = True
+    clock_unset = False  # (--clock-unset)
 
     def __init__(self, *args, **kwargs) -> None:
         self._regs = meter_registers()
+        self._clock = None if self.clock_unset else Ticking()
 
     async def connect(self) -> bool:
         return True
 
     async def read_holding_registers(self, address: int, *, count: int = 1, device_id: int = 1) -> _Answer:
         await asyncio.sleep(0)
+        if address == 0 and self._clock is not None:
+            self._clock.tick(self._regs)
         return _Answer(self._regs[address:address + count])
 
     def close(self) -> None:
         pass
 
 
-def serve(port: int, devices: int, ports: int = 1) -> None:
-    """Serve ``devices`` static meters: unit ids 1..247 per port, on ``ports`` ports from ``port``."""
+def serve(port: int, devices: int, ports: int = 1, clock_unset: bool = False) -> None:
+    """Serve ``devices`` meters, static but for their clocks (:class:`Ticking`, or 0 with
+    ``clock_unset``): unit ids 1..247 per port, on ``ports`` ports from ``port``."""
     from pymodbus.server import ModbusTcpServer
     from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -139,7 +165,8 @@ def serve(port: int, devices: int, ports: int = 1) -> None:
         per_port = -(-devices // ports)
         for k in range(ports):
             units = range(1, min(per_port, devices - k * per_port) + 1)
-            sims = [SimDevice(id=u, simdata=[SimData(0, values=list(regs), datatype=DataType.REGISTERS)]) for u in units]
+            sims = [SimDevice(id=u, simdata=[SimData(0, values=list(regs), datatype=DataType.REGISTERS)],
+                              action=None if clock_unset else Ticking().action) for u in units]
             s = ModbusTcpServer(sims, address=("127.0.0.1", port + k))
             await s.serve_forever(background=True)
             servers.append(s)
@@ -149,9 +176,9 @@ def serve(port: int, devices: int, ports: int = 1) -> None:
     asyncio.run(main())
 
 
-def start_server(port: int, devices: int, ports: int = 1) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(devices), str(ports)],
-                            stdout=subprocess.PIPE, text=True)
+def start_server(port: int, devices: int, ports: int = 1, clock_unset: bool = False) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(devices), str(ports),
+                             *(["--clock-unset"] if clock_unset else [])], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "serving"
     return proc
 
@@ -268,7 +295,8 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
 
     # the device clock judged on its raw seconds, as model.readings.device_time does: before the
     # floor (a clock never set reads 0) or too far ahead, the poll's time and quality 1
-    floor, tolerance = TIMESTAMP_FLOOR.timestamp(), FUTURE_TOLERANCE.total_seconds()
+    floor, tolerance = TIMESTAMP_FLOOR.timestamp(), FUTURE_TOLERANCE
+    calendar_end = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
     # each block with its packer (registers -> the bytes they came as), made once as the collector does
     reads = [(b, struct.Struct(f">{b.count}H").pack) for b in plan]
 
@@ -303,8 +331,9 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
                 seconds = unpack(data[bi], off)[0]
                 if seconds == last:
                     continue  # not measured anew since the last poll
-                if floor <= seconds <= ts.timestamp() + tolerance:
-                    ts, last = datetime.fromtimestamp(seconds, timezone.utc), seconds
+                device = datetime.fromtimestamp(seconds, timezone.utc) if floor <= seconds <= calendar_end else None
+                if device is not None and device - ts <= tolerance:
+                    ts, last = device, seconds
                 else:
                     good = 1
             for pid, bi, off, unpack, num, den, lo, hi, quantity in specs:
@@ -447,7 +476,7 @@ def load() -> str:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        serve(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), "--clock-unset" in sys.argv[5:])
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=20)
@@ -456,13 +485,16 @@ def main() -> None:
     ap.add_argument("--count-polls", type=int, metavar="N",
                     help="N polls of each device on a fake client, one way (--way), for callgrind; prints and exits")
     ap.add_argument("--way", choices=("pipeline", "collector"), default="collector")
+    ap.add_argument("--clock-unset", action="store_true",
+                    help="the meters' clocks read 0 (never set): every reading suspect, a finding per poll")
     ap.add_argument("--shared-endpoint", dest="per_device_port", action="store_false",
                     help="all devices behind one endpoint (unit ids 1..N): the collector then reads them one at a "
                          "time over one connection, as a gateway requires")
     args = ap.parse_args()
-    # the simulated meters' clock is never set: each device's past_timestamp finding would be logged once
-    # a run (by the health recorder, or the device without one); the findings are counted all the same
+    # --clock-unset: each device's past_timestamp finding would be logged once a run (by the health
+    # recorder, or the device without one); the findings are counted all the same
     logging.getLogger("collectors").setLevel(logging.ERROR)
+    FakeClient.clock_unset = args.clock_unset
     if args.count_polls is not None:
         count_polls(args.devices, args.count_polls, args.way)
         return
@@ -470,7 +502,7 @@ def main() -> None:
     # endpoint (a gateway: one request at a time), which a bare loop with a connection each would not
     ports = args.devices if args.per_device_port else 1
     port = free_ports(ports)
-    server = start_server(port, args.devices, ports)
+    server = start_server(port, args.devices, ports, args.clock_unset)
     site = site_for(port, args.devices, ports)
     name = f"gg_bench_{uuid.uuid4().hex[:8]}"
     create_database(ADMIN_URL, name)
