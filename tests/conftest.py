@@ -142,7 +142,9 @@ def _settle(conn: psycopg.Connection, name: str) -> None:
 class _Template:
     """This process's template: the migrations before TEMPLATE_BEFORE, no connection allowed (so
     that no session, TimescaleDB's background workers included, keeps CREATE DATABASE … TEMPLATE
-    from copying it), dropped when the session ends (``_drops_done``)."""
+    from copying it), dropped when the session ends (``_drops_done``). Not marked a template
+    (``datistemplate``): its owner copies it all the same, and one a killed run leaves behind drops
+    like any test database."""
 
     def __init__(self) -> None:
         self.name: str | None = None
@@ -168,26 +170,18 @@ class _Template:
                 _settle(admin, name)
                 with psycopg.connect(with_database(ADMIN_URL, name)) as conn:
                     upgrade(conn, before=TEMPLATE_BEFORE, directory=MIGRATIONS_DIR)
-                admin.execute(psycopg.sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
-                              .format(ident))
+                admin.execute(psycopg.sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident))
                 admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             except BaseException:
-                _drop_template(name)
+                drop_database(ADMIN_URL, name)
                 raise
         return name
 
     def drop(self) -> None:
         with self.lock:
             if self.name is not None:
-                _drop_template(self.name)
+                drop_database(ADMIN_URL, self.name)
                 self.name = None
-
-
-def _drop_template(name: str) -> None:
-    ident = psycopg.sql.Identifier(name)
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(psycopg.sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
-        admin.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
 
 
 _template = _Template()
