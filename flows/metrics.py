@@ -390,11 +390,10 @@ write_metrics = io_task(store_metrics, task_run_name="write-metrics")
 def enterprise_metrics(url: str, e: Enterprise, as_of: datetime, *, year: int | None = None,
                        days: list[date] | None = None,
                        carbon: CarbonOptions = CarbonOptions(), carried: bool = False,
-                       intensity: bool = True, begun: PassStart | None = None) -> EnterpriseMetrics:
+                       intensity: bool = True) -> EnterpriseMetrics:
     """Plain-function form of one enterprise's metrics run (backfill and tests use it; with
     ``intensity`` the industry's ranking is rewritten too)."""
-    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days, carried=carried, begun=begun),
-                        carbon)
+    m = compute_metrics(read_year(url, e, year or year_of(e, as_of), as_of, days, carried=carried), carbon)
     m.carbon = store_metrics(url, m, carbon, intensity=intensity)
     return m
 

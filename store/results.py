@@ -145,13 +145,6 @@ def pass_start(conn: psycopg.Connection, ents: list[Enterprise], flow: str = "me
     return out
 
 
-def changed_days(conn: psycopg.Connection, e: Enterprise, flow: str = "metrics"
-                 ) -> tuple[list[date], datetime | None]:
-    """(:attr:`PassStart.days`, :attr:`PassStart.newest`) of one enterprise (:func:`pass_start`)."""
-    s = pass_start(conn, [e], flow)[e.enterprise_id]
-    return s.days, s.newest
-
-
 def days_with_intervals(conn: psycopg.Connection, tz: str, point_ids: list[int]) -> list[tuple[date]]:
     """Local days holding any interval of ``point_ids``, in order: each local day from the first
     interval's to the last one's probed on the (point_id, bucket_start) key — a few index lookups a
@@ -169,12 +162,6 @@ def days_with_intervals(conn: psycopg.Connection, tz: str, point_ids: list[int])
                          AND bucket_start >= (d::date::timestamp AT TIME ZONE %(tz)s)
                          AND bucket_start < ((d::date + 1)::timestamp AT TIME ZONE %(tz)s))
            ORDER BY 1""", {"tz": tz, "ids": point_ids}).fetchall()
-
-
-def save_watermark(conn: psycopg.Connection, enterprise_id: int, seen_through: datetime | None,
-                   flow: str = "metrics") -> None:
-    """Move ``flow``'s watermark of the enterprise to ``seen_through`` (never back): :func:`save_watermarks`."""
-    save_watermarks(conn, {enterprise_id: seen_through}, flow)
 
 
 def save_watermarks(conn: psycopg.Connection, seen: dict[int, datetime | None], flow: str = "metrics") -> None:
