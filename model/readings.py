@@ -3,12 +3,13 @@ and the checks every reading passes whatever its source, so Modbus and MQTT judg
 
 A reading travels as a row ``(point_id, ts, value, quality)``. :class:`Reading` is that row with
 names and checks (an aware timestamp; no value only when BAD): the form to build one in. The Modbus
-poll loop builds plain tuples of the same fields instead, the checks holding by construction there
-(its timestamp is checked once per poll, a value is None only where it writes BAD): a tuple
-subclass costs a second allocation to build, stays tracked by the garbage collector, is freed
-through the subclass's path and is copied to a list again by psycopg's COPY, some 20,000 CPU
-instructions a poll of 9 values. So whatever takes readings (the quality gate, the writer, the
-spool, ``store.ingest``) reads them by position, never by name, and takes both.
+poll loop builds plain tuples of the same fields instead, the quality a plain int, the checks
+holding by construction there (its timestamp is checked once per poll, a value is None only where
+it writes BAD): a tuple subclass costs a second allocation to build, stays tracked by the garbage
+collector (so does a tuple holding an enum member), is freed through the subclass's path and is
+copied to a list again by psycopg's COPY, some 20,000 CPU instructions a poll of 9 values. So
+whatever takes readings (the quality gate, the writer, the spool, ``store.ingest``) reads them by
+position, never by name, and takes both.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Quality(IntEnum):
     BAD = 2
 
 
-#: a reading as it travels: (point_id, ts (aware), value (None only when BAD), quality)
+#: a reading as it travels: (point_id, ts (aware), value (None only when BAD), quality (a Quality or its int))
 ReadingRow = tuple[int, datetime, float | None, int]
 
 
