@@ -317,13 +317,17 @@ class Router:
         if sub.timestamp:
             try:
                 given = timestamp_value(_lookup(doc, sub.timestamp), self.tz)
+            # the subscription says when each message was measured: without a readable time the
+            # values are kept at the receipt time, not trusted (suspect), as a time out of range is
             except KeyError:
+                late_clock = True
                 out.findings.append(Finding("missing_field", f"{topic}:{sub.timestamp}",
-                                            "timestamp field missing; stored at the receipt time", device))
+                                            "timestamp field missing; stored at the receipt time as suspect", device))
             except (ValueError, TypeError, OverflowError, OSError) as exc:
+                late_clock = True
                 out.findings.append(Finding("wrong_type", f"{topic}:{sub.timestamp}",
-                                            f"timestamp unreadable ({str(exc)[:200]}); stored at the receipt time",
-                                            device))
+                                            f"timestamp unreadable ({str(exc)[:200]}); stored at the receipt time "
+                                            "as suspect", device))
             else:
                 # the rule of every source (model.readings.device_time): before 2000 or more than
                 # 5 minutes ahead of the receipt, the value is kept, its time is not trusted —

@@ -128,10 +128,19 @@ def test_a_device_time_far_ahead_is_not_trusted_stored_at_receipt_as_suspect(ts)
     assert [(r.ts, r.quality) for r in got.readings] == [(received, Quality.SUSPECT)] * 3
 
 
-def test_a_device_time_that_is_no_number_is_reported_and_stored_at_receipt():
-    got = router().parse("p/gw1/state", b'{"ts": NaN, "energy": {"import": 1}, "power": [1], "u1": 230}', T0)
-    assert kinds(got) == {"wrong_type"}
-    assert [r.ts for r in got.readings] == [T0] * 3
+@pytest.mark.parametrize("ts, kind", [
+    ("NaN", "wrong_type"),                 # no number
+    ('"yesterday"', "wrong_type"),         # text that is no time
+    ("[1750478400]", "wrong_type"),        # a list
+    (None, "missing_field"),               # the subscription names a timestamp field the payload lacks
+])
+def test_a_device_time_that_cannot_be_read_is_reported_and_stored_at_receipt_as_suspect(ts, kind):
+    # the subscription says each message carries its time: without one that can be read, the values
+    # are kept at the receipt time and not trusted, as a time before 2000 or far ahead is not
+    stamp = "" if ts is None else f'"ts": {ts}, '
+    got = router().parse("p/gw1/state", f'{{{stamp}"energy": {{"import": 1}}, "power": [1], "u1": 230}}'.encode(), T0)
+    assert kinds(got) == {kind}
+    assert [(r.ts, r.quality) for r in got.readings] == [(T0, Quality.SUSPECT)] * 3
 
 
 # -- property: arbitrary bytes and JSON never escape the parser and are always acknowledged ------
