@@ -698,6 +698,10 @@ class MqttSource:
                 self.adoptions[cid] = src
                 src.start()
             elif not mine and cid in self.adoptions:
+                # its member said it is back (or a member before this one in order now adopts it): said
+                # here, because the broker's cut of the adopted copy then finds it paused and says nothing
+                log.info("share group %s: member %s is %s: let go of its adopted session", self.share_group, cid,
+                         "back" if self.members.get(cid) else "adopted by " + alive[0])
                 self._release(cid)
 
     def _release(self, cid: str) -> None:
