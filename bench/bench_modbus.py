@@ -24,9 +24,9 @@ The simulated meters' clocks are set (three days back when the server starts) an
 second at every read of them, as a meter's does that has measured anew at each poll: every poll's
 readings are new and stored at the device's time, GOOD (the normal path of a meter with a clock).
 ``--clock-unset``: the clocks read 0, never set, as in runs of this benchmark before 2026-12-07 —
-since then every such reading is SUSPECT at the poll's time and each poll counts a
+each such reading is stored at the poll's time with its own quality and each poll counts a
 ``past_timestamp`` finding (docs/collectors.md, "Checks every reading passes"); the bare pipeline
-marks the same rows 1 and keeps no findings.
+stores the same rows at the poll's time and keeps no findings.
 
 The machine is shared, so the two ways run back to back in each round, the order alternating, and
 each round's ratio is printed; the result of a run is the median of the rounds' ratios and the ratio
@@ -294,7 +294,7 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
     clock_at = located(profile.clock)
 
     # the device clock judged on its raw seconds, as model.readings.device_time does: before the
-    # floor (a clock never set reads 0) or too far ahead, the poll's time and quality 1
+    # floor (a clock never set reads 0) or too far ahead, the poll's time (the values keep their quality)
     floor, tolerance = TIMESTAMP_FLOOR.timestamp(), FUTURE_TOLERANCE
     calendar_end = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
     # each block with its packer (registers -> the bytes they came as), made once as the collector does
@@ -325,7 +325,6 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
             for b, pack in reads:
                 rr = await c.read_holding_registers(b.address, count=b.count, device_id=unit)
                 data.append(None if rr.isError() else pack(*rr.registers))
-            good = 0
             bi, off, unpack = clock_at
             if data[bi] is not None:
                 seconds = unpack(data[bi], off)[0]
@@ -334,8 +333,7 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
                 device = datetime.fromtimestamp(seconds, timezone.utc) if floor <= seconds <= calendar_end else None
                 if device is not None and device - ts <= tolerance:
                     ts, last = device, seconds
-                else:
-                    good = 1
+                # else: the poll's time, the values keep their quality (the collector keeps a finding)
             for pid, bi, off, unpack, num, den, lo, hi, quantity in specs:
                 block = data[bi]
                 if block is None:
@@ -343,7 +341,7 @@ async def bare_pipeline(site: SiteConfig, ids: dict[str, int], url: str, seconds
                 else:
                     value = unpack(block, off)[0] * num / den
                     if lo <= value <= hi:
-                        rows.append((pid, ts, value, good))
+                        rows.append((pid, ts, value, 0))
                     elif impossible_value(value, quantity) is None:
                         rows.append((pid, ts, value, 1))
                     else:

@@ -19,7 +19,9 @@ Every value and the device's clock pass the checks every source passes (:mod:`mo
 the same functions as MQTT's): a value that is not finite, beyond ±2^53 or a negative counter after
 the conversion is BAD (finding ``out_of_range``/``negative_counter``); a device clock before 2000
 or more than 5 minutes ahead — a number beyond any calendar included — is not trusted: the poll's
-own time is used and the readings are SUSPECT (``past_timestamp``/``future_timestamp``). Findings
+own time is used, and the readings keep their quality (the collector read them at that time; unlike
+an MQTT receipt, a poll's time is when the value was read), with a ``past_timestamp``/
+``future_timestamp`` finding at every poll while the clock stays wrong. Findings
 go to ``on_finding`` (the health recorder's, set by ``HealthRecorder.watch_modbus``); a bad value
 or clock never stops the poll loop.
 """
@@ -212,7 +214,6 @@ class ModbusDevice:
         """The readings of one poll, at the poll's time ``ts`` (or the device clock's), from the
         registers read and the bytes they came as (None: a block not read); sets ``last_bad``."""
         data.append(None)  # for the quantities no block holds
-        good = _GOOD
         if self._clock is not None:
             seconds = self._value(self._clock, raw, data)
             if seconds is not None:
@@ -223,8 +224,7 @@ class ModbusDevice:
                 if why is None:
                     ts = self.last_device_time = device_ts
                     self._last_device_seconds = seconds
-                else:  # not trusted: the poll's own time, the readings suspect
-                    good = _SUSPECT
+                else:  # not trusted: the poll's own time, when the values were read (they stay GOOD)
                     self._clock_finding(why, seconds, ts)
         if ts.tzinfo is None:  # checked once here, so the readings below are built as they are
             raise ValueError(f"device {self.device.name}: timestamp {ts} has no time zone")
@@ -248,7 +248,7 @@ class ModbusDevice:
                     bad += 1
                     continue
             if lo <= value <= hi:
-                append((pid, ts, value, good))
+                append((pid, ts, value, _GOOD))
             elif self._judge(pid, value, ts):  # outside the plausible range, or impossible
                 append((pid, ts, value, _SUSPECT))
             else:
