@@ -143,7 +143,9 @@ def _inputs_for(kind: str, inputs: dict) -> dict:
             **{k: inputs.get(k) for k in keys}}
 
 
-policy_candidates.version = "policy-engine-1"  # part of the input fingerprint: a new version re-evaluates
+# part of the input fingerprint: a new version re-evaluates every enterprise-year (unchanged decisions are
+# not re-versioned). 2: the loader reads SunSpec nameplates per device id, not per device name
+policy_candidates.version = "policy-engine-2"
 
 #: where candidates come from
 CANDIDATE_SOURCES: list[CandidateSource] = [policy_candidates]

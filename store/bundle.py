@@ -25,7 +25,7 @@ from metrics.intervals import INTERVAL_S, floor_interval
 from store.events import REPLACEMENTS_SQL, replacements_from
 from store.facts import enterprise_facts
 from store.ledger import LEDGER_SQL, ledger_from
-from store.projects import NAMEPLATE_SQL, latest_nameplate, project_records
+from store.projects import NAMEPLATE_SQL, NameplateReading, project_records
 
 #: days before a commissioning date the R3 "produced after commissioning" check reads
 #: (metrics.policy.pv_storage); the loader reads that far back for projects commissioned in the period
@@ -202,12 +202,13 @@ def load_enterprise_period(conn: psycopg.Connection, enterprise: str, start: dat
         devices = sorted({d for rec in projects for part in rec.devices.values() for d, _ in part})
         for q in NAMEPLATE_QUANTITIES:
             if devices:
-                by_dev: dict[str, list] = {}
-                for r in latest_nameplate(conn, devices, q):
-                    by_dev.setdefault(r.device, []).append(r)
-                names = {d: n for rec in projects for part in rec.devices.values() for d, n in part}
+                # by device id, as the eligibility fingerprint reads them (nameplate_digest_rows_of):
+                # two sites' devices may share a name
+                by_dev: dict[int, list] = {}
+                for r in conn.execute(NAMEPLATE_SQL, (devices, q, None, None)):
+                    by_dev.setdefault(r[0], []).append(NameplateReading(*r[1:]))
                 for d in devices:
-                    nameplates[(d, q)] = tuple(by_dev.get(names[d], ()))
+                    nameplates[(d, q)] = tuple(by_dev.get(d, ()))
         facts = enterprise_facts(conn, enterprise)
         got = production_rows(conn, [eid], first_day.year, last_day.year)
         products, references = got.get(eid, ((), {}))

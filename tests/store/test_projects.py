@@ -191,3 +191,28 @@ def test_a_project_metered_by_an_mqtt_source(conn):
     ids = apply_site(conn, site)
     linked = conn.execute("SELECT point_id, link FROM pv_project_point").fetchall()
     assert linked == [(ids["mq.main.pvgw.energy_export"], "generation")]
+
+
+def test_nameplates_are_read_per_device_not_per_device_name(conn, tmp_path):
+    # two sites of one enterprise, each with a SunSpec inverter named "pv2" in a project of its own:
+    # each project's nameplate is its own device's (grouped by name, both read both readings), and
+    # the loader and the eligibility fingerprint read them alike (store.projects.NAMEPLATE_SQL)
+    from store.bundle import load_enterprise_period, nameplate_digest_rows
+
+    ids = apply(conn, tmp_path)
+    east = TWO_PROJECTS.replace("site: {code: main, name: Main}", "site: {code: east, name: East}")
+    east = east.split("projects:")[0] + """projects:
+  - code: roof-c
+    pv: {commissioned: 2024-06-01, generation: [pv2]}
+"""
+    ids |= apply(conn, tmp_path, east, "east.yaml")
+    t0 = datetime(2024, 6, 1, tzinfo=CST)
+    write_readings(conn, [Reading(ids["e1.main.pv2.capacity_w"], t0, 600_000.0),
+                          Reading(ids["e1.east.pv2.capacity_w"], t0, 300_000.0)])
+    dev = dict(conn.execute("SELECT s.code, d.device_id FROM device d JOIN site s USING (site_id) "
+                            "WHERE d.name = 'pv2'").fetchall())
+    bundle = load_enterprise_period(conn, "e1", t0, t0 + timedelta(days=1))
+    assert [r.value for r in bundle.nameplates[(dev["main"], "capacity_w")]] == [600_000.0]
+    assert [r.value for r in bundle.nameplates[(dev["east"], "capacity_w")]] == [300_000.0]
+    digest = nameplate_digest_rows(conn, bundle.projects)
+    assert sorted(r[-1] for r in digest if r[0] == "capacity_w") == [300_000.0, 600_000.0]
