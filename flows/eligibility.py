@@ -280,8 +280,6 @@ def record(url: str, e: Enterprise, year: int, period: tuple[datetime, datetime]
     return recorded
 
 
-evaluate_task = io_task(evaluate, task_run_name="evaluate-{e.code}-{year}")
-
 
 def enterprise_decisions(url: str, e: Enterprise, as_of: datetime, years: list[int] | None = None) -> list[Recorded]:
     """One enterprise's eligibility: :func:`enterprises_decisions` of it alone."""
