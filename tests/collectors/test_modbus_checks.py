@@ -34,26 +34,18 @@ def _regs(value, kind):
 
 
 @pytest.fixture
-def test_profiles(tmp_path, monkeypatch):
+def test_profiles(extra_profiles):
     """Two meter models of the kind that exist, as profile files next to the shipped ones: one with
     signed and float energy registers and no clock, one with a 64-bit clock register."""
-    import model.profile as profile_mod
-
-    for f in profile_mod.PROFILE_DIR.glob("*.yaml"):
-        (tmp_path / f.name).write_text(f.read_text())
-    (tmp_path / "test-signed-meter.yaml").write_text(
-        "name: test-signed-meter\ntitle: t\nmanufacturer: t\nsource: a test\nregisters:\n"
-        "  - {quantity: energy_import, address: 0, type: int32, unit: Wh}\n"
-        "  - {quantity: energy_export, address: 2, type: float32, unit: kWh}\n"
-        "  - {quantity: active_power, address: 4, type: int32, unit: W}\n")
-    (tmp_path / "test-clock64-meter.yaml").write_text(
-        "name: test-clock64-meter\ntitle: t\nmanufacturer: t\nsource: a test\n"
-        "clock: {address: 0, type: uint64}\nregisters:\n"
-        "  - {quantity: energy_import, address: 4, type: uint32, unit: Wh}\n")
-    monkeypatch.setattr(profile_mod, "PROFILE_DIR", tmp_path)
-    profile_mod.load_profile.cache_clear()
-    yield
-    profile_mod.load_profile.cache_clear()
+    extra_profiles("test-signed-meter",
+                   "name: test-signed-meter\ntitle: t\nmanufacturer: t\nsource: a test\nregisters:\n"
+                   "  - {quantity: energy_import, address: 0, type: int32, unit: Wh}\n"
+                   "  - {quantity: energy_export, address: 2, type: float32, unit: kWh}\n"
+                   "  - {quantity: active_power, address: 4, type: int32, unit: W}\n")
+    extra_profiles("test-clock64-meter",
+                   "name: test-clock64-meter\ntitle: t\nmanufacturer: t\nsource: a test\n"
+                   "clock: {address: 0, type: uint64}\nregisters:\n"
+                   "  - {quantity: energy_import, address: 4, type: uint32, unit: Wh}\n")
 
 
 def _image(**at) -> list[int]:

@@ -183,50 +183,41 @@ def test_power_is_stored_with_the_sign_of_the_devices_role(db_url, conn):
     assert power["acme.main.line.active_power"] == -4321.0         # no role: + import (consumption)
 
 
-def test_a_profile_register_with_sign_minus_one_and_a_role(tmp_path, monkeypatch):
+def test_a_profile_register_with_sign_minus_one_and_a_role(extra_profiles):
     # an inverter profile whose power register is positive on generation (what it exports)
-    import model.profile as profile_mod
+    extra_profiles("test-inverter",
+                   "name: test-inverter\ntitle: t\nmanufacturer: t\nsource: a test\nregisters:\n"
+                   "  - {quantity: energy_export, address: 2, type: uint32, unit: Wh}\n"
+                   "  - {quantity: active_power, address: 6, type: int32, unit: W, sign: -1, min: -1000, max: 60000}\n")
+    port = free_port()
+    image = meter_image()
+    image[6:8] = _regs(5000, "int32")  # generating 5 kW, the inverter's own sign
+    site = SiteConfig.model_validate({
+        "enterprise": {"code": "acme", "name": "Acme"}, "site": {"code": "main", "name": "Main"},
+        "devices": [{"name": "inv", "profile": "test-inverter", "host": "127.0.0.1", "port": port,
+                     "points": [{"quantity": "active_power"}]},
+                    {"name": "pv", "profile": "test-inverter", "host": "127.0.0.1", "port": port, "unit_id": 2,
+                     "points": [{"quantity": "energy_export", "role": "pv_generation"},
+                                {"quantity": "active_power"}]}],
+    })
 
-    for f in profile_mod.PROFILE_DIR.glob("*.yaml"):
-        (tmp_path / f.name).write_text(f.read_text())
-    (tmp_path / "test-inverter.yaml").write_text(
-        "name: test-inverter\ntitle: t\nmanufacturer: t\nsource: a test\nregisters:\n"
-        "  - {quantity: energy_export, address: 2, type: uint32, unit: Wh}\n"
-        "  - {quantity: active_power, address: 6, type: int32, unit: W, sign: -1, min: -1000, max: 60000}\n")
-    monkeypatch.setattr(profile_mod, "PROFILE_DIR", tmp_path)
-    profile_mod.load_profile.cache_clear()
-    try:
-        port = free_port()
-        image = meter_image()
-        image[6:8] = _regs(5000, "int32")  # generating 5 kW, the inverter's own sign
-        site = SiteConfig.model_validate({
-            "enterprise": {"code": "acme", "name": "Acme"}, "site": {"code": "main", "name": "Main"},
-            "devices": [{"name": "inv", "profile": "test-inverter", "host": "127.0.0.1", "port": port,
-                         "points": [{"quantity": "active_power"}]},
-                        {"name": "pv", "profile": "test-inverter", "host": "127.0.0.1", "port": port, "unit_id": 2,
-                         "points": [{"quantity": "energy_export", "role": "pv_generation"},
-                                    {"quantity": "active_power"}]}],
-        })
+    async def go():
+        server = ModbusTcpServer([SimDevice(id=u, simdata=[SimData(0, values=image, datatype=DataType.REGISTERS)])
+                                  for u in (1, 2)], address=("127.0.0.1", port))
+        await server.serve_forever(background=True)
+        try:
+            out = []
+            for dev in build_devices(site, {"acme.main.inv.active_power": 1, "acme.main.pv.energy_export": 2,
+                                            "acme.main.pv.active_power": 3}):
+                out += named(await dev.poll(FixedClock(DEVICE_TIME)))
+                await dev.close()
+            return {r.point_id: r for r in out}
+        finally:
+            await server.shutdown()
 
-        async def go():
-            server = ModbusTcpServer([SimDevice(id=u, simdata=[SimData(0, values=image, datatype=DataType.REGISTERS)])
-                                      for u in (1, 2)], address=("127.0.0.1", port))
-            await server.serve_forever(background=True)
-            try:
-                out = []
-                for dev in build_devices(site, {"acme.main.inv.active_power": 1, "acme.main.pv.energy_export": 2,
-                                                "acme.main.pv.active_power": 3}):
-                    out += named(await dev.poll(FixedClock(DEVICE_TIME)))
-                    await dev.close()
-                return {r.point_id: r for r in out}
-            finally:
-                await server.shutdown()
-
-        got = asyncio.run(go())
-        assert (got[1].value, got[1].quality) == (-5000.0, Quality.GOOD)  # no role: + import, so -5 kW
-        assert (got[3].value, got[3].quality) == (5000.0, Quality.GOOD)   # role pv_generation: + generation
-    finally:
-        profile_mod.load_profile.cache_clear()
+    got = asyncio.run(go())
+    assert (got[1].value, got[1].quality) == (-5000.0, Quality.GOOD)  # no role: + import, so -5 kW
+    assert (got[3].value, got[3].quality) == (5000.0, Quality.GOOD)   # role pv_generation: + generation
 
 
 def test_the_plausible_range_follows_the_sign():
