@@ -65,6 +65,16 @@ def dirty_days(conn: psycopg.Connection, e: Enterprise, point_ids: list[int], si
     return [r[0] for r in rows]
 
 
+#: the points of an enterprise, for SQL that filters on ``s.enterprise_id``
+ENTERPRISE_POINTS = "point p JOIN device d USING (device_id) JOIN site s USING (site_id)"
+
+
+def point_ids(enterprise: str) -> str:
+    """SQL for the array of an enterprise's point ids in order (``'{}'`` when it has none), the
+    enterprise given as an SQL expression (a column, a parameter)."""
+    return f"ARRAY(SELECT p.point_id FROM {ENTERPRISE_POINTS} WHERE s.enterprise_id = {enterprise} ORDER BY p.point_id)"
+
+
 #: a rollup transaction that began (its ``computed_at``) just before the metrics flow took the
 #: rollup lock, but queued for the lock after it, carries a slightly older ``computed_at``
 WATERMARK_MARGIN_S = 5
@@ -105,13 +115,11 @@ def pass_start(conn: psycopg.Connection, ents: list[Enterprise], flow: str = "me
         return {}
     params = {"e": [e.enterprise_id for e in ents], "years": list(prefix_years),
               "margin": timedelta(seconds=WATERMARK_MARGIN_S)}
-    points = """SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
-                WHERE s.enterprise_id = x.id"""
     with conn.pipeline(), conn.transaction():
         no_jit(conn)
         head = conn.execute("SELECT clock_timestamp(), pg_advisory_xact_lock_shared(hashtext('greengauge.flows.rollup'))")
         state = conn.execute(
-            f"""SELECT x.id, ARRAY({points} ORDER BY p.point_id),
+            f"""SELECT x.id, {point_ids('x.id')},
                        (SELECT stamp FROM enterprise_input WHERE enterprise_id = x.id),
                        (SELECT json_agg(json_build_array(year, through, input_stamp, versions))
                         FROM metrics_prefix WHERE enterprise_id = x.id),
@@ -123,7 +131,7 @@ def pass_start(conn: psycopg.Connection, ents: list[Enterprise], flow: str = "me
             f"""SELECT DISTINCT x.id, (date_trunc('day', i.bucket_start, e.timezone) AT TIME ZONE e.timezone)::date
                 FROM unnest(%(e)s::bigint[]) x(id) JOIN enterprise e ON e.enterprise_id = x.id
                 JOIN {WATERMARKS[flow]} w ON w.enterprise_id = x.id
-                JOIN LATERAL ({points}) p ON true
+                JOIN LATERAL (SELECT p.point_id FROM {ENTERPRISE_POINTS} WHERE s.enterprise_id = x.id) p ON true
                 JOIN interval_energy i ON i.point_id = p.point_id AND i.computed_at > w.seen_through - %(margin)s
                 ORDER BY 1, 2""", params)
     # the shared lock went with the transaction
@@ -446,9 +454,7 @@ def input_fingerprints(conn: psycopg.Connection, items: list[tuple[int, datetime
     with conn.pipeline(), conn.transaction():
         no_jit(conn)
         cur = conn.execute(
-            """SELECT x.k,
-                      (SELECT coalesce(array_agg(p.point_id ORDER BY p.point_id), '{}') FROM point p JOIN device d
-                       USING (device_id) JOIN site s USING (site_id) WHERE s.enterprise_id = x.e),
+            f"""SELECT x.k, {point_ids('x.e')},
                       c.newest, c.removed,
                       (SELECT md5(string_agg(concat_ws('|', f.point_id, f.kind, f.opened_at, f.data::text), E'\n'
                                              ORDER BY f.point_id, f.opened_at, f.kind, f.data::text))
@@ -460,7 +466,7 @@ def input_fingerprints(conn: psycopg.Connection, items: list[tuple[int, datetime
                FROM unnest(%s::int[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::int[]) x(k, e, s, t, y)
                CROSS JOIN LATERAL (
                    SELECT max(n.newest) AS newest, max(n.removed) AS removed
-                   FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
+                   FROM {ENTERPRISE_POINTS}
                    CROSS JOIN LATERAL (
                        SELECT (SELECT i.computed_at FROM interval_energy i WHERE i.point_id = p.point_id
                                  AND i.bucket_start + '0 s'::interval >= x.s AND i.bucket_start + '0 s'::interval < x.t
@@ -489,8 +495,7 @@ def enterprise_state(conn: psycopg.Connection, enterprise_id: int, *, prefix_of:
     versions) and, for the year ``prefix_of``, the carried parts themselves (``metrics_prefix.state``,
     None without)."""
     ids, stamp, years, state = conn.execute(
-        """SELECT ARRAY(SELECT p.point_id FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
-                        WHERE s.enterprise_id = %(e)s ORDER BY p.point_id),
+        f"""SELECT {point_ids('%(e)s')},
                   (SELECT stamp FROM enterprise_input WHERE enterprise_id = %(e)s),
                   (SELECT json_agg(json_build_array(year, through, input_stamp, versions))
                    FROM metrics_prefix WHERE enterprise_id = %(e)s),
