@@ -15,12 +15,14 @@ from store.sites import site_points
 from tests.flows.conftest import make_sim_day, sim_readings, suspect
 
 
-def clear_rollups(conn, *, readings: bool = False) -> None:
-    """Empty the rollup's base tables. In TimescaleDB mode energy_hourly is a continuous aggregate
-    and energy_daily a view: neither can be truncated, and both follow interval_energy."""
+def clear_rollups(conn, *, readings: bool = False, watermarks: bool = True) -> None:
+    """Empty the rollup's base tables (the readings too with ``readings``; the watermarks unless
+    ``watermarks`` is false). In TimescaleDB mode energy_hourly is a continuous aggregate and
+    energy_daily a view: neither can be truncated, and both follow interval_energy. Every test here
+    empties them through this, never by naming them (tests run in both storage modes)."""
     from store.db import storage_mode
 
-    tables = ["interval_energy", "rollup_watermark"] + (["reading"] if readings else [])
+    tables = ["interval_energy"] + (["rollup_watermark"] if watermarks else []) + (["reading"] if readings else [])
     if storage_mode(conn) == "postgresql":
         tables += ["energy_hourly", "energy_daily"]
     conn.execute("TRUNCATE " + ", ".join(tables))
@@ -326,7 +328,7 @@ def test_history_imported_a_month_late_reopens_its_intervals(conn, db_url, tmp_p
     conn.commit()
     # the same as a rollup of everything from scratch
     incremental = stored(conn, pid)
-    conn.execute("TRUNCATE interval_energy, energy_hourly, energy_daily, rollup_watermark")
+    clear_rollups(conn)
     conn.commit()
     rollup(db_url)
     assert stored(conn, pid) == incremental
@@ -436,7 +438,7 @@ def test_a_glitch_just_before_a_period_is_judged_as_in_a_full_run(conn, db_url):
     conn.commit()
     rollup(db_url)
     full = stored(conn, pid, t0 + timedelta(minutes=30), t0 + timedelta(hours=1))
-    conn.execute("TRUNCATE interval_energy, energy_hourly, energy_daily, rollup_watermark")
+    clear_rollups(conn)
     conn.commit()
     rollup(db_url, start=t0 + timedelta(minutes=30), end=t0 + timedelta(hours=1))
     assert stored(conn, pid) == full and [r[1] for r in full] == [15_000, 15_000]
@@ -477,7 +479,8 @@ def test_any_split_of_a_period_sums_to_the_whole_on_the_stored_path(conn, db_url
 
     from model.readings import Reading
 
-    conn.execute("TRUNCATE reading, interval_energy, energy_hourly, energy_daily, rollup_watermark, rollup_dirty")
+    clear_rollups(conn, readings=True)
+    conn.execute("TRUNCATE rollup_dirty")
     conn.commit()
     pid = _demo_point(conn)
     t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
@@ -495,7 +498,7 @@ def test_any_split_of_a_period_sums_to_the_whole_on_the_stored_path(conn, db_url
     rollup(db_url, start=a, end=b)
     whole, rows = total(a, b), stored(conn, pid)
     conn.commit()
-    conn.execute("TRUNCATE interval_energy, energy_hourly, energy_daily")
+    clear_rollups(conn, watermarks=False)
     conn.commit()
     rollup(db_url, start=a, end=m)
     rollup(db_url, start=m, end=b)
