@@ -37,8 +37,6 @@ def import_readings_cmd(
     row's unit). All or nothing; importing the same file twice changes nothing."""
     from store.readings_import import ImportError_, import_readings, parse_resolution
 
-    if not file.exists():
-        fail(f"{file}: no such file")
     res = _parse("--resolution", parse_resolution, resolution) if resolution is not None else None
     with connect() as conn:
         try:

@@ -30,6 +30,7 @@ import psycopg
 
 from model.quantities import QUANTITIES, unit_factor
 from model.readings import Quality, Reading
+from model.yamlfile import read_text
 from store.ingest import write_readings
 from store.rollups import mark_dirty
 
@@ -244,7 +245,8 @@ def import_readings(conn: psycopg.Connection, path: Path, *, unit: str | None = 
     file's time range in ``reading_resolution``).
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
+    # missing, a directory, not UTF-8: one line naming the file and what to do (a BOM is allowed: Excel)
+    text = read_text(path, ImportError_, encoding="utf-8-sig")
     points = import_points(conn)
     if enterprise is not None and not any(p.enterprise == enterprise for p in points.values()):
         known = sorted({p.enterprise for p in points.values()})

@@ -48,7 +48,7 @@ import pytest  # noqa: E402
 
 @pytest.mark.parametrize("command", [
     ["site", "check"], ["site", "apply"], ["collect"], ["ledger", "import"], ["facts", "import"],
-    ["production", "import"],
+    ["production", "import"], ["import", "readings"],
 ])
 @pytest.mark.parametrize("case", ["missing", "directory", "not-utf8"])
 def test_a_file_that_cannot_be_read_is_one_line_naming_it(db_url, monkeypatch, tmp_path, command, case):
