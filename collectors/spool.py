@@ -253,13 +253,19 @@ def _write_durably(path: Path, data: bytes, tmp: Path) -> None:
 
 
 def write_ids(path: Path, content: dict) -> None:
-    """Write ``ids.json`` atomically: a temporary name, fsync, rename, directory fsync."""
-    _write_durably(path, json.dumps(content).encode(), path.with_name(path.name + ".tmp"))
-    fd = os.open(path.parent, os.O_RDONLY)
+    """Write ``ids.json`` atomically: a temporary name, fsync, rename, directory fsync. A path that
+    cannot be written (a directory in its place, no permission, a full disk) is :class:`IdsFileError`."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        _write_durably(path, json.dumps(content).encode(), path.with_name(path.name + ".tmp"))
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        what = "is a directory" if path.is_dir() else f"cannot be written ({exc.strerror or exc})"
+        raise IdsFileError(f"{path}: {what}; remove it or give another --spool-dir (the collector keeps the "
+                           "ids of its last start there)") from None
 
 
 def read_ids(path: Path) -> dict | None:

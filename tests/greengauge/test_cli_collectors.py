@@ -65,6 +65,14 @@ def test_a_damaged_ids_file_is_one_clear_line(monkeypatch, tmp_path):
     one_line_error(r, "ids.json: damaged", "delete it")
 
 
+def test_an_ids_file_that_cannot_be_written_is_one_clear_line(db_url, monkeypatch, tmp_path):
+    # a directory where the ids file goes, the database reachable: the write fails (a traceback before)
+    monkeypatch.setenv("GREENGAUGE_DATABASE_URL", db_url)
+    (tmp_path / "spool" / "ids.json").mkdir(parents=True)
+    r = runner.invoke(app, ["collect", str(site_file(tmp_path)), "--spool-dir", str(tmp_path / "spool")])
+    one_line_error(r, "ids.json: is a directory; remove it or give another --spool-dir")
+
+
 def test_collect_exits_non_zero_with_the_reason_when_its_writer_dies(db_url, monkeypatch, tmp_path):
     from collectors.writer import BatchingWriter
 
