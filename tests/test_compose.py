@@ -39,9 +39,60 @@ def test_greengauge_commands_exist_and_mounted_files_are_in_the_repo():
             assert group is not cli, f"{name}: {words} is not a greengauge command"
         for vol in svc.get("volumes", []):
             src = vol.split(":")[0]
-            if src.startswith("./") and not src.endswith(("site.yaml", "passwd")):
+            if src.startswith("./") and src not in OPERATOR_FILES:
                 assert (ROOT / src).exists(), f"{name}: {src} does not exist"
     assert (ROOT / "Dockerfile").exists()
+    header = (ROOT / "docker-compose.yml").read_text().split("\nname:")[0]
+    for f in OPERATOR_FILES:  # what the operator provides is named where the stack is described
+        assert f.removeprefix("./") in header, f"docker-compose.yml's header does not say to provide {f}"
+
+
+#: files the operator provides (secrets, passwords, certificates: not in git)
+OPERATOR_FILES = {"./site.yaml", "./deploy/mosquitto/passwd", "./deploy/mosquitto/certs/ca.crt"}
+
+
+def test_the_example_site_file_reaches_the_stacks_broker(tmp_path):
+    # the collector must be able to log in to the stack's Mosquitto (authentication and TLS only):
+    # its site file's password file is a secret the collector is given, its CA file is mounted into
+    # it, its host is the broker's service on its TLS listener, and the certificate names that host
+    from model.site import SiteConfig
+
+    doc = load()
+    collector = doc["services"]["collector"]
+    example = YAML(typ="safe").load((ROOT / "deploy/site.example.yaml").read_text())
+    mqtt = example["mqtt"]
+    secret = mqtt["password_file"].removeprefix("/run/secrets/")
+    assert mqtt["password_file"].startswith("/run/secrets/") and secret in collector["secrets"] \
+        and secret in doc["secrets"], mqtt["password_file"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in collector["volumes"]}
+    assert mounts.get(mqtt["tls"]["ca_certs"]) == "./deploy/mosquitto/certs/ca.crt", (mqtt["tls"], mounts)
+    assert mqtt["host"] == "mqtt" and "mqtt" in collector["depends_on"]
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
+    assert f"listener {mqtt['port']}" in conf and "allow_anonymous false" in conf
+    assert "DNS:mqtt," in (ROOT / "deploy/mosquitto/certs/README.md").read_text()  # the name the collector uses
+    # and it is a valid site file once those files exist (as they do in the container)
+    (tmp_path / "pw").write_text("secret\n")
+    ca = tmp_path / "ca.crt"
+    ca.write_text(_self_signed_pem())
+    SiteConfig.model_validate({**example, "mqtt": {**mqtt, "password_file": str(tmp_path / "pw"),
+                                                   "tls": {"ca_certs": str(ca)}}})
+
+
+def _self_signed_pem() -> str:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mqtt")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def test_the_api_service_has_a_healthcheck_on_its_health_endpoint():
