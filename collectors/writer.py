@@ -21,8 +21,9 @@ reported through ``on_corrupt`` (a ``spool_corrupt`` finding in run.py counting 
 replay goes on with the next segment, never stops.
 
 A batch the database rejects for its content (a data or integrity error, e.g. a point deleted
-meanwhile) is written row by row; rows still refused are logged at ERROR and appended to
-``rejected.txt`` in the spool directory, never retried forever.
+meanwhile) is written row by row; rows still refused are logged at ERROR, appended to
+``rejected.txt`` in the spool directory and reported through ``on_reject`` (a ``readings_rejected``
+finding in run.py, counting them: ``greengauge status`` shows it), never retried forever.
 
 Memory is bounded by ``max_queued`` (plus the batches in flight): beyond it, while the database is
 away or slow, the oldest queued readings go to the spool at once, not waiting for the write in
@@ -98,6 +99,9 @@ class BatchingWriter:
         self.on_drop = on_drop
         #: called with each spool segment set aside as corrupt (run.py records a finding)
         self.on_corrupt: Callable[[SetAside], None] | None = None
+        #: on_reject(count, detail): rows the database refused for their content, set aside (called
+        #: on the event loop, once per batch that had any)
+        self.on_reject: Callable[[int, str], None] | None = None
         self.set_aside = 0  # readings in spool segments set aside as corrupt
         # Every reading gets an absolute offset at submission. Readings not yet taken: chunks
         # [offset of the first, readings], oldest first. A batch taken off the queue (being written,
@@ -313,9 +317,11 @@ class BatchingWriter:
                     self._conn = None
             raise
 
-    def _write_rows(self, batch: list[ReadingRow]) -> int:
-        """A batch refused for its content: write it row by row, set aside the rows refused."""
+    def _write_rows(self, batch: list[ReadingRow]) -> tuple[int, list[str]]:
+        """A batch refused for its content: write it row by row, set aside the rows refused.
+        Returns the rows written and why each refused one was (worker thread: reported by the caller)."""
         written = 0
+        refused = []
         for r in batch:
             try:
                 written += self._write([r])
@@ -324,11 +330,13 @@ class BatchingWriter:
                     raise
                 self.rejected += 1
                 pid, ts, value, quality = r
+                why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                refused.append(f"point {pid} at {ts.isoformat()}: {why}")
                 log.error("reading %s refused by the database, set aside: %s", (pid, ts, value, int(quality)), exc)
                 if self.spool is not None:
                     with open(Path(self.spool.directory) / "rejected.txt", "a", encoding="utf-8") as f:
                         f.write(f"{pid}\t{ts.isoformat()}\t{value}\t{int(quality)}\t{exc}\n")
-        return written
+        return written, refused
 
     async def _write_batch(self, batch: list[ReadingRow]) -> int:
         try:
@@ -336,7 +344,14 @@ class BatchingWriter:
         except psycopg.Error as exc:
             if not _is_data_error(exc):
                 raise
-            return await self._bounded(self._write_rows, batch)
+            written, refused = await self._bounded(self._write_rows, batch)
+            if refused and self.on_reject is not None:
+                try:
+                    self.on_reject(len(refused), refused[0] + (f" (and {len(refused) - 1} more)" if len(refused) > 1
+                                                               else ""))
+                except Exception:
+                    log.exception("reporting rejected readings failed")
+            return written
 
     async def _bounded(self, fn, batch: list[ReadingRow]) -> int:
         """Run a write in a thread; a database that does not answer within write_timeout_s is away.

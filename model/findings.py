@@ -45,6 +45,7 @@ class FindingKind(StrEnum):
     DEVICE_ERROR = "device_error"  #: a Modbus device refused reads
     READINGS_DROPPED = "readings_dropped"  #: the only place readings are lost (memory full, no spool)
     SPOOL_CORRUPT = "spool_corrupt"  #: a spool segment set aside: acknowledged readings not stored
+    READINGS_REJECTED = "readings_rejected"  #: rows the database refused for their content, set aside
     # data quality (flows/quality.py): states
     STALE_DEVICE = "stale_device"
     CLOCK_SKEW = "clock_skew"

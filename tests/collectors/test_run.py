@@ -219,6 +219,46 @@ def test_a_spool_segment_with_an_impossible_field_is_set_aside_as_a_finding_and_
     assert data["readings"] == 2 and data["reason"].startswith("row 1: quality 7")
 
 
+def test_spooled_readings_the_database_refuses_are_a_finding_set_aside_and_the_writer_goes_on(
+        db_url, conn, tmp_path):
+    # spooled before a restart: a reading of a point that no longer exists (deleted meanwhile, or a
+    # spool carried to the wrong database) beside a good one: the database refuses it at replay
+    import asyncio
+
+    from collectors.clock import WallClock
+    from collectors.run import collect
+    from collectors.spool import Spool
+    from store.sites import apply_site
+
+    site = _dead_site()
+    ids = apply_site(conn, site)
+    pid = ids["acme.main.grid.energy_import"]
+    t = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    spool = Spool(tmp_path)
+    spool.append([Reading(pid, t, 5.0), Reading(pid + 999, t, 6.0)])
+    spool.close()
+
+    async def run():
+        stop = asyncio.Event()
+        task = asyncio.create_task(collect(site, ids, db_url, WallClock(), stop, spool_dir=tmp_path,
+                                           flush_interval_s=0.1, health_interval_s=0.2))
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if conn.execute("SELECT count(*) FROM finding WHERE kind = 'readings_rejected'").fetchone()[0]:
+                break
+        stop.set()
+        return await task
+
+    writer = asyncio.run(run())
+    assert (writer.replayed, writer.rejected) == (2, 1)
+    assert conn.execute("SELECT point_id, value FROM reading").fetchall() == [(pid, 5.0)]
+    assert f"{pid + 999}\t" in (tmp_path / "rejected.txt").read_text()
+    [(source, count, data)] = conn.execute(
+        "SELECT source, count, data FROM finding WHERE kind = 'readings_rejected' AND origin = 'collector'").fetchall()
+    assert (source, count, data["readings"], data["set_aside"]) == ("writer", 1, 1, str(tmp_path / "rejected.txt"))
+    assert data["first"].startswith(f"point {pid + 999} at 2025-06-21T00:00:00+00:00: ")
+
+
 def test_when_the_writer_task_dies_collect_raises_with_the_reason(db_url, conn, tmp_path):
     import asyncio
 
