@@ -40,10 +40,12 @@ def import_readings_cmd(
     res = _parse("--resolution", parse_resolution, resolution) if resolution is not None else None
     with connect() as conn:
         try:
-            rows, new = import_readings(conn, file, unit=unit, enterprise=enterprise, resolution_s=res)
+            rows, new, repeated = import_readings(conn, file, unit=unit, enterprise=enterprise, resolution_s=res)
         except ImportError_ as exc:
             fail(str(exc))
-    console.print(f"{file.name}: {rows} rows read, {new} new, {rows - new} already stored", highlight=False)
+    again = f", {repeated} repeating an earlier line" if repeated else ""
+    console.print(f"{file.name}: {rows} rows read, {new} new, {rows - new - repeated} already stored{again}",
+                  highlight=False)
 
 
 @ledger_app.command("import")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 
@@ -236,9 +237,16 @@ def _stored_conflicts(conn: psycopg.Connection, readings: list[Reading], source:
                            f"says {new:g}: the stored reading stays; remove or correct the row")
 
 
+class Imported(NamedTuple):
+    rows: int  #: data rows in the file
+    new: int  #: readings new in the database
+    repeated: int  #: rows repeating an earlier row of the file exactly (point, time and value)
+
+
 def import_readings(conn: psycopg.Connection, path: Path, *, unit: str | None = None,
-                    enterprise: str | None = None, resolution_s: int | None = None) -> tuple[int, int]:
-    """Import a readings CSV all-or-nothing; return (rows in the file, rows new in the database).
+                    enterprise: str | None = None, resolution_s: int | None = None) -> Imported:
+    """Import a readings CSV all-or-nothing; return the rows in the file, the readings new in the
+    database and the rows that repeat an earlier one exactly (the rest were already stored).
 
     ``resolution_s``: the interval the file's readings were taken at (e.g. 3600 for hourly
     history); readings no further apart are measured time, not estimated (kept per point for the
@@ -272,4 +280,4 @@ def import_readings(conn: psycopg.Connection, path: Path, *, unit: str | None = 
             for pid, (a, _b) in spans.items():
                 mark_dirty(conn, pid, a)
     rows = sum(1 for _ in csv.reader(io.StringIO(text))) - 1
-    return rows, new
+    return Imported(rows, new, rows - len(readings))

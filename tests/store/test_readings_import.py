@@ -35,9 +35,9 @@ def test_importing_the_same_data_twice_changes_nothing(conn, ids, tmp_path, rows
     f.write_text("point,ts,value\n" + "".join(
         f"{GAUGE},{(T0 + timedelta(minutes=m)).astimezone(timezone(timedelta(hours=8))).isoformat()},{v}\n"
         for m, v in rows))
-    assert import_readings(conn, f, unit="W") == (len(rows), len(rows))
+    assert import_readings(conn, f, unit="W") == (len(rows), len(rows), 0)
     before = conn.execute("SELECT point_id, ts, value FROM reading ORDER BY 1, 2").fetchall()
-    assert import_readings(conn, f, unit="W") == (len(rows), 0)
+    assert import_readings(conn, f, unit="W") == (len(rows), 0, 0)
     assert conn.execute("SELECT point_id, ts, value FROM reading ORDER BY 1, 2").fetchall() == before
 
 
@@ -77,7 +77,7 @@ def test_the_unit_converts_and_is_required(conn, ids, tmp_path):
     with pytest.raises(ImportError_, match="line 2: field 'unit': empty, and no --unit given"):
         import_readings(conn, f)
     conn.rollback()
-    assert import_readings(conn, f, unit="kWh") == (2, 2)
+    assert import_readings(conn, f, unit="kWh") == (2, 2, 0)
     assert [r[0] for r in conn.execute("SELECT value FROM reading ORDER BY ts")] == [1500.0, 1600.0]
     g = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,1\n")
     with pytest.raises(ImportError_, match="h.csv: say the values' unit: --unit kWh"):
@@ -93,7 +93,7 @@ def test_values_impossible_in_the_stated_unit_are_refused_with_the_line(conn, id
     with pytest.raises(ImportError_, match=r"h.csv line 2: field 'value': .* rise at a typical 400,000,000,000 W"):
         import_readings(conn, csv_file(tmp_path, rows), unit="MWh")
     conn.rollback()
-    assert import_readings(conn, csv_file(tmp_path, rows), unit="Wh") == (6, 6)
+    assert import_readings(conn, csv_file(tmp_path, rows), unit="Wh") == (6, 6, 0)
     # 1e400 kWh is not finite, -5 is a negative counter, 2e12 MWh is beyond any meter (1 PWh)
     for value, match in (("1e400", "not a finite number"), ("-5", "is negative"),
                          ("2000000000", "beyond what any meter counts")):
@@ -113,7 +113,7 @@ def test_the_same_point_and_time_twice_with_different_values_names_both_lines(co
     assert conn.execute("SELECT count(*) FROM reading").fetchone() == (0,)
     # the same value twice is one reading
     same = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,100\n{POINT},2024-12-31T16:00:00Z,100\n")
-    assert import_readings(conn, same, unit="Wh") == (2, 1)
+    assert import_readings(conn, same, unit="Wh") == (2, 1, 1)  # the second line repeats the first: not "already stored"
     # against what is stored: a different value is an error naming the stored one, not "already stored"
     other = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,101\n")
     with pytest.raises(ImportError_, match="is already stored as 100, the file says 101"):
@@ -159,13 +159,13 @@ def test_hourly_history_with_its_resolution_is_measured_time(conn, ids, tmp_path
     pid = ids[POINT]
     rows = "".join(f"{POINT},{(T0 + timedelta(hours=h)).isoformat()},{36 * h}\n" for h in range(25))
     f = csv_file(tmp_path, rows)
-    assert import_readings(conn, f, unit="kWh") == (25, 25)
+    assert import_readings(conn, f, unit="kWh") == (25, 25, 0)
     conn.commit()
     rollup(db_url)
     est = conn.execute("SELECT count(*) FILTER (WHERE estimated), count(*) FROM interval_energy WHERE point_id = %s",
                        (pid,)).fetchone()
     assert est == (96, 96)
-    assert import_readings(conn, f, unit="kWh", resolution_s=parse_resolution("1h")) == (25, 0)
+    assert import_readings(conn, f, unit="kWh", resolution_s=parse_resolution("1h")) == (25, 0, 0)
     conn.commit()
     rollup(db_url)  # the stated resolution marked the point: its intervals are recomputed
     assert conn.execute("""SELECT count(*) FILTER (WHERE estimated), sum(energy_wh) FROM interval_energy
