@@ -236,7 +236,8 @@ def balance_json(se, data, current: dict, kind: str, ref) -> dict:
         "measured_intervals": se.measured_intervals, "expected_intervals": se.expected_intervals,
         "completeness": se.completeness,
         "share": None if se.share is None else se.share.share,
-        "status": "unknown" if se.share is None else ("reaches" if se.share.qualifies else "below"),
+        # R1's decision (completeness included), in this report's words
+        "status": {"qualifies": "reaches", "does_not_qualify": "below"}.get(se.onsite_status, "unknown"),
         "evidence": {"points": [vars(s.evidence()) for s in se.per_point.values()],
                      "findings": [vars(f) for f in se.point_findings],
                      "other_findings": [f"{f.kind} {f.ts.isoformat()} {f.detail}" for f in se.findings

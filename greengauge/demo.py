@@ -33,7 +33,7 @@ from collectors.clock import AcceleratedClock
 from collectors.run import collect
 from collectors.simulator import SimulatedSite
 from accounting.site_energy import SiteEnergy, site_energy
-from metrics.green_share import percent_text
+from metrics.green_share import COMPLETENESS_THRESHOLD, percent_text
 from model.settings import DEFAULT_DATABASE_URL, get_settings
 from model.site import SiteConfig, load_site
 from metrics.periods import local_bounds
@@ -214,9 +214,16 @@ def print_report(console: Console, result: SiteEnergy, title: str) -> None:
         console.print("green share: no consumption in the period")
         return
     s = result.share
-    flag = "[green]reaches[/green]" if s.qualifies else "[red]does not reach[/red]"
+    shown = f"green share: {s.green_wh} Wh / {s.consumption_wh} Wh = {percent_text(s.share, threshold=s.threshold)}"
+    status = result.onsite_status  # R1's decision, completeness included (metrics.green_share.assess_green_share)
+    if status == "unknown":
+        console.print(f"{shown} — [yellow]unknown[/yellow]: the balance meters measured {result.measured_intervals} "
+                      f"of {result.expected_intervals} intervals (completeness {percent_text(result.completeness)}, "
+                      f"below {percent_text(COMPLETENESS_THRESHOLD)}); the share is not decided")
+        return
+    flag = "[green]reaches[/green]" if status == "qualifies" else "[red]does not reach[/red]"
     console.print(
-        f"green share: {s.green_wh} Wh / {s.consumption_wh} Wh = {percent_text(s.share, threshold=s.threshold)} — {flag} the 30 % "
+        f"{shown} — {flag} the 30 % "
         "threshold (2024-2 §三(一), 2025-5 §三(三); 30 % inclusive, Civil Code Art. 1259)"
     )
 

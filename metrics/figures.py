@@ -100,6 +100,15 @@ class SiteEnergy:
         """Measured site intervals ÷ intervals in the period (0 for an empty period)."""
         return Fraction(self.measured_intervals, self.expected_intervals) if self.expected_intervals else Fraction(0)
 
+    @property
+    def onsite_status(self) -> str:
+        """Rule R1 on the on-site green alone (no ledger), decided as every R1 figure is
+        (:func:`metrics.green_share.assess_green_share`): ``qualifies``, ``does_not_qualify``, or
+        ``unknown`` without consumption or with completeness below the threshold — a period a
+        balance meter did not measure is not decided by the meters that did."""
+        t = self.totals
+        return assess_green_share(t.green_wh, t.consumption_wh, completeness=self.completeness).status
+
 
 def _point_columns(period: EnterprisePeriod, p: Point, start: datetime, end: datetime, count_suspect: bool
                    ) -> tuple[PointSeries, np.ndarray]:

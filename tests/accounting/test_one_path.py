@@ -134,6 +134,16 @@ def test_missing_export_meter_is_unknown_in_the_flow_as_in_the_report(env, db_ur
     assert rep["status"] == "unknown" and rep["completeness"]["exact"] == "0/1"
     assert stored["measured_intervals"] == 0
     assert_share_agrees(rep, stored)
+    # report balance of the day decides as R1 does (it said "reaches" with no interval measured),
+    # from the stored daily balance's counts
+    bal = cli("report", "balance", "--enterprise", "jj-shoes", "--day", "2025-01-01")
+    with psycopg.connect(db_url) as conn:
+        day = conn.execute("SELECT measured_intervals FROM daily_balance WHERE day = '2025-01-01'").fetchone()
+    assert (bal["status"], bal["measured_intervals"], bal["share"] is not None) == ("unknown", 0, True)
+    assert day == (bal["measured_intervals"],)
+    r = runner.invoke(app, ["report", "balance", "--enterprise", "jj-shoes", "--day", "2025-01-01"])
+    assert r.exit_code == 0 and "unknown: the balance meters measured 0 of" in r.output, r.output
+    assert "reaches" not in r.output
 
     # the export meter comes back for the first hour only: 4 of 8 quarter hours measured
     rows = [(P + "grid.energy_export", at(k), 0) for k in range(-1, 5)]  # 23:45 .. 01:00
