@@ -296,8 +296,17 @@ def carbon_year(src: Source, enterprise: str, year: int, *, region: str = "natio
         return {"value": f.value, "kind": f.kind, "region": f.region, "year": f.year, "source": f.source,
                 "secondary": f.secondary}
 
+    # a factor of another year or region than asked is said, in the report as in carbon_ytd
+    want = year + year_offset
+    notes = []
+    for kind, f, asked in (("location", c.location_factor, region), ("market", c.market_factor, "national")):
+        if f.year != want:
+            notes.append(f"{kind} factor of {f.year}: none published for {want}, the latest earlier one taken")
+        if f.region != asked:
+            notes.append(f"{kind} factor of region {f.region}: none for {asked}")
     return {
         "enterprise": enterprise, "year": year, "timezone": e.tz,
+        "status": "factor_fallback" if notes else "ok", "note": "; ".join(notes) or None,
         "grid_import_wh": e.grid_import_wh, "grid_export_wh": e.grid_export_wh, "pv_wh": e.pv_wh,
         "consumption_wh": e.consumption_wh,
         "location_based": {"co2_kg": c.location_kg, "factor": factor(c.location_factor)},

@@ -209,19 +209,11 @@ def carbon_row(conn: "psycopg.Connection | EnterprisePeriod", e: Enterprise, yea
         return {**base, "status": "no_factor", "note": note, "grid_import_wh": energy.grid_import_wh,
                 "coal_equivalent_kgce": coal["equivalent"].total_kgce,
                 "coal_equal_value_kgce": coal["equal_value"].total_kgce if "equal_value" in coal else None}
-    want = year + opts.factor_year_offset
     lb, mb = c["location_based"], c["market_based"]
-    notes = []
-    for kind, f, region in (("location", lb["factor"], opts.region), ("market", mb["factor"], "national")):
-        if f["year"] != want:
-            notes.append(f"{kind} factor of {f['year']}: none published for {want}, the latest earlier one taken")
-        if f["region"] != region:
-            notes.append(f"{kind} factor of region {f['region']}: none for {region}")
     coal = c["standard_coal"]
     return {
         **base,
-        "status": "factor_fallback" if notes else "ok",
-        "note": "; ".join(notes) or None,
+        "status": c["status"], "note": c["note"],  # (accounting.policy_inputs.carbon_year: the report's own)
         "grid_import_wh": c["grid_import_wh"],
         "location_co2_kg": lb["co2_kg"], "location_factor": lb["factor"]["value"],
         "location_factor_region": lb["factor"]["region"], "location_factor_year": lb["factor"]["year"],

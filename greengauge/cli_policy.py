@@ -231,7 +231,9 @@ def report_carbon(
     year: int = typer.Option(..., help="local calendar year"),
     format: str = typer.Option("table", "--format", help="table or json"),
     factor_year_offset: int = typer.Option(0, help="factor year = year + offset (e.g. -2: the factor two years back)"),
-    latest_available: bool = typer.Option(False, help="when the factor year is missing, take the latest earlier one"),
+    latest_available: bool = typer.Option(
+        True, help="when the factor year is not published, take the latest earlier one (the factor's year is shown), "
+                   "as the metrics flow stores carbon_ytd (status factor_fallback); --no-latest-available refuses"),
     region: str = typer.Option("national", help="grid region or province of the location-based factor"),
     equal_value: Optional[str] = typer.Option(
         None, help="kgce/kWh: also convert electricity at this equal value (等价值)"),
@@ -255,7 +257,8 @@ def report_carbon(
         console.print_json(json.dumps(_plain({**out, "data": current}), ensure_ascii=False))
         return
     lb, mb = out["location_based"], out["market_based"]
-    table = Table(title=f"{enterprise} {year}: carbon and standard coal")
+    table = Table(title=f"{enterprise} {year}: carbon and standard coal"
+                        + (f" — {out['note']}" if out["note"] else ""))
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("basis")

@@ -54,8 +54,13 @@ def test_carbon_for_a_year_with_green_certificates(db_url, conn, monkeypatch, tm
 
 def test_carbon_without_ledger_and_factor_year(db_url, conn, monkeypatch, tmp_path):
     _site(conn, tmp_path, monkeypatch, db_url, year=2025)
-    # 2025 has no published factor yet: the error names the known years and nothing is guessed
-    r = runner.invoke(app, ["report", "carbon", "--enterprise", "e1", "--year", "2025"])
+    # 2025 has no published factor yet: by default the latest earlier one, said (as carbon_ytd stores it)
+    out = json.loads(_carbon("--year", "2025", "--format", "json").output)
+    assert (out["status"], out["location_based"]["factor"]["year"]) == ("factor_fallback", 2023)
+    assert "location factor of 2023: none published for 2025, the latest earlier one taken" in out["note"]
+    assert "none published for 2025" in " ".join(_carbon("--year", "2025").output.split())
+    # --no-latest-available: the error names the known years and nothing is guessed
+    r = runner.invoke(app, ["report", "carbon", "--enterprise", "e1", "--year", "2025", "--no-latest-available"])
     assert r.exit_code == 2 and "no location factor" in r.output and "national 2023" in r.output
     # the factor two years back (year − 2), as some accounting does
     out = json.loads(_carbon("--year", "2025", "--factor-year-offset", "-2", "--format", "json").output)
