@@ -393,7 +393,7 @@ HAVING count(*) > 0""",
 
 # -- Bureau --------------------------------------------------------------------------------------
 
-# Links to the bureau API (issue 12). Every row links to the enterprise-year's verified figures,
+# Links to the bureau API (docs/api.md). Every row links to the enterprise-year's verified figures,
 # GET /v1/enterprises/{code}/years/{year}, from which a signed statement is issued (POST
 # /v1/statements). When the schema has the API's `statement` table (its migration creates it; the
 # tenancy gives it a reader view by enterprise), the row also carries the newest statement's id,

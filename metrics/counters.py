@@ -382,7 +382,7 @@ def continuous_counter(
 
     References
     ----------
-    Issue 4 "Counters to energy"; DESIGN.md "Energy comes from cumulative counters".
+    docs/accounting.md "From meter counters to energy"; DESIGN.md "Energy comes from cumulative counters".
 
     Raises
     ------

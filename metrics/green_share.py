@@ -114,7 +114,7 @@ def missing_green_wh(green_wh: int, consumption_wh: int, threshold: Fraction = T
 
     References
     ----------
-    Rule R1 (2024-2 §三(一), 2025-5 §三(三)); issue 4 "the green MWh still missing to reach 30 %".
+    Rule R1 (2024-2 §三(一), 2025-5 §三(三)); docs/accounting.md "What the result shows" (missing to reach 30 %).
 
     Raises
     ------
@@ -173,7 +173,7 @@ def project_year_end(onsite_green_wh: int, consumption_wh: int, ledger_green_wh:
 
     References
     ----------
-    Issue 4 "a year-end projection from the year to date".
+    docs/accounting.md "What the result shows" (year-end projection from the year to date).
 
     Raises
     ------

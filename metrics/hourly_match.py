@@ -2,7 +2,7 @@
 
 References
 ----------
-Issue 4 "Hourly-matched share" (the 24/7 carbon-free-energy idea), beside the annual share of
+docs/accounting.md "What the result shows", hourly-matched share (the 24/7 carbon-free-energy idea), beside the annual share of
 rule R1 (2024-2 §三(一), 2025-5 §三(三)).
 """
 
@@ -61,8 +61,8 @@ def hourly_match(balance: Sequence[IntervalBalance], ledger: LedgerGreen, tz: st
 
     References
     ----------
-    Issue 4 "Hourly-matched share: per hour, green supply counted only up to that hour's
-    consumption; certificates count by production month".
+    docs/accounting.md "What the result shows": per hour, green supply counted only up to that
+    hour's consumption; certificates count by production month.
     """
     return hourly_from_parts(hourly_parts(balance, tz), ledger)
 

@@ -221,7 +221,7 @@ def completeness(
 
     References
     ----------
-    Issue 4 "Completeness per point and period".
+    docs/accounting.md "From meter counters to energy" (completeness per point and period).
 
     Raises
     ------
@@ -356,7 +356,7 @@ def counter_energy(
 
     References
     ----------
-    Issue 4 "Counters to energy"; rule R1 of shared/policies/README.md (the figure's evidence).
+    docs/accounting.md "From meter counters to energy"; rule R1 of shared/policies/README.md (the figure's evidence).
     """
     all_ivs, findings = counter_intervals(
         timestamps, values, rollover_wh=rollover_wh, replacements=replacements, rated_power_w=rated_power_w,

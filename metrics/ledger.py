@@ -5,7 +5,8 @@ References
 Rule R1 of shared/policies/README.md (2024-2 §三(一), 2025-5 §三(三)): green electricity includes
 settled green-power-trade volume (绿电交易) and green certificates (绿证, 1 certificate = 1 MWh)
 retired for the enterprise in the period; a certificate bundled with a trade is not counted again;
-a serial counts once, ever. Issue 4: a certificate is valid for 2 years from its production month.
+a serial counts once, ever; a certificate is valid for 2 years from its production month
+(docs/accounting.md, the ledger).
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def validity_problem(production_month: date, used_on: date) -> str | None:
 
     References
     ----------
-    Issue 4: "a certificate used outside its validity (2 years from its production month) is
-    rejected with the reason".
+    docs/accounting.md, the ledger: a certificate used outside its validity (2 years from its
+    production month) is rejected with the reason.
     """
     pm = production_month.replace(day=1)
     if used_on < pm:
@@ -152,7 +153,7 @@ def ledger_green(
 
     References
     ----------
-    Rule R1 (2024-2 §三(一), 2025-5 §三(三)); issue 4 "Certificate ledger".
+    Rule R1 (2024-2 §三(一), 2025-5 §三(三)); docs/accounting.md "Green-power trades and certificates (the ledger)".
 
     Raises
     ------
