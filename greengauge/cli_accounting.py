@@ -132,9 +132,9 @@ def meter_replace(
     """Record a meter replacement so energy stays continuous across it.
 
     The figures are checked against the readings around the swap; an impossible one is refused
-    unless --force. The point's stored intervals are recomputed by the next rollup; the daily
-    balances and year-to-date figures of the enterprise need a backfill from the swap's day,
-    which is printed."""
+    unless --force. The point's stored intervals are recomputed by the next rollup, the daily
+    balances, year-to-date figures and decisions it touches by the next metrics and eligibility
+    passes; the backfill that does it at once is printed."""
     from store.events import point_enterprise, record_replacement
 
     ts = _parse("--at", datetime.fromisoformat, at)
@@ -153,8 +153,9 @@ def _backfill_hint(point: str, ts: datetime, enterprise: str, tz: str) -> None:
 
     zone = ZoneInfo(tz)
     day, today = ts.astimezone(zone).date(), datetime.now(zone).date()
-    console.print(f"the next rollup recomputes {point}'s intervals from {ts.isoformat()}; to correct the daily "
-                  f"balances, year-to-date figures and eligibility of {enterprise}, run:\n"
+    console.print(f"the next rollup recomputes {point}'s intervals from {ts.isoformat()}, and the scheduled metrics "
+                  f"and eligibility flows then the daily balances, year-to-date figures and eligibility of "
+                  f"{enterprise} they touch (late data: docs/accounting.md); to bring them current now, run:\n"
                   f"  greengauge flows backfill {enterprise} --from {day} --to {today}", highlight=False)
 
 
