@@ -116,6 +116,30 @@ def test_counters_ledger_and_30_percent_report_equals_stored(env, db_url):
     assert e["consumption"] == 980_000
 
 
+def test_one_wh_below_30_percent_prints_the_digits_that_decide_and_agrees_with_stored(env, db_url):
+    # 9 §3i through the stored path: the hand-checked day above with a trade 1 Wh smaller, so green is
+    # 293,999 of 980,000 Wh (29.99989... %): never shown as 30.000 %, one certificate (singular) to buy
+    import_csv(env, readings_csv())
+    r = runner.invoke(app, ["meter", "replace", "--point", P + "battery.energy_export", "--at",
+                            "2025-01-01T01:05:00+08:00", "--old-final-wh", "11000", "--new-initial-wh", "0",
+                            "--reason", "display failed"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["ledger", "add", "trade", "--enterprise", "jj-shoes", "--reference", "T1",
+                            "--settled-on", "2025-01-01", "--mwh", "0.083999"])
+    assert r.exit_code == 0, r.output
+    run_flows(db_url, "jj-shoes", datetime.fromisoformat(AS_OF), 2025)
+    rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", AS_OF)
+    stored = stored_share(db_url, "jj-shoes", 2025)
+    assert (rep["status"], rep["energy_wh"]["green"], rep["missing_wh"], rep["certificates_to_buy"]) == (
+        "does_not_qualify", 293_999, 1, 1)
+    assert_share_agrees(rep, stored)
+    table = runner.invoke(app, ["report", "green-share", "--enterprise", "jj-shoes", "--year", "2025",
+                                "--as-of", AS_OF])
+    text = " ".join(table.output.split())
+    assert table.exit_code == 0 and "29.999 %" in text and "30.000 %" not in text.replace("30.000 % threshold", "")
+    assert "1 certificate " in text + " " and "1 certificates" not in text, text
+
+
 def test_missing_export_meter_is_unknown_in_the_flow_as_in_the_report(env, db_url):
     # 9 §3f: the export meter is dead (no reading at all) while the others are read every 15 min.
     # Import 100 kWh, PV 100 kWh per quarter hour -> on-site green 100 of 200 kWh consumption

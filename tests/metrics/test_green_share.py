@@ -158,3 +158,36 @@ def test_splitting_a_period_and_summing_gives_the_whole(entries, cut):
     a = ledger_green(trades, certs, date(2025, 1, 1), mid)
     b = ledger_green(trades, certs, mid, date(2026, 1, 1))
     assert a.green_wh + b.green_wh == whole.green_wh
+
+
+# -- display at the threshold (docs/accounting.md "What the result shows") -------------------------
+
+@pytest.mark.parametrize("share, text", [
+    (Fraction(2_999_960, 10_000_000), "29.999 %"),       # 29.9996 %: cut, never rounded up to 30.000
+    (Fraction(29_999_999, 100_000_000), "29.999 %"),
+    (Fraction(3, 10), "30.000 %"),                        # the threshold itself: reaches (inclusive)
+    (Fraction(3, 10) + Fraction(1, 10**9), "30.000 %"),
+    (Fraction(0), "0.000 %"),
+    (Fraction(1), "100.000 %"),
+    (None, "—"),
+])
+def test_percent_text_shows_the_digits_that_decide(share, text):
+    from metrics.green_share import THRESHOLD, percent_text
+
+    assert percent_text(share, threshold=THRESHOLD) == text
+
+
+@given(st.fractions(min_value=0, max_value=1, max_denominator=10**12))
+def test_a_share_below_30_percent_never_prints_as_30_or_more_and_one_above_never_below(share):
+    from decimal import Decimal
+
+    from metrics.green_share import THRESHOLD, percent_text
+
+    shown = Decimal(percent_text(share, threshold=THRESHOLD).removesuffix(" %"))
+    assert (shown < 30) == (share < THRESHOLD)
+
+
+def test_plural():
+    from metrics.green_share import plural
+
+    assert [plural(n, "certificate") for n in (0, 1, 2)] == ["0 certificates", "1 certificate", "2 certificates"]
