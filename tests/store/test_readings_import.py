@@ -233,3 +233,58 @@ def test_hourly_history_with_its_resolution_is_measured_time(conn, ids, tmp_path
     p = [x for x in site_points(conn, "jj-shoes") if x.point_id == pid]
     ce = point_energy(conn, p, T0, T0 + timedelta(days=1))[pid]
     assert (ce.completeness.measured, ce.completeness.expected, ce.resolution_s) == (96, 96, 3600)
+
+
+def test_hourly_history_in_two_files_is_measured_across_the_hour_between_them(conn, ids, tmp_path, db_url):
+    # hourly.csv ends at 01-10 00:00 and hourly2.csv starts at 01-10 01:00, both imported with
+    # --resolution 1h: each file's range is stored, and the hour between them (readings 1 h apart,
+    # hourly on both sides) is measured too — in the stored intervals and in the report alike
+    from accounting.site_energy import point_energy
+    from flows.rollup import rollup
+    from store.sites import site_points
+
+    pid = ids[POINT]
+    t1 = T0 + timedelta(days=9)  # 2025-01-10 00:00 UTC
+    first = tmp_path / "hourly.csv"
+    first.write_text("point,ts,value\n" + "".join(
+        f"{POINT},{(T0 + timedelta(hours=h)).isoformat()},{10 * h}\n" for h in range(9 * 24 + 1)))
+    second = tmp_path / "hourly2.csv"
+    second.write_text("point,ts,value\n" + "".join(
+        f"{POINT},{(t1 + timedelta(hours=h)).isoformat()},{10 * (9 * 24 + h)}\n" for h in range(1, 24 * 2)))
+    assert import_readings(conn, first, unit="kWh", resolution_s=3600) == (217, 217, 0)
+    conn.commit()
+    rollup(db_url)
+    assert import_readings(conn, second, unit="kWh", resolution_s=3600) == (47, 47, 0)
+    conn.commit()
+    rollup(db_url)
+    # two stored ranges, one per file
+    assert conn.execute("SELECT count(*) FROM reading_resolution WHERE point_id = %s", (pid,)).fetchone()[0] == 2
+    day = conn.execute("""SELECT count(*), count(*) FILTER (WHERE estimated), sum(energy_wh) FROM interval_energy
+                          WHERE point_id = %s AND bucket_start >= %s AND bucket_start < %s""",
+                       (pid, t1, t1 + timedelta(days=1))).fetchone()
+    assert day == (96, 0, 240_000)
+    assert conn.execute("SELECT count(*) FILTER (WHERE estimated) FROM interval_energy WHERE point_id = %s",
+                        (pid,)).fetchone()[0] == 0
+    p = [x for x in site_points(conn, "jj-shoes") if x.point_id == pid]
+    ce = point_energy(conn, p, t1, t1 + timedelta(days=1))[pid]
+    assert (ce.completeness.measured, ce.completeness.expected, ce.resolution_s, ce.total_wh) == (96, 96, 3600, 240_000)
+
+
+def test_stated_ranges_join_across_gaps_no_longer_than_their_resolutions():
+    from metrics.intervals import Resolution
+    from store.events import join_resolutions
+
+    h = timedelta(hours=1)
+    a = Resolution(T0, T0 + 9 * h, 3600)
+    # the same resolution, 1 h apart, touching or overlapping: one range
+    for b_since in (T0 + 10 * h, T0 + 9 * h, T0 + 5 * h):
+        assert join_resolutions([Resolution(b_since, T0 + 20 * h, 3600), a]) == [Resolution(T0, T0 + 20 * h, 3600)]
+    # more than the resolution apart: two ranges, the gap between them judged by the poll interval
+    far = Resolution(T0 + 10 * h + timedelta(seconds=1), T0 + 20 * h, 3600)
+    assert join_resolutions([a, far]) == [a, far]
+    # different resolutions: the gap is bridged at the smaller one when no longer than it
+    daily = Resolution(T0 + 10 * h, T0 + 100 * h, 86400)
+    assert join_resolutions([a, daily]) == [a, Resolution(T0 + 9 * h, T0 + 10 * h, 3600), daily]
+    daily_later = Resolution(T0 + 11 * h, T0 + 100 * h, 86400)
+    assert join_resolutions([a, daily_later]) == [a, daily_later]
+    assert join_resolutions([]) == []
