@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from metrics.counters import CounterFinding, MeterReplacement
-from metrics.intervals import INTERVAL_S, IntervalEnergy, floor_interval
+from metrics.intervals import INTERVAL_S, IntervalEnergy, Resolution, floor_interval
 from metrics.ledger import CertificateBlock, Trade
 
 
@@ -119,6 +119,9 @@ class EnterprisePeriod:
     #: the parts of the year before ``start`` already counted (metrics.figures.Segment), carried by the
     #: metrics flow so it reads only the days after them; None: the bundle holds the whole period
     prefix: Any = None
+    #: per point, the resolutions stated on import (all of them, joined as the rollup reads them:
+    #: store.events.join_resolutions); the evidence names those overlapping a figure's period
+    resolutions: dict[int, tuple[Resolution, ...]] = field(default_factory=dict)
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def point(self, point_id: int) -> Point:

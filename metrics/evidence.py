@@ -34,6 +34,13 @@ class PointEvidence:
     energy_wh: int  #: [Wh]
     rollover_wh: float | None = None  #: wrap width used [Wh]
     rated_power_w: int | None = None  #: [W]
+    #: the expected interval the point's quarter hours were judged by: readings no further apart are
+    #: measured time — the device's poll interval (MQTT: interval_s), at least 15 min [s]
+    expected_interval_s: int | None = None
+    #: the resolutions stated on import (``import readings --resolution``) for ranges overlapping the
+    #: period, as the rollup judged by them (joined: store.events.join_resolutions): readings in a
+    #: range no further apart than its ``interval_s`` are measured too ({since, until, interval_s})
+    import_resolutions: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)

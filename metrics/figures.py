@@ -37,7 +37,7 @@ from metrics.balance import (
 )
 from metrics.bundle import EnterprisePeriod, Point, PointSeries, epoch_s, interval_count
 from metrics.counters import CounterFinding
-from metrics.intervals import INTERVAL_S, IntervalEnergy, floor_interval  # noqa: F401
+from metrics.intervals import INTERVAL_S, IntervalEnergy, Resolution, floor_interval  # noqa: F401
 from metrics.evidence import Evidence, FindingEvidence, InputDigest, PointEvidence
 from metrics.green_share import (
     COMPLETENESS_THRESHOLD, GreenShare, GreenShareResult, assess_green_share, green_share, project_year_end,
@@ -60,15 +60,38 @@ class PointSummary:
     missing: int
     suspect: int
     energy_wh: int  #: [Wh]
+    #: the resolutions stated on import for ranges overlapping the period (joined, as the rollup used them)
+    resolutions: tuple[Resolution, ...] = ()
 
     @property
     def completeness(self) -> Fraction:
         return Fraction(self.measured, self.expected) if self.expected else Fraction(0)
 
+    @property
+    def expected_interval_s(self) -> int:
+        """The device's poll interval (MQTT: interval_s), at least one interval: readings no further
+        apart are measured time (as ``accounting.site_energy.counter_settings`` gives the rollup) [s]."""
+        return expected_interval_s(self.point)
+
     def evidence(self) -> PointEvidence:
         return PointEvidence(self.point.name, self.point.role or "", None, self.expected, self.measured,
                              self.estimated, self.missing, self.suspect, self.completeness, self.energy_wh,
-                             self.point.rollover_wh, self.point.rated_power_w)
+                             self.point.rollover_wh, self.point.rated_power_w, self.expected_interval_s,
+                             tuple({"since": r.since, "until": r.until, "interval_s": r.interval_s}
+                                   for r in self.resolutions))
+
+
+def expected_interval_s(p: Point) -> int:
+    """A point's expected interval between readings: its device's poll interval (MQTT:
+    ``interval_s``), at least one interval [s] (the rollup's ``max_gap_s``)."""
+    return int(max(INTERVAL_S, p.poll_interval_s or INTERVAL_S))
+
+
+def stated_resolutions(period: EnterprisePeriod, p: Point, start: datetime, end: datetime
+                       ) -> tuple[Resolution, ...]:
+    """The point's import resolutions overlapping [start, end), as ``counter_energy`` picks its
+    ``resolution_s`` (a range ending at ``start`` held the reading before the period)."""
+    return tuple(r for r in period.resolutions.get(p.point_id, ()) if r.since < end and r.until >= start)
 
 
 @dataclass
@@ -347,8 +370,13 @@ def _site_energy(period: EnterprisePeriod, start: datetime, end: datetime, count
                      "replacements": [[(r.ts, r.old_final_wh, r.new_initial_wh)
                                        for r in period.replacements.get(p.point_id, ())] for p in points]})
     digest.add_json(seg.day_digests)
+    stated = {p.point_id: stated_resolutions(period, p, start, end) for p in points}
+    if any(stated.values()):  # only then, so the digest of a site without any stays as it was
+        digest.add_json({"import_resolutions": {p.name: [(r.since, r.until, r.interval_s) for r in stated[p.point_id]]
+                                                for p in points if stated[p.point_id]}})
     per_point = {p.point_id: PointSummary(p, *seg.per_point.get(p.point_id, [interval_count(start, end), 0, 0,
-                                                                            interval_count(start, end), 0, 0]))
+                                                                            interval_count(start, end), 0, 0]),
+                                          stated[p.point_id])
                  for p in points}
     t = seg.totals
     names = {p.point_id: p.name for p in points}

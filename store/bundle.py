@@ -22,7 +22,7 @@ import numpy as np
 from metrics.bundle import EnterprisePeriod, Point, PointFinding, PointSeries
 from metrics.counters import CounterFinding
 from metrics.intervals import INTERVAL_S, floor_interval
-from store.events import REPLACEMENTS_SQL, replacements_from
+from store.events import REPLACEMENTS_SQL, RESOLUTIONS_SQL, replacements_from, resolutions_from
 from store.facts import enterprise_facts
 from store.ledger import LEDGER_SQL, ledger_from
 from store.projects import NAMEPLATE_SQL, NameplateReading, project_records
@@ -233,6 +233,7 @@ def _load_rest(conn: psycopg.Connection, enterprise: str, read_from: datetime, e
         marked = conn.execute("SELECT min(last_reading_ts) FROM rollup_watermark WHERE point_id = ANY(%s)", (ids,))
         ledger = [conn.execute(q, (eid,)) for q in LEDGER_SQL]
         replaced = conn.execute(REPLACEMENTS_SQL, (ids,))
+        stated = conn.execute(RESOLUTIONS_SQL, (ids,))
     if known is None:
         rows = listed.fetchall()
         if not rows or rows[0][0] != eid or [r[2] for r in rows if r[2] is not None] != ids:
@@ -244,11 +245,13 @@ def _load_rest(conn: psycopg.Connection, enterprise: str, read_from: datetime, e
     marks = marked.fetchone()[0]
     trades, certs = ledger_from(*(c.fetchall() for c in ledger))
     events = replacements_from(ids, replaced.fetchall())
+    joined = resolutions_from(ids, stated.fetchall())
     facts, projects, nameplates, products, references = policy
     return EnterprisePeriod(
         enterprise, eid, tz, read_from, end, points, columns, findings,
         {pid: tuple(v) for pid, v in events.items() if v}, tuple(trades), tuple(certs), facts, projects,
-        nameplates, products, references, computed_at, marks)
+        nameplates, products, references, computed_at, marks,
+        resolutions={pid: tuple(v) for pid, v in joined.items() if v})
 
 
 _PRODUCTION_FIELDS = ("product", "start", "end", "quantity", "unit", "output_value_yuan")

@@ -10,7 +10,7 @@ whoever records it — the command line as the owner, or the API as a tenant wri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import errors
@@ -166,14 +166,61 @@ def replacements_from(point_ids: list[int], rows) -> dict[int, list[MeterReplace
     return out
 
 
+RESOLUTIONS_SQL = """SELECT point_id, since, until, interval_s FROM reading_resolution
+                     WHERE point_id = ANY(%s) ORDER BY point_id, since, until, interval_s"""
+
+
 def resolutions(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, list[Resolution]]:
-    """The expected intervals stated on import (``reading_resolution``) of each point, in time order."""
-    out: dict[int, list[Resolution]] = {pid: [] for pid in point_ids}
-    for pid, since, until, interval_s in conn.execute(
-        """SELECT point_id, since, until, interval_s FROM reading_resolution
-           WHERE point_id = ANY(%s) ORDER BY point_id, since""", (point_ids,)):
-        out[pid].append(Resolution(since, until, interval_s))
-    return out
+    """The expected intervals stated on import (``reading_resolution``) of each point, in time
+    order, joined across the gaps between them (:func:`join_resolutions`)."""
+    return resolutions_from(point_ids, conn.execute(RESOLUTIONS_SQL, (point_ids,)).fetchall())
+
+
+def resolutions_from(point_ids: list[int], rows) -> dict[int, list[Resolution]]:
+    """:data:`RESOLUTIONS_SQL`'s rows per point (every point of ``point_ids`` a key), joined."""
+    raw: dict[int, list[Resolution]] = {pid: [] for pid in point_ids}
+    for pid, since, until, interval_s in rows:
+        raw.setdefault(pid, []).append(Resolution(since, until, interval_s))
+    return {pid: join_resolutions(v) for pid, v in raw.items()}
+
+
+def join_resolutions(ranges: list[Resolution]) -> list[Resolution]:
+    """A point's stated ranges as the rollup and the report judge gaps by (docs/accounting.md
+    "Importing history").
+
+    Each import stores the [first, last] reading of its file; the time between two files is in
+    neither range. Ranges of the same resolution that overlap, touch or are at most that resolution
+    apart are one range (hourly history in two files 1 h apart is hourly history throughout). Two
+    ranges of different resolutions at most the smaller of the two apart are bridged by a range of
+    the smaller one from the end of the first to the start of the second: the gap between them is
+    judged by the resolutions on both sides, so it is measured only if no longer than either.
+    Farther apart, the gap is judged by the device's own poll interval, as before. In time order.
+    """
+    merged: list[Resolution] = []
+    for interval_s in sorted({r.interval_s for r in ranges}):
+        step = timedelta(seconds=interval_s)
+        cur: Resolution | None = None
+        for r in sorted((r for r in ranges if r.interval_s == interval_s), key=lambda r: (r.since, r.until)):
+            if cur is not None and r.since - cur.until <= step:
+                cur = Resolution(cur.since, max(cur.until, r.until), interval_s)
+            else:
+                if cur is not None:
+                    merged.append(cur)
+                cur = r
+        if cur is not None:
+            merged.append(cur)
+    merged.sort(key=lambda r: (r.since, r.until, r.interval_s))
+    bridges: list[Resolution] = []
+    for k, b in enumerate(merged):
+        # the range reaching furthest among those that start before b: nothing stated lies between
+        before = [a for a in merged[:k] if a.since < b.since]
+        if not before:
+            continue
+        a = max(before, key=lambda r: r.until)
+        smaller = min(a.interval_s, b.interval_s)
+        if a.interval_s != b.interval_s and a.until < b.since and b.since - a.until <= timedelta(seconds=smaller):
+            bridges.append(Resolution(a.until, b.since, smaller))
+    return sorted(merged + bridges, key=lambda r: (r.since, r.until, r.interval_s))
 
 
 def point_enterprise(conn: psycopg.Connection, point: str) -> tuple[str, str]:

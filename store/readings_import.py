@@ -9,7 +9,8 @@ Checked: the header (``point,ts,value`` and optionally ``unit``; any other colum
 unit (``--unit`` or a ``unit`` column, converted to the point's canonical unit), the points (one
 enterprise per file, or the one named; an unknown point lists that enterprise's points only),
 times (with a UTC offset, from 2000 on, at most a day ahead), values (finite; an energy counter
-not negative and not beyond its wrap width or 1 PWh; a file whose typical rate for a point is
+not negative and not beyond its wrap width — the one the rollup uses, from the site file or the
+device profile — or 1 PWh; a file whose typical rate for a point is
 above ten times its rating is refused as a wrong unit), and the same point and time twice with
 different values (in the file: both lines named; against the database: the stored value named).
 """
@@ -29,6 +30,7 @@ from typing import NamedTuple
 
 import psycopg
 
+from model.profile import counter_width_wh
 from model.quantities import QUANTITIES, unit_factor
 from model.readings import Quality, Reading
 from model.yamlfile import read_text
@@ -60,7 +62,10 @@ class ImportPoint:
     quantity: str
     kind: str
     rated_power_w: float | None = None
-    rollover_wh: float | None = None  #: the point's own wrap width, when set
+    #: the counter's wrap width [Wh], the one the rollup uses (:func:`model.profile.counter_width_wh`:
+    #: the site file's ``counter_rollover_wh``, else the device profile's register × scale × CT × PT)
+    rollover_wh: float | None = None
+    width_source: str = ""  #: where the width comes from, for the message (e.g. "device profile x")
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|min|m|h|d)\s*$")
@@ -168,9 +173,10 @@ def parse_readings(text: str, points: dict[str, ImportPoint] | dict[str, int], s
         if p.kind == "counter" and QUANTITIES[p.quantity].unit == "Wh":
             limit = min(MAX_COUNTER_WH, p.rollover_wh or MAX_COUNTER_WH)
             if value < 0 or value > limit:
+                src = f" ({p.width_source})" if p.width_source else ""
                 what = "negative" if value < 0 else (
-                    f"beyond the counter's wrap width {p.rollover_wh:g} Wh" if p.rollover_wh and value > p.rollover_wh
-                    else "beyond what any meter counts (1 PWh)")
+                    f"beyond the counter's wrap width {p.rollover_wh:g} Wh{src}"
+                    if p.rollover_wh and value > p.rollover_wh else "beyond what any meter counts (1 PWh)")
                 raise ImportError_(f"{source} line {line}: field 'value': {raw_v} {u} = {value:g} Wh is {what} "
                                    f"for {name}: is the unit right?")
         key = (p.point_id, ts)
@@ -212,11 +218,24 @@ def _check_rate(source: str, name: str, p: ImportPoint, rows: list[tuple[int, da
 
 
 def import_points(conn: psycopg.Connection) -> dict[str, ImportPoint]:
+    """Every point with what a row is checked against; a counter's wrap width is the one the rollup
+    uses (:func:`model.profile.counter_width_wh`, as ``accounting.site_energy.point_rollover``)."""
     rows = conn.execute(
-        """SELECT p.name, p.point_id, e.code, p.quantity, p.kind, p.rated_power_w, p.counter_rollover_wh
+        """SELECT p.name, p.point_id, e.code, p.quantity, p.kind, p.rated_power_w, p.counter_rollover_wh,
+                  d.profile, d.ct_ratio, d.pt_ratio
            FROM point p JOIN device d USING (device_id) JOIN site s USING (site_id)
            JOIN enterprise e USING (enterprise_id)""").fetchall()
-    return {r[0]: ImportPoint(*r[1:]) for r in rows}
+    out = {}
+    for name, pid, ent, quantity, kind, rated, own, profile, ct, pt in rows:
+        width = counter_width_wh(profile, quantity, own, ct, pt) if kind == "counter" else None
+        if own is not None:
+            source = "the site file's counter_rollover_wh"
+        elif width is not None:
+            source = f"device profile {profile}'s register"
+        else:
+            source = ""
+        out[name] = ImportPoint(pid, ent, quantity, kind, rated, width, source)
+    return out
 
 
 def _stored_conflicts(conn: psycopg.Connection, readings: list[Reading], source: str,

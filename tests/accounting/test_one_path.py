@@ -374,6 +374,42 @@ def test_hourly_history_is_measured_in_the_report_as_in_the_stored_result(env, d
     assert_share_agrees(rep, stored)
 
 
+def test_the_evidence_states_each_points_expected_interval_in_the_report_as_in_the_stored_decision(
+        env, db_url, tmp_path):
+    # a day of hourly history in two files (the second starting an hour after the first ends), both
+    # imported with --resolution 1h: every quarter hour is measured, hour between the files included,
+    # and each point's evidence states what it was judged by — the device's poll interval (60 s,
+    # at least 15 min: 900) and the joined import range — in the report and in the R1 decision the
+    # eligibility flow stored alike
+    t0 = datetime.fromisoformat("2025-01-01T00:00:00+08:00")
+    names = ("grid.energy_import", "pv.energy_export", "grid.energy_export", "battery.energy_import",
+             "battery.energy_export")
+    per_hour = {"grid.energy_import": 200, "pv.energy_export": 100}
+    for name, hours in (("first.csv", range(12)), ("second.csv", range(12, 25))):
+        f = tmp_path / name
+        f.write_text("point,ts,value\n" + "".join(f"{P}{n},{(t0 + timedelta(hours=h)).isoformat()},{per_hour.get(n, 0) * h}\n"
+                                                  for h in hours for n in names))
+        r = runner.invoke(app, ["import", "readings", str(f), "--unit", "kWh", "--resolution", "1h"])
+        assert r.exit_code == 0, r.output
+    as_of = t0 + timedelta(days=1)
+    e, _ = run_flows(db_url, "jj-shoes", as_of, 2025)
+    evaluate(db_url, e, 2025, as_of)
+    rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", as_of.isoformat())
+    assert rep["completeness"]["exact"] == "1/1" and rep["status"] == "qualifies"
+    assert_share_agrees(rep, stored_share(db_url, "jj-shoes", 2025))
+    points = {x["name"]: x for x in rep["evidence"]["points"]}
+    for n in names:
+        assert points[P + n]["expected_interval_s"] == 900
+        assert points[P + n]["import_resolutions"] == [
+            {"since": t0.astimezone(timezone.utc).isoformat(),
+             "until": (t0 + timedelta(hours=24)).astimezone(timezone.utc).isoformat(), "interval_s": 3600}]
+    assert points[P + "battery.energy_import"]["measured_intervals"] == 96
+    with psycopg.connect(db_url) as c:
+        stored = [ev["inputs"]["green_share"]["evidence"]["points"] for (ev,) in c.execute(
+            "SELECT evidence FROM eligibility_current WHERE year = 2025 AND evidence->>'kind' = 'green_share'")]
+    assert stored and all(x == rep["evidence"]["points"] for x in stored)
+
+
 def test_one_zero_glitch_is_one_suspect_reading_and_no_energy(env, db_url):
     # 9 §3d (collectors, counters): a day of 5-minute polls through the collector's quality gate,
     # one grid-import reading of which is 0. The gate follows the confirmed counter: the zero is

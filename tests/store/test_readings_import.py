@@ -64,6 +64,16 @@ devices:
 """
 
 
+UNRATED_SITE = """
+enterprise: {code: other-co, name: Other, timezone: Asia/Shanghai}
+site: {code: main, name: Main}
+devices:
+  - {name: grid, profile: generic-3ph-meter, host: 127.0.0.1, port: 15030,
+     points: [{quantity: energy_export}]}
+"""
+UNRATED = "other-co.main.grid.energy_export"
+
+
 def csv_file(tmp_path, body, header="point,ts,value"):
     f = tmp_path / "h.csv"
     f.write_text(header + "\n" + body)
@@ -89,18 +99,68 @@ def test_the_unit_converts_and_is_required(conn, ids, tmp_path):
 def test_values_impossible_in_the_stated_unit_are_refused_with_the_line(conn, ids, tmp_path):
     # a grid meter (rated 2 MW) whose Wh readings are declared MWh would rise at GW: refused, naming
     # the first line of such a rise; a single glitch in a plausible file does not trip it
-    rows = "".join(f"{POINT},{(T0 + timedelta(minutes=15 * k)).isoformat()},{1_000_000 + 100_000 * k}\n" for k in range(6))
-    with pytest.raises(ImportError_, match=r"h.csv line 2: field 'value': .* rise at a typical 400,000,000,000 W"):
+    rows = "".join(f"{POINT},{(T0 + timedelta(minutes=15 * k)).isoformat()},{1_000 + 100 * k}\n" for k in range(6))
+    with pytest.raises(ImportError_, match=r"h.csv line 2: field 'value': .* rise at a typical 400,000,000 W"):
         import_readings(conn, csv_file(tmp_path, rows), unit="MWh")
     conn.rollback()
     assert import_readings(conn, csv_file(tmp_path, rows), unit="Wh") == (6, 6, 0)
-    # 1e400 kWh is not finite, -5 is a negative counter, 2e12 MWh is beyond any meter (1 PWh)
+    # 1e400 kWh is not finite, -5 is a negative counter, 2e9 MWh is past the grid meter's 32-bit
+    # Wh register (it wraps at 4.29 GWh)
     for value, match in (("1e400", "not a finite number"), ("-5", "is negative"),
-                         ("2000000000", "beyond what any meter counts")):
+                         ("2000000000", "beyond the counter's wrap width 4.29497e\\+09 Wh")):
         bad = csv_file(tmp_path, f"{POINT},2025-02-01T00:00:00+08:00,{value}\n")
         with pytest.raises(ImportError_, match=f"h.csv line 2: field 'value': .*{match}"):
             import_readings(conn, bad, unit="MWh")
         conn.rollback()
+    # a counter of no known width: 2e12 MWh is beyond any meter (1 PWh)
+    with pytest.raises(ImportError_, match="line 2: field 'value': .*beyond what any meter counts"):
+        parse_readings("point,ts,value\np,2025-01-01T00:00:00+08:00,2000000000\n", {"p": 1}, unit="MWh")
+
+
+def test_a_value_past_the_width_the_rollup_uses_is_refused(conn, ids, tmp_path):
+    # the importer checks the width the rollup wraps the counter at, not only the site file's own
+    # counter_rollover_wh: here the device profile's uint32 Wh register (2**32 Wh = 4.29 GWh)
+    from accounting.site_energy import point_rollover
+
+    width = point_rollover(conn, [ids[POINT]])[ids[POINT]]
+    assert width == 2**32
+    # an export point with no rating (no rate check): 20 000 MWh = 20 TWh on a 4.29 GWh register
+    site = tmp_path / "other.yaml"
+    site.write_text(UNRATED_SITE)
+    apply_site(conn, load_site(site))
+    conn.commit()
+    rows = "".join(f"{UNRATED},{(T0 + timedelta(hours=h)).isoformat()},{20000 + 100 * h}\n" for h in range(4))
+    f = csv_file(tmp_path, rows)
+    with pytest.raises(ImportError_, match=r"^h\.csv line 2: field 'value': 20000 MWh = 2e\+10 Wh is beyond the "
+                                           r"counter's wrap width 4\.29497e\+09 Wh \(device profile "
+                                           r"generic-3ph-meter's register\) for other-co\.main\.grid\.energy_export: "
+                                           r"is the unit right\?$"):
+        import_readings(conn, f, unit="MWh")
+    conn.rollback()
+    assert conn.execute("SELECT count(*) FROM reading").fetchone()[0] == 0
+    assert import_readings(conn, f, unit="Wh") == (4, 4, 0)  # the same numbers in Wh are fine
+    # a rated point, one reading (no rate to judge): 5 000 000 kWh = 5 GWh is past the 4.29 GWh wrap
+    one = csv_file(tmp_path, f"{POINT},2025-03-01T00:00:00+08:00,5000000\n")
+    with pytest.raises(ImportError_, match=r"h\.csv line 2: field 'value': 5000000 kWh = 5e\+09 Wh is beyond the "
+                                           r"counter's wrap width 4\.29497e\+09 Wh .*is the unit right\?"):
+        import_readings(conn, one, unit="kWh")
+    conn.rollback()
+    assert import_readings(conn, csv_file(tmp_path, f"{POINT},2025-03-01T00:00:00+08:00,4000000\n"),
+                           unit="kWh") == (1, 1, 0)  # 4 GWh: below the wrap
+
+
+def test_the_site_files_own_width_wins_over_the_profile(conn, ids, tmp_path):
+    # counter_rollover_wh in the site file is the width the rollup uses: the import checks that one
+    site = tmp_path / "other.yaml"
+    site.write_text(UNRATED_SITE.replace("quantity: energy_export}",
+                                         "quantity: energy_export, counter_rollover_wh: 100000000000}"))
+    apply_site(conn, load_site(site))
+    conn.commit()
+    ok = csv_file(tmp_path, f"{UNRATED},2025-01-01T00:00:00+08:00,90000\n")
+    assert import_readings(conn, ok, unit="MWh") == (1, 1, 0)  # 90 GWh: past the register's, within the file's
+    bad = csv_file(tmp_path, f"{UNRATED},2025-01-01T01:00:00+08:00,200000\n")
+    with pytest.raises(ImportError_, match=r"wrap width 1e\+11 Wh \(the site file's counter_rollover_wh\)"):
+        import_readings(conn, bad, unit="MWh")
 
 
 def test_the_same_point_and_time_twice_with_different_values_names_both_lines(conn, ids, tmp_path):
@@ -173,3 +233,58 @@ def test_hourly_history_with_its_resolution_is_measured_time(conn, ids, tmp_path
     p = [x for x in site_points(conn, "jj-shoes") if x.point_id == pid]
     ce = point_energy(conn, p, T0, T0 + timedelta(days=1))[pid]
     assert (ce.completeness.measured, ce.completeness.expected, ce.resolution_s) == (96, 96, 3600)
+
+
+def test_hourly_history_in_two_files_is_measured_across_the_hour_between_them(conn, ids, tmp_path, db_url):
+    # hourly.csv ends at 01-10 00:00 and hourly2.csv starts at 01-10 01:00, both imported with
+    # --resolution 1h: each file's range is stored, and the hour between them (readings 1 h apart,
+    # hourly on both sides) is measured too — in the stored intervals and in the report alike
+    from accounting.site_energy import point_energy
+    from flows.rollup import rollup
+    from store.sites import site_points
+
+    pid = ids[POINT]
+    t1 = T0 + timedelta(days=9)  # 2025-01-10 00:00 UTC
+    first = tmp_path / "hourly.csv"
+    first.write_text("point,ts,value\n" + "".join(
+        f"{POINT},{(T0 + timedelta(hours=h)).isoformat()},{10 * h}\n" for h in range(9 * 24 + 1)))
+    second = tmp_path / "hourly2.csv"
+    second.write_text("point,ts,value\n" + "".join(
+        f"{POINT},{(t1 + timedelta(hours=h)).isoformat()},{10 * (9 * 24 + h)}\n" for h in range(1, 24 * 2)))
+    assert import_readings(conn, first, unit="kWh", resolution_s=3600) == (217, 217, 0)
+    conn.commit()
+    rollup(db_url)
+    assert import_readings(conn, second, unit="kWh", resolution_s=3600) == (47, 47, 0)
+    conn.commit()
+    rollup(db_url)
+    # two stored ranges, one per file
+    assert conn.execute("SELECT count(*) FROM reading_resolution WHERE point_id = %s", (pid,)).fetchone()[0] == 2
+    day = conn.execute("""SELECT count(*), count(*) FILTER (WHERE estimated), sum(energy_wh) FROM interval_energy
+                          WHERE point_id = %s AND bucket_start >= %s AND bucket_start < %s""",
+                       (pid, t1, t1 + timedelta(days=1))).fetchone()
+    assert day == (96, 0, 240_000)
+    assert conn.execute("SELECT count(*) FILTER (WHERE estimated) FROM interval_energy WHERE point_id = %s",
+                        (pid,)).fetchone()[0] == 0
+    p = [x for x in site_points(conn, "jj-shoes") if x.point_id == pid]
+    ce = point_energy(conn, p, t1, t1 + timedelta(days=1))[pid]
+    assert (ce.completeness.measured, ce.completeness.expected, ce.resolution_s, ce.total_wh) == (96, 96, 3600, 240_000)
+
+
+def test_stated_ranges_join_across_gaps_no_longer_than_their_resolutions():
+    from metrics.intervals import Resolution
+    from store.events import join_resolutions
+
+    h = timedelta(hours=1)
+    a = Resolution(T0, T0 + 9 * h, 3600)
+    # the same resolution, 1 h apart, touching or overlapping: one range
+    for b_since in (T0 + 10 * h, T0 + 9 * h, T0 + 5 * h):
+        assert join_resolutions([Resolution(b_since, T0 + 20 * h, 3600), a]) == [Resolution(T0, T0 + 20 * h, 3600)]
+    # more than the resolution apart: two ranges, the gap between them judged by the poll interval
+    far = Resolution(T0 + 10 * h + timedelta(seconds=1), T0 + 20 * h, 3600)
+    assert join_resolutions([a, far]) == [a, far]
+    # different resolutions: the gap is bridged at the smaller one when no longer than it
+    daily = Resolution(T0 + 10 * h, T0 + 100 * h, 86400)
+    assert join_resolutions([a, daily]) == [a, Resolution(T0 + 9 * h, T0 + 10 * h, 3600), daily]
+    daily_later = Resolution(T0 + 11 * h, T0 + 100 * h, 86400)
+    assert join_resolutions([a, daily_later]) == [a, daily_later]
+    assert join_resolutions([]) == []
