@@ -144,7 +144,8 @@ def _inputs_for(kind: str, inputs: dict) -> dict:
 
 
 # part of the input fingerprint: a new version re-evaluates every enterprise-year (unchanged decisions are
-# not re-versioned). 2: the loader reads SunSpec nameplates per device id, not per device name
+# not re-versioned). 2: the loader reads SunSpec nameplates per device id, not per device name; points'
+# evidence states expected_interval_s and import_resolutions
 policy_candidates.version = "policy-engine-2"
 
 #: where candidates come from
