@@ -39,7 +39,10 @@ def facts_import(file: Path) -> None:
             res = import_facts_file(conn, file)
         except FactsError as exc:
             fail(f"nothing imported:\n{exc}" if "\n" in str(exc) else f"{exc} (nothing imported)")
-    console.print(f"{file}: {res.facts} facts and {res.projects} PV projects recorded")
+    from metrics.green_share import plural
+
+    console.print(f"{file}: {plural(res.facts, 'fact')} and {plural(res.projects, 'PV project')} recorded",
+                  highlight=False)
 
 
 @policies_app.command("list")

@@ -221,6 +221,31 @@ def test_storage_award_report_equals_stored_decision(db_url, conn, monkeypatch, 
     assert roof_b == [("qualifies", "34000.00")]  # its storage verified by its own telemetry
 
 
+def test_two_retrofits_in_one_year_are_both_paid_report_equals_stored(env, db_url):
+    # 9 §3h through the stored path: 就高不重复 applies between overlapping measures or documents for
+    # the same thing, not between two projects under one measure — both retrofits are paid, in the
+    # decisions the eligibility flow stores as in `report awards`
+    facts = env / "facts.csv"
+    facts.write_text("enterprise,record,kind,date,level,reference\n"
+                     "jj-shoes,fact,energy_saving_retrofit,2024-06-01,provincial,R-1\n"
+                     "jj-shoes,fact,energy_saving_retrofit,2024-09-01,provincial,R-2\n", encoding="utf-8")
+    r = runner.invoke(app, ["facts", "import", str(facts)])
+    assert r.exit_code == 0 and "2 facts and 0 PV projects recorded" in r.output, r.output
+    as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)  # 2024 closed
+    e, _ = run_flows(db_url, "jj-shoes", as_of, 2024)
+    evaluate(db_url, e, 2024, as_of)
+    rep = cli("report", "awards", "--enterprise", "jj-shoes", "--year", 2024)
+    with psycopg.connect(db_url) as c:
+        stored = {(d, cl, r, s): (st, None if a is None else f"{a:.2f}") for d, cl, r, s, st, a in c.execute(
+            "SELECT document, clause, rule, subject, status, amount FROM eligibility_current WHERE year = 2024")}
+    shown = {(x["document"], x["clause"], x["rule"], x["subject"]): (x["status"], x["amount"])
+             for x in rep["candidates"]}
+    assert shown == stored
+    retrofits = [x for x in rep["candidates"] if x["rule"] == "energy-saving-retrofit" and x["chosen"]]
+    assert len(retrofits) == 2 and len({x["subject"] for x in retrofits}) == 2, rep["candidates"]
+    assert all(x["status"] == "qualifies" and x["amount"] for x in retrofits), retrofits
+
+
 def test_late_data_reopens_a_closed_year_on_both_sides(env, db_url):
     # 9 §2: readings of a closed year arriving late (an import of history) re-open its intervals;
     # the metrics flow recomputes that year's days and year to date, the eligibility flow gives

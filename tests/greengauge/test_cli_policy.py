@@ -24,7 +24,7 @@ def _setup(db_url, monkeypatch, tmp_path):
     f.write_text(FACTS, encoding="utf-8")
     r = runner.invoke(app, ["facts", "import", str(f)])
     assert r.exit_code == 0, r.output
-    assert "1 facts and 1 PV projects recorded" in r.output
+    assert "1 fact and 1 PV project recorded" in r.output
 
 
 def _meter_recycling(conn, wh_by_ts):
