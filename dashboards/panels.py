@@ -30,8 +30,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-GREEN_SHARE_LINE = 0.30  # R1: 晋政规〔2024〕2号 §三(一), 晋政規〔2025〕5號 §三(三); 30 % inclusive
-COMPLETENESS_LINE = 0.95  # R1 counts a year as known from 95 % of its intervals measured (metrics/green_share.py)
+from metrics.green_share import COMPLETENESS_THRESHOLD, THRESHOLD
+
+# the lines drawn are the rule's own numbers (metrics/green_share.py), never copies of them
+GREEN_SHARE_LINE = float(THRESHOLD)  # R1: 晋政规〔2024〕2号 §三(一), 晋政規〔2025〕5號 §三(三); 30 % inclusive
+COMPLETENESS_LINE = float(COMPLETENESS_THRESHOLD)  # below it R1 is unknown
 
 RED, GREEN, ORANGE = "red", "green", "orange"
 

@@ -22,6 +22,7 @@ green_share_app = typer.Typer(help="Green-electricity share against 30 % (rule R
 ledger_app.add_typer(ledger_add_app, name="add")
 
 from greengauge.terminal import connect, console, fail
+from metrics.green_share import COMPLETENESS_THRESHOLD
 
 
 @import_app.command("readings")
@@ -266,7 +267,8 @@ def report_green_share(
     format: str = typer.Option("table", "--format", help="table or json"),
     as_of: Optional[str] = typer.Option(None, help="year to date at this time (ISO 8601 with offset); default now"),
     exclude_suspect: bool = typer.Option(False, help="cap spike steps at the point's rating instead of counting them"),
-    completeness_threshold: int = typer.Option(95, help="below this completeness [%] the result is unknown"),
+    completeness_threshold: int = typer.Option(int(COMPLETENESS_THRESHOLD * 100),
+                                               help="below this completeness [%] the result is unknown"),
 ) -> None:
     """Green-electricity share of an enterprise's year (or year to date) against 30 % (rule R1)."""
     from accounting.site_energy import green_share_json, green_share_report
