@@ -247,13 +247,16 @@ def write_green_share_ytd(conn: psycopg.Connection, enterprise_id: int, year: in
                           t: BalanceTotals, r, *, measured: tuple[int, int] | None = None) -> None:
     """The year to date's balance totals and its R1 result ``r`` (metrics.green_share.GreenShareResult):
     every figure ``report green-share --format json`` prints at the same ``as_of``, the exact share and
-    completeness as 'num/den', the intervals measured for the site and the inputs digest."""
+    completeness as 'num/den', the intervals measured for the site, the inputs digest and the
+    hourly-matched share (for information)."""
     conn.execute(
         """INSERT INTO green_share_ytd (enterprise_id, year, data_through, green_wh, consumption_wh, share,
                qualifies, intervals, estimated_intervals, onsite_green_wh, trade_wh, certificate_wh,
                completeness, status, missing_wh, certificates_to_buy, measured_intervals, expected_intervals,
-               share_exact, completeness_exact, inputs_sha256)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               share_exact, completeness_exact, inputs_sha256, hourly_hours, hourly_consumption_wh,
+               hourly_onsite_matched_wh, hourly_ledger_matched_wh, hourly_ledger_unmatched_wh, hourly_share_exact)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                   %s, %s, %s, %s, %s, %s)
            ON CONFLICT (enterprise_id, year) DO UPDATE SET data_through = EXCLUDED.data_through,
                green_wh = EXCLUDED.green_wh, consumption_wh = EXCLUDED.consumption_wh, share = EXCLUDED.share,
                qualifies = EXCLUDED.qualifies, intervals = EXCLUDED.intervals,
@@ -263,12 +266,19 @@ def write_green_share_ytd(conn: psycopg.Connection, enterprise_id: int, year: in
                certificates_to_buy = EXCLUDED.certificates_to_buy, measured_intervals = EXCLUDED.measured_intervals,
                expected_intervals = EXCLUDED.expected_intervals, share_exact = EXCLUDED.share_exact,
                completeness_exact = EXCLUDED.completeness_exact, inputs_sha256 = EXCLUDED.inputs_sha256,
+               hourly_hours = EXCLUDED.hourly_hours, hourly_consumption_wh = EXCLUDED.hourly_consumption_wh,
+               hourly_onsite_matched_wh = EXCLUDED.hourly_onsite_matched_wh,
+               hourly_ledger_matched_wh = EXCLUDED.hourly_ledger_matched_wh,
+               hourly_ledger_unmatched_wh = EXCLUDED.hourly_ledger_unmatched_wh,
+               hourly_share_exact = EXCLUDED.hourly_share_exact,
                computed_at = now()""",
         (enterprise_id, year, data_through, r.green_wh, r.consumption_wh, _numeric(r.share),
          None if r.status == "unknown" else r.status == "qualifies", t.intervals, t.estimated_intervals,
          r.onsite_green_wh, r.trade_wh, r.certificate_wh, _numeric(r.completeness), r.status, r.missing_wh,
          r.certificates_to_buy, measured[0] if measured else None, measured[1] if measured else None,
-         _exact(r.share), _exact(r.completeness), getattr(r.evidence, "inputs_sha256", None)),
+         _exact(r.share), _exact(r.completeness), getattr(r.evidence, "inputs_sha256", None),
+         *((h.hours, h.consumption_wh, h.onsite_matched_wh, h.ledger_matched_wh, h.ledger_unmatched_wh,
+            _exact(h.share)) if (h := r.hourly) is not None else (None,) * 6)),
     )
 
 

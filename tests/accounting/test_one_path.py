@@ -80,6 +80,11 @@ def assert_share_agrees(report: dict, stored: dict) -> None:
     assert stored["completeness_exact"] == report["completeness"]["exact"]
     assert stored["data_through"].isoformat() == report["evidence"]["period_end"]
     assert stored["inputs_sha256"] == report["evidence"]["inputs_sha256"]
+    h = report["hourly_matched"]  # the hourly-matched share (for information), stored beside it
+    assert (stored["hourly_hours"], stored["hourly_consumption_wh"], stored["hourly_onsite_matched_wh"],
+            stored["hourly_ledger_matched_wh"], stored["hourly_ledger_unmatched_wh"], stored["hourly_share_exact"]) == (
+        (h["hours"], h["consumption_wh"], h["onsite_matched_wh"], h["ledger_matched_wh"], h["ledger_unmatched_wh"],
+         (h["share"] or {}).get("exact")) if h else (None,) * 6)
 
 
 def test_counters_ledger_and_30_percent_report_equals_stored(env, db_url):
@@ -97,7 +102,9 @@ def test_counters_ledger_and_30_percent_report_equals_stored(env, db_url):
     run_flows(db_url, "jj-shoes", as_of, 2025)
     rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", AS_OF)
     assert rep["status"] == "qualifies" and rep["energy_wh"]["consumption"] == 980_000  # hand-checked
-    assert_share_agrees(rep, stored_share(db_url, "jj-shoes", 2025))
+    stored = stored_share(db_url, "jj-shoes", 2025)
+    assert_share_agrees(rep, stored)
+    assert stored["hourly_consumption_wh"] == 980_000 and stored["hourly_share_exact"]  # stored, not only shown
     # the stored findings are the report's evidence: wrap, replacement, unexplained drop
     assert sorted(f["kind"] for f in rep["evidence"]["findings"]) == [
         "counter_drop_unexplained", "counter_rollover", "meter_replacement"]
