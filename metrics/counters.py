@@ -70,6 +70,11 @@ def rollover_wh(bits: int | None, scale_wh: float) -> float | None:
     return float(2**bits) * float(scale_wh)
 
 
+#: the longest run of unusual readings judged as glitches: a drop after which the counter is back at
+#: or above the level before it within this many readings, or a rise after which it falls back to
+#: between the two within this many readings, is not used (docs/accounting.md "Outliers")
+GLITCH_RUN = 3
+
 #: without a rating, a wrap must carry at most this share of the width (the counter was near its
 #: top and is near zero); a drop from further below the top is a reset (docs/accounting.md "Rollover")
 UNRATED_WRAP_SHARE = 8
@@ -146,7 +151,8 @@ def knot_columns(
     -----
     Each reading is decided by the rules written out once, below, one reading at a time, except
     the ordinary ones: a reading after a knot, at or above it, followed by a reading at or above it,
-    with no recorded replacement between the three, and not the last, is a knot and leaves the
+    with no recorded replacement between the three, none of the :data:`GLITCH_RUN` readings after it
+    below it, and not the last, is a knot and leaves the
     offset as it is — whatever the rules' other branches say is never reached for it. A run of them
     is taken at once (numpy: ``value + offset``), so the rules run only around the unusual readings
     (drops, the readings before them, replacements, the last reading): the same result as deciding
@@ -181,6 +187,18 @@ def knot_columns(
     def within_rating(step_wh: float, t0: int, t1: int) -> bool:
         return rated_power_w is None or step_wh <= rated_power_w * ((t1 - t0) / 1e6) / 3600 + 1
 
+    def counts_on(i: int, k: int, level: float) -> bool:
+        """Whether the readings ``i`` .. ``i + k - 1``, below ``level``, after which reading ``i + k``
+        is back at or above it, look like a restarted counter rather than a run of glitches: every
+        step from reading ``i`` to reading ``i + k`` rises within the rating, and the low readings
+        climb more than the counter gained over ``level`` (a restarted counter counts up; a glitch
+        run is flat or garbage, and the return to the old level is where the energy jumps)."""
+        for m in range(i, i + k):
+            a, b = value(m), value(m + 1)
+            if not (b >= a and within_rating(b - a, int(us[m]), int(us[m + 1]))):
+                return False
+        return value(i + k - 1) - value(i) > value(i + k) - level
+
     ordinary = np.zeros(n, dtype=bool)
     if fast_forward and n > 2:
         rise = np.diff(values) >= 0  # rise[k]: values[k + 1] >= values[k] (NaN: no)
@@ -188,7 +206,12 @@ def knot_columns(
         if at:
             ev = np.asarray(at, dtype=np.int64)
             swap = np.searchsorted(ev, us[1:], side="left") > np.searchsorted(ev, us[:-1], side="left")
-        ordinary[1:-1] = rise[:-1] & rise[1:] & ~swap[:-1] & ~swap[1:]
+        # lower[k]: a reading among the GLITCH_RUN after reading k is below it (NaN: yes), so a run
+        # of unusual readings could start at k
+        lower = np.zeros(n, dtype=bool)
+        for k in range(1, GLITCH_RUN + 1):
+            lower[:-k] |= ~(values[k:] >= values[:-k])
+        ordinary[1:-1] = rise[:-1] & rise[1:] & ~swap[:-1] & ~swap[1:] & ~lower[1:-1]
     unusual = np.flatnonzero(~ordinary)  # holds 0 and n - 1
 
     offset = 0.0
@@ -244,18 +267,20 @@ def knot_columns(
                     "the series or a recorded replacement) says whether it is a glitch: reading not used (yet)"))
                 skip = True
             else:
-                # an upward spike: the next reading falls back to between the level before and the
-                # spike, and the one after it (if any) does not climb back to the spike — or the rise
-                # itself is beyond the rating (then a later return to the same level does not vouch for it)
-                after = ahead(i, 2)
-                if (nxt is not None and prev <= nxt < v
-                        and ((after is not None and after < v)
-                             or not within_rating(v - prev, prev_ts, ts))):
-                    findings.append(CounterFinding(
-                        "counter_outlier", time(i),
-                        f"reading {v} is an isolated outlier: the counter went from {prev} back to {nxt}; "
-                        "reading not used"))
-                    skip = True
+                # an upward spike (alone or in a run of at most GLITCH_RUN unusual readings): a reading
+                # among the next GLITCH_RUN falls back to between the level before and the spike, and
+                # the one after that (if any) does not climb back to the spike — or the rise itself is
+                # beyond the rating (then a later return to the same level does not vouch for it)
+                k = next((k for k in range(1, GLITCH_RUN + 1)
+                          if (w := ahead(i, k)) is not None and prev <= w < v), None)
+                if k is not None:
+                    back, after = ahead(i, k), ahead(i, k + 1)
+                    if (after is not None and after < v) or not within_rating(v - prev, prev_ts, ts):
+                        findings.append(CounterFinding(
+                            "counter_outlier", time(i),
+                            f"reading {v} is an isolated outlier: the counter went from {prev} back to {back}"
+                            + ("" if k == 1 else f" {k} readings later") + "; reading not used"))
+                        skip = True
         else:
             # a drop: decided by what the counter does next
             if nxt is None:
@@ -264,11 +289,16 @@ def knot_columns(
                     f"counter fell from {prev} to {v} and no later reading (before the end of the series or a "
                     "recorded replacement) says whether it is a reset, a wrap or a glitch: reading not used (yet)"))
                 skip = True
-            elif nxt >= prev:
+            elif ((k := next((k for k in range(1, GLITCH_RUN + 1)
+                              if (w := ahead(i, k)) is not None and w >= prev), None)) is not None
+                  and (k == 1 or not counts_on(i, k, prev))):
+                # the counter is back at or above the level before the drop within GLITCH_RUN readings
+                # (those between are below that level too): a glitch, or a run of glitches, not a reset
+                # — unless the low readings count on from the drop as a restarted counter (counts_on)
                 findings.append(CounterFinding(
                     "counter_outlier", time(i),
-                    f"reading {v} is an isolated outlier: the counter fell from {prev} and returned to {nxt}; "
-                    "reading not used"))
+                    f"reading {v} is an isolated outlier: the counter fell from {prev} and returned to {ahead(i, k)}"
+                    + ("" if k == 1 else f" {k} readings later") + "; reading not used"))
                 skip = True
             elif nxt < v:
                 findings.append(CounterFinding(

@@ -17,7 +17,7 @@ from datetime import datetime
 import numpy as np
 import psycopg
 
-from metrics.counters import CounterFinding
+from metrics.counters import GLITCH_RUN, CounterFinding
 from metrics.intervals import INTERVAL_S, IntervalColumns, epoch_us, utc_times
 from store.db import storage_mode
 
@@ -113,11 +113,61 @@ class DirtyMark:
     context_ts: datetime | None  #: the third usable reading before ``since``; None: fewer exist
 
 
-#: usable readings read before a recomputed range (and judged again), so that a late reading
-#: changes how the readings before it are judged exactly as in a run over the whole series: the
-#: energy between the last reading before it and it, and an outlier decision that looks two
-#: readings ahead (docs/accounting.md "Late data")
-CONTEXT_READINGS = 3
+#: readings searched on each side of a recomputed range for a steady stretch (edge_bounds_sql);
+#: when none is found there, every reading on that side is read
+EDGE_SEARCH = 64
+
+
+def _stretch_sql(point: str, edge: str, before: int, after: int, where: str, order: str, pick: str) -> str:
+    """The time ``pick`` of the first (``order``) reading around ``edge`` meeting ``where`` that is
+    the middle of a steady stretch: itself, the GLITCH_RUN usable readings before it and the
+    GLITCH_RUN after it never falling (finite values), no live meter replacement among them.
+    ``pick``: an expression of ``s.x0`` (the stretch's first reading), ``s.xn`` (the reading
+    after its last). ``before``/``after``: how many readings before / at or after ``edge`` are searched."""
+    k = GLITCH_RUN
+    return f"""(SELECT {pick} FROM (
+            SELECT u.ts, lag(u.ts, {k}) OVER o AS x0, lead(u.ts, {k}) OVER o AS xe,
+                   lead(u.ts, {k + 1}) OVER o AS xn,
+                   sum(u.up) OVER (o ROWS BETWEEN {k - 1} PRECEDING AND {k} FOLLOWING) AS ups
+            FROM (SELECT q.ts, (q.value >= lag(q.value) OVER (ORDER BY q.ts) AND q.value < 'Infinity'
+                                AND lag(q.value) OVER (ORDER BY q.ts) > '-Infinity')::int AS up
+                  FROM ((SELECT r.ts, r.value FROM reading r WHERE r.point_id = {point} AND r.ts < {edge}
+                         AND r.quality < 2 ORDER BY r.ts DESC LIMIT {before})
+                        UNION ALL
+                        (SELECT r.ts, r.value FROM reading r WHERE r.point_id = {point} AND r.ts >= {edge}
+                         AND r.quality < 2 ORDER BY r.ts LIMIT {after})) q) u
+            WINDOW o AS (ORDER BY u.ts)) s
+        WHERE {where} AND s.ups = {2 * k} AND s.x0 IS NOT NULL AND s.xe IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM meter_replacement m WHERE m.point_id = {point}
+                          AND m.revoked_at IS NULL AND m.ts >= s.x0 AND m.ts <= s.xe)
+        ORDER BY s.ts {order} LIMIT 1)"""
+
+
+def edge_bounds_sql(point: str, since: str, until: str) -> tuple[str, str]:
+    """SQL expressions of the first and last reading time to read for recomputing [since, until)
+    of a point (column expressions; NULL: unbounded) so that every reading whose judgement decides
+    an interval in the range is judged as in a run over the whole series (docs/accounting.md "Edges").
+
+    Before ``since``: from the first reading of the last steady stretch whose middle reading is
+    before ``since`` (see :func:`_stretch_sql`): whatever the readings before such a stretch, its
+    middle reading is used as it is (metrics.counters: a run of unusual readings is at most
+    GLITCH_RUN long, and a reading followed by GLITCH_RUN readings at or above it is never one),
+    so the counter is judged the same from there on. After ``until``: to GLITCH_RUN + 1 readings
+    after the middle of the first steady stretch whose middle is at or after ``until`` (a reading
+    is judged by at most GLITCH_RUN + 1 readings after it). With no such stretch among
+    :data:`EDGE_SEARCH` readings, every reading on that side."""
+    k = GLITCH_RUN
+    lo = _stretch_sql(point, since, EDGE_SEARCH, k, f"s.ts < {since}", "DESC", "s.x0")
+    hi = _stretch_sql(point, until, k, EDGE_SEARCH + k + 1, f"s.ts >= {until}", "", "coalesce(s.xn, 'infinity')")
+    return (f"CASE WHEN {since} IS NULL THEN '-infinity'::timestamptz ELSE coalesce({lo}, '-infinity') END",
+            f"CASE WHEN {until} IS NULL THEN 'infinity'::timestamptz ELSE coalesce({hi}, 'infinity') END")
+
+
+#: usable readings read before a late reading's recomputed range (and judged again), so that a
+#: late reading changes how the readings before it are judged as in a run over the whole series:
+#: the energy between the last reading before it and it, and the outlier decisions, which look up
+#: to GLITCH_RUN + 1 readings ahead (docs/accounting.md "Late data")
+CONTEXT_READINGS = GLITCH_RUN + 2
 
 
 def dirty_marks(conn: psycopg.Connection, point_ids: list[int]) -> dict[int, DirtyMark]:
@@ -170,16 +220,10 @@ def stream_readings(
         with cur.copy("COPY rollup_range (point_id, since, until) FROM STDIN") as copy:
             for pid, (since, until) in ranges.items():
                 copy.write_row((pid, since, until))
-    # the readings to fetch: from the third one before `since` to the third one at or after `until`
-    conn.execute("""UPDATE rollup_range g SET
-            lo = coalesce((SELECT r.ts FROM reading r WHERE r.point_id = g.point_id
-                           AND r.ts < g.since AND r.quality < 2 ORDER BY r.ts DESC OFFSET 2 LIMIT 1),
-                          (SELECT min(r.ts) FROM reading r WHERE r.point_id = g.point_id
-                           AND r.ts < g.since AND r.quality < 2), g.since, '-infinity'),
-            hi = coalesce((SELECT r.ts FROM reading r WHERE r.point_id = g.point_id
-                           AND r.ts >= g.until AND r.quality < 2 ORDER BY r.ts OFFSET 2 LIMIT 1),
-                          (SELECT max(r.ts) FROM reading r WHERE r.point_id = g.point_id
-                           AND r.ts >= g.until AND r.quality < 2), g.until, 'infinity')""")
+    # the readings to fetch: from the start of a steady stretch before `since` to a few readings past
+    # one at or after `until` (edge_bounds_sql)
+    lo_sql, hi_sql = edge_bounds_sql("g.point_id", "g.since", "g.until")
+    conn.execute(f"UPDATE rollup_range g SET lo = {lo_sql}, hi = {hi_sql}")
     conn.execute("ANALYZE rollup_range")
     # One ordered range scan of the (point_id, ts) primary key per point, no sort: the planner
     # would otherwise pick a bitmap scan plus a sort per point, or the ts index for a full run.

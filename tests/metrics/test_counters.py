@@ -352,12 +352,12 @@ def test_a_rise_beyond_the_rating_at_the_newest_reading_waits_for_the_next():
 
 
 # --- the rules decided reading by reading, as they were written before knot_columns ----------
-# (plus the guard that a counter made continuous never falls by the rounding of a moved offset)
+# (plus runs of up to GLITCH_RUN unusual readings, and the guard that a counter made continuous never falls by the rounding of a moved offset)
 
 import math  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
-from metrics.counters import CounterFinding, _is_wrap  # noqa: E402
+from metrics.counters import GLITCH_RUN, CounterFinding, _is_wrap  # noqa: E402
 
 
 def reference_knots(
@@ -438,14 +438,17 @@ def reference_knots(
             # an upward spike: the next reading falls back to between the level before and the spike,
             # and the one after it (if any) does not climb back to the spike — or the rise itself is
             # beyond the rating (then a later return to the same level does not vouch for it)
-            after = ahead(i, 2)
-            if (nxt is not None and prev <= nxt < v
+            # (a run: the first of the next GLITCH_RUN readings back between the two)
+            k = next((k for k in range(1, GLITCH_RUN + 1)
+                      if ahead(i, k) is not None and prev <= ahead(i, k) < v), None)
+            back, after = (None, None) if k is None else (ahead(i, k), ahead(i, k + 1))
+            if (back is not None
                     and ((after is not None and after < v)
                          or not within_rating(v - prev, prev_ts, ts))):
                 findings.append(CounterFinding(
                     "counter_outlier", ts,
-                    f"reading {v} is an isolated outlier: the counter went from {prev} back to {nxt}; "
-                    "reading not used"))
+                    f"reading {v} is an isolated outlier: the counter went from {prev} back to {back}"
+                    + ("" if k == 1 else f" {k} readings later") + "; reading not used"))
                 out.append(None)
                 continue
         else:
@@ -457,11 +460,19 @@ def reference_knots(
                     "recorded replacement) says whether it is a reset, a wrap or a glitch: reading not used (yet)"))
                 out.append(None)
                 continue
-            if nxt >= prev:
+            # (a run: back at or above the level before within GLITCH_RUN readings)
+            # (unless the low readings count on from the drop: rising within the rating up to the
+            # return, climbing more than the counter gained over the level before)
+            k = next((k for k in range(1, GLITCH_RUN + 1) if ahead(i, k) is not None and ahead(i, k) >= prev),
+                     None)
+            counts_on = k is not None and k > 1 and all(
+                values[m + 1] >= values[m] and within_rating(values[m + 1] - values[m], timestamps[m], timestamps[m + 1])
+                for m in range(i, i + k)) and values[i + k - 1] - values[i] > values[i + k] - prev
+            if k is not None and not counts_on:
                 findings.append(CounterFinding(
                     "counter_outlier", ts,
-                    f"reading {v} is an isolated outlier: the counter fell from {prev} and returned to {nxt}; "
-                    "reading not used"))
+                    f"reading {v} is an isolated outlier: the counter fell from {prev} and returned to {ahead(i, k)}"
+                    + ("" if k == 1 else f" {k} readings later") + "; reading not used"))
                 out.append(None)
                 continue
             if nxt < v:
