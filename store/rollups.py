@@ -159,8 +159,14 @@ def edge_bounds_sql(point: str, since: str, until: str) -> tuple[str, str]:
     k = GLITCH_RUN
     lo = _stretch_sql(point, since, EDGE_SEARCH, k, f"s.ts < {since}", "DESC", "s.x0")
     hi = _stretch_sql(point, until, k, EDGE_SEARCH + k + 1, f"s.ts >= {until}", "", "coalesce(s.xn, 'infinity')")
-    return (f"CASE WHEN {since} IS NULL THEN '-infinity'::timestamptz ELSE coalesce({lo}, '-infinity') END",
-            f"CASE WHEN {until} IS NULL THEN 'infinity'::timestamptz ELSE coalesce({hi}, 'infinity') END")
+    # first the readings nearest the edge, where a steady counter has its stretch (the answer is the
+    # same: the last stretch before, the first after, and these are the nearest; the stretch after
+    # must have its reading past the window's end inside the small window): a fraction of the cost
+    # of the wide search, which COALESCE runs only when the near one finds none
+    near_lo = _stretch_sql(point, since, 2 * k + 1, k, f"s.ts < {since}", "DESC", "s.x0")
+    near_hi = _stretch_sql(point, until, k, 2 * k + 2, f"s.ts >= {until} AND s.xn IS NOT NULL", "", "s.xn")
+    return (f"CASE WHEN {since} IS NULL THEN '-infinity'::timestamptz ELSE coalesce({near_lo}, {lo}, '-infinity') END",
+            f"CASE WHEN {until} IS NULL THEN 'infinity'::timestamptz ELSE coalesce({near_hi}, {hi}, 'infinity') END")
 
 
 #: usable readings read before a late reading's recomputed range (and judged again), so that a
@@ -222,6 +228,9 @@ def stream_readings(
                 copy.write_row((pid, since, until))
     # the readings to fetch: from the start of a steady stretch before `since` to a few readings past
     # one at or after `until` (edge_bounds_sql)
+    # (JIT off: the wide searches' estimated cost makes PostgreSQL compile the statement, 0.4 s for
+    # 1,000 points, though they run only where the near ones find nothing: 0.05 s without)
+    conn.execute("SET LOCAL jit = off")
     lo_sql, hi_sql = edge_bounds_sql("g.point_id", "g.since", "g.until")
     conn.execute(f"UPDATE rollup_range g SET lo = {lo_sql}, hi = {hi_sql}")
     conn.execute("ANALYZE rollup_range")
