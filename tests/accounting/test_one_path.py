@@ -23,7 +23,7 @@ from greengauge.cli import app
 from greengauge.demo import DEMO_SITE
 from store.results import enterprises
 from tests.flows.test_rollup import glitchy_counter
-from tests.greengauge.test_cli_accounting import MIDNIGHT, P, at, counter, readings_csv
+from tests.greengauge.test_cli_accounting import P, at, readings_csv
 
 runner = CliRunner()
 AS_OF = "2025-01-01T02:00:00+08:00"
@@ -87,17 +87,23 @@ def assert_share_agrees(report: dict, stored: dict) -> None:
          (h["share"] or {}).get("exact")) if h else (None,) * 6)
 
 
-def test_counters_ledger_and_30_percent_report_equals_stored(env, db_url):
-    # the hand-checked case of tests/greengauge/test_cli_accounting.py: a 32-bit wrap, a recorded
-    # replacement, an unexplained drop and a trade: exactly 30 % qualifies, on both sides
+def hand_checked_day(env, trade_mwh: str) -> None:
+    """The hand-checked day of tests/greengauge/test_cli_accounting.py: a 32-bit wrap, a meter
+    replacement recorded, an unexplained drop, and a green-power trade of ``trade_mwh``."""
     import_csv(env, readings_csv())
     r = runner.invoke(app, ["meter", "replace", "--point", P + "battery.energy_export", "--at",
                             "2025-01-01T01:05:00+08:00", "--old-final-wh", "11000", "--new-initial-wh", "0",
                             "--reason", "display failed"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["ledger", "add", "trade", "--enterprise", "jj-shoes", "--reference", "T1",
-                            "--settled-on", "2025-01-01", "--mwh", "0.084"])
+                            "--settled-on", "2025-01-01", "--mwh", trade_mwh])
     assert r.exit_code == 0, r.output
+
+
+def test_counters_ledger_and_30_percent_report_equals_stored(env, db_url):
+    # the hand-checked case of tests/greengauge/test_cli_accounting.py: a 32-bit wrap, a recorded
+    # replacement, an unexplained drop and a trade: exactly 30 % qualifies, on both sides
+    hand_checked_day(env, "0.084")
     as_of = datetime.fromisoformat(AS_OF)
     run_flows(db_url, "jj-shoes", as_of, 2025)
     rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", AS_OF)
@@ -126,14 +132,7 @@ def test_counters_ledger_and_30_percent_report_equals_stored(env, db_url):
 def test_one_wh_below_30_percent_prints_the_digits_that_decide_and_agrees_with_stored(env, db_url):
     # 9 §3i through the stored path: the hand-checked day above with a trade 1 Wh smaller, so green is
     # 293,999 of 980,000 Wh (29.99989... %): never shown as 30.000 %, one certificate (singular) to buy
-    import_csv(env, readings_csv())
-    r = runner.invoke(app, ["meter", "replace", "--point", P + "battery.energy_export", "--at",
-                            "2025-01-01T01:05:00+08:00", "--old-final-wh", "11000", "--new-initial-wh", "0",
-                            "--reason", "display failed"])
-    assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["ledger", "add", "trade", "--enterprise", "jj-shoes", "--reference", "T1",
-                            "--settled-on", "2025-01-01", "--mwh", "0.083999"])
-    assert r.exit_code == 0, r.output
+    hand_checked_day(env, "0.083999")
     run_flows(db_url, "jj-shoes", datetime.fromisoformat(AS_OF), 2025)
     rep = cli("report", "green-share", "--enterprise", "jj-shoes", "--year", 2025, "--as-of", AS_OF)
     stored = stored_share(db_url, "jj-shoes", 2025)

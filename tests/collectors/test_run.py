@@ -177,12 +177,31 @@ def _dead_site():
     })
 
 
-def test_a_spool_segment_with_an_impossible_field_is_set_aside_as_a_finding_and_the_writer_goes_on(
-        db_url, conn, tmp_path):
+def _collect_until(site, ids, db_url, spool_dir, conn, query: str, *, linger_s: float = 0.0):
+    """Run collect() on ``spool_dir`` until ``query`` counts something (at most 10 s), then ``linger_s``
+    more; stop it and return its writer."""
     import asyncio
 
     from collectors.clock import WallClock
     from collectors.run import collect
+
+    async def run():
+        stop = asyncio.Event()
+        task = asyncio.create_task(collect(site, ids, db_url, WallClock(), stop, spool_dir=spool_dir,
+                                           flush_interval_s=0.1, health_interval_s=0.2))
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if conn.execute(query).fetchone()[0]:
+                break
+        await asyncio.sleep(linger_s)
+        stop.set()
+        return await task
+
+    return asyncio.run(run())
+
+
+def test_a_spool_segment_with_an_impossible_field_is_set_aside_as_a_finding_and_the_writer_goes_on(
+        db_url, conn, tmp_path):
     from collectors.spool import Spool
     from store.sites import apply_site
     from tests.collectors.test_spool import segment_with_rows
@@ -197,19 +216,8 @@ def test_a_spool_segment_with_an_impossible_field_is_set_aside_as_a_finding_and_
     spool.append([Reading(pid, datetime(2025, 6, 21, tzinfo=timezone.utc), 5.0)])
     spool.close()
 
-    async def run():
-        stop = asyncio.Event()
-        task = asyncio.create_task(collect(site, ids, db_url, WallClock(), stop, spool_dir=tmp_path,
-                                           flush_interval_s=0.1, health_interval_s=0.2))
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            if conn.execute("SELECT count(*) FROM reading WHERE quality = 0").fetchone()[0]:
-                break
-        await asyncio.sleep(0.3)
-        stop.set()
-        return await task
-
-    writer = asyncio.run(run())
+    writer = _collect_until(site, ids, db_url, tmp_path, conn, "SELECT count(*) FROM reading WHERE quality = 0",
+                            linger_s=0.3)
     assert writer.set_aside == 2 and writer.replayed == 1
     assert conn.execute("SELECT value FROM reading WHERE quality = 0").fetchall() == [(5.0,)]
     assert (tmp_path / "corrupt" / "000000000001.seg").exists()
@@ -223,10 +231,7 @@ def test_spooled_readings_the_database_refuses_are_a_finding_set_aside_and_the_w
         db_url, conn, tmp_path):
     # spooled before a restart: a reading of a point that no longer exists (deleted meanwhile, or a
     # spool carried to the wrong database) beside a good one: the database refuses it at replay
-    import asyncio
 
-    from collectors.clock import WallClock
-    from collectors.run import collect
     from collectors.spool import Spool
     from store.sites import apply_site
 
@@ -238,18 +243,8 @@ def test_spooled_readings_the_database_refuses_are_a_finding_set_aside_and_the_w
     spool.append([Reading(pid, t, 5.0), Reading(pid + 999, t, 6.0)])
     spool.close()
 
-    async def run():
-        stop = asyncio.Event()
-        task = asyncio.create_task(collect(site, ids, db_url, WallClock(), stop, spool_dir=tmp_path,
-                                           flush_interval_s=0.1, health_interval_s=0.2))
-        for _ in range(100):
-            await asyncio.sleep(0.1)
-            if conn.execute("SELECT count(*) FROM finding WHERE kind = 'readings_rejected'").fetchone()[0]:
-                break
-        stop.set()
-        return await task
-
-    writer = asyncio.run(run())
+    writer = _collect_until(site, ids, db_url, tmp_path, conn,
+                            "SELECT count(*) FROM finding WHERE kind = 'readings_rejected'")
     assert (writer.replayed, writer.rejected) == (2, 1)
     assert conn.execute("SELECT point_id, value FROM reading").fetchall() == [(pid, 5.0)]
     assert f"{pid + 999}\t" in (tmp_path / "rejected.txt").read_text()
