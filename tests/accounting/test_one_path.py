@@ -201,6 +201,22 @@ def test_carbon_report_equals_carbon_ytd(env, db_url):
     assert str(row["coal_equivalent_kgce"]) == rep["standard_coal"]["equivalent"]["total_kgce"]
 
 
+def awards_report_equals_stored(db_url: str, code: str, year: int, as_of: datetime) -> tuple[dict, dict]:
+    """Run the flows and the eligibility evaluation of ``year``; assert `report awards` shows the
+    decisions eligibility_current holds, status and yuan; return the report and what it shows."""
+    e, _ = run_flows(db_url, code, as_of, year)
+    evaluate(db_url, e, year, as_of)
+    rep = cli("report", "awards", "--enterprise", code, "--year", year)
+    with psycopg.connect(db_url) as c:
+        stored = {(d, cl, r, s): (st, None if a is None else f"{a:.2f}") for d, cl, r, s, st, a in c.execute(
+            """SELECT document, clause, rule, subject, status, amount FROM eligibility_current
+               WHERE year = %s AND enterprise_id = %s""", (year, e.enterprise_id))}
+    shown = {(x["document"], x["clause"], x["rule"], x["subject"]): (x["status"], x["amount"])
+             for x in rep["candidates"]}
+    assert shown == stored
+    return rep, shown
+
+
 def test_storage_award_report_equals_stored_decision(db_url, conn, monkeypatch, tmp_path):
     # R3 (晋政规〔2024〕2号 §三(一)): two projects, each checked from its own battery; the award
     # `report awards` prints is the version the eligibility flow stored, status and yuan
@@ -214,15 +230,7 @@ def test_storage_award_report_equals_stored_decision(db_url, conn, monkeypatch, 
     ids = dict(conn.execute("SELECT name, point_id FROM point").fetchall())
     meter_two_projects(conn, ids)
     as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)  # 2024 is closed: its whole year on both sides
-    e, _ = run_flows(db_url, "e1", as_of, 2024)
-    evaluate(db_url, e, 2024, as_of)
-    rep = cli("report", "awards", "--enterprise", "e1", "--year", 2024)
-    with psycopg.connect(db_url) as c:
-        stored = {(d, cl, r, s): (st, None if a is None else f"{a:.2f}") for d, cl, r, s, st, a in c.execute(
-            "SELECT document, clause, rule, subject, status, amount FROM eligibility_current WHERE year = 2024")}
-    shown = {(x["document"], x["clause"], x["rule"], x["subject"]): (x["status"], x["amount"])
-             for x in rep["candidates"]}
-    assert shown == stored
+    rep, shown = awards_report_equals_stored(db_url, "e1", 2024, as_of)
     roof_b = [v for k, v in shown.items() if k[0] == "晋政规〔2024〕2号" and k[3] == "project roof-b"]
     assert roof_b == [("qualifies", "34000.00")]  # its storage verified by its own telemetry
 
@@ -238,15 +246,7 @@ def test_two_retrofits_in_one_year_are_both_paid_report_equals_stored(env, db_ur
     r = runner.invoke(app, ["facts", "import", str(facts)])
     assert r.exit_code == 0 and "2 facts and 0 PV projects recorded" in r.output, r.output
     as_of = datetime(2025, 3, 1, tzinfo=timezone.utc)  # 2024 closed
-    e, _ = run_flows(db_url, "jj-shoes", as_of, 2024)
-    evaluate(db_url, e, 2024, as_of)
-    rep = cli("report", "awards", "--enterprise", "jj-shoes", "--year", 2024)
-    with psycopg.connect(db_url) as c:
-        stored = {(d, cl, r, s): (st, None if a is None else f"{a:.2f}") for d, cl, r, s, st, a in c.execute(
-            "SELECT document, clause, rule, subject, status, amount FROM eligibility_current WHERE year = 2024")}
-    shown = {(x["document"], x["clause"], x["rule"], x["subject"]): (x["status"], x["amount"])
-             for x in rep["candidates"]}
-    assert shown == stored
+    rep, _ = awards_report_equals_stored(db_url, "jj-shoes", 2024, as_of)
     retrofits = [x for x in rep["candidates"] if x["rule"] == "energy-saving-retrofit" and x["chosen"]]
     assert len(retrofits) == 2 and len({x["subject"] for x in retrofits}) == 2, rep["candidates"]
     assert all(x["status"] == "qualifies" and x["amount"] for x in retrofits), retrofits
