@@ -82,3 +82,26 @@ def test_an_impossible_replacement_is_refused_unless_forced(conn, swapped, old_f
     record_replacement(conn, POINT, q(3), old_final, new_initial, "figures from the utility's swap sheet", force=True)
     [row] = list_replacements(conn, point=POINT)
     assert row.forced
+
+
+def test_the_database_keeps_every_recorded_replacement(conn, swapped):
+    # audited, never deleted (migration 0860): not by the commands only — a DELETE is refused, an UPDATE
+    # may only revoke a live replacement once; deleting the point itself still takes its replacements
+    import psycopg
+
+    rid = record_replacement(conn, POINT, q(3), 5_300, 12, "meter failed calibration")
+    conn.commit()
+    for sql in ("DELETE FROM meter_replacement WHERE replacement_id = %s",
+                "UPDATE meter_replacement SET old_final_wh = 9999 WHERE replacement_id = %s",
+                "UPDATE meter_replacement SET reason = 'else' WHERE replacement_id = %s"):
+        with pytest.raises(psycopg.errors.RaiseException, match=f"meter replacement {rid} is"):
+            conn.execute(sql, (rid,))
+        conn.rollback()
+    revoke_replacement(conn, rid, "recorded on the wrong point")
+    conn.commit()
+    with pytest.raises(psycopg.errors.RaiseException, match="changed only by revoking it, once"):
+        conn.execute("UPDATE meter_replacement SET revoked_at = NULL, revoked_reason = NULL WHERE replacement_id = %s",
+                     (rid,))
+    conn.rollback()
+    conn.execute("DELETE FROM point WHERE point_id = %s", (swapped,))  # the cascade from the point is allowed
+    assert conn.execute("SELECT count(*) FROM meter_replacement").fetchone() == (0,)
