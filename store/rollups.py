@@ -114,8 +114,12 @@ class DirtyMark:
 
 
 #: readings searched on each side of a recomputed range for a steady stretch (edge_bounds_sql);
-#: when none is found there, every reading on that side is read
+#: when none is found there, every reading on that side is read, up to EDGE_LIMIT of them
 EDGE_SEARCH = 64
+#: at most this many readings on a side of a range, whatever the counter does: a counter with no
+#: steady stretch for this long (falling every few readings) would otherwise be read from its first
+#: reading at every incremental rollup
+EDGE_LIMIT = 4096
 
 
 def _stretch_sql(point: str, edge: str, before: int, after: int, where: str, order: str, pick: str) -> str:
@@ -155,7 +159,7 @@ def edge_bounds_sql(point: str, since: str, until: str) -> tuple[str, str]:
     so the counter is judged the same from there on. After ``until``: to GLITCH_RUN + 1 readings
     after the middle of the first steady stretch whose middle is at or after ``until`` (a reading
     is judged by at most GLITCH_RUN + 1 readings after it). With no such stretch among
-    :data:`EDGE_SEARCH` readings, every reading on that side."""
+    :data:`EDGE_SEARCH` readings, every reading on that side, up to :data:`EDGE_LIMIT` of them."""
     k = GLITCH_RUN
     lo = _stretch_sql(point, since, EDGE_SEARCH, k, f"s.ts < {since}", "DESC", "s.x0")
     hi = _stretch_sql(point, until, k, EDGE_SEARCH + k + 1, f"s.ts >= {until}", "", "coalesce(s.xn, 'infinity')")
@@ -165,8 +169,14 @@ def edge_bounds_sql(point: str, since: str, until: str) -> tuple[str, str]:
     # of the wide search, which COALESCE runs only when the near one finds none
     near_lo = _stretch_sql(point, since, 2 * k + 1, k, f"s.ts < {since}", "DESC", "s.x0")
     near_hi = _stretch_sql(point, until, k, 2 * k + 2, f"s.ts >= {until} AND s.xn IS NOT NULL", "", "s.xn")
-    return (f"CASE WHEN {since} IS NULL THEN '-infinity'::timestamptz ELSE coalesce({near_lo}, {lo}, '-infinity') END",
-            f"CASE WHEN {until} IS NULL THEN 'infinity'::timestamptz ELSE coalesce({near_hi}, {hi}, 'infinity') END")
+    far_lo = (f"(SELECT r.ts FROM reading r WHERE r.point_id = {point} AND r.ts < {since} AND r.quality < 2 "
+              f"ORDER BY r.ts DESC OFFSET {EDGE_LIMIT - 1} LIMIT 1)")
+    far_hi = (f"(SELECT r.ts FROM reading r WHERE r.point_id = {point} AND r.ts >= {until} AND r.quality < 2 "
+              f"ORDER BY r.ts OFFSET {EDGE_LIMIT - 1} LIMIT 1)")
+    return (f"CASE WHEN {since} IS NULL THEN '-infinity'::timestamptz "
+            f"ELSE coalesce({near_lo}, {lo}, {far_lo}, '-infinity') END",
+            f"CASE WHEN {until} IS NULL THEN 'infinity'::timestamptz "
+            f"ELSE coalesce({near_hi}, {hi}, {far_hi}, 'infinity') END")
 
 
 #: usable readings read before a late reading's recomputed range (and judged again), so that a

@@ -751,3 +751,29 @@ def test_hourly_and_daily_sums_in_a_half_hour_zone_across_a_daylight_saving_chan
     r = rollup(db_url, start=ts[29 * 60], end=ts[31 * 60])
     assert r.intervals_written > 0
     check()
+
+
+def test_the_edge_window_of_a_counter_with_no_steady_stretch_is_bounded(conn, monkeypatch):
+    # a counter that falls every other reading never has seven readings in a row that do not fall:
+    # the window before a range would reach back to its first reading at every incremental rollup;
+    # it stops at EDGE_LIMIT readings (set small here), and a steady counter's stays a few readings
+    from datetime import datetime, timezone
+
+    import store.rollups as rollups
+    from model.readings import Reading
+
+    monkeypatch.setattr(rollups, "EDGE_LIMIT", 40)
+    monkeypatch.setattr(rollups, "EDGE_SEARCH", 16)
+    clear_rollups(conn, readings=True)
+    pid = _demo_point(conn)
+    t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    saw = [1000.0 + k // 2 * 10 + (5 if k % 2 else 0) - (8 if k % 2 else 0) for k in range(200)]  # up, down, up…
+    write_readings(conn, [Reading(pid, t0 + timedelta(minutes=k), v) for k, v in enumerate(saw)])
+    since = t0 + timedelta(minutes=150)
+    lo, _ = rollups.edge_bounds_sql("%(p)s", "%(since)s::timestamptz", "%(until)s::timestamptz")
+    (got,) = conn.execute(f"SELECT {lo}", {"p": pid, "since": since, "until": since}).fetchone()
+    assert got == since - timedelta(minutes=40)  # the 40th reading before, not the first of all
+    conn.execute("DELETE FROM reading WHERE point_id = %s", (pid,))
+    write_readings(conn, [Reading(pid, t0 + timedelta(minutes=k), 1000.0 + 10 * k) for k in range(200)])
+    (got,) = conn.execute(f"SELECT {lo}", {"p": pid, "since": since, "until": since}).fetchone()
+    assert got == since - timedelta(minutes=4)  # steady: four readings before the range
