@@ -247,7 +247,8 @@ class Router:
                 findings.append(Finding("unknown_point", f"{route.sub.topic.replace('{device}', device)}:{q}",
                                         f"device {device!r} has no point for {q!r}", device))
                 continue
-            targets.append((q, f, factor, pid, sign if q in POWER_QUANTITIES else 1))
+            # the published power to the device's native sign (the field's), then the role's
+            targets.append((q, f, factor, pid, f.sign * sign if q in POWER_QUANTITIES else 1))
         return self._remember(topic, (route, device, targets, findings))
 
     def _remember(self, topic: str, hit):

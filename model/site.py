@@ -315,6 +315,10 @@ class MqttField(_Strict):
     unit: str | None = Field(default=None, description="unit of the published value; the quantity's canonical unit when omitted")
     min: float | None = Field(default=None, description="plausible minimum, canonical unit")
     max: float | None = Field(default=None, description="plausible maximum, canonical unit")
+    sign: Literal[1, -1] = Field(
+        default=1, description="-1 for a published power positive in the direction energy_export counts (a "
+        "gateway publishing its inverter's generation as positive), as a Modbus profile register's sign: the "
+        "device's native power is positive when energy_import counts up; the role's sign applies after it")
 
 
 class MqttSubscription(_Strict):
@@ -335,6 +339,7 @@ class MqttSubscription(_Strict):
     unit: str | None = Field(default=None, description="number: its unit (canonical when omitted)")
     min: float | None = None
     max: float | None = None
+    sign: Literal[1, -1] = Field(default=1, description="number: as a field's sign")
 
     @model_validator(mode="after")
     def _check(self) -> MqttSubscription:
@@ -362,11 +367,13 @@ class MqttSubscription(_Strict):
             if q not in QUANTITIES:
                 raise ValueError(f"unknown quantity {q!r} (known: {', '.join(sorted(QUANTITIES))})")
             unit_factor(f.unit or QUANTITIES[q].unit, q)
+            if f.sign != 1 and q not in POWER_QUANTITIES:
+                raise ValueError(f"{q}: 'sign' is for power (its direction); a {QUANTITIES[q].kind} of {q} has none")
         return self
 
     def field_specs(self) -> dict[str, MqttField]:
         if self.format == "number":
-            return {self.quantity: MqttField(path="", unit=self.unit, min=self.min, max=self.max)}
+            return {self.quantity: MqttField(path="", unit=self.unit, min=self.min, max=self.max, sign=self.sign)}
         return {q: (MqttField(path=f) if isinstance(f, str) else f) for q, f in self.fields.items()}
 
 

@@ -425,3 +425,31 @@ def test_messages_whose_readings_the_writer_dropped_are_never_acknowledged_and_c
     asyncio.run(_run(site, ids, db_url, second))
     pub.close()
     assert conn.execute("SELECT count(DISTINCT ts) FROM reading").fetchone() == (6,)
+
+
+def test_a_field_published_with_the_other_sign_says_sign_minus_one_as_a_profile_register_does():
+    # a gateway publishing its PV inverter's generation as positive (the direction energy_export
+    # counts): `sign: -1` brings it to the native sign, then the role's applies — stored + generation,
+    # as a profile register with sign -1 (docs/devices.md "Power sign")
+    site = SiteConfig.model_validate({
+        "enterprise": {"code": "acme", "name": "Acme"}, "site": {"code": "main", "name": "Main"},
+        "mqtt": {"devices": [{"name": "pv", "points": [{"quantity": "energy_export", "role": "pv_generation"},
+                                                        {"quantity": "active_power"}]},
+                             {"name": "line", "points": [{"quantity": "active_power"}]}],
+                 "subscriptions": [
+                     {"topic": "t/pv/state", "device": "pv", "format": "json",
+                      "fields": {"active_power": {"path": "p", "unit": "kW", "sign": -1, "min": 0}}},
+                     {"topic": "t/line/power", "device": "line", "format": "number", "quantity": "active_power",
+                      "sign": -1}]},
+    })
+    r = Router(site, {n: i + 1 for i, (n, _, _) in enumerate(site.mqtt_points())})
+    ids = {n: i + 1 for i, (n, _, _) in enumerate(site.mqtt_points())}
+    got = r.parse("t/pv/state", b'{"p": 4.321}', T0)
+    assert [(x.point_id, x.value, x.quality) for x in got.readings] == [
+        (ids["acme.main.pv.active_power"], 4321.0, Quality.GOOD)]  # + generation; min 0 judged as published
+    got = r.parse("t/line/power", b"250", T0)
+    assert [x.value for x in got.readings] == [-250.0]  # no role: + consumption, published the other way
+    base = site.model_dump(mode="json", exclude_none=True)
+    bad = dict(base["mqtt"]["subscriptions"][0], fields={"energy_export": {"path": "e", "sign": -1}})
+    with pytest.raises(ValueError, match="'sign' is for power"):
+        SiteConfig.model_validate({**base, "mqtt": {**base["mqtt"], "subscriptions": [bad]}})
