@@ -23,3 +23,4 @@ END
 $$;
 CREATE TRIGGER meter_replacement_kept BEFORE UPDATE OR DELETE ON meter_replacement
     FOR EACH ROW EXECUTE FUNCTION meter_replacement_kept();
+REVOKE ALL ON FUNCTION meter_replacement_kept() FROM PUBLIC;  -- a trigger's function needs no EXECUTE (tenancy: nothing of the application is executable by PUBLIC)
