@@ -235,9 +235,11 @@ async def collect(site: SiteConfig, point_ids: dict[str, int], database_url: str
         "spool_corrupt", str(item.path), data={"readings": item.readings, "reason": item.reason},
         count=max(1, item.readings))
     # and rows the database refused for their content (set aside in rejected.txt): acknowledged, not stored
+    # (data: the total since this collector started, as the text says; the count column adds up)
     writer.on_reject = lambda n, detail: health.finding(
-        "readings_rejected", "writer", data={"readings": n, "first": detail,
-                                             "set_aside": str(spool.directory / "rejected.txt") if spool else None},
+        "readings_rejected", "writer", data={
+            "readings": writer.rejected, "first": detail,
+            "set_aside": str(spool.directory / "rejected.txt") if spool else "the log only (no spool directory)"},
         count=n)
     intake = Intake(writer, QualityGate(site, point_ids, clock, health), tap)
     writer_task = asyncio.create_task(writer.run())

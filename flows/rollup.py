@@ -25,7 +25,7 @@ from metrics.counters import CounterFinding
 from metrics.intervals import INTERVAL_S, IntervalColumns, counter_interval_columns, floor_interval
 from store.db import storage_mode
 from store.rollups import (IntervalWriter, PointReadings, clear_dirty, counter_points, dirty_marks,
-                           refresh_continuous_aggregate, stream_readings, watermarks)
+                           refresh_continuous_aggregate, settled_since, stream_readings, watermarks)
 
 #: how far back each incremental run recomputes, before the newest reading already rolled up
 TRAILING_WINDOW = timedelta(hours=2)
@@ -145,8 +145,10 @@ def rollup(
 
     Without ``start``/``end``: incremental from each point's watermark minus ``trailing_window``
     (from the first reading for a point never rolled up), or from its late-data mark when that is
-    earlier (three readings before the earliest late reading: see
-    :data:`store.rollups.CONTEXT_READINGS`); the marks recomputed are cleared in the same transaction. With them: recompute the intervals
+    earlier (readings before the earliest late reading: see :data:`store.rollups.CONTEXT_READINGS`),
+    and further back to the last steady stretch before that (:func:`store.rollups.settled_since`:
+    the intervals the new readings can change); the marks recomputed are cleared in the same
+    transaction. With them: recompute the intervals
     starting in [start, end) (a backfill), watermarks untouched.
     ``on_point(done, total, readings)`` is called after each point, for progress display.
     """
@@ -162,8 +164,13 @@ def rollup(
         else:
             marks = watermarks(read, ids)
             dirty = dirty_marks(read, ids)
-            ranges = {pid: (_incremental_since(marks.get(pid), dirty.get(pid), trailing_window), None)
-                      for pid in ids}
+            naive = {pid: _incremental_since(marks.get(pid), dirty.get(pid), trailing_window) for pid in ids}
+            # back to where the new readings' influence ends: a run of glitches they resolve, or a
+            # reading they make a glitch, may lie before the window (store.rollups.settled_since)
+            settled = settled_since(read, {pid: t for pid, t in naive.items() if t is not None})
+            ranges = {pid: (None if t is None else
+                            (None if settled[pid] is None else min(t, floor_interval(settled[pid]))), None)
+                      for pid, t in naive.items()}
         settings = counter_settings(read, ids)
         readings = findings = done = 0
         with write.transaction():

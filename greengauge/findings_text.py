@@ -43,9 +43,9 @@ TEXT: dict[str, dict[str, str]] = {
                          "zh": "丢弃 {readings} 条排队读数（累计 {dropped_total}）：内存超过 {max_queued} 条，数据库{database}，缓存{spool}"},
     "spool_corrupt": {"en": "{readings} spooled readings set aside as corrupt ({reason}); they are not stored — look at the file",
                       "zh": "{readings} 条缓存读数因文件损坏被隔离（{reason}），未入库，请检查该文件"},
-    "readings_rejected": {"en": "{readings} readings refused by the database and set aside in {set_aside}, not stored "
-                          "(first: {first})",
-                          "zh": "{readings} 条读数被数据库拒收，已另存于 {set_aside}，未入库（首条：{first}）"},
+    "readings_rejected": {"en": "{readings} readings refused by the database since the collector started, set aside "
+                          "in {set_aside}, not stored (latest: {first})",
+                          "zh": "采集器启动以来 {readings} 条读数被数据库拒收，已另存于 {set_aside}，未入库（最近：{first}）"},
     "stale_device": {"en": "no reading since {last_reading} ({polls} poll intervals of {poll_interval_s} s)",
                      "zh": "自 {last_reading} 起无读数（超过 {polls} 个 {poll_interval_s} 秒采集周期）"},
     "gap": {"en": "no reading from {from} to {to}", "zh": "{from} 至 {to} 无读数"},

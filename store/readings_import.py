@@ -298,5 +298,5 @@ def import_readings(conn: psycopg.Connection, path: Path, *, unit: str | None = 
             # the stated resolution changes which intervals are measured: recompute them
             for pid, (a, _b) in spans.items():
                 mark_dirty(conn, pid, a)
-    rows = sum(1 for _ in csv.reader(io.StringIO(text))) - 1
+    rows = sum(1 for row in csv.reader(io.StringIO(text)) if row) - 1  # (blank lines are no rows, as for DictReader)
     return Imported(rows, new, rows - len(readings))

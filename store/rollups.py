@@ -179,6 +179,33 @@ def edge_bounds_sql(point: str, since: str, until: str) -> tuple[str, str]:
             f"ELSE coalesce({near_hi}, {hi}, {far_hi}, 'infinity') END")
 
 
+def settled_since(conn: psycopg.Connection, sinces: dict[int, datetime]) -> dict[int, datetime | None]:
+    """For an incremental run: the time from which each point's intervals may change, given the
+    time ``since`` from which its readings are new (the watermark's trailing window, a late
+    reading's context, a replacement's): the middle reading of the last steady stretch before it
+    (:func:`_stretch_sql`), the whole stretch before ``since``. New readings change how up to
+    GLITCH_RUN + 1 readings before them are judged, and through a run of skipped readings the
+    energy from the last reading kept before them; neither reaches back past such a middle
+    reading, which is used as it is and stays so — the intervals before it are final. None: from the point's first reading (no stretch within
+    EDGE_LIMIT readings: at most that many back, as :func:`edge_bounds_sql`)."""
+    if not sinces:
+        return {}
+    k = GLITCH_RUN
+    # the whole stretch before ``since``: among the readings the run that wrote the intervals saw
+    near = _stretch_sql("g.point_id", "g.since", 2 * k + 1, k, "s.xe < g.since", "DESC", "s.ts")
+    wide = _stretch_sql("g.point_id", "g.since", EDGE_SEARCH, k, "s.xe < g.since", "DESC", "s.ts")
+    far = (f"(SELECT r.ts FROM reading r WHERE r.point_id = g.point_id AND r.ts < g.since AND r.quality < 2 "
+           f"ORDER BY r.ts DESC OFFSET {EDGE_LIMIT - 1} LIMIT 1)")
+    ids = list(sinces)
+    with conn.transaction():
+        conn.execute("SET LOCAL jit = off")  # (as in stream_readings)
+        rows = conn.execute(
+            f"""SELECT g.point_id, coalesce({near}, {wide}, {far})
+                FROM unnest(%s::bigint[], %s::timestamptz[]) g(point_id, since)""",
+            (ids, [sinces[i] for i in ids])).fetchall()
+    return {pid: ts for pid, ts in rows}
+
+
 #: usable readings read before a late reading's recomputed range (and judged again), so that a
 #: late reading changes how the readings before it are judged as in a run over the whole series:
 #: the energy between the last reading before it and it, and the outlier decisions, which look up

@@ -777,3 +777,55 @@ def test_the_edge_window_of_a_counter_with_no_steady_stretch_is_bounded(conn, mo
     write_readings(conn, [Reading(pid, t0 + timedelta(minutes=k), 1000.0 + 10 * k) for k in range(200)])
     (got,) = conn.execute(f"SELECT {lo}", {"p": pid, "since": since, "until": since}).fetchone()
     assert got == since - timedelta(minutes=4)  # steady: four readings before the range
+
+
+@pytest.mark.parametrize("first, more", [
+    # hourly readings with a three-reading garbage run the last reading resolves only once the next
+    # arrives (not late): the run lies before the watermark's trailing window
+    ([(60 * h, v) for h, v in enumerate([1000, 1010, 1020, 1030, 5000, 5010, 5020, 1100])], [(480, 1110)]),
+    # the same with 30-minute readings and a zero before the run
+    ([(30 * h, v) for h, v in enumerate([1000, 1010, 1020, 0, 5000, 5010, 5020, 1100])], [(240, 1110)]),
+    # a late reading resolving a run before its own context of readings
+    ([(25, 1030), (47, 0), (50, 5000), (60, 5010), (70, 5020), (80, 1100), (100, 6000)]
+     + [(100 + 10 * k, 6000 + 10 * k) for k in range(1, 43)], [(85, 1110)]),
+])
+def test_an_incremental_rollup_gives_the_intervals_of_a_run_from_scratch(conn, db_url, first, more):
+    # whatever the new readings resolve before the window an incremental run recomputes, the stored
+    # intervals end as a rollup of every reading from scratch gives them (store.rollups.settled_since)
+    _incremental_equals_scratch(conn, db_url, first, more)
+
+
+@settings(max_examples=int(__import__("os").environ.get("GG_EXAMPLES", 25)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(series=glitchy_counter(), cut=st.integers(min_value=0, max_value=10**6), late=st.booleans())
+def test_any_arrival_of_readings_rolls_up_as_a_run_from_scratch(conn, db_url, series, cut, late):
+    # Property: the readings arrive in two parts, an incremental rollup after each — the second part
+    # the newest readings, or (late) every other reading of the series — and the stored intervals are
+    # those of one rollup from scratch, whatever glitches, runs of them and resets lie where
+    k = cut % (len(series) + 1)
+    first, more = (series[::2], series[1::2]) if late else (series[:k], series[k:])
+    # no trailing window: the generated series are minutes long, and the run must not rely on one
+    _incremental_equals_scratch(conn, db_url, first, more, trailing_window=timedelta(0))
+
+
+def _incremental_equals_scratch(conn, db_url, first, more, **rollup_args):
+    from datetime import datetime, timezone
+
+    from model.readings import Reading
+
+    clear_rollups(conn, readings=True)
+    conn.execute("TRUNCATE rollup_dirty")
+    pid = _demo_point(conn)
+    t0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
+    write_readings(conn, [Reading(pid, t0 + timedelta(minutes=m), float(v)) for m, v in first])
+    conn.commit()
+    rollup(db_url, **rollup_args)
+    write_readings(conn, [Reading(pid, t0 + timedelta(minutes=m), float(v)) for m, v in more])
+    conn.commit()
+    rollup(db_url, **rollup_args)
+    incremental = stored(conn, pid)
+    clear_rollups(conn)
+    conn.execute("TRUNCATE rollup_dirty")
+    conn.commit()
+    rollup(db_url)
+    assert stored(conn, pid) == incremental

@@ -174,6 +174,8 @@ def test_the_same_point_and_time_twice_with_different_values_names_both_lines(co
     # the same value twice is one reading
     same = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,100\n{POINT},2024-12-31T16:00:00Z,100\n")
     assert import_readings(conn, same, unit="Wh") == (2, 1, 1)  # the second line repeats the first: not "already stored"
+    blank = csv_file(tmp_path, f"{POINT},2025-01-01T00:30:00+08:00,120\n\n\n")  # Excel's trailing blank lines
+    assert import_readings(conn, blank, unit="Wh") == (1, 1, 0)
     # against what is stored: a different value is an error naming the stored one, not "already stored"
     other = csv_file(tmp_path, f"{POINT},2025-01-01T00:00:00+08:00,101\n")
     with pytest.raises(ImportError_, match="is already stored as 100, the file says 101"):
