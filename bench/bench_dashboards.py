@@ -77,14 +77,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg  # noqa: E402
 
-from bench_province import ADMIN_URL, ROLES, fill, quarter_wh  # noqa: E402
+from bench_province import ROLES, fill, quarter_wh  # noqa: E402
 from dashboards.alerts import rules  # noqa: E402
 from dashboards.macros import TimeRange, Variable, expand  # noqa: E402
 from dashboards.panels import DASHBOARDS  # noqa: E402
 from metrics.periods import local_bounds  # noqa: E402
-from store.db import create_database, drop_database, storage_mode, with_database  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
-from store.tenancy import add_reader, drop_roles, reader_url  # noqa: E402
+from store.db import storage_mode  # noqa: E402
+from scratch import scratch_database  # noqa: E402
+from store.tenancy import add_reader, reader_url  # noqa: E402
 
 TZ = "Asia/Shanghai"
 #: devices with a live power point: the power of each kind the live panels draw (grid, PV, battery),
@@ -394,12 +394,8 @@ def main() -> None:
     last_day = (end - timedelta(seconds=1)).astimezone(ZoneInfo(TZ)).date()
     day_start, day_end = local_bounds("day", last_day, TZ)
     year = last_day.year
-    name = f"gg_bench_dash_{uuid.uuid4().hex[:8]}"
-    create_database(ADMIN_URL, name)
-    url = with_database(ADMIN_URL, name)
-    try:
+    with scratch_database("gg_bench_dash", keep=args.keep, roles=True) as url:
         with psycopg.connect(url) as conn:
-            upgrade(conn)
             mode = storage_mode(conn)
         print(f"{args.enterprises} enterprises × {len(ROLES)} counter points × {args.days} days of 2025, "
               f"parks of {args.park_size}, storage {mode}; filling:", flush=True)
@@ -496,12 +492,6 @@ def main() -> None:
                           f"{sec / ssec if ssec else float('nan'):7.2f}", flush=True)
         if args.explain:
             print(f"\nEXPLAIN ANALYZE {args.explain}:\n{explained or '(no such panel)'}\n")
-    finally:
-        if args.keep:
-            print(f"kept database {name}")
-        else:
-            drop_database(ADMIN_URL, name)
-            drop_roles(ADMIN_URL, name)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,8 @@ and prints both and their ratio (printed, never asserted). Five counter points p
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,11 +31,9 @@ import psycopg  # noqa: E402
 
 from accounting.site_energy import green_share_report  # noqa: E402
 from metrics.periods import local_bounds  # noqa: E402
-from store.db import create_database, drop_database, with_database  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 from store.queries import counter_series  # noqa: E402
 
-ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: role -> (mean power [W], phase [rad]); power = mean × (1 + sin(ωt + phase)), never negative
 ROLES = {
     "grid_import": (200_000, 0.0), "grid_export": (10_000, 3.0), "pv_generation": (60_000, -1.6),
@@ -88,12 +84,7 @@ def main() -> None:
     points = 1000 if args.full else args.points
     enterprises = max(1, points // len(ROLES))
     ystart, yend = local_bounds("year", datetime(2025, 1, 1).date(), "Asia/Shanghai")
-    name = f"gg_bench_{uuid.uuid4().hex[:8]}"
-    create_database(ADMIN_URL, name)
-    url = with_database(ADMIN_URL, name)
-    try:
-        with psycopg.connect(url) as conn:
-            upgrade(conn)
+    with scratch_database(keep=args.keep) as url:
         with psycopg.connect(url) as conn:
             t = time.perf_counter()
             rows = fill(conn, enterprises, ystart, yend)
@@ -124,9 +115,6 @@ def main() -> None:
         print(f"raw readings -> annual shares:   {enterprises} enterprises in {full_s:.2f} s "
               f"({full_s / enterprises:.3f} s each; {status})")
         print(f"ratio full path / bare scan:     {full_s / scan_s:.1f}")
-    finally:
-        if not args.keep:
-            drop_database(ADMIN_URL, name)
 
 
 if __name__ == "__main__":

@@ -60,9 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timezone
-from math import inf
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -79,13 +77,11 @@ from model.profile import _STRUCT, plan_reads  # noqa: E402
 from model.readings import FUTURE_TOLERANCE, TIMESTAMP_FLOOR, impossible_value, value_bounds  # noqa: E402
 from model.site import SiteConfig  # noqa: E402
 from store import ingest  # noqa: E402
-from store.db import create_database, drop_database, with_database  # noqa: E402
 from store.health import device_ids as lookup_device_ids  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
 from store.sites import apply_site  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
-ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FLUSH_INTERVAL_S = 0.5
 HEALTH_INTERVAL_S = 1.0  # collect()'s is 5 s: rows written five times as often, so that rounds of a few seconds hold them
 BATCH_SIZE = 5000  # BatchingWriter's default: a flush when this many wait, one transaction per batch
@@ -450,21 +446,14 @@ def count_polls(devices: int, polls: int, way: str) -> None:
     timed flushes): run under callgrind twice with different ``polls``, the difference of the two
     counts is that many polls' instructions, set-up and tear-down cancelled out."""
     site = site_for(1502, devices, devices)  # (nothing is contacted)
-    name = f"gg_bench_{uuid.uuid4().hex[:8]}"
-    create_database(ADMIN_URL, name)
-    url = with_database(ADMIN_URL, name)
-    try:
+    with scratch_database() as url, tempfile.TemporaryDirectory() as tmp:
         with psycopg.connect(url) as conn:
-            upgrade(conn)
             ids = apply_site(conn, site)
-        with tempfile.TemporaryDirectory() as tmp:
-            if way == "pipeline":
-                n, written, _ = asyncio.run(bare_pipeline(site, ids, url, 0, polls=polls, client=FakeClient))
-            else:
-                n, written, _ = asyncio.run(collector(site, ids, url, 0, Path(tmp) / "spool", polls=polls,
-                                                      client=FakeClient))
-    finally:
-        drop_database(ADMIN_URL, name)
+        if way == "pipeline":
+            n, written, _ = asyncio.run(bare_pipeline(site, ids, url, 0, polls=polls, client=FakeClient))
+        else:
+            n, written, _ = asyncio.run(collector(site, ids, url, 0, Path(tmp) / "spool", polls=polls,
+                                                  client=FakeClient))
     print(f"{way}: {n} polls of {devices} devices on a fake client, {written} rows written")
 
 
@@ -502,9 +491,6 @@ def main() -> None:
     port = free_ports(ports)
     server = start_server(port, args.devices, ports, args.clock_unset)
     site = site_for(port, args.devices, ports)
-    name = f"gg_bench_{uuid.uuid4().hex[:8]}"
-    create_database(ADMIN_URL, name)
-    url = with_database(ADMIN_URL, name)
     points = len(site.devices[0].point_configs())
     best = dict.fromkeys(("read", "decode"), 0.0)
     polls_of = {"pipeline": 0, "collector": 0}
@@ -513,46 +499,45 @@ def main() -> None:
     cpu_ratios: list[float] = []  # bare pipeline's CPU per poll / collector's: the ratio a CPU-bound run would see
     print(f"start: {load()}", flush=True)
     try:
-        with psycopg.connect(url) as conn:
-            upgrade(conn)
-            ids = apply_site(conn, site)
-        with tempfile.TemporaryDirectory() as tmp:
+        with scratch_database() as url:
+            with psycopg.connect(url) as conn:
+                ids = apply_site(conn, site)
+            with tempfile.TemporaryDirectory() as tmp:
 
-            def run(way: str, seconds: float, k: int) -> tuple[float, float]:
-                """Polls per second and CPU microseconds per poll of one way's run."""
-                nonlocal stored
-                if way == "pipeline":
-                    polls, written, cpu = asyncio.run(bare_pipeline(site, ids, url, seconds))
-                else:
-                    polls, written, cpu = asyncio.run(collector(site, ids, url, seconds, Path(tmp) / f"spool{k}"))
-                stored += written
-                polls_of[way] += polls
-                if written != polls * points:  # every poll stores every point: nothing lost, nothing twice
-                    print(f"warning: {way} stored {written} rows for {polls} polls of {points} points", flush=True)
-                return polls / seconds, cpu / polls * 1e6
+                def run(way: str, seconds: float, k: int) -> tuple[float, float]:
+                    """Polls per second and CPU microseconds per poll of one way's run."""
+                    nonlocal stored
+                    if way == "pipeline":
+                        polls, written, cpu = asyncio.run(bare_pipeline(site, ids, url, seconds))
+                    else:
+                        polls, written, cpu = asyncio.run(collector(site, ids, url, seconds, Path(tmp) / f"spool{k}"))
+                    stored += written
+                    polls_of[way] += polls
+                    if written != polls * points:  # every poll stores every point: nothing lost, nothing twice
+                        print(f"warning: {way} stored {written} rows for {polls} polls of {points} points", flush=True)
+                    return polls / seconds, cpu / polls * 1e6
 
-            # a short warm-up of both (imports, connections, the server's first answers), not counted
-            asyncio.run(bare_pipeline(site, ids, url, 0.5))
-            asyncio.run(collector(site, ids, url, 0.5, Path(tmp) / "warmup"))
-            for k in range(args.rounds):
-                # the two ways back to back, the order alternating (the machine is shared: a burst of
-                # load elsewhere falls on both ways of a round, not on one way of every round)
-                order = ("pipeline", "collector") if k % 2 == 0 else ("collector", "pipeline")
-                got = {way: run(way, args.seconds, k) for way in order}
-                (p, p_cpu), (c, c_cpu) = got["pipeline"], got["collector"]
-                ratios.append(c / p)
-                cpu_ratios.append(p_cpu / c_cpu)
-                print(f"round {k + 1:2d}: bare pipeline {p:6.0f} polls/s ({p_cpu:4.0f} us CPU each), collector {c:6.0f} "
-                      f"polls/s ({c_cpu:4.0f} us CPU each): ratio {c / p:.2f}, by CPU {p_cpu / c_cpu:.2f}", flush=True)
-                if k in (0, args.rounds - 1):  # the two ceilings, for reference: at the start and at the end
-                    polls, _ = timed(bare(site, args.seconds))
-                    best["read"] = max(best["read"], polls / args.seconds)
-                    polls, _ = timed(decode_only(site, ids, args.seconds))
-                    best["decode"] = max(best["decode"], polls / args.seconds)
+                # a short warm-up of both (imports, connections, the server's first answers), not counted
+                asyncio.run(bare_pipeline(site, ids, url, 0.5))
+                asyncio.run(collector(site, ids, url, 0.5, Path(tmp) / "warmup"))
+                for k in range(args.rounds):
+                    # the two ways back to back, the order alternating (the machine is shared: a burst of
+                    # load elsewhere falls on both ways of a round, not on one way of every round)
+                    order = ("pipeline", "collector") if k % 2 == 0 else ("collector", "pipeline")
+                    got = {way: run(way, args.seconds, k) for way in order}
+                    (p, p_cpu), (c, c_cpu) = got["pipeline"], got["collector"]
+                    ratios.append(c / p)
+                    cpu_ratios.append(p_cpu / c_cpu)
+                    print(f"round {k + 1:2d}: bare pipeline {p:6.0f} polls/s ({p_cpu:4.0f} us CPU each), collector {c:6.0f} "
+                          f"polls/s ({c_cpu:4.0f} us CPU each): ratio {c / p:.2f}, by CPU {p_cpu / c_cpu:.2f}", flush=True)
+                    if k in (0, args.rounds - 1):  # the two ceilings, for reference: at the start and at the end
+                        polls, _ = timed(bare(site, args.seconds))
+                        best["read"] = max(best["read"], polls / args.seconds)
+                        polls, _ = timed(decode_only(site, ids, args.seconds))
+                        best["decode"] = max(best["decode"], polls / args.seconds)
     finally:
         server.terminate()
         server.wait()
-        drop_database(ADMIN_URL, name)
     where = "each on its own endpoint" if args.per_device_port else "behind one endpoint"
     seconds = args.rounds * args.seconds
     pooled = polls_of["collector"] / polls_of["pipeline"]

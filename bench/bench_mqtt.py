@@ -32,13 +32,11 @@ from paho.mqtt.properties import Properties  # noqa: E402
 from collectors.clock import WallClock  # noqa: E402
 from collectors.run import collect  # noqa: E402
 from model.site import SiteConfig  # noqa: E402
-from store.db import create_database, drop_database, with_database  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 from store.sites import apply_site  # noqa: E402
 from tests.collectors.mqtt_helpers import PrivateBroker, Publisher  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
-ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 RECEIVE_MAXIMUM = int(os.environ.get("BENCH_RECEIVE_MAXIMUM", "5000"))
 T0 = 1_750_000_000
 
@@ -96,9 +94,6 @@ def bare(port: int, topic: str, n: int) -> tuple[float, int]:
 
 
 def collector(port: int, topic: str, n: int) -> tuple[float, int]:
-    name = f"gg_bench_{uuid.uuid4().hex[:8]}"
-    create_database(ADMIN_URL, name)
-    url = with_database(ADMIN_URL, name)
     site = SiteConfig.model_validate({
         "enterprise": {"code": "bench", "name": "Bench"}, "site": {"code": "main", "name": "Main"},
         "mqtt": {"host": "127.0.0.1", "port": port, "client_id": f"gg-bench-{uuid.uuid4().hex[:8]}",
@@ -108,9 +103,8 @@ def collector(port: int, topic: str, n: int) -> tuple[float, int]:
                  "subscriptions": [{"topic": f"{topic}/{{device}}", "timestamp": "ts",
                                     "fields": {"energy_import": "e", "active_power": "p"}}]},
     })
-    try:
+    with scratch_database() as url:
         with psycopg.connect(url) as conn:
-            upgrade(conn)
             ids = apply_site(conn, site)
 
         async def run(body):
@@ -143,8 +137,6 @@ def collector(port: int, topic: str, n: int) -> tuple[float, int]:
             stored = conn.execute("SELECT count(*) FROM reading JOIN point USING (point_id) "
                                   "WHERE quantity = 'energy_import'").fetchone()[0]
         return elapsed, stored
-    finally:
-        drop_database(ADMIN_URL, name)
 
 
 def main() -> None:

@@ -32,12 +32,10 @@ from __future__ import annotations
 import argparse
 import io
 import multiprocessing as mp
-import os
 import queue
 import resource
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -46,10 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from metrics.periods import local_bounds  # noqa: E402
-from store.db import create_database, drop_database, with_database  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
-ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: role -> (energy per quarter hour at the daily peak [Wh], hour of the peak)
 ROLES = {"grid_import": (50_000, 10), "grid_export": (2_000, 13), "pv_generation": (25_000, 12),
          "storage_charge": (6_000, 11), "storage_discharge": (5_500, 19), "subproject": (8_000, 15)}
@@ -215,12 +211,7 @@ def main() -> None:
     start, _ = local_bounds("year", datetime(2025, 1, 1).date(), "Asia/Shanghai")
     end = start + timedelta(days=args.days)
     as_of = end + timedelta(hours=1, minutes=1)  # the day after the data: complete days for eligibility
-    name = f"gg_bench_province_{uuid.uuid4().hex[:8]}"
-    create_database(ADMIN_URL, name)
-    url = with_database(ADMIN_URL, name)
-    try:
-        with psycopg.connect(url) as conn:
-            upgrade(conn)
+    with scratch_database("gg_bench_province", keep=args.keep) as url:
         t = time.perf_counter()
         n = fill(url, args.enterprises, start, end)
         print(f"{args.enterprises} enterprises × {len(ROLES)} points × {args.days} days: {n:,} intervals "
@@ -245,11 +236,6 @@ def main() -> None:
         print(f"peak RSS: full pass {rss_full / 1024:.0f} MB; repeat pass over all {args.enterprises} "
               f"{rss_inc / 1024:.0f} MB vs over {small}: {rss_small / 1024:.0f} MB "
               f"(ratio {rss_inc / rss_small:.2f}; one enterprise-year in memory at a time)")
-    finally:
-        if args.keep:
-            print(f"kept database {name}")
-        else:
-            drop_database(ADMIN_URL, name)
 
 
 if __name__ == "__main__":

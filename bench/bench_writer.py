@@ -30,7 +30,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -41,11 +40,9 @@ import psycopg  # noqa: E402
 from model.readings import Reading, ReadingRow  # noqa: E402
 from collectors.writer import BatchingWriter  # noqa: E402
 from model.site import SiteConfig  # noqa: E402
-from store.db import create_database, drop_database, with_database  # noqa: E402
-from store.migrate import upgrade  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 from store.sites import apply_site  # noqa: E402
 
-ADMIN_URL = os.environ.get("GREENGAUGE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 T0 = datetime(2025, 6, 21, tzinfo=timezone.utc)
 
 
@@ -137,14 +134,10 @@ def main() -> None:
     ap.add_argument("--slices", type=int, default=8)
     ap.add_argument("--readings", action="store_true", help="Reading objects (as MQTT hands them over), not plain tuples")
     args = ap.parse_args()
-    name = f"gg_bench_{uuid.uuid4().hex[:8]}"
-    create_database(ADMIN_URL, name)
-    url = with_database(ADMIN_URL, name)
     print(f"start: {load()}", flush=True)
-    try:
+    with scratch_database() as url:
         site, n_dev = make_site(args.points)
         with psycopg.connect(url) as conn:
-            upgrade(conn)
             ids = apply_site(conn, site)
         sets = [[pid for key, pid in ids.items() if (int(key.split(".")[2][1:]) < n_dev) == first]
                 for first in (True, False)]
@@ -171,8 +164,6 @@ def main() -> None:
         print(f"ratio writer/raw: total time {raw_t / writer_t:.2f}, median of slices {median:.2f} "
               f"({min(ratios):.2f}-{max(ratios):.2f}); goal >= 0.8: "
               f"{'met' if median >= 0.8 and raw_t / writer_t >= 0.8 else 'NOT met'} in this run")
-    finally:
-        drop_database(ADMIN_URL, name)
 
 
 if __name__ == "__main__":
