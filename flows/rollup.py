@@ -167,10 +167,9 @@ def rollup(
             naive = {pid: _incremental_since(marks.get(pid), dirty.get(pid), trailing_window) for pid in ids}
             # back to where the new readings' influence ends: a run of glitches they resolve, or a
             # reading they make a glitch, may lie before the window (store.rollups.settled_since)
+            # (a stretch wholly before `since`: its middle is earlier, so it is where the run starts)
             settled = settled_since(read, {pid: t for pid, t in naive.items() if t is not None})
-            ranges = {pid: (None if t is None else
-                            (None if settled[pid] is None else min(t, floor_interval(settled[pid]))), None)
-                      for pid, t in naive.items()}
+            ranges = {pid: (None if settled.get(pid) is None else floor_interval(settled[pid]), None) for pid in ids}
         settings = counter_settings(read, ids)
         readings = findings = done = 0
         with write.transaction():

@@ -97,6 +97,16 @@ def database_name(url: str) -> str:
     return conninfo_to_dict(url).get("dbname") or ""
 
 
+def no_jit(conn: psycopg.Connection) -> None:
+    """No JIT compilation for the rest of the transaction (``SET LOCAL jit = off``): for statements
+    that touch few rows but whose estimates are large — the flows' batch statements (a watermark
+    joined per enterprise, a batch's period bounds: unknown when the plan is made), the rollup's
+    edge searches (a wide search costed though it runs only where the near one finds nothing) —
+    past ``jit_above_cost`` PostgreSQL would compile them: 30 ms a batch, 0.4 s a rollup of 1,000
+    points, for nothing."""
+    conn.execute("SET LOCAL jit = off")
+
+
 def storage_mode(conn: psycopg.Connection) -> str:
     """'timescaledb' when the extension is installed in this database, else 'postgresql'."""
     row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import psycopg
 
+from store.db import no_jit
 from store.rollups import edge_bounds_sql
 
 Series = tuple[list[datetime], list[float]]
@@ -27,7 +28,7 @@ def counter_series(conn: psycopg.Connection, point_ids: list[int], start: dateti
         ORDER BY 1, 2"""
     out: dict[int, Series] = {pid: ([], []) for pid in point_ids}
     with conn.transaction():
-        conn.execute("SET LOCAL jit = off")  # (the wide edge searches' cost would make it compile: store/rollups.py)
+        no_jit(conn)  # (edge_bounds_sql)
         for pid, ts, value in conn.execute(sql, {"ids": point_ids, "start": start, "end": end}):
             out[pid][0].append(ts)
             out[pid][1].append(value)

@@ -20,6 +20,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from metrics.balance import BalanceTotals
+from store.db import no_jit
 
 
 @dataclass(frozen=True)
@@ -189,14 +190,6 @@ def save_watermarks(conn: psycopg.Connection, seen: dict[int, datetime | None], 
                          ON CONFLICT (enterprise_id) DO UPDATE SET
                              seen_through = greatest(w.seen_through, EXCLUDED.seen_through),
                              run_at = now()""", ([m[0] for m in marks], [m[1] for m in marks]))
-
-
-def no_jit(conn: psycopg.Connection) -> None:
-    """No JIT compilation for the rest of the transaction (``SET LOCAL jit = off``): for the flows'
-    batch statements, which touch a few rows an enterprise but whose estimates are large (a
-    watermark joined per enterprise, a batch's period bounds: unknown when the plan is made) — past
-    ``jit_above_cost`` PostgreSQL would compile them, some 30 ms a batch for nothing."""
-    conn.execute("SET LOCAL jit = off")
 
 
 def asynchronous_commit(conn: psycopg.Connection) -> None:

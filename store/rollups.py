@@ -19,7 +19,7 @@ import psycopg
 
 from metrics.counters import GLITCH_RUN, CounterFinding
 from metrics.intervals import INTERVAL_S, IntervalColumns, epoch_us, utc_times
-from store.db import storage_mode
+from store.db import no_jit, storage_mode
 
 EPOCH_SQL = "timestamptz '1970-01-01 00:00:00+00'"
 #: 2000-01-01 UTC (PostgreSQL's binary time epoch) in microseconds since the Unix epoch
@@ -147,6 +147,20 @@ def _stretch_sql(point: str, edge: str, before: int, after: int, where: str, ord
         ORDER BY s.ts {order} LIMIT 1)"""
 
 
+def _last_stretch_before(point: str, edge: str, where: str, pick: str) -> str:
+    """SQL: ``pick`` of the last steady stretch before ``edge`` meeting ``where`` — looked for among
+    the nearest readings first (a steady counter has it there, and the last one is the nearest, so
+    the answer is the same), then among :data:`EDGE_SEARCH`, the wide search run by COALESCE only
+    where the near one finds none — else the time :data:`EDGE_LIMIT` usable readings back (NULL:
+    fewer exist)."""
+    k = GLITCH_RUN
+    near = _stretch_sql(point, edge, 2 * k + 1, k, where, "DESC", pick)
+    wide = _stretch_sql(point, edge, EDGE_SEARCH, k, where, "DESC", pick)
+    far = (f"(SELECT r.ts FROM reading r WHERE r.point_id = {point} AND r.ts < {edge} AND r.quality < 2 "
+           f"ORDER BY r.ts DESC OFFSET {EDGE_LIMIT - 1} LIMIT 1)")
+    return f"coalesce({near}, {wide}, {far})"
+
+
 def edge_bounds_sql(point: str, since: str, until: str) -> tuple[str, str]:
     """SQL expressions of the first and last reading time to read for recomputing [since, until)
     of a point (column expressions; NULL: unbounded) so that every reading whose judgement decides
@@ -159,22 +173,17 @@ def edge_bounds_sql(point: str, since: str, until: str) -> tuple[str, str]:
     so the counter is judged the same from there on. After ``until``: to GLITCH_RUN + 1 readings
     after the middle of the first steady stretch whose middle is at or after ``until`` (a reading
     is judged by at most GLITCH_RUN + 1 readings after it). With no such stretch among
-    :data:`EDGE_SEARCH` readings, every reading on that side, up to :data:`EDGE_LIMIT` of them."""
+    :data:`EDGE_SEARCH` readings, every reading on that side, up to :data:`EDGE_LIMIT` of them.
+    Statements using them want :func:`store.db.no_jit`."""
     k = GLITCH_RUN
-    lo = _stretch_sql(point, since, EDGE_SEARCH, k, f"s.ts < {since}", "DESC", "s.x0")
-    hi = _stretch_sql(point, until, k, EDGE_SEARCH + k + 1, f"s.ts >= {until}", "", "coalesce(s.xn, 'infinity')")
-    # first the readings nearest the edge, where a steady counter has its stretch (the answer is the
-    # same: the last stretch before, the first after, and these are the nearest; the stretch after
-    # must have its reading past the window's end inside the small window): a fraction of the cost
-    # of the wide search, which COALESCE runs only when the near one finds none
-    near_lo = _stretch_sql(point, since, 2 * k + 1, k, f"s.ts < {since}", "DESC", "s.x0")
+    lo = _last_stretch_before(point, since, f"s.ts < {since}", "s.x0")
+    # after: the first stretch, near then wide (the near one only where the reading past the
+    # stretch's end is inside its window), else EDGE_LIMIT readings on
     near_hi = _stretch_sql(point, until, k, 2 * k + 2, f"s.ts >= {until} AND s.xn IS NOT NULL", "", "s.xn")
-    far_lo = (f"(SELECT r.ts FROM reading r WHERE r.point_id = {point} AND r.ts < {since} AND r.quality < 2 "
-              f"ORDER BY r.ts DESC OFFSET {EDGE_LIMIT - 1} LIMIT 1)")
+    hi = _stretch_sql(point, until, k, EDGE_SEARCH + k + 1, f"s.ts >= {until}", "", "coalesce(s.xn, 'infinity')")
     far_hi = (f"(SELECT r.ts FROM reading r WHERE r.point_id = {point} AND r.ts >= {until} AND r.quality < 2 "
               f"ORDER BY r.ts OFFSET {EDGE_LIMIT - 1} LIMIT 1)")
-    return (f"CASE WHEN {since} IS NULL THEN '-infinity'::timestamptz "
-            f"ELSE coalesce({near_lo}, {lo}, {far_lo}, '-infinity') END",
+    return (f"CASE WHEN {since} IS NULL THEN '-infinity'::timestamptz ELSE coalesce({lo}, '-infinity') END",
             f"CASE WHEN {until} IS NULL THEN 'infinity'::timestamptz "
             f"ELSE coalesce({near_hi}, {hi}, {far_hi}, 'infinity') END")
 
@@ -182,28 +191,23 @@ def edge_bounds_sql(point: str, since: str, until: str) -> tuple[str, str]:
 def settled_since(conn: psycopg.Connection, sinces: dict[int, datetime]) -> dict[int, datetime | None]:
     """For an incremental run: the time from which each point's intervals may change, given the
     time ``since`` from which its readings are new (the watermark's trailing window, a late
-    reading's context, a replacement's): the middle reading of the last steady stretch before it
-    (:func:`_stretch_sql`), the whole stretch before ``since``. New readings change how up to
-    GLITCH_RUN + 1 readings before them are judged, and through a run of skipped readings the
-    energy from the last reading kept before them; neither reaches back past such a middle
-    reading, which is used as it is and stays so — the intervals before it are final. None: from the point's first reading (no stretch within
-    EDGE_LIMIT readings: at most that many back, as :func:`edge_bounds_sql`)."""
+    reading's context, a replacement's): the middle reading of the last steady stretch wholly
+    before ``since`` (:func:`_stretch_sql`; among the readings the run that wrote the intervals
+    saw). New readings change how up to GLITCH_RUN + 1 readings before them are judged, and
+    through a run of skipped readings the energy from the last reading kept before them; neither
+    reaches back past such a middle reading, which is used as it is and stays so — the intervals
+    before it are final. None: from the point's first reading (no stretch within EDGE_LIMIT
+    readings: at most that many back, as :func:`edge_bounds_sql`)."""
     if not sinces:
         return {}
-    k = GLITCH_RUN
-    # the whole stretch before ``since``: among the readings the run that wrote the intervals saw
-    near = _stretch_sql("g.point_id", "g.since", 2 * k + 1, k, "s.xe < g.since", "DESC", "s.ts")
-    wide = _stretch_sql("g.point_id", "g.since", EDGE_SEARCH, k, "s.xe < g.since", "DESC", "s.ts")
-    far = (f"(SELECT r.ts FROM reading r WHERE r.point_id = g.point_id AND r.ts < g.since AND r.quality < 2 "
-           f"ORDER BY r.ts DESC OFFSET {EDGE_LIMIT - 1} LIMIT 1)")
     ids = list(sinces)
     with conn.transaction():
-        conn.execute("SET LOCAL jit = off")  # (as in stream_readings)
+        no_jit(conn)
         rows = conn.execute(
-            f"""SELECT g.point_id, coalesce({near}, {wide}, {far})
+            f"""SELECT g.point_id, {_last_stretch_before("g.point_id", "g.since", "s.xe < g.since", "s.ts")}
                 FROM unnest(%s::bigint[], %s::timestamptz[]) g(point_id, since)""",
             (ids, [sinces[i] for i in ids])).fetchall()
-    return {pid: ts for pid, ts in rows}
+    return dict(rows)
 
 
 #: usable readings read before a late reading's recomputed range (and judged again), so that a
@@ -264,17 +268,14 @@ def stream_readings(
             for pid, (since, until) in ranges.items():
                 copy.write_row((pid, since, until))
     # the readings to fetch: from the start of a steady stretch before `since` to a few readings past
-    # one at or after `until` (edge_bounds_sql)
-    # (JIT off: the wide searches' estimated cost makes PostgreSQL compile the statement, 0.4 s for
-    # 1,000 points, though they run only where the near ones find nothing: 0.05 s without)
-    conn.execute("SET LOCAL jit = off")
+    # one at or after `until` (edge_bounds_sql); no JIT for this transaction's statements
+    no_jit(conn)
     lo_sql, hi_sql = edge_bounds_sql("g.point_id", "g.since", "g.until")
     conn.execute(f"UPDATE rollup_range g SET lo = {lo_sql}, hi = {hi_sql}")
     conn.execute("ANALYZE rollup_range")
     # One ordered range scan of the (point_id, ts) primary key per point, no sort: the planner
     # would otherwise pick a bitmap scan plus a sort per point, or the ts index for a full run.
     conn.execute("SET LOCAL enable_bitmapscan = off")
-    conn.execute("SET LOCAL jit = off")
     sql = """
         SELECT g.point_id, a.n, a.ts, a.value, a.suspect
         FROM (SELECT point_id, lo, hi FROM rollup_range ORDER BY point_id) g
